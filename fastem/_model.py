@@ -1,0 +1,271 @@
+"""Model containers and the small float64 math shared by every backend.
+
+Shapes by covariance type (``k`` components, ``d`` features):
+
+============  ==================  =====================  ====================
+type          covariances         precisions_cholesky    second-moment stats
+============  ==================  =====================  ====================
+'full'        (k, d, d)           (k, d, d) upper        (k, d, d)
+'tied'        (d, d)              (d, d) upper           (k, d, d)
+'diag'        (k, d)              (k, d)                 (k, d)
+'spherical'   (k,)                (k,)                   (k, d)
+============  ==================  =====================  ====================
+
+The precision Cholesky factor ``U`` follows scikit-learn: ``precision = U @ U.T``
+with ``U`` upper triangular, so ``log N(x) = -d/2 log 2pi + sum(log diag U)
+- 1/2 ||(x - mu) @ U||^2``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+LOG_2PI = float(np.log(2.0 * np.pi))
+
+# scikit-learn adds 10 * eps to each component's mass before dividing, so an
+# empty component does not divide by zero; doing the same keeps fits identical.
+_MASS_EPS = 10.0 * np.finfo(np.float64).eps
+
+
+@dataclass
+class Params:
+    """Parameters of a Gaussian mixture, always float64.
+
+    Attributes
+    ----------
+    weights : ndarray of shape (k,)
+    means : ndarray of shape (k, d)
+    precisions_cholesky : ndarray, shape by covariance type (see module doc)
+    covariance_type : str
+    """
+
+    weights: np.ndarray
+    means: np.ndarray
+    precisions_cholesky: np.ndarray
+    covariance_type: str
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.means.shape[1]
+
+    def copy(self) -> "Params":
+        return Params(self.weights.copy(), self.means.copy(),
+                      self.precisions_cholesky.copy(), self.covariance_type)
+
+
+@dataclass
+class Stats:
+    """Additive weighted sufficient statistics of one pass over the data.
+
+    All moments are centred on ``centres`` (the means used in the E-step), which
+    avoids the cancellation of raw moments. Two ``Stats`` with the same centres
+    add up.
+
+    Attributes
+    ----------
+    mass : ndarray of shape (k,)
+        ``N_j = sum_i w_i r_ij``.
+    first : ndarray of shape (k, d)
+        ``S_j = sum_i w_i r_ij (x_i - c_j)``.
+    second : ndarray of shape (k, d, d) or (k, d)
+        ``SS_j = sum_i w_i r_ij (x_i - c_j)(x_i - c_j)^T``, only its diagonal
+        for 'diag' and 'spherical'.
+    centres : ndarray of shape (k, d)
+    log_likelihood : float
+        ``sum_i w_i log p(x_i)`` under the parameters of the E-step.
+    weight_sum : float
+        ``sum_i w_i``.
+    """
+
+    mass: np.ndarray
+    first: np.ndarray
+    second: np.ndarray
+    centres: np.ndarray
+    log_likelihood: float
+    weight_sum: float
+
+    def __add__(self, other: "Stats") -> "Stats":
+        if not np.array_equal(self.centres, other.centres):
+            raise ValueError("cannot add statistics centred on different means")
+        return Stats(self.mass + other.mass, self.first + other.first,
+                     self.second + other.second, self.centres,
+                     self.log_likelihood + other.log_likelihood,
+                     self.weight_sum + other.weight_sum)
+
+
+def second_moment_is_full(covariance_type: str) -> bool:
+    """Whether the statistics keep full (d, d) second moments."""
+    return covariance_type in ("full", "tied")
+
+
+# --------------------------------------------------------------------------
+# M-step
+# --------------------------------------------------------------------------
+
+def m_step(stats: Stats, covariance_type: str, reg_covar: float):
+    """Closed-form M-step from centred sufficient statistics.
+
+    Parameters
+    ----------
+    stats : Stats
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}
+    reg_covar : float
+        Added to the diagonal of every covariance.
+
+    Returns
+    -------
+    weights : ndarray of shape (k,)
+    means : ndarray of shape (k, d)
+    covariances : ndarray, shape by covariance type
+    """
+    mass = stats.mass + _MASS_EPS
+    delta = stats.first / mass[:, None]
+    means = stats.centres + delta
+    weights = mass / mass.sum()
+    d = means.shape[1]
+    if covariance_type == "full":
+        cov = stats.second / mass[:, None, None] - delta[:, :, None] * delta[:, None, :]
+        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+        cov[:, np.arange(d), np.arange(d)] += reg_covar
+    elif covariance_type == "tied":
+        scatter = stats.second.sum(axis=0) - np.einsum("k,ki,kj->ij", stats.mass, delta, delta)
+        cov = scatter / mass.sum()
+        cov = 0.5 * (cov + cov.T)
+        cov[np.arange(d), np.arange(d)] += reg_covar
+    else:
+        # Clamp at zero: a component of identical points has variance 0 up to
+        # round-off, which may come out as -1e-17.
+        var = np.maximum(stats.second / mass[:, None] - delta * delta, 0.0) + reg_covar
+        cov = var if covariance_type == "diag" else var.mean(axis=1)
+    return weights, means, cov
+
+
+# --------------------------------------------------------------------------
+# Precision Cholesky helpers
+# --------------------------------------------------------------------------
+
+_ILL_DEFINED = (
+    "Fitting the mixture model failed because some components have "
+    "ill-defined empirical covariance (for instance caused by singleton "
+    "or collapsed samples). Try to decrease the number of components, "
+    "or increase reg_covar."
+)
+
+
+def precision_cholesky_from_covariances(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Upper-triangular ``U`` with ``inv(cov) = U @ U.T`` (or ``1/sqrt(var)``).
+
+    Raises
+    ------
+    ValueError
+        When a covariance is not positive definite.
+    """
+    covariances = np.asarray(covariances, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        try:
+            lower = np.linalg.cholesky(covariances)
+        except np.linalg.LinAlgError:
+            raise ValueError(_ILL_DEFINED) from None
+        eye = np.broadcast_to(np.eye(covariances.shape[-1]), covariances.shape)
+        # inv(L).T is upper triangular and inv(cov) = inv(L).T @ inv(L).
+        prec_chol = np.swapaxes(np.linalg.solve(lower, eye), -1, -2)
+        if not np.all(np.isfinite(prec_chol)):
+            raise ValueError(_ILL_DEFINED)
+        return np.triu(prec_chol)
+    if np.any(~(covariances > 0.0)):
+        raise ValueError(_ILL_DEFINED)
+    return 1.0 / np.sqrt(covariances)
+
+
+def precision_cholesky_from_precisions(precisions: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Upper-triangular ``U`` with ``precision = U @ U.T``, as scikit-learn."""
+    precisions = np.asarray(precisions, dtype=np.float64)
+    if covariance_type in ("full", "tied"):
+        # Reversing rows and columns turns the lower Cholesky factor of the
+        # flipped matrix into the upper factor of the original.
+        flipped = precisions[..., ::-1, ::-1]
+        lower = np.linalg.cholesky(flipped)
+        return np.ascontiguousarray(lower[..., ::-1, ::-1])
+    return np.sqrt(precisions)
+
+
+def precisions_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """``U @ U.T`` for full/tied, ``p**2`` for diag/spherical."""
+    if covariance_type in ("full", "tied"):
+        return prec_chol @ np.swapaxes(prec_chol, -1, -2)
+    return prec_chol**2
+
+
+def covariances_from_cholesky(prec_chol: np.ndarray, covariance_type: str) -> np.ndarray:
+    """Covariances implied by a precision Cholesky factor."""
+    if covariance_type in ("full", "tied"):
+        eye = np.broadcast_to(np.eye(prec_chol.shape[-1]), prec_chol.shape)
+        inv_u = np.linalg.solve(prec_chol, eye)  # inv(U); cov = inv(U).T @ inv(U)
+        cov = np.swapaxes(inv_u, -1, -2) @ inv_u
+        return 0.5 * (cov + np.swapaxes(cov, -1, -2))
+    return 1.0 / prec_chol**2
+
+
+def log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: int) -> np.ndarray:
+    """``log det(U)`` per component, shape (k,) (tied: a scalar broadcast later)."""
+    if covariance_type == "full":
+        return np.log(np.diagonal(prec_chol, axis1=1, axis2=2)).sum(axis=1)
+    if covariance_type == "tied":
+        return np.log(np.diag(prec_chol)).sum()
+    if covariance_type == "diag":
+        return np.log(prec_chol).sum(axis=1)
+    return n_features * np.log(prec_chol)
+
+
+def kernel_arrays(params: Params):
+    """Arrays in the layout every backend kernel takes.
+
+    Returns
+    -------
+    means : ndarray of shape (k, d), float64, C-contiguous
+    factor : ndarray of shape (k, d * d) for full/tied (upper ``U_j``, flattened
+        row-major), or (k, d) for diag/spherical (per-feature ``1/sigma``);
+        float64, C-contiguous
+    log_const : ndarray of shape (k,)
+        ``log w_j - d/2 log 2pi + log det U_j``; ``-inf`` for zero weights.
+    """
+    k, d = params.means.shape
+    ctype = params.covariance_type
+    pc = params.precisions_cholesky
+    if ctype == "full":
+        factor = pc.reshape(k, d * d)
+    elif ctype == "tied":
+        factor = np.broadcast_to(pc.reshape(1, d * d), (k, d * d))
+    elif ctype == "diag":
+        factor = pc
+    else:
+        factor = np.broadcast_to(pc[:, None], (k, d))
+    with np.errstate(divide="ignore"):
+        log_w = np.log(params.weights)
+    log_const = log_w - 0.5 * d * LOG_2PI + log_det_cholesky(pc, ctype, d)
+    return (np.ascontiguousarray(params.means, dtype=np.float64),
+            np.ascontiguousarray(factor, dtype=np.float64),
+            np.ascontiguousarray(np.broadcast_to(log_const, (k,)), dtype=np.float64))
+
+
+def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
+    """Number of free parameters, as scikit-learn counts them."""
+    k, d = n_components, n_features
+    cov = {"full": k * d * (d + 1) / 2, "diag": k * d,
+           "tied": d * (d + 1) / 2, "spherical": k}[covariance_type]
+    return int(cov + k * d + k - 1)
+
+
+def full_from_lower(second_flat: np.ndarray, n_features: int) -> np.ndarray:
+    """(k, d*d) with the lower triangle filled -> symmetric (k, d, d)."""
+    k = second_flat.shape[0]
+    lower = np.tril(second_flat.reshape(k, n_features, n_features))
+    return lower + np.swapaxes(np.tril(lower, -1), 1, 2)

@@ -1,0 +1,109 @@
+"""CPU backend: drives the Numba kernels in ``fastem.kernels.cpu.gaussian``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import config
+from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
+from ..kernels.cpu import gaussian
+
+
+def part_bounds(n_samples: int, stats_size: int) -> np.ndarray:
+    """Row boundaries of the parts whose partial statistics are kept apart.
+
+    Depends only on the data shape (never on the thread count), so the
+    reduction order, and with it every bit of the result, is fixed.
+
+    Parameters
+    ----------
+    n_samples : int
+    stats_size : int
+        Float64 numbers in one part's partial statistics.
+
+    Returns
+    -------
+    bounds : ndarray of shape (n_parts + 1,), int64
+        Starts are multiples of ``config.BLOCK_ROWS``; ``bounds[-1] == n_samples``.
+    """
+    block = config.BLOCK_ROWS
+    n_blocks = max(1, -(-n_samples // block))
+    by_memory = max(1, config.PARTIAL_STATS_BYTES // (8 * stats_size))
+    n_parts = int(min(config.MAX_PARTS, n_blocks, by_memory))
+    blocks_per_part = -(-n_blocks // n_parts)
+    bounds = np.arange(0, n_blocks + blocks_per_part, blocks_per_part, dtype=np.int64) * block
+    bounds = np.minimum(bounds, n_samples)
+    return np.unique(bounds) if n_samples > 0 else np.zeros(2, dtype=np.int64)
+
+
+class CPUBackend:
+    """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
+
+    name = "cpu"
+
+    def prepare(self, X: np.ndarray) -> np.ndarray:
+        """Return X as the kernels read it: C-contiguous, float32 or float64.
+
+        Validation has already fixed the dtype; only non-C-contiguous input is
+        copied (same dtype), so that one compiled kernel serves every layout.
+        """
+        return X if X.flags.c_contiguous else np.ascontiguousarray(X)
+
+    def accumulate(self, X: np.ndarray, params: Params, sample_weight=None) -> Stats:
+        """One fused pass: E-step under ``params`` and centred statistics.
+
+        Parameters
+        ----------
+        X : ndarray of shape (n, d), float32 or float64, C-contiguous
+        params : Params
+        sample_weight : ndarray of shape (n,) float64, or None
+
+        Returns
+        -------
+        Stats
+            Centred on ``params.means``.
+        """
+        n, d = X.shape
+        k = params.n_components
+        full = second_moment_is_full(params.covariance_type)
+        width = d * d if full else d
+        bounds = part_bounds(n, k * (width + d + 1))
+        n_parts = bounds.shape[0] - 1
+        mass = np.zeros((n_parts, k))
+        first = np.zeros((n_parts, k, d))
+        second = np.zeros((n_parts, k, width))
+        loglik = np.zeros(n_parts)
+        has_weights = sample_weight is not None
+        w = sample_weight if has_weights else np.empty(0)
+        means, factor, log_const = kernel_arrays(params)
+        gaussian.accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
+                            mass, first, second, loglik)
+        # Fixed-order reduction over parts (independent of the thread count).
+        second = second.sum(axis=0)
+        if full:
+            second = full_from_lower(second, d)
+        weight_sum = float(sample_weight.sum()) if has_weights else float(n)
+        return Stats(mass.sum(axis=0), first.sum(axis=0), second, means.copy(),
+                     float(loglik.sum()), weight_sum)
+
+    def weighted_log_prob_chunks(self, X: np.ndarray, params: Params):
+        """Yield ``(start, stop, log w_j + log N(x_i | j))`` chunk by chunk.
+
+        Memory is O(CHUNK_ROWS * k), whatever the number of rows.
+
+        Yields
+        ------
+        start, stop : int
+        wlp : ndarray of shape (stop - start, k), float64
+        """
+        n = X.shape[0]
+        k = params.n_components
+        full = second_moment_is_full(params.covariance_type)
+        means, factor, log_const = kernel_arrays(params)
+        for start in range(0, n, config.CHUNK_ROWS):
+            stop = min(n, start + config.CHUNK_ROWS)
+            chunk = X[start:stop]
+            out = np.empty((stop - start, k))
+            bounds = part_bounds(stop - start, 1)
+            gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)
+            yield start, stop, out

@@ -1,0 +1,33 @@
+"""Tunables of fastem, in one place.
+
+Changing a value here changes the row partition of the data and therefore the
+order of floating-point summation: results stay deterministic for a given
+value, but move by round-off when it changes.
+"""
+
+#: Rows per inner block. A block of points is transposed into a
+#: ``(n_features, BLOCK_ROWS)`` float64 buffer so that the innermost loops run
+#: over points and vectorise. 64 rows of float64 are 8 AVX-512 registers.
+BLOCK_ROWS = 64
+
+#: Upper bound on the number of row parts whose partial statistics are kept
+#: separately before the fixed-order reduction. The partition depends only on
+#: the data shape, never on the thread count, which makes fits bit-identical
+#: for any ``NUMBA_NUM_THREADS``.
+MAX_PARTS = 256
+
+#: Memory budget, in bytes, for the per-part partial statistics
+#: (``n_parts * n_components * n_features**2 * 8``). Large models get fewer,
+#: longer parts.
+PARTIAL_STATS_BYTES = 64 * 2**20
+
+#: Rows per chunk for the work the Python drivers do chunk by chunk
+#: (predict/score outputs, initialisation from responsibilities, input checks).
+CHUNK_ROWS = 65536
+
+#: Options shared by every CPU kernel. ``fastmath`` lets LLVM reassociate the
+#: per-block reductions so they vectorise (the code path is fixed, so results
+#: stay deterministic); it deliberately excludes ``nnan`` and ``ninf``, since
+#: log-sum-exp relies on -inf for components with zero weight.
+FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
+JIT_OPTIONS = {"cache": True, "fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}

@@ -1,0 +1,145 @@
+"""Initial parameters: 'kmeans', 'k-means++', 'random', 'random_from_data'.
+
+Every method follows scikit-learn's meaning: it yields responsibilities (soft
+or one-hot), from which one M-step gives the initial parameters; user-given
+``weights_init``, ``means_init`` and ``precisions_init`` override the result.
+Nothing here builds an n x k array: soft responsibilities are drawn and folded
+into statistics chunk by chunk.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import config
+from ._model import (Params, Stats, m_step, precision_cholesky_from_covariances,
+                     precision_cholesky_from_precisions, second_moment_is_full)
+
+
+def check_random_state(seed) -> np.random.RandomState:
+    """None, an int or a RandomState -> RandomState (scikit-learn's rule)."""
+    if seed is None:
+        return np.random.mtrand._rand
+    if isinstance(seed, np.random.RandomState):
+        return seed
+    return np.random.RandomState(seed)
+
+
+def _chunk_stats(X, sample_weight, resp_chunks, centres, covariance_type):
+    """Centred statistics of given responsibilities, chunk by chunk (NumPy).
+
+    Parameters
+    ----------
+    X : (n, d) array
+    sample_weight : (n,) float64 or None
+    resp_chunks : callable ``(start, stop) -> (stop - start, k)`` responsibilities,
+        called once per chunk in increasing order.
+    centres : (k, d) float64, the centres of the moments.
+    """
+    n, d = X.shape
+    k = centres.shape[0]
+    full = second_moment_is_full(covariance_type)
+    mass = np.zeros(k)
+    first = np.zeros((k, d))
+    second = np.zeros((k, d, d) if full else (k, d))
+    for start in range(0, n, config.CHUNK_ROWS):
+        stop = min(n, start + config.CHUNK_ROWS)
+        xc = np.asarray(X[start:stop], dtype=np.float64)
+        resp = resp_chunks(start, stop)
+        if sample_weight is not None:
+            resp = resp * sample_weight[start:stop, None]
+        mass += resp.sum(axis=0)
+        for j in range(k):
+            diff = xc - centres[j]
+            rd = resp[:, j, None] * diff
+            first[j] += rd.sum(axis=0)
+            second[j] += rd.T @ diff if full else (rd * diff).sum(axis=0)
+    weight_sum = float(n if sample_weight is None else sample_weight.sum())
+    return Stats(mass, first, second, centres, np.nan, weight_sum)
+
+
+def _weighted_column_mean(X, sample_weight):
+    total = np.zeros(X.shape[1])
+    for start in range(0, X.shape[0], config.CHUNK_ROWS):
+        xc = np.asarray(X[start:start + config.CHUNK_ROWS], dtype=np.float64)
+        if sample_weight is None:
+            total += xc.sum(axis=0)
+        else:
+            total += sample_weight[start:start + config.CHUNK_ROWS] @ xc
+    return total / (X.shape[0] if sample_weight is None else sample_weight.sum())
+
+
+def random_stats(X, sample_weight, n_components, covariance_type, rng):
+    """Statistics of uniform random responsibilities, normalised per row.
+
+    Draws the same random stream as scikit-learn's ``init_params='random'``.
+    """
+    centre = _weighted_column_mean(X, sample_weight)
+    centres = np.repeat(centre[None], n_components, axis=0)
+
+    def resp(start, stop):
+        r = rng.uniform(size=(stop - start, n_components))
+        return r / r.sum(axis=1, keepdims=True)
+
+    return _chunk_stats(X, sample_weight, resp, centres, covariance_type)
+
+
+def point_stats(X, sample_weight, indices, covariance_type):
+    """Statistics of one-hot responsibilities at rows ``indices`` (k,)."""
+    k, d = len(indices), X.shape[1]
+    full = second_moment_is_full(covariance_type)
+    centres = np.asarray(X[indices], dtype=np.float64)
+    mass = np.ones(k) if sample_weight is None else sample_weight[indices].astype(np.float64)
+    second = np.zeros((k, d, d) if full else (k, d))
+    weight_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
+    return Stats(mass, np.zeros((k, d)), second, centres, np.nan, weight_sum)
+
+
+def choose_rows(n_samples, size, sample_weight, rng):
+    """``size`` distinct rows, uniformly (as scikit-learn) or by sample weight."""
+    if sample_weight is None:
+        return rng.choice(n_samples, size=size, replace=False)
+    positive = int(np.count_nonzero(sample_weight))
+    if positive < size:
+        raise ValueError(
+            f"Only {positive} samples have positive sample_weight, fewer than n_components={size}."
+        )
+    return rng.choice(n_samples, size=size, replace=False, p=sample_weight / sample_weight.sum())
+
+
+def initial_params(X, sample_weight, est, rng) -> tuple[Params, np.ndarray]:
+    """Initial parameters for a fit of estimator ``est`` on X.
+
+    Returns
+    -------
+    params : Params
+    covariances : ndarray, shape by covariance type
+    """
+    from .kmeans import kmeans_init, kmeans_plusplus, label_stats
+
+    k, ctype, d = est.n_components, est.covariance_type, X.shape[1]
+    given = (est.weights_init is not None, est.means_init is not None, est.precisions_init is not None)
+    weights = means = covariances = None
+    if not all(given):
+        method = est.init_params
+        if method == "random":
+            stats = random_stats(X, sample_weight, k, ctype, rng)
+        elif method == "random_from_data":
+            stats = point_stats(X, sample_weight, choose_rows(X.shape[0], k, sample_weight, rng), ctype)
+        elif method == "k-means++":
+            stats = point_stats(X, sample_weight, kmeans_plusplus(X, k, sample_weight, rng), ctype)
+        else:
+            centres, labels = kmeans_init(X, k, sample_weight, rng)
+            stats = label_stats(X, sample_weight, labels, centres, ctype)
+        weights, means, covariances = m_step(stats, ctype, est.reg_covar)
+    if given[0]:
+        weights = np.asarray(est.weights_init, dtype=np.float64)
+        weights = weights / weights.sum()
+    if given[1]:
+        means = np.array(est.means_init, dtype=np.float64)
+    if given[2]:
+        prec_chol = precision_cholesky_from_precisions(est.precisions_init, ctype)
+        covariances = None
+    else:
+        prec_chol = precision_cholesky_from_covariances(covariances, ctype)
+    return Params(weights, means, prec_chol, ctype), covariances

@@ -1,0 +1,178 @@
+"""k-means++ seeding and Lloyd iterations, the default GMM initialisation.
+
+Cost model for large n: seeding and Lloyd run to convergence on a uniform
+random sample of ``SAMPLE_ROWS`` rows, then at most ``FULL_PASSES`` Lloyd
+passes over all rows refine the centres and a final pass labels every row, so
+the initialisation costs a few cheap O(n k d) passes instead of the O(n k d^2)
+of an EM iteration. Reproducible with the RandomState and independent of the
+thread count (fixed partition, fixed-order reductions).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._model import Stats, full_from_lower, second_moment_is_full
+from .backends.cpu import part_bounds
+from .kernels.cpu import kmeans as kernels
+
+#: Rows on which seeding and the first Lloyd iterations run (at least this many,
+#: and 50 per component).
+SAMPLE_ROWS = 20_000
+#: Lloyd iterations on the sample, and then on all rows (scikit-learn: 300 on all).
+SAMPLE_ITER = 300
+FULL_PASSES = 10
+#: Relative tolerance on the centre shift, scikit-learn's default ``tol``.
+TOL = 1e-4
+
+
+def _weights_args(sample_weight):
+    return (sample_weight, True) if sample_weight is not None else (np.empty(0), False)
+
+
+def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
+
+    Parameters
+    ----------
+    X : (n, d) float32/float64 C-contiguous
+    n_clusters : int
+    sample_weight : (n,) float64 or None
+    rng : numpy RandomState
+
+    Returns
+    -------
+    indices : ndarray of shape (n_clusters,), int64
+        Rows of X chosen as seeds.
+    """
+    n = X.shape[0]
+    w, has_w = _weights_args(sample_weight)
+    bounds = part_bounds(n, 1)
+    n_trials = 2 + int(np.log(n_clusters))
+    prob = None if sample_weight is None else sample_weight / sample_weight.sum()
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = rng.choice(n, p=prob)
+    closest = np.full(n, np.inf)
+    pot = np.empty(bounds.shape[0] - 1)
+    kernels.update_min_distance(X, w, has_w, np.asarray(X[indices[0]], dtype=np.float64),
+                                bounds, closest, pot)
+    for c in range(1, n_clusters):
+        weighted = closest * w if has_w else closest
+        cumulative = np.cumsum(weighted)
+        targets = rng.uniform(size=n_trials) * cumulative[-1]
+        candidates = np.minimum(np.searchsorted(cumulative, targets), n - 1)
+        best = None
+        for cand in candidates:
+            trial = closest.copy()
+            kernels.update_min_distance(X, w, has_w, np.asarray(X[cand], dtype=np.float64),
+                                        bounds, trial, pot)
+            if best is None or pot.sum() < potential_best:
+                best, potential_best, best_closest = cand, pot.sum(), trial
+        indices[c] = best
+        closest = best_closest
+    return indices
+
+
+def lloyd(X, centres, sample_weight, max_iter, tol):
+    """Lloyd iterations from ``centres`` until the squared shift is <= ``tol``.
+
+    Empty clusters move to the points farthest from their centres.
+
+    Returns
+    -------
+    centres : (k, d) float64
+    labels : (n,) int32, nearest centre of each row for the returned centres
+    n_iter : int
+    """
+    n, d = X.shape
+    k = centres.shape[0]
+    w, has_w = _weights_args(sample_weight)
+    bounds = part_bounds(n, k * (d + 1))
+    n_parts = bounds.shape[0] - 1
+    labels = np.empty(n, dtype=np.int32)
+
+    def assign(c):
+        sums = np.zeros((n_parts, k, d))
+        counts = np.zeros((n_parts, k))
+        inertia = np.zeros(n_parts)
+        far_index = np.zeros(n_parts, dtype=np.int64)
+        far_dist = np.zeros(n_parts)
+        kernels.lloyd_pass(X, w, has_w, c, bounds, labels, sums, counts, inertia,
+                           far_index, far_dist)
+        return sums.sum(axis=0), counts.sum(axis=0), far_index, far_dist
+
+    centres = np.array(centres, dtype=np.float64)
+    n_iter = 0
+    for n_iter in range(1, max_iter + 1):
+        sums, count, far_index, far_dist = assign(centres)
+        new = centres + sums / np.maximum(count, np.finfo(np.float64).tiny)[:, None]
+        empty = np.flatnonzero(count <= 0)
+        if empty.size:
+            order = np.argsort(-far_dist, kind="stable")
+            far = far_index[order][far_dist[order] > 0]
+            for e, idx in zip(empty, far):
+                new[e] = X[idx]
+        moved = float(((new - centres) ** 2).sum())
+        centres = new
+        if moved <= tol:
+            break
+    assign(centres)  # labels for the final centres
+    return centres, labels, n_iter
+
+
+def _tolerance(X, sample_weight):
+    """scikit-learn's tolerance: ``TOL`` times the mean feature variance."""
+    Xf = np.asarray(X, dtype=np.float64)
+    if sample_weight is None:
+        var = Xf.var(axis=0)
+    else:
+        mean = sample_weight @ Xf / sample_weight.sum()
+        var = sample_weight @ (Xf - mean) ** 2 / sample_weight.sum()
+    return TOL * float(var.mean())
+
+
+def kmeans_init(X, n_clusters, sample_weight, rng):
+    """k-means centres and labels for initialising a mixture.
+
+    Returns
+    -------
+    centres : (k, d) float64
+    labels : (n,) int32
+    """
+    n = X.shape[0]
+    m = min(n, max(SAMPLE_ROWS, 50 * n_clusters))
+    if m < n:
+        rows = np.sort(rng.choice(n, size=m, replace=False))
+        Xs = np.ascontiguousarray(X[rows])
+        sws = None if sample_weight is None else sample_weight[rows]
+        if sws is not None and not sws.sum() > 0:
+            Xs, sws = X, sample_weight
+    else:
+        Xs, sws = X, sample_weight
+    tol = _tolerance(Xs, sws)
+    seeds = Xs[kmeans_plusplus(Xs, n_clusters, sws, rng)]
+    centres, labels, _ = lloyd(Xs, seeds, sws, SAMPLE_ITER, tol)
+    if Xs is not X:
+        centres, labels, _ = lloyd(X, centres, sample_weight, FULL_PASSES, tol)
+    return centres, labels
+
+
+def label_stats(X, sample_weight, labels, centres, covariance_type) -> Stats:
+    """Centred statistics of hard assignments, for the M-step of initialisation."""
+    n, d = X.shape
+    k = centres.shape[0]
+    full = second_moment_is_full(covariance_type)
+    width = d * d if full else d
+    bounds = part_bounds(n, k * (width + d + 1))
+    n_parts = bounds.shape[0] - 1
+    mass = np.zeros((n_parts, k))
+    first = np.zeros((n_parts, k, d))
+    second = np.zeros((n_parts, k, width))
+    w, has_w = _weights_args(sample_weight)
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    kernels.label_stats(X, w, has_w, full, labels, centres, bounds, mass, first, second)
+    second = second.sum(axis=0)
+    if full:
+        second = full_from_lower(second, d)
+    weight_sum = float(n if sample_weight is None else sample_weight.sum())
+    return Stats(mass.sum(axis=0), first.sum(axis=0), second, centres, np.nan, weight_sum)
