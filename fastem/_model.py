@@ -127,23 +127,32 @@ def m_step(stats: Stats, covariance_type: str, reg_covar: float):
     covariances : ndarray, shape by covariance type
     """
     mass = stats.mass + _MASS_EPS
-    delta = stats.first / mass[:, None]
-    means = stats.centres + delta
+    # The mean moves by ``e = S / (N + 10 eps)`` from the centre, and the
+    # scatter about the new mean is exactly ``SS - S e^T - e S^T + N e e^T``.
+    # (scikit-learn divides raw sums, ``resp.T @ X / (N + 10 eps)``, which
+    # moves a singleton component off its point by 10 eps * |x|: at |x| = 1e150
+    # that alone breaks the Cholesky factorisation.)
+    e = stats.first / mass[:, None]
+    means = stats.centres + e
     weights = mass / mass.sum()
     d = means.shape[1]
-    if covariance_type == "full":
-        cov = stats.second / mass[:, None, None] - delta[:, :, None] * delta[:, None, :]
-        cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
-        cov[:, np.arange(d), np.arange(d)] += reg_covar
-    elif covariance_type == "tied":
-        scatter = stats.second.sum(axis=0) - np.einsum("k,ki,kj->ij", stats.mass, delta, delta)
-        cov = scatter / mass.sum()
-        cov = 0.5 * (cov + cov.T)
-        cov[np.arange(d), np.arange(d)] += reg_covar
+    if covariance_type in ("full", "tied"):
+        cross = stats.first[:, :, None] * e[:, None, :]
+        scatter = (stats.second - cross - np.swapaxes(cross, 1, 2)
+                   + stats.mass[:, None, None] * e[:, :, None] * e[:, None, :])
+        if covariance_type == "full":
+            cov = scatter / mass[:, None, None]
+            cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
+            cov[:, np.arange(d), np.arange(d)] += reg_covar
+        else:
+            cov = scatter.sum(axis=0) / mass.sum()
+            cov = 0.5 * (cov + cov.T)
+            cov[np.arange(d), np.arange(d)] += reg_covar
     else:
+        scatter = stats.second - 2.0 * stats.first * e + stats.mass[:, None] * e * e
         # Clamp at zero: a component of identical points has variance 0 up to
         # round-off, which may come out as -1e-17.
-        var = np.maximum(stats.second / mass[:, None] - delta * delta, 0.0) + reg_covar
+        var = np.maximum(scatter / mass[:, None], 0.0) + reg_covar
         cov = var if covariance_type == "diag" else var.mean(axis=1)
     return weights, means, cov
 

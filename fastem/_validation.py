@@ -158,14 +158,17 @@ def _as_float_array(value, name, shape):
 
 def check_weights(weights, n_components):
     """User-given mixing weights: in [0, 1] and summing to 1."""
+    given = np.asarray(weights)
     w = _as_float_array(weights, "weights_init", (n_components,))
+    # float32 weights sum to 1 only to float32 precision.
+    atol = max(1e-8, 8 * np.finfo(given.dtype).eps) if given.dtype.kind == "f" else 1e-8
     if np.any(w < 0) or np.any(w > 1):
         raise ValueError(
             f"'weights_init' must be in [0, 1], got min {w.min():.5g} and max {w.max():.5g}."
         )
-    if not np.isclose(w.sum(), 1.0, rtol=0, atol=1e-8):
+    if not np.isclose(w.sum(), 1.0, rtol=0, atol=atol):
         raise ValueError(f"'weights_init' must sum to 1, got sum {w.sum():.10g}.")
-    return w / w.sum()
+    return w
 
 
 def check_means(means, n_components, n_features):

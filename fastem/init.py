@@ -133,8 +133,9 @@ def initial_params(X, sample_weight, est, rng) -> tuple[Params, np.ndarray]:
             stats = label_stats(X, sample_weight, labels, centres, ctype)
         weights, means, covariances = m_step(stats, ctype, est.reg_covar)
     if given[0]:
-        weights = np.asarray(est.weights_init, dtype=np.float64)
-        weights = weights / weights.sum()
+        # Used as given (within the validated tolerance of summing to 1), as
+        # scikit-learn does; every M-step renormalises.
+        weights = np.array(est.weights_init, dtype=np.float64)
     if given[1]:
         means = np.array(est.means_init, dtype=np.float64)
     if given[2]:

@@ -249,8 +249,10 @@ class GaussianMixture:
             lower_bound = stats.log_likelihood / stats.weight_sum
             if not np.isfinite(lower_bound):
                 raise ValueError(
-                    "The log-likelihood is not finite: the data's scale overflows float64 "
-                    "in the Gaussian densities. Rescale X."
+                    "The log-likelihood is not finite: squared Mahalanobis distances overflow "
+                    "float64 (the data's scale is extreme for the covariances; with "
+                    "init_params='k-means++' or 'random_from_data' the initial covariances "
+                    "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'."
                 )
             params, covariances, reseeded = self._m_step(stats, X, sw, rng)
             n_reseeds += reseeded

@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+COVARIANCE_TYPES = ["full", "tied", "diag", "spherical"]
+
+
+def make_blobs(n=600, d=3, k=3, seed=0, spread=4.0, dtype=np.float64):
+    """Well-separated Gaussian blobs, (n, d) of ``dtype``, and their labels."""
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(scale=spread, size=(k, d))
+    labels = rng.integers(0, k, size=n)
+    scales = rng.uniform(0.5, 1.5, size=(k, d))
+    X = centres[labels] + rng.normal(size=(n, d)) * scales[labels]
+    return X.astype(dtype), labels
+
+
+def random_params(k, d, covariance_type, seed=0):
+    """Random valid (weights, means, covariances) in the layout of ``covariance_type``."""
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.ones(k) * 2)
+    means = rng.normal(scale=3.0, size=(k, d))
+    A = rng.normal(size=(k, d, d)) / np.sqrt(d)
+    full = A @ A.transpose(0, 2, 1) + 0.5 * np.eye(d)
+    cov = {"full": full, "tied": full[0], "diag": rng.uniform(0.3, 2.0, size=(k, d)),
+           "spherical": rng.uniform(0.3, 2.0, size=k)}[covariance_type]
+    return weights, means, cov
+
+
+@pytest.fixture(params=COVARIANCE_TYPES)
+def covariance_type(request):
+    return request.param

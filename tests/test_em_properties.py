@@ -1,0 +1,118 @@
+"""EM theory and determinism: monotone lower bound, thread-count independence,
+sample weights as repeated rows."""
+
+import os
+import subprocess
+import sys
+import warnings
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import COVARIANCE_TYPES, make_blobs
+from fastem import GaussianMixture
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(20, 400), d=st.integers(1, 5), k=st.integers(1, 5),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES),
+       init_params=st.sampled_from(["random", "random_from_data", "kmeans", "k-means++"]),
+       dtype=st.sampled_from([np.float32, np.float64]),
+       weighted=st.booleans(), seed=st.integers(0, 2**16))
+def test_lower_bound_never_decreases(n, d, k, covariance_type, init_params, dtype, weighted, seed):
+    X, _ = make_blobs(n=n, d=d, k=max(k, 2), seed=seed, dtype=dtype)
+    sw = np.random.default_rng(seed).uniform(0.1, 3.0, size=n) if weighted else None
+    gm = GaussianMixture(k, covariance_type=covariance_type, init_params=init_params,
+                         max_iter=30, tol=0.0, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the fit's own monotonicity warning
+        warnings.simplefilter("ignore", UserWarning)
+        gm.fit(X, sample_weight=sw)
+    lb = np.asarray(gm.lower_bounds_)
+    assert np.all(np.isfinite(lb))
+    if gm.n_reseeds_ == 0:
+        assert np.all(np.diff(lb) >= -1e-9 * np.maximum(1.0, np.abs(lb[:-1])))
+    for a in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_):
+        assert np.all(np.isfinite(a))
+
+
+def _fit_bytes(X, covariance_type):
+    gm = GaussianMixture(4, covariance_type=covariance_type, random_state=0, max_iter=10, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    return gm.means_.tobytes() + gm.covariances_.tobytes() + gm.weights_.tobytes()
+
+
+def test_bit_identical_for_any_thread_count(covariance_type):
+    X, _ = make_blobs(n=20_000, d=5, k=4, seed=3)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(1)
+        one = _fit_bytes(X, covariance_type)
+        numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+        many = _fit_bytes(X, covariance_type)
+    finally:
+        numba.set_num_threads(before)
+    assert one == many
+
+
+_SCRIPT = """
+import hashlib, warnings, numpy as np
+from fastem import GaussianMixture
+rng = np.random.default_rng(0)
+X = np.concatenate([rng.normal(size=(9000, 3)), rng.normal(size=(9000, 3)) + 4]).astype(np.float32)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    gm = GaussianMixture(3, random_state=1, max_iter=8, tol=0).fit(X)
+print(hashlib.sha256(gm.means_.tobytes() + gm.covariances_.tobytes()).hexdigest())
+"""
+
+
+def test_bit_identical_across_numba_num_threads_processes():
+    digests = set()
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.add(out.stdout.strip())
+    assert len(digests) == 1
+
+
+def _given_init(X, k, covariance_type, seed=0):
+    gm = GaussianMixture(k, covariance_type=covariance_type, random_state=seed, max_iter=0).fit(X)
+    return dict(weights_init=gm.weights_, means_init=gm.means_, precisions_init=gm.precisions_)
+
+
+def test_integer_weights_equal_repeated_rows(covariance_type):
+    X, _ = make_blobs(n=300, d=3, k=3, seed=5)
+    counts = np.random.default_rng(5).integers(0, 4, size=300)
+    X_rep = np.repeat(X, counts, axis=0)
+    kw = dict(covariance_type=covariance_type, max_iter=12, tol=0, **_given_init(X, 3, covariance_type))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        weighted = GaussianMixture(3, **kw).fit(X, sample_weight=counts)
+        repeated = GaussianMixture(3, **kw).fit(X_rep)
+    np.testing.assert_allclose(weighted.means_, repeated.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(weighted.covariances_, repeated.covariances_, rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(weighted.weights_, repeated.weights_, rtol=1e-10)
+    np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-11)
+    assert weighted.score(X, sample_weight=counts) == pytest.approx(repeated.score(X_rep), rel=1e-11)
+
+
+def test_weights_scale_invariant_and_zero_weight_rows_ignored():
+    X, _ = make_blobs(n=400, d=2, k=2, seed=6)
+    sw = np.random.default_rng(6).uniform(0, 1, size=400)
+    sw[::7] = 0.0
+    kw = dict(max_iter=10, tol=0, **_given_init(X, 2, "full"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(2, **kw).fit(X, sample_weight=sw)
+        b = GaussianMixture(2, **kw).fit(X, sample_weight=sw * 1000.0)
+        c = GaussianMixture(2, **kw).fit(X[sw > 0], sample_weight=sw[sw > 0])
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
+    np.testing.assert_allclose(a.means_, c.means_, rtol=1e-10)
+    np.testing.assert_allclose(a.covariances_, c.covariances_, rtol=1e-9)

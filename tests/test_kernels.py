@@ -1,0 +1,126 @@
+"""Every kernel against the NumPy oracle in tests/reference.py."""
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import COVARIANCE_TYPES, random_params
+from fastem import config
+from fastem._model import (Params, m_step, precision_cholesky_from_covariances,
+                           precisions_from_cholesky, precision_cholesky_from_precisions,
+                           covariances_from_cholesky)
+from fastem.backends.cpu import CPUBackend, part_bounds
+from reference import covariance_matrices, em_step, log_sum_exp, weighted_log_prob
+
+B = config.BLOCK_ROWS
+
+
+def _setup(n, d, k, covariance_type, dtype, seed):
+    rng = np.random.default_rng(seed)
+    weights, means, cov = random_params(k, d, covariance_type, seed)
+    X = (rng.normal(scale=3.0, size=(n, d))).astype(dtype)
+    params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
+                    covariance_type)
+    return X, params, covariance_matrices(cov, covariance_type, k, d)
+
+
+def _tol(dtype):
+    return 1e-9
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("n", [1, B - 1, B, 3 * B + 5, 40 * B + 17])
+def test_accumulate_matches_reference(covariance_type, dtype, n):
+    d, k = 4, 3
+    X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed=n)
+    sw = np.random.default_rng(1).uniform(0, 2, size=n)
+    for weights in (None, sw):
+        stats = CPUBackend().accumulate(X, params, weights)
+        ll, w_ref, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
+                                                    covariance_type, 1e-6, weights)
+        np.testing.assert_allclose(stats.mass, mass_ref, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(stats.log_likelihood / stats.weight_sum, ll, rtol=1e-10)
+        w, m, c = m_step(stats, covariance_type, 1e-6)
+        np.testing.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-12)
+        # Compare first moments N_j * mu_j: a component of mass 1e-8 has an
+        # ill-conditioned mean (and scikit-learn's +10 eps shifts it by 1e-8).
+        np.testing.assert_allclose(m * stats.mass[:, None], m_ref * mass_ref[:, None],
+                                   rtol=1e-9, atol=1e-9)
+        big = stats.mass > 1e-3
+        np.testing.assert_allclose(c[big] if covariance_type != "tied" else c,
+                                   c_ref[big] if covariance_type != "tied" else c_ref,
+                                   rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_log_prob_matches_reference(covariance_type, dtype):
+    n, d, k = 3 * B + 7, 5, 4
+    X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed=3)
+    got = np.concatenate([c for _, _, c in CPUBackend().weighted_log_prob_chunks(X, params)])
+    want = weighted_log_prob(X, params.weights, params.means, cov_mats)
+    np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-9)
+
+
+def test_log_prob_chunks_cover_all_rows(monkeypatch):
+    monkeypatch.setattr(config, "CHUNK_ROWS", 100)
+    X, params, cov_mats = _setup(1234, 3, 2, "full", np.float64, seed=4)
+    chunks = list(CPUBackend().weighted_log_prob_chunks(X, params))
+    assert [c[0] for c in chunks] == list(range(0, 1234, 100))
+    got = np.concatenate([c[2] for c in chunks])
+    np.testing.assert_allclose(got, weighted_log_prob(X, params.weights, params.means, cov_mats),
+                               rtol=1e-10, atol=1e-9)
+
+
+def test_zero_weight_component_gets_no_responsibility():
+    X, params, cov_mats = _setup(200, 3, 3, "diag", np.float64, seed=5)
+    params.weights = np.array([0.5, 0.5, 0.0])
+    stats = CPUBackend().accumulate(X, params)
+    assert stats.mass[2] == 0.0
+    assert np.isfinite(stats.log_likelihood)
+    ll_ref = log_sum_exp(weighted_log_prob(X, params.weights, params.means, cov_mats)).sum()
+    np.testing.assert_allclose(stats.log_likelihood, ll_ref, rtol=1e-10)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 300), d=st.integers(1, 6), k=st.integers(1, 5),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_accumulate_property(n, d, k, covariance_type, dtype, seed):
+    X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed)
+    stats = CPUBackend().accumulate(X, params)
+    ll, _, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
+                                           covariance_type, 1e-6)
+    np.testing.assert_allclose(stats.mass, mass_ref, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(stats.log_likelihood / n, ll, rtol=1e-10)
+    assert np.isclose(stats.mass.sum(), n, rtol=1e-12)
+
+
+def test_part_bounds_are_fixed_blocks():
+    b = part_bounds(10 * B + 3, 10)
+    assert b[0] == 0 and b[-1] == 10 * B + 3
+    assert np.all(b[:-1] % B == 0) and np.all(np.diff(b) > 0)
+    many = part_bounds(10**7, 10)
+    assert len(many) - 1 == config.MAX_PARTS
+    big_model = part_bounds(10**7, config.PARTIAL_STATS_BYTES // 8 // 4)
+    assert len(big_model) - 1 == 4
+
+
+def test_precision_cholesky_round_trips(covariance_type):
+    _, _, cov = random_params(3, 4, covariance_type, seed=7)
+    pc = precision_cholesky_from_covariances(cov, covariance_type)
+    np.testing.assert_allclose(covariances_from_cholesky(pc, covariance_type), cov, rtol=1e-10)
+    prec = precisions_from_cholesky(pc, covariance_type)
+    pc2 = precision_cholesky_from_precisions(prec, covariance_type)
+    np.testing.assert_allclose(pc2, pc, rtol=1e-9, atol=1e-12)
+    if covariance_type in ("full", "tied"):
+        assert np.allclose(pc, np.triu(pc))
+        mats = covariance_matrices(cov, covariance_type, 3, 4)
+        np.testing.assert_allclose(prec.reshape(-1, 4, 4), np.linalg.inv(mats)[: prec.reshape(-1, 4, 4).shape[0]],
+                                   rtol=1e-9)
+
+
+def test_non_positive_definite_covariance_raises():
+    cov = np.array([[[1.0, 2.0], [2.0, 1.0]]])
+    with pytest.raises(ValueError, match="ill-defined empirical covariance"):
+        precision_cholesky_from_covariances(cov, "full")

@@ -1,0 +1,126 @@
+"""Bad input gets a clear ValueError/TypeError naming the problem."""
+
+import numpy as np
+import pytest
+
+from conftest import make_blobs
+from fastem import GaussianMixture, NotFittedError
+
+X_OK, _ = make_blobs(n=60, d=2, k=2)
+
+
+@pytest.mark.parametrize("X, exc, match", [
+    (np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]), ValueError, "NaN or infinity"),
+    (np.array([[1.0, np.inf], [2.0, 3.0], [1.0, 1.0]]), ValueError, "NaN or infinity"),
+    (np.empty((0, 3)), ValueError, "empty"),
+    (np.empty((5, 0)), ValueError, "empty"),
+    (np.arange(5.0), ValueError, "2-D"),
+    (np.ones((2, 2, 2)), ValueError, "2-D"),
+    (np.array([["a", "b"], ["c", "d"]]), TypeError, "numeric"),
+    (np.array([[1 + 1j, 2], [3, 4]]), TypeError, "complex"),
+    (np.array([[1, "x"], [2, 3]], dtype=object), TypeError, "non-numeric"),
+    ([[1.0, 2.0], [3.0]], ValueError, "could not be converted"),
+    ("not an array", TypeError, "array-like"),
+    (None, TypeError, "array-like"),
+])
+def test_bad_X(X, exc, match):
+    with pytest.raises(exc, match=match):
+        GaussianMixture(1).fit(X)
+
+
+def test_fewer_samples_than_components():
+    with pytest.raises(ValueError, match="n_samples >= n_components"):
+        GaussianMixture(5).fit(np.ones((3, 2)))
+
+
+@pytest.mark.parametrize("param, value", [
+    ("n_components", 0), ("n_components", 1.5), ("n_components", True),
+    ("covariance_type", "banana"), ("tol", -1.0), ("tol", np.nan), ("reg_covar", -1e-6),
+    ("max_iter", -1), ("max_iter", 2.5), ("n_init", 0), ("init_params", "kmeans+++"),
+    ("verbose", -1), ("verbose_interval", 0), ("warm_start", "yes"),
+    ("random_state", "seed"), ("backend", "tpu"),
+])
+def test_invalid_parameters_name_the_parameter(param, value):
+    gm = GaussianMixture(2).set_params(**{param: value})
+    with pytest.raises(ValueError, match=param):
+        gm.fit(X_OK)
+
+
+def test_set_params_rejects_unknown_names():
+    with pytest.raises(ValueError, match="Invalid parameter 'n_clusters'"):
+        GaussianMixture().set_params(n_clusters=3)
+
+
+@pytest.mark.parametrize("kwargs, exc, match", [
+    (dict(weights_init=[0.5, 0.6]), ValueError, "sum to 1"),
+    (dict(weights_init=[1.5, -0.5]), ValueError, r"\[0, 1\]"),
+    (dict(weights_init=[1.0]), ValueError, "shape"),
+    (dict(weights_init=[np.nan, 1.0]), ValueError, "NaN"),
+    (dict(weights_init=["a", "b"]), TypeError, "numeric"),
+    (dict(means_init=np.zeros((2, 3))), ValueError, "means_init.*shape"),
+    (dict(means_init=[[0, 0], [np.inf, 0]]), ValueError, "means_init.*NaN"),
+    (dict(precisions_init=np.ones((2, 2, 2))), ValueError, "positive-definite"),
+    (dict(precisions_init=np.array([[[1, 0.5], [0, 1]]] * 2)), ValueError, "symmetric"),
+    (dict(precisions_init=np.ones((2, 3, 3))), ValueError, "shape"),
+])
+def test_bad_initial_arrays(kwargs, exc, match):
+    with pytest.raises(exc, match=match):
+        GaussianMixture(2, **kwargs).fit(X_OK)
+
+
+@pytest.mark.parametrize("covariance_type, prec", [
+    ("diag", np.array([[1.0, 0.0], [1.0, 1.0]])),
+    ("spherical", np.array([1.0, -1.0])),
+    ("tied", np.array([[1.0, 2.0], [2.0, 1.0]])),
+])
+def test_non_positive_precisions(covariance_type, prec):
+    with pytest.raises(ValueError, match="precisions_init"):
+        GaussianMixture(2, covariance_type=covariance_type, precisions_init=prec).fit(X_OK)
+
+
+@pytest.mark.parametrize("sw, exc, match", [
+    (-np.ones(60), ValueError, "non-negative"),
+    (np.r_[np.nan, np.ones(59)], ValueError, "NaN"),
+    (np.zeros(60), ValueError, "sums to zero"),
+    (np.ones(59), ValueError, r"shape \(60,\)"),
+    (np.ones((60, 1)), ValueError, r"shape \(60,\)"),
+    (np.array(["a"] * 60), TypeError, "numeric"),
+])
+def test_bad_sample_weight(sw, exc, match):
+    with pytest.raises(exc, match=match):
+        GaussianMixture(2).fit(X_OK, sample_weight=sw)
+
+
+def test_too_few_positive_weights_for_random_from_data():
+    sw = np.zeros(60)
+    sw[0] = 1.0
+    with pytest.raises(ValueError, match="positive sample_weight"):
+        GaussianMixture(2, init_params="random_from_data").fit(X_OK, sample_weight=sw)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score",
+                                    "bic", "aic"])
+def test_methods_before_fit(method):
+    with pytest.raises(NotFittedError, match="not fitted"):
+        getattr(GaussianMixture(2), method)(X_OK)
+    with pytest.raises(NotFittedError):
+        GaussianMixture(2).sample(3)
+
+
+@pytest.mark.parametrize("method", ["predict", "predict_proba", "score_samples", "score"])
+def test_wrong_number_of_features(method):
+    gm = GaussianMixture(2, random_state=0).fit(X_OK)
+    with pytest.raises(ValueError, match="3 features, but the model was fitted with 2"):
+        getattr(gm, method)(np.ones((4, 3)))
+
+
+def test_bad_sample_count():
+    gm = GaussianMixture(2, random_state=0).fit(X_OK)
+    with pytest.raises(ValueError, match="n_samples"):
+        gm.sample(0)
+
+
+def test_warm_start_with_other_feature_count():
+    gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X_OK)
+    with pytest.raises(ValueError, match="warm_start"):
+        gm.fit(np.random.default_rng(0).normal(size=(50, 3)))
