@@ -47,8 +47,12 @@ def load_block(X, start, stop, w, has_weights, xt, wb):
 
 
 @njit(**JIT_OPTIONS)
-def block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp):
+def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
     """Weighted log-densities ``log w_j + log N(x_i; mu_j, Sigma_j)`` of a block.
+
+    ``y = (x - mu_j) @ U_j`` is built two columns at a time so that every load
+    of ``diff`` feeds two FMAs; ``U_j`` is upper triangular, so column ``a``
+    only needs rows ``b <= a``.
 
     Parameters
     ----------
@@ -56,7 +60,7 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp):
     means : (k, d)
     factor : (k, d * d) upper-triangular precision Cholesky factors, row-major
     log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
-    diff, t, q : scratch of shapes (d, B), (B,), (B,)
+    diff, t, t2, q : scratch of shapes (d, B), (B,), (B,), (B,)
     logp : (k, B) output
     """
     k, d = means.shape
@@ -67,10 +71,27 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp):
                 diff[a, i] = xt[a, i] - mu  # subtract before multiplying
         for i in range(B):
             q[i] = 0.0
-        for a in range(d):
+        a = 0
+        while a + 1 < d:
             for i in range(B):
                 t[i] = 0.0
-            for b in range(a + 1):  # U is upper triangular: U[b, a] = 0 for b > a
+                t2[i] = 0.0
+            for b in range(a + 1):
+                u = factor[j, b * d + a]
+                u2 = factor[j, b * d + a + 1]
+                for i in range(B):
+                    x = diff[b, i]
+                    t[i] += u * x
+                    t2[i] += u2 * x
+            u2 = factor[j, (a + 1) * d + a + 1]
+            for i in range(B):
+                y2 = t2[i] + u2 * diff[a + 1, i]
+                q[i] += t[i] * t[i] + y2 * y2
+            a += 2
+        if a < d:  # odd d: the last column alone
+            for i in range(B):
+                t[i] = 0.0
+            for b in range(a + 1):
                 u = factor[j, b * d + a]
                 for i in range(B):
                     t[i] += u * diff[b, i]
@@ -82,7 +103,7 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp):
 
 
 @njit(**JIT_OPTIONS)
-def block_log_prob_diag(xt, means, factor, log_const, diff, t, q, logp):
+def block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp):
     """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor."""
     k, d = means.shape
     for j in range(k):
@@ -99,46 +120,93 @@ def block_log_prob_diag(xt, means, factor, log_const, diff, t, q, logp):
             logp[j, i] = c - 0.5 * q[i]
 
 
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
+_LN2_LO = 1.90821492927058770002e-10
+_EXP_MIN = -708.0  # below this exp underflows; the kernels return exactly 0
+
+
 @njit(**JIT_OPTIONS)
-def block_responsibilities(logp, wb, mx, s):
+def block_exp(x, out, bits):
+    """``out[i] = exp(x[i])`` for the B entries of a row, vectorisable.
+
+    Numba's ``np.exp`` is a scalar libm call; this is Cody-Waite range reduction
+    ``x = n ln2 + r`` (|r| <= ln2 / 2) with a degree-12 Taylor polynomial
+    (truncation error < 3e-16 relative) scaled by ``2**n`` built from the
+    exponent bits. ``bits`` is an int64 scratch of shape (B,); ``out`` must not
+    alias it. Inputs below -708 (including -inf) give exactly 0.
+    """
+    scale = bits.view(np.float64)
+    for i in range(B):
+        v = max(x[i], _EXP_MIN)
+        n = np.floor(v * _LOG2E + 0.5)
+        r = (v - n * _LN2_HI) - n * _LN2_LO
+        p = 1.0 / 479001600.0
+        p = p * r + 1.0 / 39916800.0
+        p = p * r + 1.0 / 3628800.0
+        p = p * r + 1.0 / 362880.0
+        p = p * r + 1.0 / 40320.0
+        p = p * r + 1.0 / 5040.0
+        p = p * r + 1.0 / 720.0
+        p = p * r + 1.0 / 120.0
+        p = p * r + 1.0 / 24.0
+        p = p * r + 1.0 / 6.0
+        p = p * r + 0.5
+        p = p * r + 1.0
+        p = p * r + 1.0
+        out[i] = p
+        bits[i] = (np.int64(n) + 1023) << 52
+    for i in range(B):
+        out[i] = out[i] * scale[i] if x[i] >= _EXP_MIN else 0.0
+
+
+@njit(**JIT_OPTIONS)
+def block_responsibilities(logp, wb, mx, s, e, bits):
     """Turn ``logp`` (k, B) into weighted responsibilities ``w_i r_ij`` in place.
 
-    Log-sum-exp with the max trick; a component at -inf gets responsibility 0.
-    Returns ``sum_i w_i log p(x_i)`` over the block.
+    Log-sum-exp with the max trick, one exponential per entry: ``r_ij =
+    exp(logp_ij - max_i) / sum_j exp(logp_ij - max_i)``. A component at -inf
+    gets responsibility 0. ``mx``, ``s``, ``e`` are (B,) float64 scratch and
+    ``bits`` (B,) int64. Returns ``sum_i w_i log p(x_i)`` over the block.
     """
     k = logp.shape[0]
     for i in range(B):
         mx[i] = -np.inf
     for j in range(k):
         for i in range(B):
-            if logp[j, i] > mx[i]:
-                mx[i] = logp[j, i]
+            mx[i] = max(mx[i], logp[j, i])
     for i in range(B):
         s[i] = 0.0
         if mx[i] == -np.inf:  # every component impossible: keep it -inf, not NaN
             mx[i] = 0.0
     for j in range(k):
         for i in range(B):
-            s[i] += np.exp(logp[j, i] - mx[i])
+            e[i] = logp[j, i] - mx[i]
+        block_exp(e, logp[j], bits)
+        for i in range(B):
+            s[i] += logp[j, i]
     total = 0.0
     for i in range(B):
-        lse = mx[i] + np.log(s[i])
-        s[i] = lse
         if wb[i] != 0.0:
-            total += wb[i] * lse
+            total += wb[i] * (mx[i] + np.log(s[i]))
+        # weight / normaliser, 0 for padded rows and impossible points
+        s[i] = wb[i] / s[i] if s[i] > 0.0 else 0.0
     for j in range(k):
         for i in range(B):
-            if s[i] == -np.inf:
-                logp[j, i] = 0.0
-            else:
-                logp[j, i] = np.exp(logp[j, i] - s[i]) * wb[i]
+            logp[j, i] *= s[i]
     return total
 
 
 @njit(**JIT_OPTIONS)
-def block_stats_full(xt, means, resp, diff, mass, first, second):
+def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
     """Add a block's centred statistics to ``mass`` (k,), ``first`` (k, d) and
-    the lower triangle of ``second`` (k, d * d), row-major."""
+    the lower triangle of ``second`` (k, d * d), row-major.
+
+    ``second[a, b] += sum_i r_i d_ai d_bi`` is computed in 2 x 2 tiles (four
+    independent reductions over the block's points per pass); tiles on the
+    diagonal also write the upper element, which the caller ignores.
+    ``diff`` and ``rd`` are (d, B) scratch.
+    """
     k, d = means.shape
     for j in range(k):
         nj = 0.0
@@ -152,19 +220,41 @@ def block_stats_full(xt, means, resp, diff, mass, first, second):
             sa = 0.0
             for i in range(B):
                 dv = xt[a, i] - mu
-                sa += resp[j, i] * dv
                 diff[a, i] = dv
+                rv = dv * resp[j, i]
+                rd[a, i] = rv
+                sa += rv
             first[j, a] += sa
-        for a in range(d):
-            for b in range(a + 1):
+        for a in range(0, d - 1, 2):
+            for b in range(0, a + 1, 2):
+                s00 = 0.0
+                s01 = 0.0
+                s10 = 0.0
+                s11 = 0.0
+                for i in range(B):
+                    r0 = rd[a, i]
+                    r1 = rd[a + 1, i]
+                    x0 = diff[b, i]
+                    x1 = diff[b + 1, i]
+                    s00 += r0 * x0
+                    s01 += r0 * x1
+                    s10 += r1 * x0
+                    s11 += r1 * x1
+                second[j, a * d + b] += s00
+                second[j, a * d + b + 1] += s01
+                second[j, (a + 1) * d + b] += s10
+                second[j, (a + 1) * d + b + 1] += s11
+        if d % 2 == 1:  # odd d: the last row alone
+            a = d - 1
+            for b in range(d):
                 acc = 0.0
                 for i in range(B):
-                    acc += resp[j, i] * diff[a, i] * diff[b, i]
+                    acc += rd[a, i] * diff[b, i]
                 second[j, a * d + b] += acc
 
 
 @njit(**JIT_OPTIONS)
-def block_stats_diag(xt, means, resp, diff, mass, first, second):
+def block_stats_diag(xt, means, resp, diff, rd, mass, first, second):
     """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d)."""
     k, d = means.shape
     for j in range(k):
@@ -210,23 +300,26 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
     for p in prange(n_parts):
         xt = np.empty((d, B))
         diff = np.empty((d, B))
+        rd = np.empty((d, B))
         logp = np.empty((k, B))
         wb = np.empty(B)
         t = np.empty(B)
+        t2 = np.empty(B)
         q = np.empty(B)
+        bits = np.empty(B, dtype=np.int64)
         ll = 0.0
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, w, has_weights, xt, wb)
             if full:
-                block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp)
+                block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
             else:
-                block_log_prob_diag(xt, means, factor, log_const, diff, t, q, logp)
-            ll += block_responsibilities(logp, wb, t, q)
+                block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
+            ll += block_responsibilities(logp, wb, t, q, t2, bits)
             if full:
-                block_stats_full(xt, means, logp, diff, mass[p], first[p], second[p])
+                block_stats_full(xt, means, logp, diff, rd, mass[p], first[p], second[p])
             else:
-                block_stats_diag(xt, means, logp, diff, mass[p], first[p], second[p])
+                block_stats_diag(xt, means, logp, diff, rd, mass[p], first[p], second[p])
         loglik[p] = ll
 
 
@@ -245,14 +338,15 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
         logp = np.empty((k, B))
         wb = np.empty(B)
         t = np.empty(B)
+        t2 = np.empty(B)
         q = np.empty(B)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, no_weights, False, xt, wb)
             if full:
-                block_log_prob_full(xt, means, factor, log_const, diff, t, q, logp)
+                block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
             else:
-                block_log_prob_diag(xt, means, factor, log_const, diff, t, q, logp)
+                block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
             for i in range(stop - start):
                 for j in range(k):
                     out[start + i, j] = logp[j, i]
