@@ -1,0 +1,237 @@
+"""Side-by-side EM speed: fastem against scikit-learn (and others when installed).
+
+One command, one run: every library fits the same data from the same initial
+parameters, each in its own child process (so peak memory is its own), and the
+machine's dgemm peak is measured in the same run::
+
+    python benchmarks/compare.py                       # the three standard configurations
+    python benchmarks/compare.py --n-samples 200000    # smaller, quicker
+    python benchmarks/compare.py --config full:1000000:16:16 --iters 5
+
+Reported per configuration and library: median seconds per EM iteration (one
+E-step plus one M-step), the speed-up over scikit-learn, peak resident memory
+during the timed iterations above the memory before them (sampled every ms), and the fraction of the measured dgemm peak under the
+flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``.
+
+scikit-learn is timed by calling its ``_e_step``/``_m_step`` on an estimator
+initialised with the shared parameters: exactly one iteration of its fit loop,
+without its initialisation or final E-step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+DEFAULT_CONFIGS = ["full:1000000:16:16", "full:1000000:2:8", "diag:1000000:32:64"]
+
+
+def flops_per_iteration(covariance_type, n, d, k):
+    """The flop model of one EM iteration."""
+    if covariance_type in ("full", "tied"):
+        return 2.0 * n * k * d * d
+    return 8.0 * n * k * d
+
+
+def dgemm_peak(size=3000, repeats=5):
+    """Measured float64 GEMM rate of this machine (GFLOP/s, median of runs)."""
+    a = np.random.default_rng(0).random((size, size))
+    b = np.random.default_rng(1).random((size, size))
+    a @ b
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - t0)
+    return 2.0 * size**3 / np.median(times) / 1e9
+
+
+def _rss_bytes():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+class PeakRSS:
+    """Samples this process's resident memory every millisecond in a thread;
+    ``peak`` is the highest value seen while the context was active."""
+
+    def __enter__(self):
+        import threading
+        self.peak = _rss_bytes()
+        self._stop = threading.Event()
+
+        def poll():
+            while not self._stop.wait(0.001):
+                self.peak = max(self.peak, _rss_bytes())
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, _rss_bytes())
+
+
+# ----------------------------------------------------------------------------
+# Workers: run in a child process, print one JSON line
+# ----------------------------------------------------------------------------
+
+def _worker_fastem(X, init, covariance_type, iters):
+    from fastem import GaussianMixture
+
+    k = init["means"].shape[0]
+    kw = dict(covariance_type=covariance_type, weights_init=init["weights"],
+              means_init=init["means"], precisions_init=init["precisions"], tol=0.0)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GaussianMixture(k, max_iter=1, **kw).fit(X[:2000])  # compile before timing
+        base = _rss_bytes()
+        with PeakRSS() as mem:
+            gm = GaussianMixture(k, max_iter=iters, **kw).fit(X)
+    return gm.iteration_seconds_, mem.peak - base, float(gm.lower_bounds_[-1])
+
+
+def _worker_sklearn(X, init, covariance_type, iters):
+    from sklearn.mixture import GaussianMixture
+
+    k = init["means"].shape[0]
+    import warnings
+
+    from fastem._model import precision_cholesky_from_precisions
+
+    # scikit-learn cannot fit with max_iter=0 and precisions_init (it looks for
+    # covariances_), so run one iteration on a slice to set up the estimator,
+    # then put the shared parameters in place.
+    gm = GaussianMixture(k, covariance_type=covariance_type, weights_init=init["weights"],
+                         means_init=init["means"], precisions_init=init["precisions"], max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X[: max(2000, 2 * k)])
+    gm.weights_ = init["weights"].copy()
+    gm.means_ = init["means"].copy()
+    gm.precisions_cholesky_ = precision_cholesky_from_precisions(init["precisions"], covariance_type)
+    base = _rss_bytes()
+    times = []
+    lb = np.nan
+    with PeakRSS() as mem:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            log_prob_norm, log_resp = gm._e_step(X)
+            gm._m_step(X, log_resp)
+            times.append(time.perf_counter() - t0)
+            lb = float(log_prob_norm)
+    return times, mem.peak - base, lb
+
+
+WORKERS = {"fastem": _worker_fastem, "sklearn": _worker_sklearn}
+
+
+def _available(lib):
+    try:
+        __import__({"fastem": "fastem", "sklearn": "sklearn"}[lib])
+        return True
+    except ImportError:
+        return False
+
+
+def worker_main(lib, data_path, init_path, covariance_type, iters):
+    X = np.load(data_path, mmap_mode=None)
+    with np.load(init_path) as z:
+        init = {key: z[key] for key in z.files}
+    times, extra, lb = WORKERS[lib](X, init, covariance_type, iters)
+    print(json.dumps({"times": times, "peak_above_data": max(0, extra), "lower_bound": lb}))
+
+
+# ----------------------------------------------------------------------------
+# Orchestration
+# ----------------------------------------------------------------------------
+
+def _shared_init(X, covariance_type, k, seed):
+    """Initial parameters every library starts from (fastem's k-means init)."""
+    from fastem import GaussianMixture
+
+    gm = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=seed).fit(X)
+    return dict(weights=gm.weights_, means=gm.means_, precisions=gm.precisions_)
+
+
+def run_config(spec, iters, libs, workdir, seed, peak):
+    from fastem.cli import make_mixture
+
+    covariance_type, n, d, k = spec.split(":")
+    n, d, k = int(n), int(d), int(k)
+    X = make_mixture(n, d, k, seed)[0]
+    data_path = os.path.join(workdir, "X.npy")
+    init_path = os.path.join(workdir, "init.npz")
+    np.save(data_path, X)
+    np.savez(init_path, **_shared_init(X, covariance_type, k, seed))
+    del X
+    flops = flops_per_iteration(covariance_type, n, d, k)
+    rows = {}
+    for lib in libs:
+        cmd = [sys.executable, __file__, "--worker", lib, data_path, init_path,
+               covariance_type, str(iters)]
+        out = subprocess.run(cmd, capture_output=True, text=True)
+        if out.returncode != 0:
+            print(f"  {lib}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+            continue
+        rows[lib] = json.loads(out.stdout.strip().splitlines()[-1])
+    print(f"\n{covariance_type} n={n:,} d={d} k={k}  ({iters} iterations, flop model "
+          f"{flops / 1e9:.2f} GFLOP/iteration)")
+    print(f"  {'library':<10}{'s/iter':>10}{'speed-up':>10}{'peak MB':>10}"
+          f"{'GFLOP/s':>10}{'% dgemm':>9}{'final LL':>14}")
+    ref = np.median(rows["sklearn"]["times"]) if "sklearn" in rows else np.nan
+    results = {}
+    for lib, r in rows.items():
+        med = float(np.median(r["times"]))
+        rate = flops / med / 1e9
+        results[lib] = dict(seconds_per_iter=med, speedup=ref / med, gflops=rate,
+                            fraction_of_peak=rate / peak, peak_mb=r["peak_above_data"] / 2**20)
+        print(f"  {lib:<10}{med:>10.4f}{ref / med:>10.1f}{r['peak_above_data'] / 2**20:>10.1f}"
+              f"{rate:>10.1f}{100 * rate / peak:>8.1f}%{r['lower_bound']:>14.6f}")
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", action="append",
+                        help="covariance_type:n_samples:n_features:n_components (repeatable)")
+    parser.add_argument("--n-samples", type=int, help="override n_samples of every config")
+    parser.add_argument("--iters", type=int, default=5, help="EM iterations timed per library")
+    parser.add_argument("--libs", default="fastem,sklearn")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        lib, data_path, init_path, ctype, iters = args.worker
+        worker_main(lib, data_path, init_path, ctype, int(iters))
+        return 0
+    configs = args.config or DEFAULT_CONFIGS
+    if args.n_samples:
+        configs = [":".join([c.split(":")[0], str(args.n_samples)] + c.split(":")[2:]) for c in configs]
+    libs = [lib for lib in args.libs.split(",") if _available(lib)]
+    peak = dgemm_peak()
+    print(f"dgemm peak on this machine: {peak:.1f} GFLOP/s ({os.cpu_count()} CPUs); "
+          f"libraries: {', '.join(libs)}")
+    all_results = {"dgemm_gflops": peak}
+    with tempfile.TemporaryDirectory() as workdir:
+        for spec in configs:
+            all_results[spec] = run_config(spec, args.iters, libs, workdir, args.seed, peak)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(all_results, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
