@@ -81,6 +81,38 @@ def check_array(X, name: str = "X", n_features: int | None = None) -> np.ndarray
     return X
 
 
+def is_device_array(X) -> bool:
+    """Whether X is a GPU array: ``__cuda_array_interface__`` (not numpy), or a
+    device array of numba's CUDA simulator (which lacks the interface)."""
+    if isinstance(X, np.ndarray):
+        return False
+    return hasattr(X, "__cuda_array_interface__") or type(X).__name__ == "FakeCUDAArray"
+
+
+def check_device_array(X, n_features: int | None = None):
+    """Validate a GPU array from its ``__cuda_array_interface__`` (no host copy).
+
+    Checks dimensions, emptiness, dtype (float32/float64) and the feature
+    count; finiteness is checked on the device by the CUDA backend.
+    """
+    if hasattr(X, "__cuda_array_interface__"):
+        iface = X.__cuda_array_interface__
+        shape, typestr = tuple(iface["shape"]), iface["typestr"]
+    else:  # simulator device array
+        shape, typestr = tuple(X.shape), np.dtype(X.dtype).str
+    if len(shape) != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got {len(shape)}-D shape {shape}.")
+    if shape[0] == 0 or shape[1] == 0:
+        raise ValueError(f"X is empty: shape {shape}; need at least one sample and one feature.")
+    if typestr[1:] not in ("f4", "f8"):
+        raise TypeError(f"GPU input must be float32 or float64, got typestr {typestr!r}.")
+    if n_features is not None and shape[1] != n_features:
+        raise ValueError(
+            f"X has {shape[1]} features, but the model was fitted with {n_features} features."
+        )
+    return X
+
+
 def check_sample_weight(sample_weight, n_samples: int):
     """Validate ``sample_weight``; return float64 (n_samples,) or None."""
     if sample_weight is None:

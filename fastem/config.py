@@ -31,3 +31,20 @@ CHUNK_ROWS = 65536
 #: log-sum-exp relies on -inf for components with zero weight.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 JIT_OPTIONS = {"cache": True, "fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}
+
+# --- CUDA backend -----------------------------------------------------------
+
+#: Threads per CUDA block (halved until the block's shared memory fits).
+CUDA_THREADS = 128
+#: Dynamic shared memory per block that the kernels may use.
+CUDA_SHARED_BYTES = 48 * 1024
+#: Upper bound on CUDA blocks (row parts) per pass, and the memory budget of
+#: their partial statistics; both fix the partition from the shape alone.
+CUDA_MAX_PARTS = 4096
+CUDA_PARTIAL_STATS_BYTES = 256 * 2**20
+#: X stays on the GPU when it needs at most this many bytes (None: half of the
+#: free GPU memory); otherwise it is streamed in chunks of CUDA_STREAM_BYTES.
+CUDA_MAX_RESIDENT_BYTES = None
+CUDA_STREAM_BYTES = 256 * 2**20
+#: Rows copied to the host to initialise a fit whose X is already on the GPU.
+CUDA_INIT_ROWS = 100_000

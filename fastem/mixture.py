@@ -61,7 +61,10 @@ class GaussianMixture:
         Continue from the previous fit's parameters (``n_init`` is then ignored).
     verbose : int, default=0
     verbose_interval : int, default=10
-    backend : {'cpu'}, default='cpu'
+    backend : {'cpu', 'cuda'}, default='cpu'
+        'cuda' runs the passes on an NVIDIA GPU through numba.cuda (install
+        ``fastem[cuda]``); X may then also be a GPU array (CuPy, PyTorch CUDA
+        tensor, numba device array), used without a host copy.
 
     Attributes
     ----------
@@ -184,9 +187,21 @@ class GaussianMixture:
         if self.precisions_init is not None:
             val.check_precisions(self.precisions_init, ctype, k, n_features)
 
+    def _check_X(self, X, n_features=None):
+        """Validated X: a float32/float64 ndarray, or a GPU array for 'cuda'."""
+        if val.is_device_array(X):
+            if self.backend != "cuda":
+                raise TypeError(
+                    f"X is a GPU array ({type(X).__name__}); use backend='cuda' or copy it "
+                    "to the host first."
+                )
+            return val.check_device_array(X, n_features=n_features)
+        return val.check_array(X, n_features=n_features)
+
     def _fit(self, X, sample_weight):
         val.check_estimator_params(self)
-        X = val.check_array(X)
+        backend = get_backend(self.backend)
+        X = self._check_X(X)
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
         if n_samples < self.n_components:
@@ -195,8 +210,12 @@ class GaussianMixture:
                 f"{self.n_components}, n_samples = {n_samples}."
             )
         self._check_initial_arrays(n_features)
-        backend = get_backend(self.backend)
         X = backend.prepare(X)
+        # Rows for initialisation and re-seeding (all of X, except for GPU input).
+        X_init, init_rows = backend.init_view(X)
+        sw_init = sw if (sw is None or init_rows is None) else sw[init_rows]
+        if sw_init is not None and not sw_init.sum() > 0:
+            sw_init = None  # the sampled rows all have weight 0: initialise unweighted
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init and self.n_features_in_ != n_features:
@@ -213,7 +232,7 @@ class GaussianMixture:
                 print(f"Initialization {init}")
             t0 = time.perf_counter()
             if do_init:
-                params, covariances = initial_params(X, sw, self, rng)
+                params, covariances = initial_params(X_init, sw_init, self, rng)
                 lower_bound = -np.inf
             else:
                 params, covariances = self._current_params(), self.covariances_
@@ -221,7 +240,8 @@ class GaussianMixture:
             init_seconds = time.perf_counter() - t0
             if self.verbose >= 2:
                 print(f"  Initialization took {init_seconds:.3f}s")
-            run = self._em(X, sw, params, covariances, lower_bound, backend, rng)
+            run = self._em(X, sw, params, covariances, lower_bound, backend, rng,
+                           (X_init, sw_init))
             run["init_seconds"] = init_seconds
             if best is None or run["lower_bound"] > best["lower_bound"] or best["lower_bound"] == -np.inf:
                 best = run
@@ -243,8 +263,12 @@ class GaussianMixture:
         self.n_features_in_ = n_features
         return X
 
-    def _em(self, X, sw, params, covariances, lower_bound, backend, rng):
-        """EM from ``params``; returns the run's outcome as a dict."""
+    def _em(self, X, sw, params, covariances, lower_bound, backend, rng, reseed_rows):
+        """EM from ``params``; returns the run's outcome as a dict.
+
+        ``reseed_rows`` is ``(X_rows, weights)``, the host rows that empty
+        components may be moved to.
+        """
         history = []
         seconds = []
         converged = False
@@ -263,7 +287,7 @@ class GaussianMixture:
                     "init_params='k-means++' or 'random_from_data' the initial covariances "
                     "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'."
                 )
-            params, covariances, reseeded = self._m_step(stats, X, sw, rng)
+            params, covariances, reseeded = self._m_step(stats, *reseed_rows, rng)
             n_reseeds += reseeded
             history.append(lower_bound)
             seconds.append(time.perf_counter() - t0)
@@ -334,7 +358,7 @@ class GaussianMixture:
 
     def _validate_predict_input(self, X):
         self._check_fitted()
-        X = val.check_array(X, n_features=self.n_features_in_)
+        X = self._check_X(X, n_features=self.n_features_in_)
         return get_backend(self.backend).prepare(X)
 
     # ------------------------------------------------------------------

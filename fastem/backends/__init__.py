@@ -6,14 +6,20 @@ A backend implements ``accumulate(X, params, sample_weight) -> Stats`` and
 
 from .cpu import CPUBackend
 
-_BACKENDS = {"cpu": CPUBackend}
+BACKENDS = ("cpu", "cuda")
 
 
 def get_backend(name):
-    """Return a backend instance by name ('cpu')."""
-    try:
-        return _BACKENDS[name]()
-    except KeyError:
-        raise ValueError(
-            f"Invalid value for 'backend': {name!r}; expected one of {sorted(_BACKENDS)}."
-        ) from None
+    """Return a backend instance by name: 'cpu' or 'cuda'.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name, or 'cuda' without a usable GPU (or simulator).
+    """
+    if name == "cpu":
+        return CPUBackend()
+    if name == "cuda":
+        from .cuda import CUDABackend  # imports numba.cuda only when asked for
+        return CUDABackend()
+    raise ValueError(f"Invalid value for 'backend': {name!r}; expected one of {list(BACKENDS)}.")

@@ -49,6 +49,10 @@ class CPUBackend:
         """
         return X if X.flags.c_contiguous else np.ascontiguousarray(X)
 
+    def init_view(self, X: np.ndarray):
+        """Rows used for initialisation and re-seeding: all of X (``rows=None``)."""
+        return X, None
+
     def accumulate(self, X: np.ndarray, params: Params, sample_weight=None) -> Stats:
         """One fused pass: E-step under ``params`` and centred statistics.
 

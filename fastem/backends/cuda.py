@@ -1,0 +1,234 @@
+"""CUDA backend: drives ``fastem.kernels.cuda.gaussian`` through numba.cuda.
+
+X goes to the GPU once per fit (``prepare``), not once per iteration. When it
+does not fit in the configured share of GPU memory it stays on the host and is
+streamed in chunks every pass; statistics are additive, so the result is the
+same algorithm. Arrays already on the GPU (anything with
+``__cuda_array_interface__``: CuPy, PyTorch CUDA tensors, numba device arrays)
+are used in place.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import config
+from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
+
+INSTALL_HINT = (
+    "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
+    "package: pip install 'fastem[cuda]'. Without a GPU, set NUMBA_ENABLE_CUDASIM=1 "
+    "before importing fastem to run the kernels on numba's CUDA simulator (slow; for tests)."
+)
+
+
+def _cuda():
+    """Import numba.cuda and check that a GPU (or the simulator) is usable."""
+    try:
+        from numba import cuda
+    except ImportError as exc:  # pragma: no cover - numba always ships numba.cuda today
+        raise ValueError(f"CUDA is not available: {exc}. {INSTALL_HINT}") from None
+    try:
+        available = cuda.is_available()
+    except Exception:  # a broken driver or toolkit raises instead of returning False
+        available = False
+    if not available:
+        raise ValueError(f"CUDA is not available on this machine. {INSTALL_HINT}")
+    return cuda
+
+
+def simulated() -> bool:
+    return os.environ.get("NUMBA_ENABLE_CUDASIM", "0") == "1"
+
+
+@dataclass
+class CudaData:
+    """X as the CUDA backend holds it during a fit.
+
+    Attributes
+    ----------
+    device : device array of shape (n, d) or None when streamed from the host
+    host : ndarray of shape (n, d) or None when the input lives on the GPU
+    """
+
+    device: object
+    host: object
+    shape: tuple
+    dtype: np.dtype
+
+    @property
+    def n_samples(self):
+        return self.shape[0]
+
+    def __len__(self):
+        return self.shape[0]
+
+
+def threads_for(n_features: int) -> int:
+    """Threads per block: CUDA_THREADS, halved until shared memory fits."""
+    from ..kernels.cuda.gaussian import shared_floats
+
+    t = config.CUDA_THREADS
+    while t > 1 and shared_floats(n_features, t) * 8 > config.CUDA_SHARED_BYTES:
+        t //= 2
+    return t
+
+
+def cuda_part_bounds(n_samples: int, threads: int, stats_size: int) -> np.ndarray:
+    """Row parts for CUDA blocks: whole tiles, a count fixed by the shape."""
+    n_tiles = max(1, -(-n_samples // threads))
+    by_memory = max(1, config.CUDA_PARTIAL_STATS_BYTES // (8 * stats_size))
+    n_parts = int(min(config.CUDA_MAX_PARTS, n_tiles, by_memory))
+    tiles_per_part = -(-n_tiles // n_parts)
+    bounds = np.arange(0, n_tiles + tiles_per_part, tiles_per_part, dtype=np.int64) * threads
+    return np.unique(np.minimum(bounds, n_samples))
+
+
+class CUDABackend:
+    """numba.cuda backend (real GPU, or numba's simulator for tests)."""
+
+    name = "cuda"
+
+    def __init__(self):
+        self.cuda = _cuda()
+        from ..kernels.cuda import gaussian as kernels
+        self.kernels = kernels
+
+    # ------------------------------------------------------------------
+    # Data placement
+    # ------------------------------------------------------------------
+
+    def _fits_on_device(self, nbytes: int) -> bool:
+        if config.CUDA_MAX_RESIDENT_BYTES is not None:
+            return nbytes <= config.CUDA_MAX_RESIDENT_BYTES
+        try:
+            free, _ = self.cuda.current_context().get_memory_info()
+        except Exception:
+            return True  # the simulator has no memory info
+        return nbytes <= 0.5 * free
+
+    def prepare(self, X) -> CudaData:
+        """Place X for the fit: on the GPU once, or streamed from the host.
+
+        Parameters
+        ----------
+        X : ndarray (validated, float32/float64) or a GPU array
+        """
+        from .._validation import is_device_array
+
+        if is_device_array(X):
+            dev = self.as_device_array(X)
+            bad = self.cuda.to_device(np.zeros(1, dtype=np.int64))
+            self.kernels.count_nonfinite[-(-dev.shape[0] // 128), 128](dev, bad)
+            if bad.copy_to_host()[0]:
+                raise ValueError("X contains NaN or infinity.")
+            return CudaData(dev, None, tuple(dev.shape), np.dtype(dev.dtype))
+        X = X if X.flags.c_contiguous else np.ascontiguousarray(X)
+        dev = self.cuda.to_device(X) if self._fits_on_device(X.nbytes) else None
+        return CudaData(dev, X, X.shape, X.dtype)
+
+    def as_device_array(self, X):
+        """A numba view of a ``__cuda_array_interface__`` array (no copy)."""
+        if simulated():  # the simulator has no as_cuda_array; its arrays live on the host
+            return X if type(X).__name__ == "FakeCUDAArray" else self.cuda.to_device(np.asarray(X))
+        try:
+            return self.cuda.as_cuda_array(X)
+        except Exception as exc:
+            raise TypeError(f"numba cannot view this GPU array as a CUDA array: {exc}") from None
+
+    def init_view(self, data: CudaData):
+        """Host rows for initialisation and re-seeding.
+
+        Returns
+        -------
+        X_init : ndarray
+            Host input: X itself. GPU input: every ``step``-th row, at most
+            ``CUDA_INIT_ROWS`` rows, copied to the host chunk by chunk
+            (initialisation then runs on that sample).
+        rows : ndarray of int or None
+            The rows of X in ``X_init`` (None: all of them).
+        """
+        if data.host is not None:
+            return data.host, None
+        n = data.n_samples
+        step = max(1, -(-n // config.CUDA_INIT_ROWS))
+        span = config.CHUNK_ROWS * step
+        pieces = [data.device[s:s + span].copy_to_host()[::step] for s in range(0, n, span)]
+        return np.ascontiguousarray(np.concatenate(pieces)), np.arange(0, n, step)
+
+    def _chunks(self, data: CudaData):
+        """Yield ``(start, stop, device array)`` covering X: one piece when resident."""
+        if data.device is not None:
+            yield 0, data.n_samples, data.device
+            return
+        rows = max(1, int(config.CUDA_STREAM_BYTES // max(1, data.host[:1].nbytes)))
+        for start in range(0, data.n_samples, rows):
+            stop = min(data.n_samples, start + rows)
+            yield start, stop, self.cuda.to_device(data.host[start:stop])
+
+    # ------------------------------------------------------------------
+    # Passes
+    # ------------------------------------------------------------------
+
+    def accumulate(self, data: CudaData, params: Params, sample_weight=None) -> Stats:
+        """One fused pass on the GPU; the same contract as the CPU backend."""
+        cuda = self.cuda
+        n, d = data.shape
+        k = params.n_components
+        full = second_moment_is_full(params.covariance_type)
+        width = d * d if full else d
+        means, factor, log_const = (cuda.to_device(a) for a in kernel_arrays(params))
+        has_w = sample_weight is not None
+        total = None
+        for start, stop, dev in self._chunks(data):
+            m = stop - start
+            threads = threads_for(d)
+            bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
+            n_parts = bounds.shape[0] - 1
+            mass = cuda.to_device(np.zeros((n_parts, k)))
+            first = cuda.to_device(np.zeros((n_parts, k, d)))
+            second = cuda.to_device(np.zeros((n_parts, k, width)))
+            loglik = cuda.to_device(np.zeros(n_parts))
+            w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
+            shared = self.kernels.shared_floats(d, threads) * 8
+            self.kernels.accumulate[n_parts, threads, 0, shared](
+                dev, w, has_w, full, means, factor, log_const, cuda.to_device(bounds),
+                mass, first, second, loglik)
+            chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
+                          self._reduce(second, (k, width)), params.means.copy(),
+                          float(loglik.copy_to_host().sum()), 0.0)
+            total = chunk if total is None else total + chunk
+        second = full_from_lower(total.second, d) if full else total.second
+        weight_sum = float(sample_weight.sum()) if has_w else float(n)
+        return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
+                     weight_sum)
+
+    def _reduce(self, parts, shape):
+        """Fixed-order sum over the leading axis on the device; host result."""
+        flat = parts.reshape(parts.shape[0], int(np.prod(shape)))
+        out = self.cuda.device_array(flat.shape[1])
+        threads = 128
+        self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
+        return out.copy_to_host().reshape(shape)
+
+    def weighted_log_prob_chunks(self, data: CudaData, params: Params):
+        """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk."""
+        cuda = self.cuda
+        n, d = data.shape
+        k = params.n_components
+        full = second_moment_is_full(params.covariance_type)
+        means, factor, log_const = (cuda.to_device(a) for a in kernel_arrays(params))
+        threads = threads_for(d)
+        shared = self.kernels.shared_floats(d, threads) * 8
+        for start, stop, dev in self._chunks(data):
+            for s0 in range(0, stop - start, config.CHUNK_ROWS):
+                s1 = min(stop - start, s0 + config.CHUNK_ROWS)
+                piece = dev[s0:s1]
+                bounds = cuda_part_bounds(s1 - s0, threads, 1)
+                out = cuda.device_array((s1 - s0, k))
+                self.kernels.log_prob[bounds.shape[0] - 1, threads, 0, shared](
+                    piece, full, means, factor, log_const, cuda.to_device(bounds), out)
+                yield start + s0, start + s1, out.copy_to_host()

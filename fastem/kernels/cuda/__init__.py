@@ -1,0 +1,1 @@
+"""numba.cuda kernels, twins of the CPU kernels."""

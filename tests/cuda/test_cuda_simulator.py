@@ -1,0 +1,130 @@
+"""CUDA kernels under numba's simulator (NUMBA_ENABLE_CUDASIM=1), tiny shapes.
+
+Runs in its own pytest process (``tests/test_cuda_backend.py`` starts it), since
+the simulator must be enabled before numba is imported. On a machine with a
+GPU the same tests run on the device when started without the simulator and
+with FASTEM_TEST_CUDA=1.
+"""
+
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and os.environ.get("FASTEM_TEST_CUDA") != "1":
+    pytest.skip("needs NUMBA_ENABLE_CUDASIM=1 (or FASTEM_TEST_CUDA=1 on a GPU)",
+                allow_module_level=True)
+
+from conftest import COVARIANCE_TYPES, make_blobs  # noqa: E402
+from fastem import GaussianMixture, config  # noqa: E402
+from fastem._model import Params  # noqa: E402
+from fastem.backends.cpu import CPUBackend  # noqa: E402
+from fastem.backends.cuda import CUDABackend  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def small_blocks(monkeypatch):
+    """16 threads per block: tiny data still spans several blocks and tiles."""
+    monkeypatch.setattr(config, "CUDA_THREADS", 16)
+
+
+def _params(X, k, covariance_type):
+    gm = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0).fit(X)
+    return Params(gm.weights_, gm.means_, gm.precisions_cholesky_, covariance_type)
+
+
+def _assert_stats_close(a, b):
+    np.testing.assert_allclose(a.mass, b.mass, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(a.first, b.first, rtol=1e-11, atol=1e-11)
+    np.testing.assert_allclose(a.second, b.second, rtol=1e-11, atol=1e-11)
+    assert a.log_likelihood == pytest.approx(b.log_likelihood, rel=1e-13)
+    assert a.weight_sum == pytest.approx(b.weight_sum, rel=1e-15)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_accumulate_matches_cpu(covariance_type, dtype):
+    X, _ = make_blobs(n=75, d=3, k=3, seed=1, dtype=dtype)  # 75 = 4 tiles of 16 + 11
+    p = _params(X, 3, covariance_type)
+    sw = np.random.default_rng(2).uniform(0, 2, size=len(X))
+    cuda = CUDABackend()
+    for weights in (None, sw):
+        got = cuda.accumulate(cuda.prepare(X), p, weights)
+        _assert_stats_close(got, CPUBackend().accumulate(X, p, weights))
+
+
+def test_parts_with_several_tiles(monkeypatch):
+    monkeypatch.setattr(config, "CUDA_MAX_PARTS", 2)  # 2 blocks, each walks 3 tiles
+    X, _ = make_blobs(n=90, d=2, k=2, seed=3)
+    p = _params(X, 2, "full")
+    cuda = CUDABackend()
+    _assert_stats_close(cuda.accumulate(cuda.prepare(X), p), CPUBackend().accumulate(X, p))
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_log_prob_matches_cpu(covariance_type):
+    X, _ = make_blobs(n=40, d=4, k=3, seed=4, dtype=np.float32)
+    p = _params(X, 3, covariance_type)
+    cuda = CUDABackend()
+    got = np.concatenate([c for _, _, c in cuda.weighted_log_prob_chunks(cuda.prepare(X), p)])
+    want = np.concatenate([c for _, _, c in CPUBackend().weighted_log_prob_chunks(X, p)])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_streaming_equals_resident(monkeypatch):
+    X, _ = make_blobs(n=70, d=2, k=2, seed=5)
+    p = _params(X, 2, "full")
+    cuda = CUDABackend()
+    resident = cuda.accumulate(cuda.prepare(X), p)
+    monkeypatch.setattr(config, "CUDA_MAX_RESIDENT_BYTES", 0)
+    monkeypatch.setattr(config, "CUDA_STREAM_BYTES", 25 * X[:1].nbytes)  # 3 chunks
+    data = cuda.prepare(X)
+    assert data.device is None
+    assert len(list(cuda._chunks(data))) == 3
+    _assert_stats_close(cuda.accumulate(data, p), resident)
+
+
+def test_fit_on_cuda_equals_cpu():
+    X, _ = make_blobs(n=60, d=2, k=2, seed=6)
+    kw = dict(n_components=2, random_state=0, max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = GaussianMixture(backend="cuda", **kw).fit(X)
+        cpu = GaussianMixture(backend="cpu", **kw).fit(X)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.lower_bounds_, cpu.lower_bounds_, rtol=1e-12)
+    np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
+    np.testing.assert_allclose(gpu.score_samples(X), cpu.score_samples(X), rtol=1e-12)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-12)
+
+
+def test_fit_is_deterministic():
+    X, _ = make_blobs(n=50, d=2, k=2, seed=7)
+    kw = dict(n_components=2, random_state=0, max_iter=2, tol=0, backend="cuda")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(**kw).fit(X)
+        b = GaussianMixture(**kw).fit(X)
+    assert a.means_.tobytes() == b.means_.tobytes()
+    assert a.covariances_.tobytes() == b.covariances_.tobytes()
+
+
+def test_device_array_input():
+    from numba import cuda
+
+    X, _ = make_blobs(n=48, d=2, k=2, seed=8)
+    dX = cuda.to_device(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(2, backend="cuda", random_state=0, max_iter=2, tol=0).fit(dX)
+        ref = GaussianMixture(2, backend="cpu", random_state=0, max_iter=2, tol=0).fit(X)
+    np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_array_equal(gm.predict(dX), ref.predict(X))
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        GaussianMixture(2, backend="cuda").fit(cuda.to_device(bad))
+    with pytest.raises(TypeError, match="backend='cuda'"):
+        GaussianMixture(2, backend="cpu").fit(dX)

@@ -1,0 +1,87 @@
+"""CUDA backend checks that need no GPU: the simulator suite (in its own
+process), PTX compilation for sm_90, and the error without CUDA."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fastem import GaussianMixture
+
+HERE = Path(__file__).parent
+
+
+def _cuda_available():
+    try:
+        from numba import cuda
+        return cuda.is_available()
+    except Exception:
+        return False
+
+
+def test_kernels_under_cuda_simulator():
+    """tests/cuda runs with NUMBA_ENABLE_CUDASIM=1, set before numba is imported."""
+    pytest.importorskip("numba.cuda")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          str(HERE / "cuda")], env=env, capture_output=True, text=True,
+                         cwd=HERE.parent)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
+    assert " passed" in out.stdout and "skipped" not in out.stdout.splitlines()[-1]
+
+
+@pytest.mark.skipif(_cuda_available(), reason="a GPU is present")
+def test_cuda_backend_without_gpu_raises_clear_error():
+    X = np.random.default_rng(0).normal(size=(20, 2))
+    with pytest.raises(ValueError, match=r"CUDA is not available.*pip install 'fastem\[cuda\]'"):
+        GaussianMixture(2, backend="cuda").fit(X)
+
+
+def _ptx_types():
+    from numba import types
+
+    def arr(dtype, ndim):
+        return types.Array(dtype, ndim, "C")
+
+    f64 = types.float64
+    return {
+        "accumulate": lambda xdt: (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean,
+                                   arr(f64, 2), arr(f64, 2), arr(f64, 1), arr(types.int64, 1),
+                                   arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1)),
+        "log_prob": lambda xdt: (arr(xdt, 2), types.boolean, arr(f64, 2), arr(f64, 2),
+                                 arr(f64, 1), arr(types.int64, 1), arr(f64, 2)),
+        "reduce_parts": lambda xdt: (arr(f64, 2), arr(f64, 1)),
+        "count_nonfinite": lambda xdt: (arr(xdt, 2), arr(types.int64, 1)),
+    }
+
+
+@pytest.mark.parametrize("name", ["accumulate", "log_prob", "reduce_parts", "count_nonfinite"])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
+    """Compile every CUDA kernel for Hopper without a device (needs NVVM/NVRTC)."""
+    cuda = pytest.importorskip("numba.cuda")
+    from numba import types
+
+    from fastem.kernels.cuda import gaussian
+
+    # numba-cuda compiles device functions for the *current* device even inside
+    # compile_ptx; without a GPU, tell it the device is sm_90.
+    dispatcher = pytest.importorskip("numba.cuda.dispatcher")
+    if not _cuda_available() and hasattr(dispatcher, "get_current_device"):
+        class _Hopper:
+            compute_capability = (9, 0)
+        monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Hopper())
+
+    sig = _ptx_types()[name](getattr(types, dtype))
+    try:
+        ptx, _ = cuda.compile_ptx(getattr(gaussian, name).py_func, sig, cc=(9, 0))
+    except Exception as exc:  # no NVVM / NVRTC libraries on this machine
+        if "NVVM" in str(exc) or "nvrtc" in str(exc).lower() or "libnvvm" in str(exc).lower() \
+                or "DynamicLibNotFound" in type(exc).__name__:
+            pytest.skip(f"CUDA compiler libraries not available: {exc}")
+        raise
+    assert ".target sm_90" in ptx
+    assert ".entry" in ptx
