@@ -4,8 +4,9 @@
 >>> gm = GaussianMixture(n_components=3).fit(X)   # doctest: +SKIP
 """
 
+from .io import load_model as load
 from .mixture import ConvergenceWarning, GaussianMixture, NotFittedError
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "__version__"]
+__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "__version__"]

@@ -87,6 +87,11 @@ class GaussianMixture:
     iteration_seconds_ : list of float
         Wall time of each EM iteration of the best run.
 
+    progress_callback : callable, optional (attribute, not a constructor parameter)
+        When set, called after every EM iteration as
+        ``progress_callback(n_iter, max_iter, lower_bound, change, seconds)``;
+        the command line draws its progress bar with it.
+
     Notes
     -----
     Parameters are float64 whatever the input dtype; float32 input is read as
@@ -300,6 +305,9 @@ class GaussianMixture:
                     RuntimeWarning, stacklevel=4,
                 )
             reseeded_last = reseeded > 0
+            hook = getattr(self, "progress_callback", None)
+            if hook is not None:
+                hook(n_iter, self.max_iter, lower_bound, change, seconds[-1])
             if self.verbose >= 2 and n_iter % self.verbose_interval == 0:
                 print(f"  Iteration {n_iter}\t time lapse {seconds[-1]:.5f}s\t "
                       f"lower bound {lower_bound:.8f}\t ll change {change:.5f}")
@@ -422,6 +430,20 @@ class GaussianMixture:
         """Akaike information criterion on X (lower is better)."""
         n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
         return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+    def save(self, path):
+        """Save the fitted model to ``path`` (.npz + JSON metadata, no pickle).
+
+        See :mod:`fastem.io` for the format; :meth:`load` reads it back.
+        """
+        from .io import save_model
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save` (never unpickles anything)."""
+        from .io import load_model
+        return load_model(path)
 
     def sample(self, n_samples=1):
         """Draw samples from the fitted mixture (same stream as scikit-learn).

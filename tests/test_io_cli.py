@@ -1,0 +1,185 @@
+"""Model files, memory-mapped input and the command line."""
+
+import json
+import pickle
+import tracemalloc
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import make_blobs
+from fastem import GaussianMixture, load
+from fastem.cli import main
+from fastem.io import FORMAT_VERSION
+
+X, _ = make_blobs(n=600, d=3, k=3, seed=11, dtype=np.float32)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return GaussianMixture(3, covariance_type="diag", random_state=0).fit(X)
+
+
+def test_save_load_round_trip(tmp_path, fitted):
+    path = tmp_path / "model.npz"
+    fitted.save(path)
+    again = GaussianMixture.load(path)
+    for name in ("weights_", "means_", "covariances_", "precisions_", "precisions_cholesky_"):
+        np.testing.assert_array_equal(getattr(again, name), getattr(fitted, name))
+    assert again.get_params() == fitted.get_params()
+    assert again.lower_bounds_ == fitted.lower_bounds_ and again.n_iter_ == fitted.n_iter_
+    np.testing.assert_array_equal(again.predict(X), fitted.predict(X))
+    np.testing.assert_array_equal(load(path).score_samples(X), fitted.score_samples(X))
+
+
+def test_loaded_model_warm_starts(tmp_path, fitted):
+    fitted.save(tmp_path / "m.npz")
+    again = GaussianMixture.load(tmp_path / "m.npz").set_params(warm_start=True, max_iter=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        again.fit(X)
+    assert again.n_iter_ <= 2 and np.isfinite(again.lower_bound_)
+
+
+def _rewrite(path, **changes):
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files}
+    meta = json.loads(data["metadata"].tobytes())
+    meta.update(changes)
+    data["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez(path, **data)
+
+
+def test_future_format_version_is_refused(tmp_path, fitted):
+    path = tmp_path / "m.npz"
+    fitted.save(path)
+    _rewrite(path, format_version=FORMAT_VERSION + 1)
+    with pytest.raises(ValueError, match="Upgrade fastem"):
+        load(path)
+
+
+@pytest.mark.parametrize("content", [b"not a zip file", b""])
+def test_garbage_model_file(tmp_path, content):
+    path = tmp_path / "m.npz"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match="not a fastem model file"):
+        load(path)
+
+
+def test_model_file_with_pickled_object_is_refused(tmp_path):
+    path = tmp_path / "m.npz"
+    np.savez(path, weights=np.ones(1), means=np.ones((1, 1)), covariances=np.ones((1, 1, 1)),
+             precisions_cholesky=np.ones((1, 1, 1)), metadata=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(ValueError, match="not a fastem model file"):
+        load(path)
+
+
+def test_missing_model_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load(tmp_path / "nope.npz")
+
+
+def test_pickle_of_fitted_estimator(fitted):
+    again = pickle.loads(pickle.dumps(fitted))
+    np.testing.assert_array_equal(again.predict_proba(X), fitted.predict_proba(X))
+
+
+def test_memory_mapped_fit_reads_in_place(tmp_path):
+    Xm_big, _ = make_blobs(n=200_000, d=8, k=4, seed=12, dtype=np.float32)
+    np.save(tmp_path / "X.npy", Xm_big)
+    del Xm_big
+    Xm = np.load(tmp_path / "X.npy", mmap_mode="r")
+    kw = dict(n_components=4, random_state=0, max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        GaussianMixture(**kw).fit(Xm[:1000])  # compile outside the measurement
+        tracemalloc.start()
+        gm = GaussianMixture(**kw).fit(Xm)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        ref = GaussianMixture(**kw).fit(np.array(Xm))
+    # No copy or float64 conversion of X (6.4 MB): only O(n) labels and chunks.
+    assert peak < 0.6 * Xm.nbytes, peak
+    assert gm.means_.tobytes() == ref.means_.tobytes()
+    labels = gm.predict(Xm)
+    np.testing.assert_array_equal(labels, ref.predict(np.array(Xm)))
+
+
+# ----------------------------------------------------------------------------
+# Command line
+# ----------------------------------------------------------------------------
+
+@pytest.fixture
+def data_files(tmp_path):
+    np.save(tmp_path / "X.npy", X)
+    np.savetxt(tmp_path / "X.csv", X, delimiter=",", header="a,b,c", comments="")
+    return tmp_path
+
+
+def test_cli_fit_predict_info(data_files, capsys):
+    d = data_files
+    assert main(["fit", str(d / "X.npy"), "--n-components", "3", "--covariance-type", "diag",
+                 "--random-state", "0", "--out", str(d / "m.npz")]) == 0
+    out = capsys.readouterr()
+    assert "model written" in out.out and "iter" in out.err  # progress bar on stderr
+    assert main(["predict", str(d / "m.npz"), str(d / "X.csv"), "--out", str(d / "l.npy")]) == 0
+    labels = np.load(d / "l.npy")
+    ref = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X).predict(X)
+    np.testing.assert_array_equal(labels, ref)
+    assert main(["predict", str(d / "m.npz"), str(d / "X.npy"), "--out", str(d / "p.csv"),
+                 "--proba"]) == 0
+    assert np.loadtxt(d / "p.csv", delimiter=",").shape == (len(X), 3)
+    assert main(["info", str(d / "m.npz")]) == 0
+    assert "3 components" in capsys.readouterr().out
+
+
+def _fails(args, capsys, match, absent):
+    assert main(args) == 2
+    assert match in capsys.readouterr().err
+    assert not absent.exists()
+
+
+def test_cli_bad_inputs(data_files, capsys):
+    d = data_files
+    (d / "ragged.csv").write_text("1,2,3\n4,5\n")
+    (d / "text.csv").write_text("a,b\nx,y\n")
+    (d / "junk.npy").write_bytes(b"garbage")
+    (d / "two.csv").write_text("1,2\n3,4\n5,6\n")
+    main(["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "m.npz"), "--quiet"])
+    capsys.readouterr()
+    _fails(["fit", str(d / "ragged.csv"), "--n-components", "2", "--out", str(d / "o.npz")],
+           capsys, "malformed CSV", d / "o.npz")
+    _fails(["fit", str(d / "text.csv"), "--n-components", "1", "--out", str(d / "o.npz")],
+           capsys, "malformed CSV", d / "o.npz")
+    _fails(["fit", str(d / "junk.npy"), "--n-components", "2", "--out", str(d / "o.npz")],
+           capsys, "not a readable .npy", d / "o.npz")
+    _fails(["fit", str(d / "missing.npy"), "--n-components", "2", "--out", str(d / "o.npz")],
+           capsys, "not found", d / "o.npz")
+    _fails(["predict", str(d / "m.npz"), str(d / "two.csv"), "--out", str(d / "o.npy")],
+           capsys, "fitted on 3 features", d / "o.npy")
+    _fails(["predict", str(d / "X.npy"), str(d / "X.npy"), "--out", str(d / "o.npy")],
+           capsys, "not a fastem model file", d / "o.npy")
+    _rewrite(d / "m.npz", format_version=FORMAT_VERSION + 5)
+    _fails(["predict", str(d / "m.npz"), str(d / "X.npy"), "--out", str(d / "o.npy")],
+           capsys, "Upgrade fastem", d / "o.npy")
+    _fails(["info", str(d / "m.npz")], capsys, "Upgrade fastem", d / "o.npy")
+    _fails(["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "o.txt")],
+           capsys, "error", d / "o.txt")
+
+
+def test_cli_parquet(data_files, capsys):
+    d = data_files
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        _fails(["fit", str(d / "X.parquet"), "--n-components", "2", "--out", str(d / "o.npz")],
+               capsys, "not found", d / "o.npz")
+        (d / "X.parquet").write_bytes(b"PAR1")
+        _fails(["fit", str(d / "X.parquet"), "--n-components", "2", "--out", str(d / "o.npz")],
+               capsys, "needs pyarrow", d / "o.npz")
+        return
+    pq.write_table(pa.table({c: X[:, i] for i, c in enumerate("abc")}), d / "X.parquet")
+    assert main(["fit", str(d / "X.parquet"), "--n-components", "3", "--out", str(d / "m.npz"),
+                 "--quiet"]) == 0
