@@ -12,6 +12,7 @@ from . import _validation as val
 from ._model import (Params, covariances_from_cholesky, m_step, n_parameters,
                      precision_cholesky_from_covariances, precisions_from_cholesky)
 from .backends import get_backend
+from .backends.dask import is_dask_array
 from .init import check_random_state, choose_rows, initial_params
 
 
@@ -179,9 +180,12 @@ class GaussianMixture:
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most probable component of each row, shape (n_samples,)."""
-        X = self._fit(X, sample_weight)
-        return self._predict_checked(X)
+        """Fit, then return the most probable component of each row, shape (n_samples,)
+        (a lazy dask array for dask input)."""
+        data = self._fit(X, sample_weight)
+        if is_dask_array(X):
+            return self._lazy(data.array, lambda wlp: wlp.argmax(axis=1), None, np.int64)
+        return self._predict_checked(data)
 
     def _check_initial_arrays(self, n_features):
         k, ctype = self.n_components, self.covariance_type
@@ -193,7 +197,14 @@ class GaussianMixture:
             val.check_precisions(self.precisions_init, ctype, k, n_features)
 
     def _check_X(self, X, n_features=None):
-        """Validated X: a float32/float64 ndarray, or a GPU array for 'cuda'."""
+        """Validated X: a float32/float64 ndarray, a GPU array for 'cuda', or a
+        dask array (run chunk by chunk on the Dask scheduler)."""
+        if is_dask_array(X):
+            if self.backend != "cpu":
+                raise ValueError("dask arrays run the CPU kernels on the Dask workers; "
+                                 "use backend='cpu' with dask input.")
+            from .backends.dask import check_dask_array
+            return check_dask_array(X, n_features=n_features)
         if val.is_device_array(X):
             if self.backend != "cuda":
                 raise TypeError(
@@ -203,11 +214,19 @@ class GaussianMixture:
             return val.check_device_array(X, n_features=n_features)
         return val.check_array(X, n_features=n_features)
 
+    def _backend_for(self, X):
+        if is_dask_array(X):
+            from .backends.dask import DaskBackend
+            return DaskBackend()
+        return get_backend(self.backend)
+
     def _fit(self, X, sample_weight):
         val.check_estimator_params(self)
-        backend = get_backend(self.backend)
+        backend = self._backend_for(X)
         X = self._check_X(X)
         n_samples, n_features = X.shape
+        if is_dask_array(sample_weight):
+            sample_weight = sample_weight.compute()  # n floats, small next to X
         sw = val.check_sample_weight(sample_weight, n_samples)
         if n_samples < self.n_components:
             raise ValueError(
@@ -366,8 +385,13 @@ class GaussianMixture:
 
     def _validate_predict_input(self, X):
         self._check_fitted()
+        backend = self._backend_for(X)
         X = self._check_X(X, n_features=self.n_features_in_)
-        return get_backend(self.backend).prepare(X)
+        return backend.prepare(X)
+
+    def _lazy(self, X, reduce, out_columns, dtype=np.float64):
+        from .backends.dask import lazy_map
+        return lazy_map(X, self._current_params(), reduce, out_columns, dtype)
 
     # ------------------------------------------------------------------
     # Prediction
@@ -393,11 +417,18 @@ class GaussianMixture:
         -------
         labels : ndarray of shape (n_samples,), int64
         """
+        if is_dask_array(X):
+            data = self._validate_predict_input(X)
+            return self._lazy(data.array, lambda wlp: wlp.argmax(axis=1), None, np.int64)
         return self._predict_checked(self._validate_predict_input(X))
 
     def predict_proba(self, X):
-        """Posterior probability of each component, shape (n_samples, n_components)."""
+        """Posterior probability of each component, shape (n_samples, n_components)
+        (a lazy dask array for dask input)."""
         X = self._validate_predict_input(X)
+        if is_dask_array(getattr(X, "array", None)):
+            return self._lazy(X.array, lambda wlp: np.exp(wlp - _log_sum_exp(wlp)[:, None]),
+                              self.n_components)
         out = np.empty((X.shape[0], self.n_components))
         for start, stop, wlp in self._chunks(X):
             lse = _log_sum_exp(wlp)
@@ -405,8 +436,11 @@ class GaussianMixture:
         return out
 
     def score_samples(self, X):
-        """Log-likelihood of each row, ``log p(x)``, shape (n_samples,)."""
+        """Log-likelihood of each row, ``log p(x)``, shape (n_samples,)
+        (a lazy dask array for dask input)."""
         X = self._validate_predict_input(X)
+        if is_dask_array(getattr(X, "array", None)):
+            return self._lazy(X.array, _log_sum_exp, None)
         out = np.empty(X.shape[0])
         for start, stop, wlp in self._chunks(X):
             out[start:stop] = _log_sum_exp(wlp)
@@ -415,6 +449,10 @@ class GaussianMixture:
     def score(self, X, y=None, sample_weight=None):
         """Mean (optionally weighted) log-likelihood of X, a float."""
         logp = self.score_samples(X)
+        if is_dask_array(logp):
+            logp = logp.compute()
+        if is_dask_array(sample_weight):
+            sample_weight = sample_weight.compute()
         sw = val.check_sample_weight(sample_weight, logp.shape[0])
         return float(np.average(logp, weights=sw))
 

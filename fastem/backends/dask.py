@@ -1,0 +1,154 @@
+"""Dask driver: each EM pass runs as tasks on the active Dask scheduler.
+
+Every row chunk of a dask array computes its statistics with the same Numba
+kernel as the CPU backend, on the worker that holds it; the per-chunk
+``Stats`` are tree-reduced pairwise in a fixed order, and only the small
+reduced statistics come back to the client. X is never collected. With a
+``distributed.Client`` active, ``dask.compute`` runs on its cluster.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import config
+from .._model import Params, Stats
+from .cpu import CPUBackend
+
+
+def is_dask_array(X) -> bool:
+    """Whether X is a dask array (without importing dask when it is not)."""
+    return type(X).__module__.startswith("dask.array") and hasattr(X, "dask")
+
+
+@dataclass
+class DaskData:
+    """A validated dask array with row chunks only (all columns in one chunk)."""
+
+    array: object
+    shape: tuple
+    dtype: np.dtype
+
+
+def check_dask_array(X, n_features=None):
+    """Validate a dask array lazily where possible; one pass checks finiteness.
+
+    Returns
+    -------
+    X : dask array, float32 or float64, chunked by rows only, known chunk sizes
+    """
+    import dask.array as da
+
+    if X.ndim != 2:
+        raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D.")
+    kind = X.dtype.kind
+    if kind == "c":
+        raise TypeError(f"X has complex dtype {X.dtype}; complex data is not supported.")
+    if kind not in "fiub":
+        raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
+    if X.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
+    if any(np.isnan(c) for c in X.chunks[0]):
+        X = X.compute_chunk_sizes()
+    if X.shape[0] == 0 or X.shape[1] == 0:
+        raise ValueError(f"X is empty: shape {X.shape}; need at least one sample and one feature.")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but the model was fitted with {n_features} features."
+        )
+    X = X.rechunk({1: -1})
+    if not bool(da.isfinite(X).all().compute()):
+        raise ValueError("X contains NaN or infinity.")
+    return X
+
+
+def _chunk_stats(block, weights, params):
+    """Statistics of one chunk, on the worker, with the CPU kernel."""
+    block = np.ascontiguousarray(block)
+    return CPUBackend().accumulate(block, params, weights)
+
+
+def _add(a, b):
+    return a + b
+
+
+def _tree_sum(items):
+    """Pairwise delayed sums in a fixed order (deterministic)."""
+    import dask
+
+    add = dask.delayed(_add, pure=True)
+    while len(items) > 1:
+        nxt = [add(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
+        if len(items) % 2:
+            nxt.append(items[-1])
+        items = nxt
+    return items[0]
+
+
+class DaskBackend:
+    """Runs the fused pass chunk by chunk as Dask tasks (CPU kernels on workers)."""
+
+    name = "dask"
+
+    def prepare(self, X) -> DaskData:
+        return DaskData(X, tuple(X.shape), np.dtype(X.dtype))
+
+    def init_view(self, data: DaskData):
+        """Host rows for initialisation: every ``step``-th row, at most
+        ``CUDA_INIT_ROWS`` (all rows for smaller data)."""
+        n = data.shape[0]
+        step = max(1, -(-n // config.CUDA_INIT_ROWS))
+        rows = np.arange(0, n, step)
+        return np.ascontiguousarray(data.array[::step].compute()), (None if step == 1 else rows)
+
+    def _weight_blocks(self, data, sample_weight):
+        if sample_weight is None:
+            return [None] * len(data.array.chunks[0])
+        bounds = np.cumsum((0,) + data.array.chunks[0])
+        return [sample_weight[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+
+    def accumulate(self, data: DaskData, params: Params, sample_weight=None) -> Stats:
+        """One EM pass as Dask tasks; returns the reduced statistics."""
+        import dask
+
+        blocks = data.array.to_delayed().ravel()
+        chunk = dask.delayed(_chunk_stats, pure=True)
+        parts = [chunk(b, w, params)
+                 for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
+        (total,) = dask.compute(_tree_sum(parts))
+        return total
+
+    def weighted_log_prob_chunks(self, data: DaskData, params: Params):
+        """Eager chunks (used by fit_predict's labels); prediction on dask
+        input is otherwise lazy, see ``lazy_map``."""
+        start = 0
+        cpu = CPUBackend()
+        for block in data.array.to_delayed().ravel():
+            arr = np.ascontiguousarray(block.compute())
+            for s, e, wlp in cpu.weighted_log_prob_chunks(arr, params):
+                yield start + s, start + e, wlp
+            start += arr.shape[0]
+
+
+def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64):
+    """A lazy dask array of ``reduce(weighted_log_prob)`` per row chunk.
+
+    Parameters
+    ----------
+    X : dask array (validated)
+    reduce : callable ``(m, k) -> (m,) or (m, out_columns)``, run on workers
+    out_columns : int or None (None: a 1-D result)
+    dtype : dtype of the result
+    """
+    def block_fn(block):
+        block = np.ascontiguousarray(block)
+        pieces = [reduce(wlp) for _, _, wlp in CPUBackend().weighted_log_prob_chunks(block, params)]
+        if not pieces:
+            return np.empty((0,) if out_columns is None else (0, out_columns), dtype=dtype)
+        return np.concatenate(pieces)
+
+    if out_columns is None:
+        return X.map_blocks(block_fn, drop_axis=1, dtype=dtype)
+    return X.map_blocks(block_fn, chunks=(X.chunks[0], (out_columns,)), dtype=dtype)
