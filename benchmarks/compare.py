@@ -30,6 +30,11 @@ import time
 
 import numpy as np
 
+try:
+    from .common import PeakRSS, rss_bytes as _rss_bytes
+except ImportError:  # run as a script
+    from common import PeakRSS, rss_bytes as _rss_bytes
+
 DEFAULT_CONFIGS = ["full:1000000:16:16", "full:1000000:2:8", "diag:1000000:32:64"]
 
 
@@ -51,34 +56,6 @@ def dgemm_peak(size=3000, repeats=5):
         a @ b
         times.append(time.perf_counter() - t0)
     return 2.0 * size**3 / np.median(times) / 1e9
-
-
-def _rss_bytes():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-class PeakRSS:
-    """Samples this process's resident memory every millisecond in a thread;
-    ``peak`` is the highest value seen while the context was active."""
-
-    def __enter__(self):
-        import threading
-        self.peak = _rss_bytes()
-        self._stop = threading.Event()
-
-        def poll():
-            while not self._stop.wait(0.001):
-                self.peak = max(self.peak, _rss_bytes())
-
-        self._thread = threading.Thread(target=poll, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, _rss_bytes())
 
 
 # ----------------------------------------------------------------------------

@@ -1,0 +1,67 @@
+"""Shared helpers of the benchmarks: problems made once, memory sampling."""
+
+import os
+import threading
+import warnings
+
+import numpy as np
+
+
+def gpu_available():
+    try:
+        from numba import cuda
+        return bool(cuda.is_available())
+    except Exception:
+        return False
+
+
+def make_problem(n_samples, n_features, n_components, covariance_type, dtype, seed=0):
+    """Data (n, d) of ``dtype`` and shared initial parameters (a dict of init kwargs)."""
+    from fastem import GaussianMixture
+    from fastem.cli import make_mixture
+
+    X = make_mixture(n_samples, n_features, n_components, seed, np.dtype(dtype))[0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(n_components, covariance_type=covariance_type, max_iter=0,
+                             random_state=seed).fit(X)
+    init = dict(weights_init=gm.weights_, means_init=gm.means_, precisions_init=gm.precisions_)
+    return X, init, gm
+
+
+def rss_bytes(kind="total"):
+    """Resident memory of this process: 'total', or 'anon' (not file-backed
+    pages: what a memory-mapped input does not account for)."""
+    if kind == "total":
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("RssAnon:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+class PeakRSS:
+    """Samples resident memory every millisecond in a thread while active;
+    ``peak`` is the highest value seen (``kind`` as in :func:`rss_bytes`)."""
+
+    def __init__(self, kind="total"):
+        self.kind = kind
+
+    def __enter__(self):
+        self.peak = rss_bytes(self.kind)
+        self._stop = threading.Event()
+
+        def poll():
+            while not self._stop.wait(0.001):
+                self.peak = max(self.peak, rss_bytes(self.kind))
+
+        self._thread = threading.Thread(target=poll, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, rss_bytes(self.kind))
