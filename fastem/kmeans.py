@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._model import Stats, full_from_lower, second_moment_is_full
-from .backends.cpu import part_bounds
+from ._model import Stats, second_moment_is_full
+from .backends.cpu import part_bounds, partial_stats, reduce_partial_stats
 from .kernels.cpu import kmeans as kernels
 
 #: Seeding + Lloyd runs on the sample; the run with the lowest inertia wins.
@@ -170,19 +170,11 @@ def kmeans_init(X, n_clusters, sample_weight, rng):
 def label_stats(X, sample_weight, labels, centres, covariance_type) -> Stats:
     """Centred statistics of hard assignments, for the M-step of initialisation."""
     n, d = X.shape
-    k = centres.shape[0]
     full = second_moment_is_full(covariance_type)
-    width = d * d if full else d
-    bounds = part_bounds(n, k * (width + d + 1))
-    n_parts = bounds.shape[0] - 1
-    mass = np.zeros((n_parts, k))
-    first = np.zeros((n_parts, k, d))
-    second = np.zeros((n_parts, k, width))
+    bounds, mass, first, second = partial_stats(n, centres.shape[0], d, full)
     w, has_w = _weights_args(sample_weight)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
     kernels.label_stats(X, w, has_w, full, labels, centres, bounds, mass, first, second)
-    second = second.sum(axis=0)
-    if full:
-        second = full_from_lower(second, d)
+    mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     weight_sum = float(n if sample_weight is None else sample_weight.sum())
-    return Stats(mass.sum(axis=0), first.sum(axis=0), second, centres, np.nan, weight_sum)
+    return Stats(mass, first, second, centres, np.nan, weight_sum)

@@ -36,6 +36,30 @@ def part_bounds(n_samples: int, stats_size: int) -> np.ndarray:
     return np.unique(bounds) if n_samples > 0 else np.zeros(2, dtype=np.int64)
 
 
+def partial_stats(n_samples: int, n_components: int, n_features: int, full: bool):
+    """Row parts and zeroed per-part statistic buffers for a CPU pass.
+
+    Returns
+    -------
+    bounds : (n_parts + 1,) int64
+    mass : (n_parts, k), first : (n_parts, k, d), second : (n_parts, k, d*d or d)
+    """
+    k, d = n_components, n_features
+    width = d * d if full else d
+    bounds = part_bounds(n_samples, k * (width + d + 1))
+    n_parts = bounds.shape[0] - 1
+    return (bounds, np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
+            np.zeros((n_parts, k, width)))
+
+
+def reduce_partial_stats(mass, first, second, n_features: int, full: bool):
+    """Sum per-part statistics over parts in a fixed order; mirror full second moments."""
+    second = second.sum(axis=0)
+    if full:
+        second = full_from_lower(second, n_features)
+    return mass.sum(axis=0), first.sum(axis=0), second
+
+
 class CPUBackend:
     """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
 
@@ -68,27 +92,18 @@ class CPUBackend:
             Centred on ``params.means``.
         """
         n, d = X.shape
-        k = params.n_components
         full = second_moment_is_full(params.covariance_type)
-        width = d * d if full else d
-        bounds = part_bounds(n, k * (width + d + 1))
-        n_parts = bounds.shape[0] - 1
-        mass = np.zeros((n_parts, k))
-        first = np.zeros((n_parts, k, d))
-        second = np.zeros((n_parts, k, width))
-        loglik = np.zeros(n_parts)
+        bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
+        loglik = np.zeros(bounds.shape[0] - 1)
         has_weights = sample_weight is not None
         w = sample_weight if has_weights else np.empty(0)
         means, factor, log_const = kernel_arrays(params)
         gaussian.accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
                             mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
-        second = second.sum(axis=0)
-        if full:
-            second = full_from_lower(second, d)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         weight_sum = float(sample_weight.sum()) if has_weights else float(n)
-        return Stats(mass.sum(axis=0), first.sum(axis=0), second, means.copy(),
-                     float(loglik.sum()), weight_sum)
+        return Stats(mass, first, second, means.copy(), float(loglik.sum()), weight_sum)
 
     def weighted_log_prob_chunks(self, X: np.ndarray, params: Params):
         """Yield ``(start, stop, log w_j + log N(x_i | j))`` chunk by chunk.
