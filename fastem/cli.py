@@ -39,7 +39,11 @@ def make_mixture(n_samples, n_features, n_components, seed=0, dtype=np.float64):
     for start in range(0, n_samples, step):
         lab = labels[start:start + step]
         z = rng.standard_normal(size=(lab.size, n_features))
-        X[start:start + step] = means[lab] + np.einsum("nij,nj->ni", chol[lab], z)
+        out = np.empty_like(z)
+        for j in range(n_components):  # one small matmul per component, no (n, d, d) temporary
+            rows = lab == j
+            out[rows] = means[j] + z[rows] @ chol[j].T
+        X[start:start + step] = out
     return X, labels, means, weights
 
 

@@ -242,11 +242,20 @@ class GaussianMixture:
             sw_init = None  # the sampled rows all have weight 0: initialise unweighted
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
-        if not do_init and self.n_features_in_ != n_features:
-            raise ValueError(
-                f"warm_start: X has {n_features} features, but the model was fitted with "
-                f"{self.n_features_in_} features."
-            )
+        if not do_init:
+            if self.n_features_in_ != n_features:
+                raise ValueError(
+                    f"warm_start: X has {n_features} features, but the model was fitted "
+                    f"with {self.n_features_in_} features."
+                )
+            k, d = self.n_components, n_features
+            expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
+                        "spherical": (k,)}[self.covariance_type]
+            if self.means_.shape[0] != k or np.shape(self.precisions_cholesky_) != expected:
+                raise ValueError(
+                    "warm_start: n_components or covariance_type changed since the previous "
+                    "fit; set warm_start=False to start afresh."
+                )
         n_init = self.n_init if do_init else 1
         rng = check_random_state(self.random_state)
 

@@ -124,3 +124,14 @@ def test_warm_start_with_other_feature_count():
     gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X_OK)
     with pytest.raises(ValueError, match="warm_start"):
         gm.fit(np.random.default_rng(0).normal(size=(50, 3)))
+
+
+def test_warm_start_after_changing_the_model():
+    gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X_OK)
+    with pytest.raises(ValueError, match="warm_start"):
+        gm.set_params(covariance_type="diag").fit(X_OK)
+    tied = GaussianMixture(2, covariance_type="tied", warm_start=True, random_state=0).fit(X_OK)
+    with pytest.raises(ValueError, match="warm_start"):
+        tied.set_params(covariance_type="diag").fit(X_OK)
+    with pytest.raises(ValueError, match="warm_start"):
+        gm.set_params(covariance_type="full", n_components=3).fit(X_OK)
