@@ -130,8 +130,9 @@ def test_warm_start_after_changing_the_model():
     gm = GaussianMixture(2, warm_start=True, random_state=0).fit(X_OK)
     with pytest.raises(ValueError, match="warm_start"):
         gm.set_params(covariance_type="diag").fit(X_OK)
-    tied = GaussianMixture(2, covariance_type="tied", warm_start=True, random_state=0).fit(X_OK)
+    X3 = np.random.default_rng(1).normal(size=(60, 3))  # d != k, so tied and diag shapes differ
+    tied = GaussianMixture(2, covariance_type="tied", warm_start=True, random_state=0).fit(X3)
     with pytest.raises(ValueError, match="warm_start"):
-        tied.set_params(covariance_type="diag").fit(X_OK)
+        tied.set_params(covariance_type="diag").fit(X3)
     with pytest.raises(ValueError, match="warm_start"):
         gm.set_params(covariance_type="full", n_components=3).fit(X_OK)
