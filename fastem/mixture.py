@@ -251,7 +251,9 @@ class GaussianMixture:
             k, d = self.n_components, n_features
             expected = {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
                         "spherical": (k,)}[self.covariance_type]
-            if self.means_.shape[0] != k or np.shape(self.precisions_cholesky_) != expected:
+            fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
+            if (self.means_.shape[0] != k or np.shape(self.precisions_cholesky_) != expected
+                    or fitted_type != self.covariance_type):
                 raise ValueError(
                     "warm_start: n_components or covariance_type changed since the previous "
                     "fit; set warm_start=False to start afresh."
@@ -294,6 +296,7 @@ class GaussianMixture:
         self.init_seconds_ = best["init_seconds"]
         self.iteration_seconds_ = best["seconds"]
         self.n_features_in_ = n_features
+        self._fitted_covariance_type = self.covariance_type
         return X
 
     def _em(self, X, sw, params, covariances, lower_bound, backend, rng, reseed_rows):
