@@ -47,3 +47,20 @@ def test_out_of_core_script_runs(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rows/s" in out.stdout and "peak RSS" in out.stdout
     assert not list(tmp_path.glob("*.npy"))  # the data file is removed
+
+
+def test_gpu_compare_script_on_cpu(tmp_path):
+    """The PyTorch reference EM agrees with fastem (run on the CPU; the GPU
+    figures come from running the same script on a GPU machine)."""
+    pytest.importorskip("torch")
+    result = tmp_path / "g.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_compare.py"),
+                          "--device", "cpu", "--n-samples", "4000", "--features", "3",
+                          "--components", "2", "--dtypes", "float64", "--iters", "3",
+                          "--impls", "fastem-cpu,torch", "--json", str(result)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = json.loads(result.read_text())["results"]
+    for spec, rows in res.items():
+        lls = [r["final_log_likelihood"] for r in rows.values()]
+        assert lls[0] == pytest.approx(lls[1], rel=1e-9), spec
