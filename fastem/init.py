@@ -95,10 +95,35 @@ def point_stats(X, sample_weight, indices, covariance_type):
     return Stats(mass, np.zeros((k, d)), second, centres, np.nan, weight_sum)
 
 
+#: Up to this many rows, row sampling uses ``RandomState.choice`` (the same
+#: stream as scikit-learn); it permutes all n rows, so beyond this it is
+#: replaced by rejection sampling with O(size) memory.
+PERMUTATION_MAX_ROWS = 10_000_000
+
+
+def sample_rows(n_samples, size, rng):
+    """``size`` distinct row indices drawn uniformly, in draw order.
+
+    Matches ``rng.choice(n, size, replace=False)`` (scikit-learn's call) for
+    ``n <= PERMUTATION_MAX_ROWS``; above that, draws with rejection of repeats so
+    that memory stays O(size) instead of an O(n) permutation.
+    """
+    if n_samples <= PERMUTATION_MAX_ROWS or size > n_samples // 2:
+        return rng.choice(n_samples, size=size, replace=False)
+    chosen = []
+    seen = set()
+    while len(chosen) < size:
+        for v in rng.randint(0, n_samples, size=size - len(chosen)):
+            if v not in seen:
+                seen.add(v)
+                chosen.append(v)
+    return np.asarray(chosen[:size], dtype=np.int64)
+
+
 def choose_rows(n_samples, size, sample_weight, rng):
     """``size`` distinct rows, uniformly (as scikit-learn) or by sample weight."""
     if sample_weight is None:
-        return rng.choice(n_samples, size=size, replace=False)
+        return sample_rows(n_samples, size, rng)
     positive = int(np.count_nonzero(sample_weight))
     if positive < size:
         raise ValueError(
@@ -115,7 +140,7 @@ def initial_params(X, sample_weight, est, rng) -> tuple[Params, np.ndarray]:
     params : Params
     covariances : ndarray, shape by covariance type
     """
-    from .kmeans import kmeans_init, kmeans_plusplus, label_stats
+    from .kmeans import kmeans_init, kmeans_plusplus, nearest_stats
 
     k, ctype, d = est.n_components, est.covariance_type, X.shape[1]
     given = (est.weights_init is not None, est.means_init is not None, est.precisions_init is not None)
@@ -129,8 +154,8 @@ def initial_params(X, sample_weight, est, rng) -> tuple[Params, np.ndarray]:
         elif method == "k-means++":
             stats = point_stats(X, sample_weight, kmeans_plusplus(X, k, sample_weight, rng), ctype)
         else:
-            centres, labels = kmeans_init(X, k, sample_weight, rng)
-            stats = label_stats(X, sample_weight, labels, centres, ctype)
+            centres = kmeans_init(X, k, sample_weight, rng)
+            stats = nearest_stats(X, sample_weight, centres, ctype)
         weights, means, covariances = m_step(stats, ctype, est.reg_covar)
     if given[0]:
         # Used as given (within the validated tolerance of summing to 1), as

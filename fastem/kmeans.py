@@ -2,9 +2,9 @@
 
 Cost model for large n: seeding and Lloyd run to convergence on a uniform
 random sample of ``SAMPLE_ROWS`` rows, then at most ``FULL_PASSES`` Lloyd
-passes over all rows refine the centres and a final pass labels every row, so
-the initialisation costs a few cheap O(n k d) passes instead of the O(n k d^2)
-of an EM iteration. Reproducible with the RandomState and independent of the
+passes over all rows refine the centres, so the initialisation costs a few cheap O(n k d) passes instead of the O(n k d^2)
+of an EM iteration; a last pass folds the nearest-centre assignment straight
+into the initial statistics, so no per-row label array is kept. Reproducible with the RandomState and independent of the
 thread count (fixed partition, fixed-order reductions).
 """
 
@@ -14,6 +14,7 @@ import numpy as np
 
 from ._model import Stats, second_moment_is_full
 from .backends.cpu import part_bounds, partial_stats, reduce_partial_stats
+from .init import sample_rows
 from .kernels.cpu import kmeans as kernels
 
 #: Seeding + Lloyd runs on the sample; the run with the lowest inertia wins.
@@ -77,7 +78,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     return indices
 
 
-def lloyd(X, centres, sample_weight, max_iter, tol):
+def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
     """Lloyd iterations from ``centres`` until the squared shift is <= ``tol``.
 
     Empty clusters move to the points farthest from their centres.
@@ -85,7 +86,8 @@ def lloyd(X, centres, sample_weight, max_iter, tol):
     Returns
     -------
     centres : (k, d) float64
-    labels : (n,) int32, nearest centre of each row for the returned centres
+    labels : (n,) int32 nearest centre of each row for the returned centres,
+        or None unless ``return_labels`` (no O(n) array otherwise)
     n_iter : int
     inertia : float, weighted sum of squared distances to the returned centres
     """
@@ -94,7 +96,7 @@ def lloyd(X, centres, sample_weight, max_iter, tol):
     w, has_w = _weights_args(sample_weight)
     bounds = part_bounds(n, k * (d + 1))
     n_parts = bounds.shape[0] - 1
-    labels = np.empty(n, dtype=np.int32)
+    labels = np.empty(n if return_labels else 0, dtype=np.int32)
 
     def assign(c):
         sums = np.zeros((n_parts, k, d))
@@ -102,8 +104,8 @@ def lloyd(X, centres, sample_weight, max_iter, tol):
         inertia = np.zeros(n_parts)
         far_index = np.zeros(n_parts, dtype=np.int64)
         far_dist = np.zeros(n_parts)
-        kernels.lloyd_pass(X, w, has_w, c, bounds, labels, sums, counts, inertia,
-                           far_index, far_dist)
+        kernels.lloyd_pass(X, w, has_w, c, bounds, return_labels, labels, sums, counts,
+                           inertia, far_index, far_dist)
         return sums.sum(axis=0), counts.sum(axis=0), far_index, far_dist, inertia.sum()
 
     centres = np.array(centres, dtype=np.float64)
@@ -121,8 +123,8 @@ def lloyd(X, centres, sample_weight, max_iter, tol):
         centres = new
         if moved <= tol:
             break
-    inertia = assign(centres)[-1]  # labels for the final centres
-    return centres, labels, n_iter, inertia
+    inertia = assign(centres)[-1]  # inertia (and labels) for the final centres
+    return centres, (labels if return_labels else None), n_iter, inertia
 
 
 def _tolerance(X, sample_weight):
@@ -137,17 +139,16 @@ def _tolerance(X, sample_weight):
 
 
 def kmeans_init(X, n_clusters, sample_weight, rng):
-    """k-means centres and labels for initialising a mixture.
+    """k-means centres for initialising a mixture.
 
     Returns
     -------
     centres : (k, d) float64
-    labels : (n,) int32
     """
     n = X.shape[0]
     m = min(n, max(SAMPLE_ROWS, 50 * n_clusters))
     if m < n:
-        rows = np.sort(rng.choice(n, size=m, replace=False))
+        rows = np.sort(sample_rows(n, m, rng))
         Xs = np.ascontiguousarray(X[rows])
         sws = None if sample_weight is None else sample_weight[rows]
         if sws is not None and not sws.sum() > 0:
@@ -161,20 +162,21 @@ def kmeans_init(X, n_clusters, sample_weight, rng):
         run = lloyd(Xs, seeds, sws, SAMPLE_ITER, tol)
         if best is None or run[3] < best[3]:
             best = run
-    centres, labels = best[0], best[1]
+    centres = best[0]
     if Xs is not X:
-        centres, labels, _, _ = lloyd(X, centres, sample_weight, FULL_PASSES, tol)
-    return centres, labels
+        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol)[0]
+    return centres
 
 
-def label_stats(X, sample_weight, labels, centres, covariance_type) -> Stats:
-    """Centred statistics of hard assignments, for the M-step of initialisation."""
+def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
+    """Centred statistics of assigning every row to its nearest centre (the
+    one-hot responsibilities of k-means), in one pass without labels."""
     n, d = X.shape
     full = second_moment_is_full(covariance_type)
     bounds, mass, first, second = partial_stats(n, centres.shape[0], d, full)
     w, has_w = _weights_args(sample_weight)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    kernels.label_stats(X, w, has_w, full, labels, centres, bounds, mass, first, second)
+    kernels.nearest_stats(X, w, has_w, full, centres, bounds, mass, first, second)
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     weight_sum = float(n if sample_weight is None else sample_weight.sum())
     return Stats(mass, first, second, centres, np.nan, weight_sum)

@@ -33,7 +33,8 @@ def test_lloyd_matches_reference(dtype, weighted):
     X, _ = make_blobs(n=1000, d=3, k=4, seed=1, dtype=dtype)
     w = np.random.default_rng(1).uniform(0.5, 2, size=len(X)) if weighted else None
     start = np.asarray(X[:4], dtype=np.float64)
-    centres, labels, n_iter, inertia = km.lloyd(X, start, w, max_iter=5, tol=-1.0)
+    centres, labels, n_iter, inertia = km.lloyd(X, start, w, max_iter=5, tol=-1.0,
+                                                return_labels=True)
     ref_c, ref_l, ref_i = _lloyd_reference(X, start, np.ones(len(X)) if w is None else w, 5)
     assert n_iter == 5
     np.testing.assert_allclose(centres, ref_c, rtol=1e-10)
@@ -55,16 +56,33 @@ def test_kmeans_init_reproducible_and_thread_independent():
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
-        c1, l1 = km.kmeans_init(X, 6, None, np.random.RandomState(5))
+        c1 = km.kmeans_init(X, 6, None, np.random.RandomState(5))
+        s1 = km.nearest_stats(X, None, c1, "full")
         numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-        c2, l2 = km.kmeans_init(X, 6, None, np.random.RandomState(5))
+        c2 = km.kmeans_init(X, 6, None, np.random.RandomState(5))
+        s2 = km.nearest_stats(X, None, c2, "full")
     finally:
         numba.set_num_threads(before)
     assert c1.tobytes() == c2.tobytes()
-    np.testing.assert_array_equal(l1, l2)
-    # Labels are the nearest final centre of every row.
-    dist = ((X[:, None, :] - c1[None]) ** 2).sum(axis=2)
-    np.testing.assert_array_equal(l1, dist.argmin(axis=1))
+    assert s1.second.tobytes() == s2.second.tobytes()
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_nearest_stats_match_reference(covariance_type):
+    X, _ = make_blobs(n=3000, d=3, k=4, seed=13, dtype=np.float32)
+    w = np.random.default_rng(2).uniform(0, 2, size=len(X))
+    centres = np.asarray(X[:4], dtype=np.float64) + 0.1
+    stats = km.nearest_stats(X, w, centres, covariance_type)
+    Xf = X.astype(np.float64)
+    labels = ((Xf[:, None, :] - centres[None]) ** 2).sum(axis=2).argmin(axis=1)
+    for j in range(4):
+        m = labels == j
+        diff = Xf[m] - centres[j]
+        assert stats.mass[j] == pytest.approx(w[m].sum(), rel=1e-12)
+        np.testing.assert_allclose(stats.first[j], w[m] @ diff, rtol=1e-10, atol=1e-10)
+        second = (w[m, None] * diff).T @ diff
+        want = second if covariance_type == "full" else np.diag(second)
+        np.testing.assert_allclose(stats.second[j], want, rtol=1e-10, atol=1e-10)
 
 
 def _median_lower_bound(cls, X, k, covariance_type, seeds, **kw):
@@ -120,8 +138,8 @@ def test_degenerate_inputs_for_kmeans(init_params):
         np.repeat(np.random.default_rng(0).normal(size=(10, 2)), 7, axis=0),
     ]
     for X in cases:
-        centres, labels = km.kmeans_init(X, 4, None, np.random.RandomState(0))
-        assert np.all(np.isfinite(centres)) and labels.max() < 4
+        centres = km.kmeans_init(X, 4, None, np.random.RandomState(0))
+        assert np.all(np.isfinite(centres)) and centres.shape == (4, X.shape[1])
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             gm = GaussianMixture(4, init_params=init_params, random_state=0).fit(X)
@@ -131,6 +149,17 @@ def test_degenerate_inputs_for_kmeans(init_params):
 def test_empty_cluster_relocated_in_lloyd():
     X = np.r_[np.zeros((50, 2)), np.full((50, 2), 10.0), [[100.0, 100.0]]]
     start = np.array([[0.0, 0.0], [10.0, 10.0], [-1000.0, -1000.0]])  # third starts empty
-    centres, labels, _, _ = km.lloyd(X, start, None, max_iter=10, tol=0.0)
+    centres, labels, _, _ = km.lloyd(X, start, None, max_iter=10, tol=0.0, return_labels=True)
     assert np.any(np.all(centres == [100.0, 100.0], axis=1))
     assert len(np.unique(labels)) == 3
+
+
+def test_row_sampling_memory_and_stream(monkeypatch):
+    from fastem import init
+
+    rs = np.random.RandomState(3)
+    small = init.sample_rows(1000, 10, np.random.RandomState(3))
+    np.testing.assert_array_equal(small, rs.choice(1000, size=10, replace=False))  # sklearn's stream
+    monkeypatch.setattr(init, "PERMUTATION_MAX_ROWS", 100)
+    big = init.sample_rows(10**12, 50, np.random.RandomState(0))  # no 8 TB permutation
+    assert len(set(big.tolist())) == 50 and big.min() >= 0 and big.max() < 10**12
