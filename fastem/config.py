@@ -32,6 +32,14 @@ CHUNK_ROWS = 65536
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 JIT_OPTIONS = {"cache": True, "fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}
 
+#: Options of the per-block helpers that the parallel drivers call. They are
+#: inlined at Numba-IR level, so every driver is compiled from its own source
+#: alone. Otherwise LLVM may or may not inline a helper depending on whether it
+#: was compiled in this process or loaded from the on-disk cache, and with
+#: ``reassoc`` the vectorised reductions, hence the last bits of a fit, would
+#: depend on the cache's state.
+HELPER_JIT_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
+
 # --- CUDA backend -----------------------------------------------------------
 
 #: Threads per CUDA block (halved until the block's shared memory fits).

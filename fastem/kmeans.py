@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._model import Stats, second_moment_is_full
-from .backends.cpu import part_bounds, partial_stats, reduce_partial_stats
+from .backends.cpu import kernel_input, part_bounds, partial_stats, reduce_partial_stats
 from .init import sample_rows
 from .kernels.cpu import kmeans as kernels
 
@@ -50,6 +50,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     indices : ndarray of shape (n_clusters,), int64
         Rows of X chosen as seeds.
     """
+    X = kernel_input(X)
     n = X.shape[0]
     w, has_w = _weights_args(sample_weight)
     bounds = part_bounds(n, 1)
@@ -91,6 +92,7 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
     n_iter : int
     inertia : float, weighted sum of squared distances to the returned centres
     """
+    X = kernel_input(X)
     n, d = X.shape
     k = centres.shape[0]
     w, has_w = _weights_args(sample_weight)
@@ -176,7 +178,7 @@ def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
     bounds, mass, first, second = partial_stats(n, centres.shape[0], d, full)
     w, has_w = _weights_args(sample_weight)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    kernels.nearest_stats(X, w, has_w, full, centres, bounds, mass, first, second)
+    kernels.nearest_stats(kernel_input(X), w, has_w, full, centres, bounds, mass, first, second)
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     weight_sum = float(n if sample_weight is None else sample_weight.sum())
     return Stats(mass, first, second, centres, np.nan, weight_sum)

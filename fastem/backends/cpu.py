@@ -9,6 +9,23 @@ from .._model import Params, Stats, full_from_lower, kernel_arrays, second_momen
 from ..kernels.cpu import gaussian
 
 
+def kernel_input(X: np.ndarray) -> np.ndarray:
+    """X as every CPU kernel receives it: a read-only, C-contiguous view.
+
+    Numba compiles separate machine code for writable and read-only arrays;
+    with reassociating fast-math the two could round the vectorised sums
+    differently. Passing every input (memory maps are read-only) as read-only
+    keeps one compiled kernel per dtype, so a fit of a memory map and of the
+    same data in RAM agree to the last bit, and fewer kernels are compiled.
+    """
+    if not X.flags.c_contiguous:
+        X = np.ascontiguousarray(X)
+    if X.flags.writeable:
+        X = X.view()
+        X.flags.writeable = False
+    return X
+
+
 def part_bounds(n_samples: int, stats_size: int) -> np.ndarray:
     """Row boundaries of the parts whose partial statistics are kept apart.
 
@@ -71,7 +88,7 @@ class CPUBackend:
         Validation has already fixed the dtype; only non-C-contiguous input is
         copied (same dtype), so that one compiled kernel serves every layout.
         """
-        return X if X.flags.c_contiguous else np.ascontiguousarray(X)
+        return kernel_input(X)
 
     def init_view(self, X: np.ndarray):
         """Rows used for initialisation and re-seeding: all of X (``rows=None``)."""
@@ -98,7 +115,7 @@ class CPUBackend:
         has_weights = sample_weight is not None
         w = sample_weight if has_weights else np.empty(0)
         means, factor, log_const = kernel_arrays(params)
-        gaussian.accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
+        gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const, bounds,
                             mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
@@ -121,7 +138,7 @@ class CPUBackend:
         means, factor, log_const = kernel_arrays(params)
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
-            chunk = X[start:stop]
+            chunk = kernel_input(X[start:stop])
             out = np.empty((stop - start, k))
             bounds = part_bounds(stop - start, 1)
             gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)

@@ -21,12 +21,12 @@ results for any number of threads.
 import numpy as np
 from numba import njit, prange
 
-from ...config import BLOCK_ROWS, JIT_OPTIONS
+from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
 
 B = BLOCK_ROWS
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def load_block(X, start, stop, w, has_weights, xt, wb):
     """Transpose rows ``start:stop`` of X into ``xt`` (d, B) as float64.
 
@@ -46,7 +46,7 @@ def load_block(X, start, stop, w, has_weights, xt, wb):
             wb[i] = 1.0
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
     """Weighted log-densities ``log w_j + log N(x_i; mu_j, Sigma_j)`` of a block.
 
@@ -102,7 +102,7 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
             logp[j, i] = c - 0.5 * q[i]
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp):
     """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor."""
     k, d = means.shape
@@ -126,7 +126,7 @@ _LN2_LO = 1.90821492927058770002e-10
 _EXP_MIN = -708.0  # below this exp underflows; the kernels return exactly 0
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_exp(x, out, bits):
     """``out[i] = exp(x[i])`` for the B entries of a row, vectorisable.
 
@@ -160,7 +160,7 @@ def block_exp(x, out, bits):
         out[i] = out[i] * scale[i] if x[i] >= _EXP_MIN else 0.0
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_responsibilities(logp, wb, mx, s, e, bits):
     """Turn ``logp`` (k, B) into weighted responsibilities ``w_i r_ij`` in place.
 
@@ -197,7 +197,7 @@ def block_responsibilities(logp, wb, mx, s, e, bits):
     return total
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
     """Add a block's centred statistics to ``mass`` (k,), ``first`` (k, d) and
     the lower triangle of ``second`` (k, d * d), row-major.
@@ -253,7 +253,7 @@ def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
                 second[j, a * d + b] += acc
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_stats_diag(xt, means, resp, diff, rd, mass, first, second):
     """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d)."""
     k, d = means.shape

@@ -8,11 +8,11 @@ thread count. No n x k distance matrix is built.
 import numpy as np
 from numba import njit, prange
 
-from ...config import JIT_OPTIONS
+from ...config import HELPER_JIT_OPTIONS, JIT_OPTIONS
 from .gaussian import B, load_block
 
 
-@njit(**JIT_OPTIONS)
+@njit(**HELPER_JIT_OPTIONS)
 def block_nearest(xt, centres, best, arg, dist):
     """Nearest centre of each of the B points in ``xt`` (d, B).
 
