@@ -15,6 +15,7 @@ import numpy as np
 from ._model import Stats, second_moment_is_full
 from .backends.cpu import kernel_input, part_bounds, partial_stats, reduce_partial_stats
 from .init import sample_rows
+from .kernels.cpu import LAUNCH_LOCK
 from .kernels.cpu import kmeans as kernels
 
 #: Seeding + Lloyd runs on the sample; the run with the lowest inertia wins.
@@ -60,8 +61,9 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     indices[0] = rng.choice(n, p=prob)
     closest = np.full(n, np.inf)
     pot = np.empty(bounds.shape[0] - 1)
-    kernels.update_min_distance(X, w, has_w, np.asarray(X[indices[0]], dtype=np.float64),
-                                bounds, closest, pot)
+    with LAUNCH_LOCK:
+        kernels.update_min_distance(X, w, has_w, np.asarray(X[indices[0]], dtype=np.float64),
+                                    bounds, closest, pot)
     for c in range(1, n_clusters):
         weighted = closest * w if has_w else closest
         cumulative = np.cumsum(weighted)
@@ -70,8 +72,9 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
         best = None
         for cand in candidates:
             trial = closest.copy()
-            kernels.update_min_distance(X, w, has_w, np.asarray(X[cand], dtype=np.float64),
-                                        bounds, trial, pot)
+            with LAUNCH_LOCK:
+                kernels.update_min_distance(X, w, has_w, np.asarray(X[cand], dtype=np.float64),
+                                            bounds, trial, pot)
             if best is None or pot.sum() < potential_best:
                 best, potential_best, best_closest = cand, pot.sum(), trial
         indices[c] = best
@@ -106,8 +109,9 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
         inertia = np.zeros(n_parts)
         far_index = np.zeros(n_parts, dtype=np.int64)
         far_dist = np.zeros(n_parts)
-        kernels.lloyd_pass(X, w, has_w, c, bounds, return_labels, labels, sums, counts,
-                           inertia, far_index, far_dist)
+        with LAUNCH_LOCK:
+            kernels.lloyd_pass(X, w, has_w, c, bounds, return_labels, labels, sums, counts,
+                               inertia, far_index, far_dist)
         return sums.sum(axis=0), counts.sum(axis=0), far_index, far_dist, inertia.sum()
 
     centres = np.array(centres, dtype=np.float64)
@@ -178,7 +182,9 @@ def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
     bounds, mass, first, second = partial_stats(n, centres.shape[0], d, full)
     w, has_w = _weights_args(sample_weight)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    kernels.nearest_stats(kernel_input(X), w, has_w, full, centres, bounds, mass, first, second)
+    with LAUNCH_LOCK:
+        kernels.nearest_stats(kernel_input(X), w, has_w, full, centres, bounds, mass, first,
+                              second)
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     weight_sum = float(n if sample_weight is None else sample_weight.sum())
     return Stats(mass, first, second, centres, np.nan, weight_sum)

@@ -66,3 +66,16 @@ def test_dask_bad_input(client):
     gm = GaussianMixture(2, random_state=0).fit(X)
     with pytest.raises(ValueError, match="2 features"):
         gm.predict(da.from_array(X[:, :2], chunks=(1000, 2)))
+
+
+def test_dask_threaded_scheduler_without_client():
+    """Dask's default threaded scheduler calls the kernels from several threads."""
+    import dask
+
+    dX = da.from_array(X, chunks=(500, 3))
+    kw = dict(n_components=3, random_state=0, max_iter=5, tol=0)
+    with dask.config.set(scheduler="threads", num_workers=4), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ours = GaussianMixture(**kw).fit(dX)
+        ref = GaussianMixture(**kw).fit(X)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-10)

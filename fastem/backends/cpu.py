@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import config
 from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
-from ..kernels.cpu import gaussian
+from ..kernels.cpu import LAUNCH_LOCK, gaussian
 
 
 def kernel_input(X: np.ndarray) -> np.ndarray:
@@ -115,8 +115,9 @@ class CPUBackend:
         has_weights = sample_weight is not None
         w = sample_weight if has_weights else np.empty(0)
         means, factor, log_const = kernel_arrays(params)
-        gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const, bounds,
-                            mass, first, second, loglik)
+        with LAUNCH_LOCK:
+            gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const,
+                                bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         weight_sum = float(sample_weight.sum()) if has_weights else float(n)
@@ -141,5 +142,6 @@ class CPUBackend:
             chunk = kernel_input(X[start:stop])
             out = np.empty((stop - start, k))
             bounds = part_bounds(stop - start, 1)
-            gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)
+            with LAUNCH_LOCK:
+                gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)
             yield start, stop, out
