@@ -26,7 +26,7 @@ def test_compare_script_runs(tmp_path):
     result = tmp_path / "r.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
                           "--config", "full:3000:3:2", "--config", "diag:3000:4:3",
-                          "--iters", "2", "--json", str(result)],
+                          "--iters", "2", "--libs", "fastem,sklearn", "--json", str(result)],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     data = json.loads(result.read_text())
