@@ -46,6 +46,10 @@ def check_array(X, name: str = "X", n_features: int | None = None) -> np.ndarray
     """
     if isinstance(X, (str, bytes)) or X is None:
         raise TypeError(f"{name} must be an array-like of numbers, got {type(X).__name__}.")
+    if hasattr(X, "toarray") and hasattr(X, "nnz"):  # scipy.sparse
+        raise TypeError(f"{name} is a sparse matrix; fastem needs dense data (use {name}.toarray()).")
+    if isinstance(X, np.matrix):
+        X = np.asarray(X)
     if not isinstance(X, np.ndarray):
         if hasattr(X, "__cuda_array_interface__") and not hasattr(X, "__array__"):
             raise TypeError(f"{name} is a GPU array; the 'cpu' backend needs host data.")

@@ -136,3 +136,15 @@ def test_warm_start_after_changing_the_model():
         tied.set_params(covariance_type="diag").fit(X3)
     with pytest.raises(ValueError, match="warm_start"):
         gm.set_params(covariance_type="full", n_components=3).fit(X_OK)
+
+
+def test_sparse_input_is_refused():
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sparse"):
+        GaussianMixture(1).fit(sparse.csr_matrix(X_OK))
+
+
+@pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
+def test_list_and_matrix_input():
+    gm = GaussianMixture(2, random_state=0).fit(X_OK.tolist())
+    np.testing.assert_array_equal(gm.predict(np.asmatrix(X_OK)), gm.predict(X_OK))
