@@ -62,6 +62,21 @@ def dgemm_peak(size=3000, repeats=5):
 # Workers: run in a child process, print one JSON line
 # ----------------------------------------------------------------------------
 
+def _time_iterations(step, iters):
+    """Run ``step()`` (one EM iteration returning the mean log-likelihood) ``iters``
+    times; returns the per-call seconds, the peak memory above the start, and
+    the last log-likelihood."""
+    base = _rss_bytes()
+    times = []
+    lb = np.nan
+    with PeakRSS() as mem:
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            lb = step()
+            times.append(time.perf_counter() - t0)
+    return times, mem.peak - base, lb
+
+
 def _worker_fastem(X, init, covariance_type, iters):
     from fastem import GaussianMixture
 
@@ -97,17 +112,13 @@ def _worker_sklearn(X, init, covariance_type, iters):
     gm.weights_ = init["weights"].copy()
     gm.means_ = init["means"].copy()
     gm.precisions_cholesky_ = precision_cholesky_from_precisions(init["precisions"], covariance_type)
-    base = _rss_bytes()
-    times = []
-    lb = np.nan
-    with PeakRSS() as mem:
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            log_prob_norm, log_resp = gm._e_step(X)
-            gm._m_step(X, log_resp)
-            times.append(time.perf_counter() - t0)
-            lb = float(log_prob_norm)
-    return times, mem.peak - base, lb
+
+    def step():
+        log_prob_norm, log_resp = gm._e_step(X)
+        gm._m_step(X, log_resp)
+        return float(log_prob_norm)
+
+    return _time_iterations(step, iters)
 
 
 def _worker_pomegranate(X, init, covariance_type, iters):
@@ -127,17 +138,13 @@ def _worker_pomegranate(X, init, covariance_type, iters):
     model = GeneralMixtureModel(dists, priors=torch.as_tensor(init["weights"]), max_iter=1,
                                 tol=0.0)
     Xt = torch.as_tensor(X)
-    base = _rss_bytes()
-    times = []
-    lb = np.nan
-    with PeakRSS() as mem:
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            logp = model.summarize(Xt)
-            model.from_summaries()
-            times.append(time.perf_counter() - t0)
-            lb = float(logp) / X.shape[0]
-    return times, mem.peak - base, lb
+
+    def step():
+        logp = model.summarize(Xt)
+        model.from_summaries()
+        return float(logp) / X.shape[0]
+
+    return _time_iterations(step, iters)
 
 
 WORKERS = {"fastem": _worker_fastem, "sklearn": _worker_sklearn,

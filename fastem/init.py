@@ -25,39 +25,6 @@ def check_random_state(seed) -> np.random.RandomState:
     return np.random.RandomState(seed)
 
 
-def _chunk_stats(X, sample_weight, resp_chunks, centres, covariance_type):
-    """Centred statistics of given responsibilities, chunk by chunk (NumPy).
-
-    Parameters
-    ----------
-    X : (n, d) array
-    sample_weight : (n,) float64 or None
-    resp_chunks : callable ``(start, stop) -> (stop - start, k)`` responsibilities,
-        called once per chunk in increasing order.
-    centres : (k, d) float64, the centres of the moments.
-    """
-    n, d = X.shape
-    k = centres.shape[0]
-    full = second_moment_is_full(covariance_type)
-    mass = np.zeros(k)
-    first = np.zeros((k, d))
-    second = np.zeros((k, d, d) if full else (k, d))
-    for start in range(0, n, config.CHUNK_ROWS):
-        stop = min(n, start + config.CHUNK_ROWS)
-        xc = np.asarray(X[start:stop], dtype=np.float64)
-        resp = resp_chunks(start, stop)
-        if sample_weight is not None:
-            resp = resp * sample_weight[start:stop, None]
-        mass += resp.sum(axis=0)
-        for j in range(k):
-            diff = xc - centres[j]
-            rd = resp[:, j, None] * diff
-            first[j] += rd.sum(axis=0)
-            second[j] += rd.T @ diff if full else (rd * diff).sum(axis=0)
-    weight_sum = float(n if sample_weight is None else sample_weight.sum())
-    return Stats(mass, first, second, centres, np.nan, weight_sum)
-
-
 def _weighted_column_mean(X, sample_weight):
     total = np.zeros(X.shape[1])
     for start in range(0, X.shape[0], config.CHUNK_ROWS):
@@ -72,16 +39,34 @@ def _weighted_column_mean(X, sample_weight):
 def random_stats(X, sample_weight, n_components, covariance_type, rng):
     """Statistics of uniform random responsibilities, normalised per row.
 
-    Draws the same random stream as scikit-learn's ``init_params='random'``.
+    Draws the same random stream as scikit-learn's ``init_params='random'``
+    (chunked draws of ``rng.uniform`` continue one stream), folding each chunk
+    of responsibilities into statistics centred on the column mean, so no
+    n x k array exists.
     """
+    n, d = X.shape
+    k = n_components
+    full = second_moment_is_full(covariance_type)
     centre = _weighted_column_mean(X, sample_weight)
-    centres = np.repeat(centre[None], n_components, axis=0)
-
-    def resp(start, stop):
-        r = rng.uniform(size=(stop - start, n_components))
-        return r / r.sum(axis=1, keepdims=True)
-
-    return _chunk_stats(X, sample_weight, resp, centres, covariance_type)
+    mass = np.zeros(k)
+    first = np.zeros((k, d))
+    second = np.zeros((k, d, d) if full else (k, d))
+    for start in range(0, n, config.CHUNK_ROWS):
+        stop = min(n, start + config.CHUNK_ROWS)
+        resp = rng.uniform(size=(stop - start, k))
+        resp /= resp.sum(axis=1, keepdims=True)
+        if sample_weight is not None:
+            resp *= sample_weight[start:stop, None]
+        diff = np.asarray(X[start:stop], dtype=np.float64) - centre
+        mass += resp.sum(axis=0)
+        first += resp.T @ diff
+        if full:
+            for j in range(k):
+                second[j] += (resp[:, j, None] * diff).T @ diff
+        else:
+            second += resp.T @ (diff * diff)
+    weight_sum = float(n if sample_weight is None else sample_weight.sum())
+    return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan, weight_sum)
 
 
 def point_stats(X, sample_weight, indices, covariance_type):

@@ -2,10 +2,11 @@
 
 Cost model for large n: seeding and Lloyd run to convergence on a uniform
 random sample of ``SAMPLE_ROWS`` rows, then at most ``FULL_PASSES`` Lloyd
-passes over all rows refine the centres, so the initialisation costs a few cheap O(n k d) passes instead of the O(n k d^2)
-of an EM iteration; a last pass folds the nearest-centre assignment straight
-into the initial statistics, so no per-row label array is kept. Reproducible with the RandomState and independent of the
-thread count (fixed partition, fixed-order reductions).
+passes over all rows refine the centres, so the initialisation costs a few
+cheap O(n k d) passes instead of the O(n k d^2) of an EM iteration; a last
+pass folds the nearest-centre assignment straight into the initial statistics,
+so no per-row label array is kept. Reproducible with the RandomState and
+independent of the thread count (fixed partition, fixed-order reductions).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._model import Stats, second_moment_is_full
-from .backends.cpu import kernel_input, part_bounds, partial_stats, reduce_partial_stats
+from .backends.cpu import kernel_input, part_bounds, reduce_partial_stats, weights_arg
 from .init import sample_rows
 from .kernels.cpu import LAUNCH_LOCK
 from .kernels.cpu import kmeans as kernels
@@ -30,10 +31,6 @@ SAMPLE_ITER = 300
 FULL_PASSES = 10
 #: Relative tolerance on the centre shift, scikit-learn's default ``tol``.
 TOL = 1e-4
-
-
-def _weights_args(sample_weight):
-    return (sample_weight, True) if sample_weight is not None else (np.empty(0), False)
 
 
 def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
@@ -53,7 +50,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     """
     X = kernel_input(X)
     n = X.shape[0]
-    w, has_w = _weights_args(sample_weight)
+    w, has_w = weights_arg(sample_weight)
     bounds = part_bounds(n, 1)
     n_trials = 2 + int(np.log(n_clusters))
     prob = None if sample_weight is None else sample_weight / sample_weight.sum()
@@ -82,10 +79,42 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     return indices
 
 
-def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
+def _assign(X, w, has_w, centres, bounds, labels=None, second_moments=kernels.NO_SECOND):
+    """One :func:`kernels.assign_pass` over X with fresh per-part buffers.
+
+    Returns
+    -------
+    counts : (n_parts, k), sums : (n_parts, k, d), second : (n_parts, k, width)
+    inertia : float
+    far_index, far_dist : (n_parts,)
+    """
+    k, d = centres.shape
+    n_parts = bounds.shape[0] - 1
+    width = {kernels.NO_SECOND: 0, kernels.FULL_SECOND: d * d, kernels.DIAG_SECOND: d}[second_moments]
+    counts = np.zeros((n_parts, k))
+    sums = np.zeros((n_parts, k, d))
+    second = np.zeros((n_parts, k, width))
+    inertia = np.zeros(n_parts)
+    far_index = np.zeros(n_parts, dtype=np.int64)
+    far_dist = np.zeros(n_parts)
+    write_labels = labels is not None
+    with LAUNCH_LOCK:
+        kernels.assign_pass(X, w, has_w, centres, bounds, write_labels,
+                            labels if write_labels else np.empty(0, dtype=np.int32),
+                            second_moments, counts, sums, second, inertia, far_index, far_dist)
+    return counts, sums, second, inertia.sum(), far_index, far_dist
+
+
+def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_pass=True):
     """Lloyd iterations from ``centres`` until the squared shift is <= ``tol``.
 
     Empty clusters move to the points farthest from their centres.
+
+    Parameters
+    ----------
+    final_pass : bool
+        Assign the rows once more to the returned centres, for ``inertia`` and
+        ``labels``. Callers that only need the centres skip that pass.
 
     Returns
     -------
@@ -94,31 +123,19 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
         or None unless ``return_labels`` (no O(n) array otherwise)
     n_iter : int
     inertia : float, weighted sum of squared distances to the returned centres
+        (NaN without the final pass)
     """
     X = kernel_input(X)
     n, d = X.shape
     k = centres.shape[0]
-    w, has_w = _weights_args(sample_weight)
+    w, has_w = weights_arg(sample_weight)
     bounds = part_bounds(n, k * (d + 1))
-    n_parts = bounds.shape[0] - 1
-    labels = np.empty(n if return_labels else 0, dtype=np.int32)
-
-    def assign(c):
-        sums = np.zeros((n_parts, k, d))
-        counts = np.zeros((n_parts, k))
-        inertia = np.zeros(n_parts)
-        far_index = np.zeros(n_parts, dtype=np.int64)
-        far_dist = np.zeros(n_parts)
-        with LAUNCH_LOCK:
-            kernels.lloyd_pass(X, w, has_w, c, bounds, return_labels, labels, sums, counts,
-                               inertia, far_index, far_dist)
-        return sums.sum(axis=0), counts.sum(axis=0), far_index, far_dist, inertia.sum()
-
     centres = np.array(centres, dtype=np.float64)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        sums, count, far_index, far_dist, _ = assign(centres)
-        new = centres + sums / np.maximum(count, np.finfo(np.float64).tiny)[:, None]
+        counts, sums, _, _, far_index, far_dist = _assign(X, w, has_w, centres, bounds)
+        count = counts.sum(axis=0)
+        new = centres + sums.sum(axis=0) / np.maximum(count, np.finfo(np.float64).tiny)[:, None]
         empty = np.flatnonzero(count <= 0)
         if empty.size:
             order = np.argsort(-far_dist, kind="stable")
@@ -129,8 +146,11 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False):
         centres = new
         if moved <= tol:
             break
-    inertia = assign(centres)[-1]  # inertia (and labels) for the final centres
-    return centres, (labels if return_labels else None), n_iter, inertia
+    if not final_pass:
+        return centres, None, n_iter, np.nan
+    labels = np.empty(n, dtype=np.int32) if return_labels else None
+    inertia = _assign(X, w, has_w, centres, bounds, labels)[3]
+    return centres, labels, n_iter, inertia
 
 
 def _tolerance(X, sample_weight):
@@ -170,21 +190,23 @@ def kmeans_init(X, n_clusters, sample_weight, rng):
             best = run
     centres = best[0]
     if Xs is not X:
-        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol)[0]
+        # nearest_stats assigns the rows once more; no final Lloyd pass needed.
+        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol, final_pass=False)[0]
     return centres
 
 
 def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
     """Centred statistics of assigning every row to its nearest centre (the
     one-hot responsibilities of k-means), in one pass without labels."""
+    X = kernel_input(X)
     n, d = X.shape
     full = second_moment_is_full(covariance_type)
-    bounds, mass, first, second = partial_stats(n, centres.shape[0], d, full)
-    w, has_w = _weights_args(sample_weight)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    with LAUNCH_LOCK:
-        kernels.nearest_stats(kernel_input(X), w, has_w, full, centres, bounds, mass, first,
-                              second)
+    k = centres.shape[0]
+    w, has_w = weights_arg(sample_weight)
+    bounds = part_bounds(n, k * ((d * d if full else d) + d + 1))
+    mode = kernels.FULL_SECOND if full else kernels.DIAG_SECOND
+    mass, first, second, _, _, _ = _assign(X, w, has_w, centres, bounds, second_moments=mode)
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     weight_sum = float(n if sample_weight is None else sample_weight.sum())
     return Stats(mass, first, second, centres, np.nan, weight_sum)

@@ -12,7 +12,7 @@ from . import _validation as val
 from ._model import (Params, covariances_from_cholesky, m_step, n_parameters,
                      precision_cholesky_from_covariances, precisions_from_cholesky)
 from .backends import get_backend
-from .backends.dask import is_dask_array
+from .backends.dask import DaskData, is_dask_array, lazy_map
 from .init import check_random_state, choose_rows, initial_params
 
 
@@ -182,10 +182,8 @@ class GaussianMixture:
     def fit_predict(self, X, y=None, sample_weight=None):
         """Fit, then return the most probable component of each row, shape (n_samples,)
         (a lazy dask array for dask input)."""
-        data = self._fit(X, sample_weight)
-        if is_dask_array(X):
-            return self._lazy(data.array, lambda wlp: wlp.argmax(axis=1), None, np.int64)
-        return self._predict_checked(data)
+        data, backend = self._fit(X, sample_weight)
+        return self._map_rows(data, backend, _labels, None, np.int64)
 
     def _check_initial_arrays(self, n_features):
         k, ctype = self.n_components, self.covariance_type
@@ -297,7 +295,7 @@ class GaussianMixture:
         self.iteration_seconds_ = best["seconds"]
         self.n_features_in_ = n_features
         self._fitted_covariance_type = self.covariance_type
-        return X
+        return X, backend
 
     def _em(self, X, sw, params, covariances, lower_bound, backend, rng, reseed_rows):
         """EM from ``params``; returns the run's outcome as a dict.
@@ -395,28 +393,31 @@ class GaussianMixture:
                 "appropriate arguments before using this estimator."
             )
 
-    def _validate_predict_input(self, X):
+    # ------------------------------------------------------------------
+    # Prediction: one chunked map over the weighted log-densities
+    # ------------------------------------------------------------------
+
+    def _map_rows(self, data, backend, reduce, out_columns=None, dtype=np.float64):
+        """``reduce`` applied to the weighted log-densities, chunk by chunk.
+
+        ``reduce`` maps an (m, k) chunk to (m,) or (m, out_columns). Dask input
+        gives a lazy dask array; otherwise an ndarray of (n,) or (n, out_columns).
+        """
+        params = self._current_params()
+        if isinstance(data, DaskData):
+            return lazy_map(data.array, params, reduce, out_columns, dtype)
+        n = data.shape[0]
+        out = np.empty((n,) if out_columns is None else (n, out_columns), dtype=dtype)
+        for start, stop, wlp in backend.weighted_log_prob_chunks(data, params):
+            out[start:stop] = reduce(wlp)
+        return out
+
+    def _predict_rows(self, X, reduce, out_columns=None, dtype=np.float64):
+        """Validate X against the fitted model, then :meth:`_map_rows`."""
         self._check_fitted()
         backend = self._backend_for(X)
-        X = self._check_X(X, n_features=self.n_features_in_)
-        return backend.prepare(X)
-
-    def _lazy(self, X, reduce, out_columns, dtype=np.float64):
-        from .backends.dask import lazy_map
-        return lazy_map(X, self._current_params(), reduce, out_columns, dtype)
-
-    # ------------------------------------------------------------------
-    # Prediction
-    # ------------------------------------------------------------------
-
-    def _chunks(self, X):
-        return get_backend(self.backend).weighted_log_prob_chunks(X, self._current_params())
-
-    def _predict_checked(self, X):
-        labels = np.empty(X.shape[0], dtype=np.int64)
-        for start, stop, wlp in self._chunks(X):
-            labels[start:stop] = wlp.argmax(axis=1)
-        return labels
+        data = backend.prepare(self._check_X(X, n_features=self.n_features_in_))
+        return self._map_rows(data, backend, reduce, out_columns, dtype)
 
     def predict(self, X):
         """Most probable component of each row.
@@ -427,36 +428,19 @@ class GaussianMixture:
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,), int64
+        labels : ndarray of shape (n_samples,), int64 (a lazy dask array for dask input)
         """
-        if is_dask_array(X):
-            data = self._validate_predict_input(X)
-            return self._lazy(data.array, lambda wlp: wlp.argmax(axis=1), None, np.int64)
-        return self._predict_checked(self._validate_predict_input(X))
+        return self._predict_rows(X, _labels, None, np.int64)
 
     def predict_proba(self, X):
         """Posterior probability of each component, shape (n_samples, n_components)
         (a lazy dask array for dask input)."""
-        X = self._validate_predict_input(X)
-        if is_dask_array(getattr(X, "array", None)):
-            return self._lazy(X.array, lambda wlp: np.exp(wlp - _log_sum_exp(wlp)[:, None]),
-                              self.n_components)
-        out = np.empty((X.shape[0], self.n_components))
-        for start, stop, wlp in self._chunks(X):
-            lse = _log_sum_exp(wlp)
-            out[start:stop] = np.exp(wlp - lse[:, None])
-        return out
+        return self._predict_rows(X, _posteriors, self.n_components)
 
     def score_samples(self, X):
         """Log-likelihood of each row, ``log p(x)``, shape (n_samples,)
         (a lazy dask array for dask input)."""
-        X = self._validate_predict_input(X)
-        if is_dask_array(getattr(X, "array", None)):
-            return self._lazy(X.array, _log_sum_exp, None)
-        out = np.empty(X.shape[0])
-        for start, stop, wlp in self._chunks(X):
-            out[start:stop] = _log_sum_exp(wlp)
-        return out
+        return self._predict_rows(X, _log_sum_exp)
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (optionally weighted) log-likelihood of X, a float."""
@@ -521,6 +505,16 @@ class GaussianMixture:
                      for m, c, s in zip(self.means_, self.covariances_, counts)]
         y = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
         return np.vstack(parts), y
+
+
+def _labels(wlp):
+    """Most probable component of each row of weighted log-densities (m, k)."""
+    return wlp.argmax(axis=1)
+
+
+def _posteriors(wlp):
+    """Posterior probabilities from weighted log-densities (m, k)."""
+    return np.exp(wlp - _log_sum_exp(wlp)[:, None])
 
 
 def _log_sum_exp(a):

@@ -74,9 +74,10 @@ def test_lloyd_pass(benchmark, problem):
     labels = np.empty(N, dtype=np.int32)
 
     def run():
-        kmeans.lloyd_pass(X, np.empty(0), False, params.means, bounds, True, labels,
-                          np.zeros((p, k, d)), np.zeros((p, k)), np.zeros(p),
-                          np.zeros(p, dtype=np.int64), np.zeros(p))
+        kmeans.assign_pass(X, np.empty(0), False, params.means, bounds, True, labels,
+                           kmeans.NO_SECOND, np.zeros((p, k)), np.zeros((p, k, d)),
+                           np.zeros((p, k, 0)), np.zeros(p), np.zeros(p, dtype=np.int64),
+                           np.zeros(p))
 
     run()
     benchmark(run)

@@ -26,6 +26,12 @@ def kernel_input(X: np.ndarray) -> np.ndarray:
     return X
 
 
+def weights_arg(sample_weight):
+    """``(w, has_weights)`` as the kernels take them: an empty array stands for
+    "no weights" so that one compiled kernel serves both cases."""
+    return (sample_weight, True) if sample_weight is not None else (np.empty(0), False)
+
+
 def part_bounds(n_samples: int, stats_size: int) -> np.ndarray:
     """Row boundaries of the parts whose partial statistics are kept apart.
 
@@ -112,8 +118,7 @@ class CPUBackend:
         full = second_moment_is_full(params.covariance_type)
         bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
         loglik = np.zeros(bounds.shape[0] - 1)
-        has_weights = sample_weight is not None
-        w = sample_weight if has_weights else np.empty(0)
+        w, has_weights = weights_arg(sample_weight)
         means, factor, log_const = kernel_arrays(params)
         with LAUNCH_LOCK:
             gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const,

@@ -88,7 +88,11 @@ def _tree_sum(items):
 
 
 class DaskBackend:
-    """Runs the fused pass chunk by chunk as Dask tasks (CPU kernels on workers)."""
+    """Runs the fused pass chunk by chunk as Dask tasks (CPU kernels on workers).
+
+    Predictions on dask input are lazy dask arrays built by :func:`lazy_map`
+    instead of the eager ``weighted_log_prob_chunks`` of the other backends.
+    """
 
     name = "dask"
 
@@ -119,17 +123,6 @@ class DaskBackend:
                  for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
         (total,) = dask.compute(_tree_sum(parts))
         return total
-
-    def weighted_log_prob_chunks(self, data: DaskData, params: Params):
-        """Eager chunks (used by fit_predict's labels); prediction on dask
-        input is otherwise lazy, see ``lazy_map``."""
-        start = 0
-        cpu = CPUBackend()
-        for block in data.array.to_delayed().ravel():
-            arr = np.ascontiguousarray(block.compute())
-            for s, e, wlp in cpu.weighted_log_prob_chunks(arr, params):
-                yield start + s, start + e, wlp
-            start += arr.shape[0]
 
 
 def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64):

@@ -37,10 +37,16 @@ def block_nearest(xt, centres, best, arg, dist):
                 arg[i] = j
 
 
+#: ``second_moments`` modes of :func:`assign_pass`.
+NO_SECOND, FULL_SECOND, DIAG_SECOND = 0, 1, 2
+
+
 @njit(parallel=True, **JIT_OPTIONS)
-def lloyd_pass(X, w, has_weights, centres, bounds, write_labels, labels, sums, counts,
-               inertia, far_index, far_dist):
-    """Assign each row to its nearest centre and accumulate the new centroids.
+def assign_pass(X, w, has_weights, centres, bounds, write_labels, labels, second_moments,
+                counts, sums, second, inertia, far_index, far_dist):
+    """Assign each row to its nearest centre and accumulate the hard-assignment
+    statistics centred on the centres: one Lloyd step, or (with second moments)
+    the M-step input of a k-means initialisation.
 
     Parameters
     ----------
@@ -50,11 +56,14 @@ def lloyd_pass(X, w, has_weights, centres, bounds, write_labels, labels, sums, c
     bounds : (n_parts + 1,) int64 row boundaries, multiples of B
     write_labels : bool
         Whether to write ``labels`` (n,) int32 (it may be empty otherwise).
-    sums : (n_parts, k, d) out, weighted sum of ``x - centres[label]``
-    counts : (n_parts, k) out, weighted counts
+    second_moments : int
+        NO_SECOND; FULL_SECOND, the lower triangle into ``second`` of shape
+        (n_parts, k, d * d); or DIAG_SECOND, ``second`` of shape (n_parts, k, d).
+    counts : (n_parts, k) out, weighted counts (the mass)
+    sums : (n_parts, k, d) out, weighted sums of ``x - centres[label]``
     inertia : (n_parts,) out, weighted sum of squared distances
-    far_index, far_dist : (n_parts,) out, the row of each part farthest from
-        its centre (ties: the first), for relocating empty clusters.
+    far_index, far_dist : (n_parts,) out, the positive-weight row of each part
+        farthest from its centre (ties: the first), for relocating empty clusters.
     """
     k, d = centres.shape
     n_parts = bounds.shape[0] - 1
@@ -64,6 +73,7 @@ def lloyd_pass(X, w, has_weights, centres, bounds, write_labels, labels, sums, c
         best = np.empty(B)
         arg = np.empty(B, dtype=np.int64)
         dist = np.empty(B)
+        diff = np.empty(d)
         tot = 0.0
         fi = bounds[p]
         fd = -1.0
@@ -75,55 +85,27 @@ def lloyd_pass(X, w, has_weights, centres, bounds, write_labels, labels, sums, c
                 j = arg[i]
                 if write_labels:
                     labels[start + i] = j
-                counts[p, j] += wb[i]
-                tot += wb[i] * best[i]
-                if wb[i] > 0.0 and best[i] > fd:
-                    fd = best[i]
-                    fi = start + i
-                for a in range(d):
-                    sums[p, j, a] += wb[i] * (xt[a, i] - centres[j, a])
-        inertia[p] = tot
-        far_index[p] = fi
-        far_dist[p] = fd
-
-
-@njit(parallel=True, **JIT_OPTIONS)
-def nearest_stats(X, w, has_weights, full, centres, bounds, mass, first, second):
-    """Centred statistics of the hard assignment of every row to its nearest
-    centre (the M-step input of a k-means initialisation), without labels.
-
-    ``second`` is (n_parts, k, d * d) (lower triangle) if ``full`` else
-    (n_parts, k, d); other arguments as in :func:`lloyd_pass`.
-    """
-    k, d = centres.shape
-    n_parts = bounds.shape[0] - 1
-    for p in prange(n_parts):
-        xt = np.empty((d, B))
-        wb = np.empty(B)
-        best = np.empty(B)
-        arg = np.empty(B, dtype=np.int64)
-        dist = np.empty(B)
-        diff = np.empty(d)
-        for start in range(bounds[p], bounds[p + 1], B):
-            stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, xt, wb)
-            block_nearest(xt, centres, best, arg, dist)
-            for i in range(stop - start):
                 wi = wb[i]
                 if wi == 0.0:
                     continue
-                j = arg[i]
-                mass[p, j] += wi
+                counts[p, j] += wi
+                tot += wi * best[i]
+                if best[i] > fd:
+                    fd = best[i]
+                    fi = start + i
                 for a in range(d):
                     diff[a] = xt[a, i] - centres[j, a]
-                    first[p, j, a] += wi * diff[a]
-                if full:
+                    sums[p, j, a] += wi * diff[a]
+                if second_moments == FULL_SECOND:
                     for a in range(d):
                         for b in range(a + 1):
                             second[p, j, a * d + b] += wi * diff[a] * diff[b]
-                else:
+                elif second_moments == DIAG_SECOND:
                     for a in range(d):
                         second[p, j, a] += wi * diff[a] * diff[a]
+        inertia[p] = tot
+        far_index[p] = fi
+        far_dist[p] = fd
 
 
 @njit(parallel=True, **JIT_OPTIONS)
