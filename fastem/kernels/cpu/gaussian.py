@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
+from ._stack import stack_f64
 
 B = BLOCK_ROWS
 
@@ -60,7 +61,9 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
     means : (k, d)
     factor : (k, d * d) upper-triangular precision Cholesky factors, row-major
     log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
-    diff, t, t2, q : scratch of shapes (d, B), (B,), (B,), (B,)
+    diff : (d, B) scratch
+    t, t2, q : (B,) scratch; pass stack buffers (``stack_f64``) so that LLVM
+        keeps the accumulators in registers (see ``_stack.py``)
     logp : (k, B) output
     """
     k, d = means.shape
@@ -303,9 +306,12 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
         rd = np.empty((d, B))
         logp = np.empty((k, B))
         wb = np.empty(B)
-        t = np.empty(B)
-        t2 = np.empty(B)
-        q = np.empty(B)
+        t = stack_f64(B)  # log-density accumulators: on the stack they stay in registers
+        t2 = stack_f64(B)
+        q = stack_f64(B)
+        mx = np.empty(B)  # log-sum-exp scratch: faster on the heap (measured)
+        s = np.empty(B)
+        e = np.empty(B)
         bits = np.empty(B, dtype=np.int64)
         ll = 0.0
         for start in range(bounds[p], bounds[p + 1], B):
@@ -315,7 +321,7 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
                 block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
             else:
                 block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
-            ll += block_responsibilities(logp, wb, t, q, t2, bits)
+            ll += block_responsibilities(logp, wb, mx, s, e, bits)
             if full:
                 block_stats_full(xt, means, logp, diff, rd, mass[p], first[p], second[p])
             else:
@@ -337,9 +343,9 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
         diff = np.empty((d, B))
         logp = np.empty((k, B))
         wb = np.empty(B)
-        t = np.empty(B)
-        t2 = np.empty(B)
-        q = np.empty(B)
+        t = stack_f64(B)
+        t2 = stack_f64(B)
+        q = stack_f64(B)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, no_weights, False, xt, wb)
