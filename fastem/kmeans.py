@@ -16,7 +16,7 @@ import numpy as np
 from ._model import Stats, second_moment_is_full
 from .backends.cpu import kernel_input, part_bounds, reduce_partial_stats, weights_arg
 from .init import sample_rows
-from .kernels.cpu import LAUNCH_LOCK
+from .kernels.cpu import launch
 from .kernels.cpu import kmeans as kernels
 
 #: Seeding + Lloyd runs on the sample; the run with the lowest inertia wins.
@@ -58,7 +58,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
     indices[0] = rng.choice(n, p=prob)
     closest = np.full(n, np.inf)
     pot = np.empty(bounds.shape[0] - 1)
-    with LAUNCH_LOCK:
+    with launch():
         kernels.update_min_distance(X, w, has_w, np.asarray(X[indices[0]], dtype=np.float64),
                                     bounds, closest, pot)
     for c in range(1, n_clusters):
@@ -69,7 +69,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
         best = None
         for cand in candidates:
             trial = closest.copy()
-            with LAUNCH_LOCK:
+            with launch():
                 kernels.update_min_distance(X, w, has_w, np.asarray(X[cand], dtype=np.float64),
                                             bounds, trial, pot)
             if best is None or pot.sum() < potential_best:
@@ -98,7 +98,7 @@ def _assign(X, w, has_w, centres, bounds, labels=None, second_moments=kernels.NO
     far_index = np.zeros(n_parts, dtype=np.int64)
     far_dist = np.zeros(n_parts)
     write_labels = labels is not None
-    with LAUNCH_LOCK:
+    with launch():
         kernels.assign_pass(X, w, has_w, centres, bounds, write_labels,
                             labels if write_labels else np.empty(0, dtype=np.int32),
                             second_moments, counts, sums, second, inertia, far_index, far_dist)

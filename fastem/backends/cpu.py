@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import config
 from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
-from ..kernels.cpu import LAUNCH_LOCK, gaussian
+from ..kernels.cpu import gaussian, launch
 
 
 def kernel_input(X: np.ndarray) -> np.ndarray:
@@ -120,7 +120,7 @@ class CPUBackend:
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
         means, factor, log_const = kernel_arrays(params)
-        with LAUNCH_LOCK:
+        with launch():
             gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const,
                                 bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
@@ -147,6 +147,6 @@ class CPUBackend:
             chunk = kernel_input(X[start:stop])
             out = np.empty((stop - start, k))
             bounds = part_bounds(stop - start, 1)
-            with LAUNCH_LOCK:
+            with launch():
                 gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)
             yield start, stop, out
