@@ -3,6 +3,10 @@
 Changing a value here changes the row partition of the data and therefore the
 order of floating-point summation: results stay deterministic for a given
 value, but move by round-off when it changes.
+
+The Numba kernels read the block sizes as compile-time constants, and Numba's
+on-disk cache does not notice when a constant imported from here changes:
+delete ``fastem/kernels/**/__pycache__`` after editing one.
 """
 
 #: Rows per inner block. A block of points is transposed into a

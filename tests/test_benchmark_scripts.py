@@ -40,6 +40,20 @@ def test_compare_script_runs(tmp_path):
     assert lines[0][-1] == lines[1][-1]
 
 
+def test_compare_mlpack_worker(tmp_path):
+    pytest.importorskip("mlpack")
+    result = tmp_path / "r.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
+                          "--config", "full:30000:3:2", "--config", "diag:30000:4:3",
+                          "--iters", "5", "--libs", "mlpack", "--json", str(result)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    data = json.loads(result.read_text())
+    for spec in ("full:30000:3:2", "diag:30000:4:3"):
+        assert set(data[spec]) == {"mlpack"}
+        assert data[spec]["mlpack"]["seconds_per_iter"] > 0
+
+
 def test_out_of_core_script_runs(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "out_of_core.py"),
                           "--dir", str(tmp_path), "--gigabytes", "0.005", "--n-features", "4",
