@@ -21,35 +21,37 @@ def test_asv_check():
     assert "No problems found" in out.stdout
 
 
+def _run_compare(tmp_path, libs, configs, iters):
+    """Run compare.py; returns its JSON results and its stdout."""
+    result = tmp_path / "r.json"
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--iters", str(iters),
+           "--libs", libs, "--json", str(result)]
+    for spec in configs:
+        cmd += ["--config", spec]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    return json.loads(result.read_text()), out.stdout
+
+
 def test_compare_script_runs(tmp_path):
     pytest.importorskip("sklearn")
-    result = tmp_path / "r.json"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
-                          "--config", "full:3000:3:2", "--config", "diag:3000:4:3",
-                          "--iters", "2", "--libs", "fastem,sklearn", "--json", str(result)],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
-    data = json.loads(result.read_text())
+    configs = ("full:3000:3:2", "diag:3000:4:3")
+    data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2)
     assert data["dgemm_gflops"] > 0
-    for spec in ("full:3000:3:2", "diag:3000:4:3"):
+    for spec in configs:
         assert set(data[spec]) == {"fastem", "sklearn"}
         assert all(v["seconds_per_iter"] > 0 for v in data[spec].values())
     # both libraries reached the same log-likelihood from the same start
-    lines = [line.split() for line in out.stdout.splitlines() if line.strip().startswith(("fastem", "sklearn"))]
+    lines = [line.split() for line in stdout.splitlines() if line.strip().startswith(("fastem", "sklearn"))]
     assert len(lines) == 4
     assert lines[0][-1] == lines[1][-1]
 
 
 def test_compare_mlpack_worker(tmp_path):
     pytest.importorskip("mlpack")
-    result = tmp_path / "r.json"
-    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
-                          "--config", "full:30000:3:2", "--config", "diag:30000:4:3",
-                          "--iters", "5", "--libs", "mlpack", "--json", str(result)],
-                         cwd=ROOT, capture_output=True, text=True)
-    assert out.returncode == 0, out.stdout + out.stderr
-    data = json.loads(result.read_text())
-    for spec in ("full:30000:3:2", "diag:30000:4:3"):
+    configs = ("full:30000:3:2", "diag:30000:4:3")
+    data, _ = _run_compare(tmp_path, "mlpack", configs, 5)
+    for spec in configs:
         assert set(data[spec]) == {"mlpack"}
         assert data[spec]["mlpack"]["seconds_per_iter"] > 0
 

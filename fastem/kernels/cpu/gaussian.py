@@ -201,14 +201,17 @@ def block_responsibilities(logp, wb, mx, s, e, bits):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
+def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
     """Add a block's centred statistics to ``mass`` (k,), ``first`` (k, d) and
     the lower triangle of ``second`` (k, d * d), row-major.
 
-    ``second[a, b] += sum_i r_i d_ai d_bi`` is computed in 2 x 2 tiles (four
-    independent reductions over the block's points per pass); tiles on the
-    diagonal also write the upper element, which the caller ignores.
-    ``diff`` and ``rd`` are (d, B) scratch.
+    With ``s_ai = sqrt(r_i) (x_ai - mu_a)`` (stored once in ``sd``),
+    ``second[a, b] += sum_i s_ai s_bi`` and ``first[a] += sum_i sqrt(r_i) s_ai``:
+    one scratch array instead of ``x - mu`` and ``r (x - mu)``, which halves the
+    stores of this step, and the products are symmetric. ``second`` is computed
+    in 2 x 2 tiles (four independent reductions over the block's points per
+    pass); tiles on the diagonal also write the upper element, which the
+    caller ignores. ``sd`` is (d, B) scratch and ``sr`` (B,).
     """
     k, d = means.shape
     for j in range(k):
@@ -218,15 +221,15 @@ def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
         if nj == 0.0:  # no mass here (all responsibilities underflowed)
             continue
         mass[j] += nj
+        for i in range(B):
+            sr[i] = np.sqrt(resp[j, i])
         for a in range(d):
             mu = means[j, a]
             sa = 0.0
             for i in range(B):
-                dv = xt[a, i] - mu
-                diff[a, i] = dv
-                rv = dv * resp[j, i]
-                rd[a, i] = rv
-                sa += rv
+                v = (xt[a, i] - mu) * sr[i]
+                sd[a, i] = v
+                sa += v * sr[i]
             first[j, a] += sa
         for a in range(0, d - 1, 2):
             for b in range(0, a + 1, 2):
@@ -235,10 +238,10 @@ def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
                 s10 = 0.0
                 s11 = 0.0
                 for i in range(B):
-                    r0 = rd[a, i]
-                    r1 = rd[a + 1, i]
-                    x0 = diff[b, i]
-                    x1 = diff[b + 1, i]
+                    r0 = sd[a, i]
+                    r1 = sd[a + 1, i]
+                    x0 = sd[b, i]
+                    x1 = sd[b + 1, i]
                     s00 += r0 * x0
                     s01 += r0 * x1
                     s10 += r1 * x0
@@ -252,13 +255,17 @@ def block_stats_full(xt, means, resp, diff, rd, mass, first, second):
             for b in range(d):
                 acc = 0.0
                 for i in range(B):
-                    acc += rd[a, i] * diff[b, i]
+                    acc += sd[a, i] * sd[b, i]
                 second[j, a * d + b] += acc
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_stats_diag(xt, means, resp, diff, rd, mass, first, second):
-    """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d)."""
+def block_stats_diag(xt, means, resp, mass, first, second):
+    """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d).
+
+    Each entry is a pair of reductions over the block's points in registers,
+    with no scratch.
+    """
     k, d = means.shape
     for j in range(k):
         nj = 0.0
@@ -302,8 +309,8 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
     n_parts = bounds.shape[0] - 1
     for p in prange(n_parts):
         xt = np.empty((d, B))
-        diff = np.empty((d, B))
-        rd = np.empty((d, B))
+        diff = np.empty((d, B))  # x - mu, then sqrt(r) (x - mu) in the statistics
+        sr = np.empty(B)
         logp = np.empty((k, B))
         wb = np.empty(B)
         t = stack_f64(B)  # log-density accumulators: on the stack they stay in registers
@@ -323,9 +330,9 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
                 block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
             ll += block_responsibilities(logp, wb, mx, s, e, bits)
             if full:
-                block_stats_full(xt, means, logp, diff, rd, mass[p], first[p], second[p])
+                block_stats_full(xt, means, logp, diff, sr, mass[p], first[p], second[p])
             else:
-                block_stats_diag(xt, means, logp, diff, rd, mass[p], first[p], second[p])
+                block_stats_diag(xt, means, logp, mass[p], first[p], second[p])
         loglik[p] = ll
 
 
