@@ -1,25 +1,27 @@
 """Side-by-side EM speed: fastem against scikit-learn, pomegranate and mlpack (when installed).
 
 One command, one run: every library fits the same data from the same initial
-parameters (mlpack: from its own k-means start, see its worker), each in its own child process (so peak memory is its own), and the
-machine's dgemm peak is measured in the same run::
+parameters (mlpack: from its own k-means start, see its worker), each in its
+own child process (so peak memory is its own), and the machine's dgemm peak is
+measured in the same run::
 
     python benchmarks/compare.py                       # the three standard configurations
     python benchmarks/compare.py --n-samples 200000    # smaller, quicker
-    python benchmarks/compare.py --config full:1000000:16:16 --iters 5
+    python benchmarks/compare.py --config full:1000000:16:16 --iters 5 --runs 3
 
 Reported per configuration and library: median seconds per EM iteration (one
-E-step plus one M-step), the speed-up over scikit-learn, peak resident memory
-during the timed iterations above the memory before them (sampled every ms), and the fraction of the measured dgemm peak under the
-flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``.
+E-step plus one M-step; with ``--runs N``, pooled over N worker runs taken in
+turns), the speed-up over scikit-learn, peak resident memory during the timed
+iterations above the memory before them (sampled every ms), and the fraction of
+the measured dgemm peak under the flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``.
 
 scikit-learn is timed by calling its ``_e_step``/``_m_step`` on an estimator
 initialised with the shared parameters: exactly one iteration of its fit loop,
 without its initialisation or final E-step.
 
 The dgemm peak is the best of several 3000 x 3000 products: what the machine
-can attain. The library timings are medians. On a shared machine, re-run and
-compare medians across runs.
+can attain. The library timings are medians; on a shared machine use
+``--runs 3`` or more, so that one slow spell does not decide the figure.
 """
 
 from __future__ import annotations
@@ -216,7 +218,7 @@ def _shared_init(X, covariance_type, k, seed):
     return dict(weights=gm.weights_, means=gm.means_, precisions=gm.precisions_)
 
 
-def run_config(spec, iters, libs, workdir, seed, peak):
+def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
     from fastem.cli import make_mixture
 
     covariance_type, n, d, k = spec.split(":")
@@ -229,15 +231,22 @@ def run_config(spec, iters, libs, workdir, seed, peak):
     del X
     flops = flops_per_iteration(covariance_type, n, d, k)
     rows = {}
-    for lib in libs:
-        cmd = [sys.executable, __file__, "--worker", lib, data_path, init_path,
-               covariance_type, str(iters)]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        if out.returncode != 0:
-            print(f"  {lib}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
-            continue
-        rows[lib] = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"\n{covariance_type} n={n:,} d={d} k={k}  ({iters} iterations, flop model "
+    # Libraries take turns within each round, so that a slow spell of the
+    # machine hits all of them rather than one.
+    for _ in range(runs):
+        for lib in libs:
+            cmd = [sys.executable, __file__, "--worker", lib, data_path, init_path,
+                   covariance_type, str(iters)]
+            out = subprocess.run(cmd, capture_output=True, text=True)
+            if out.returncode != 0:
+                print(f"  {lib}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                continue
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            if lib in rows:  # pool the iteration times; keep the largest peak memory
+                r["times"] = rows[lib]["times"] + r["times"]
+                r["peak_above_data"] = max(r["peak_above_data"], rows[lib]["peak_above_data"])
+            rows[lib] = r
+    print(f"\n{covariance_type} n={n:,} d={d} k={k}  ({runs} x {iters} iterations, flop model "
           f"{flops / 1e9:.2f} GFLOP/iteration)")
     print(f"  {'library':<13}{'s/iter':>10}{'speed-up':>10}{'peak MB':>10}"
           f"{'GFLOP/s':>10}{'% dgemm':>9}{'final LL':>14}")
@@ -259,6 +268,8 @@ def main(argv=None):
                         help="covariance_type:n_samples:n_features:n_components (repeatable)")
     parser.add_argument("--n-samples", type=int, help="override n_samples of every config")
     parser.add_argument("--iters", type=int, default=5, help="EM iterations timed per library")
+    parser.add_argument("--runs", type=int, default=1,
+                        help="worker runs per library, taken in turns; the median pools all runs")
     parser.add_argument("--libs", default="fastem,sklearn,pomegranate,mlpack",
                         help="libraries to run; those not installed are skipped")
     parser.add_argument("--seed", type=int, default=0)
@@ -279,7 +290,8 @@ def main(argv=None):
     all_results = {"dgemm_gflops": peak}
     with tempfile.TemporaryDirectory() as workdir:
         for spec in configs:
-            all_results[spec] = run_config(spec, args.iters, libs, workdir, args.seed, peak)
+            all_results[spec] = run_config(spec, args.iters, libs, workdir, args.seed, peak,
+                                            args.runs)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_results, f, indent=2)

@@ -21,11 +21,11 @@ def test_asv_check():
     assert "No problems found" in out.stdout
 
 
-def _run_compare(tmp_path, libs, configs, iters):
+def _run_compare(tmp_path, libs, configs, iters, runs=1):
     """Run compare.py; returns its JSON results and its stdout."""
     result = tmp_path / "r.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--iters", str(iters),
-           "--libs", libs, "--json", str(result)]
+           "--runs", str(runs), "--libs", libs, "--json", str(result)]
     for spec in configs:
         cmd += ["--config", spec]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -36,7 +36,7 @@ def _run_compare(tmp_path, libs, configs, iters):
 def test_compare_script_runs(tmp_path):
     pytest.importorskip("sklearn")
     configs = ("full:3000:3:2", "diag:3000:4:3")
-    data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2)
+    data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2, runs=2)
     assert data["dgemm_gflops"] > 0
     for spec in configs:
         assert set(data[spec]) == {"fastem", "sklearn"}
