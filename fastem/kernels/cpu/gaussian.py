@@ -106,8 +106,12 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp):
-    """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor."""
+def block_log_prob_diag(xt, means, factor, log_const, q, logp):
+    """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor.
+
+    No ``x - mu`` scratch: each feature's term is squared as it is formed.
+    ``q`` is the (B,) stack accumulator.
+    """
     k, d = means.shape
     for j in range(k):
         for i in range(B):
@@ -327,7 +331,7 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
             if full:
                 block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
             else:
-                block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
+                block_log_prob_diag(xt, means, factor, log_const, q, logp)
             ll += block_responsibilities(logp, wb, mx, s, e, bits)
             if full:
                 block_stats_full(xt, means, logp, diff, sr, mass[p], first[p], second[p])
@@ -359,7 +363,7 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
             if full:
                 block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
             else:
-                block_log_prob_diag(xt, means, factor, log_const, diff, t, t2, q, logp)
+                block_log_prob_diag(xt, means, factor, log_const, q, logp)
             for i in range(stop - start):
                 for j in range(k):
                     out[start + i, j] = logp[j, i]
