@@ -29,6 +29,24 @@ def _tol(dtype):
     return 1e-9
 
 
+def _check_against_reference(X, params, cov_mats, covariance_type, weights):
+    stats = CPUBackend().accumulate(X, params, weights)
+    ll, w_ref, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
+                                                covariance_type, 1e-6, weights)
+    np.testing.assert_allclose(stats.mass, mass_ref, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(stats.log_likelihood / stats.weight_sum, ll, rtol=1e-10)
+    w, m, c = m_step(stats, covariance_type, 1e-6)
+    np.testing.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-12)
+    # Compare first moments N_j * mu_j: a component of mass 1e-8 has an
+    # ill-conditioned mean (and scikit-learn's +10 eps shifts it by 1e-8).
+    np.testing.assert_allclose(m * stats.mass[:, None], m_ref * mass_ref[:, None],
+                               rtol=1e-9, atol=1e-9)
+    big = stats.mass > 1e-3
+    np.testing.assert_allclose(c[big] if covariance_type != "tied" else c,
+                               c_ref[big] if covariance_type != "tied" else c_ref,
+                               rtol=1e-8, atol=1e-9)
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("n", [1, B - 1, B, 3 * B + 5, 40 * B + 17])
 def test_accumulate_matches_reference(covariance_type, dtype, n):
@@ -36,21 +54,17 @@ def test_accumulate_matches_reference(covariance_type, dtype, n):
     X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed=n)
     sw = np.random.default_rng(1).uniform(0, 2, size=n)
     for weights in (None, sw):
-        stats = CPUBackend().accumulate(X, params, weights)
-        ll, w_ref, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
-                                                    covariance_type, 1e-6, weights)
-        np.testing.assert_allclose(stats.mass, mass_ref, rtol=1e-10, atol=1e-12)
-        np.testing.assert_allclose(stats.log_likelihood / stats.weight_sum, ll, rtol=1e-10)
-        w, m, c = m_step(stats, covariance_type, 1e-6)
-        np.testing.assert_allclose(w, w_ref, rtol=1e-9, atol=1e-12)
-        # Compare first moments N_j * mu_j: a component of mass 1e-8 has an
-        # ill-conditioned mean (and scikit-learn's +10 eps shifts it by 1e-8).
-        np.testing.assert_allclose(m * stats.mass[:, None], m_ref * mass_ref[:, None],
-                                   rtol=1e-9, atol=1e-9)
-        big = stats.mass > 1e-3
-        np.testing.assert_allclose(c[big] if covariance_type != "tied" else c,
-                                   c_ref[big] if covariance_type != "tied" else c_ref,
-                                   rtol=1e-8, atol=1e-9)
+        _check_against_reference(X, params, cov_mats, covariance_type, weights)
+
+
+@pytest.mark.parametrize("d, k", [(7, 1), (8, 2), (9, 7), (17, 4)])
+def test_accumulate_tile_edges(covariance_type, d, k):
+    """Shapes at the edges of the kernels' register tiles (pairs of components
+    and features, vectors of 8): odd and even k and d, d around 8."""
+    n = 3 * B + 5
+    X, params, cov_mats = _setup(n, d, k, covariance_type, np.float64, seed=d * k)
+    _check_against_reference(X, params, cov_mats, covariance_type,
+                             np.random.default_rng(2).uniform(0, 2, size=n))
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

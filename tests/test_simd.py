@@ -1,0 +1,109 @@
+"""The explicit-vector primitives of the CPU kernels (``kernels/cpu/_simd.py``)
+and the vectorisable exponential, against NumPy."""
+
+import numpy as np
+import pytest
+from numba import njit
+
+from fastem.kernels.cpu._simd import (LANES, f64_from_bits, vadd, vfma, vlane, vload, vmul,
+                                      vsplat, vsub, vsum8, vzero)
+from fastem.kernels.cpu.gaussian import fast_exp
+
+
+@njit
+def _lanes(v, out, row):
+    for i in range(LANES):
+        out[row, i] = vlane(v, i)
+
+
+@njit
+def _elementwise(a, b, c, out):
+    x = vload(a, 0)
+    y = vload(b, 0)
+    z = vload(c, 0)
+    _lanes(vadd(x, y), out, 0)
+    _lanes(vsub(x, y), out, 1)
+    _lanes(vmul(x, y), out, 2)
+    _lanes(vfma(x, y, z), out, 3)
+    _lanes(vsplat(a[3]), out, 4)
+    _lanes(vzero(), out, 5)
+    _lanes(vload(a, 5), out, 6)  # an unaligned offset inside the array
+
+
+@njit
+def _sums(m, out):
+    _lanes(vsum8(vload(m, 0), vload(m, 8), vload(m, 16), vload(m, 24),
+                 vload(m, 32), vload(m, 40), vload(m, 48), vload(m, 56)), out, 0)
+
+
+@njit
+def _from_bits(bits, out):
+    for i in range(bits.size):
+        out[i] = f64_from_bits(bits[i])
+
+
+@njit
+def _exp(x, out):
+    for i in range(x.size):
+        out[i] = fast_exp(x[i])
+
+
+def test_elementwise_operations_match_numpy():
+    rng = np.random.default_rng(0)
+    a, b, c = rng.normal(size=(3, 16))
+    out = np.empty((7, LANES))
+    _elementwise(a, b, c, out)
+    a8, b8, c8 = a[:8], b[:8], c[:8]
+    np.testing.assert_array_equal(out[0], a8 + b8)
+    np.testing.assert_array_equal(out[1], a8 - b8)
+    np.testing.assert_array_equal(out[2], a8 * b8)
+    # vfma rounds once, so it may differ from NumPy's two roundings in the
+    # last bit (the single rounding is checked exactly below)
+    np.testing.assert_allclose(out[3], a8 * b8 + c8, rtol=1e-15, atol=1e-15)
+    np.testing.assert_array_equal(out[4], np.full(LANES, a[3]))
+    np.testing.assert_array_equal(out[5], np.zeros(LANES))
+    np.testing.assert_array_equal(out[6], a[5:13])
+
+
+def test_fma_rounds_once():
+    # (1 + 2**-30)**2 - (1 + 2**-29) is 2**-60 exactly; a separate multiply
+    # would round it away.
+    x = np.full(16, 1.0 + 2.0**-30)
+    c = np.full(16, -(1.0 + 2.0**-29))
+    out = np.empty((7, LANES))
+    _elementwise(x, x, c, out)
+    np.testing.assert_array_equal(out[3], np.full(LANES, 2.0**-60))
+
+
+def test_vsum8_lane_i_is_the_sum_of_vector_i():
+    m = np.random.default_rng(1).normal(size=(8, 8))
+    out = np.empty((1, LANES))
+    _sums(m.ravel(), out)
+    np.testing.assert_allclose(out[0], m.sum(axis=1), rtol=1e-14, atol=1e-14)
+    # exactly representable sums are exact
+    ints = np.arange(64, dtype=np.float64).reshape(8, 8)
+    _sums(ints.ravel(), out)
+    np.testing.assert_array_equal(out[0], ints.sum(axis=1))
+
+
+def test_f64_from_bits_is_a_bit_cast():
+    x = np.array([0.0, -0.0, 1.0, -2.5, 1e-310, np.inf, 2.0**-1022, 123456.789])
+    out = np.empty_like(x)
+    _from_bits(x.view(np.int64), out)
+    np.testing.assert_array_equal(out.view(np.int64), x.view(np.int64))
+
+
+def test_fast_exp_matches_numpy():
+    x = np.concatenate([np.linspace(-708.0, 709.0, 20001),
+                        np.random.default_rng(2).uniform(-50, 0, 20000),
+                        [0.0, -0.0, 1e-300, -1e-300, 0.5 * np.log(2), -0.5 * np.log(2)]])
+    out = np.empty_like(x)
+    _exp(x, out)
+    np.testing.assert_allclose(out, np.exp(x), rtol=1e-15, atol=0)
+
+
+@pytest.mark.parametrize("x", [-np.inf, -1e300, -745.2, -709.0, -708.0001])
+def test_fast_exp_is_exactly_zero_below_its_range(x):
+    out = np.empty(1)
+    _exp(np.array([x]), out)
+    assert out[0] == 0.0
