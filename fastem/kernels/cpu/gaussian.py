@@ -49,12 +49,16 @@ def load_block(X, start, stop, w, has_weights, xt, wb):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
+def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
     """Weighted log-densities ``log w_j + log N(x_i; mu_j, Sigma_j)`` of a block.
 
     ``y = (x - mu_j) @ U_j`` is built two columns at a time so that every load
-    of ``diff`` feeds two FMAs; ``U_j`` is upper triangular, so column ``a``
-    only needs rows ``b <= a``.
+    of ``x`` feeds two FMAs; ``U_j`` is upper triangular, so column ``a`` only
+    needs rows ``b <= a``. ``x - mu`` is formed again at every use rather than
+    stored once: the subtraction runs on the FP adders, which this loop leaves
+    idle, while a stored difference cost a pass of stores (measured: 6.5 ->
+    5.4 us per 64 points at d = k = 16, about the FMA bound). The values are
+    the same either way.
 
     Parameters
     ----------
@@ -62,17 +66,12 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
     means : (k, d)
     factor : (k, d * d) upper-triangular precision Cholesky factors, row-major
     log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
-    diff : (d, B) scratch
     t, t2, q : (B,) scratch; pass stack buffers (``stack_f64``) so that LLVM
         keeps the accumulators in registers (see ``_stack.py``)
     logp : (k, B) output
     """
     k, d = means.shape
     for j in range(k):
-        for a in range(d):
-            mu = means[j, a]
-            for i in range(B):
-                diff[a, i] = xt[a, i] - mu  # subtract before multiplying
         for i in range(B):
             q[i] = 0.0
         a = 0
@@ -83,13 +82,15 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
             for b in range(a + 1):
                 u = factor[j, b * d + a]
                 u2 = factor[j, b * d + a + 1]
+                mu = means[j, b]
                 for i in range(B):
-                    x = diff[b, i]
+                    x = xt[b, i] - mu
                     t[i] += u * x
                     t2[i] += u2 * x
             u2 = factor[j, (a + 1) * d + a + 1]
+            mu = means[j, a + 1]
             for i in range(B):
-                y2 = t2[i] + u2 * diff[a + 1, i]
+                y2 = t2[i] + u2 * (xt[a + 1, i] - mu)
                 q[i] += t[i] * t[i] + y2 * y2
             a += 2
         if a < d:  # odd d: the last column alone
@@ -97,8 +98,9 @@ def block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp):
                 t[i] = 0.0
             for b in range(a + 1):
                 u = factor[j, b * d + a]
+                mu = means[j, b]
                 for i in range(B):
-                    t[i] += u * diff[b, i]
+                    t[i] += u * (xt[b, i] - mu)
             for i in range(B):
                 q[i] += t[i] * t[i]
         c = log_const[j]
@@ -358,7 +360,7 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
     n_parts = bounds.shape[0] - 1
     for p in prange(n_parts):
         xt = np.empty((d, B))
-        diff = np.empty((d, B))  # x - mu, then sqrt(r) (x - mu) in the statistics
+        sd = np.empty((d, B))  # sqrt(r) (x - mu) in the full statistics
         sr = np.empty(B)
         logp = np.empty((k, B))
         wb = np.empty(B)
@@ -372,12 +374,12 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, w, has_weights, xt, wb)
             if full:
-                block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
+                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
             else:
                 block_log_prob_diag(xt, means, factor, log_const, q, logp)
             ll += block_responsibilities(logp, wb, mx, s)
             if full:
-                block_stats_full(xt, means, logp, diff, sr, mass[p], first[p], second[p])
+                block_stats_full(xt, means, logp, sd, sr, mass[p], first[p], second[p])
             else:
                 block_stats_diag(xt, means, logp, mass[p], first[p], second[p])
         loglik[p] = ll
@@ -394,7 +396,6 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
     no_weights = np.empty(0)
     for p in prange(n_parts):
         xt = np.empty((d, B))
-        diff = np.empty((d, B))
         logp = np.empty((k, B))
         wb = np.empty(B)
         t = stack_f64(B)
@@ -404,7 +405,7 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, no_weights, False, xt, wb)
             if full:
-                block_log_prob_full(xt, means, factor, log_const, diff, t, t2, q, logp)
+                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
             else:
                 block_log_prob_diag(xt, means, factor, log_const, q, logp)
             for i in range(stop - start):
