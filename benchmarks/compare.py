@@ -11,9 +11,12 @@ measured in the same run::
 
 Reported per configuration and library: median seconds per EM iteration (one
 E-step plus one M-step; with ``--runs N``, pooled over N worker runs taken in
-turns), the speed-up over scikit-learn, peak resident memory during the timed
-iterations above the memory before them (sampled every ms), and the fraction of
-the measured dgemm peak under the flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``.
+turns), the speed-up over scikit-learn, peak resident memory of an iteration
+above the memory before it, and the fraction of the measured dgemm peak under
+the flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``. Memory is
+sampled every millisecond by a thread, in one more iteration after the timed
+ones: the sampler's reads of ``/proc`` slowed fastem's iterations by about 3 %
+(full 1M x 16, k=16: 0.145 against 0.141 s), so no timed iteration runs with it.
 
 scikit-learn is timed by calling its ``_e_step``/``_m_step`` on an estimator
 initialised with the shared parameters: exactly one iteration of its fit loop,
@@ -75,16 +78,18 @@ def dgemm_peak(size=3000, repeats=7):
 
 def _time_iterations(step, iters):
     """Run ``step()`` (one EM iteration returning the mean log-likelihood) ``iters``
-    times; returns the per-call seconds, the peak memory above the start, and
-    the last log-likelihood."""
-    base = _rss_bytes()
+    times, then once more under the memory sampler; returns the timed per-call
+    seconds, the sampled peak memory above the start, and the last timed
+    log-likelihood."""
     times = []
     lb = np.nan
+    for _ in range(iters):
+        t0 = time.perf_counter()
+        lb = step()
+        times.append(time.perf_counter() - t0)
+    base = _rss_bytes()
     with PeakRSS() as mem:
-        for _ in range(iters):
-            t0 = time.perf_counter()
-            lb = step()
-            times.append(time.perf_counter() - t0)
+        step()
     return times, mem.peak - base, lb
 
 
@@ -98,9 +103,10 @@ def _worker_fastem(X, init, covariance_type, iters):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         GaussianMixture(k, max_iter=1, **kw).fit(X[:2000])  # compile before timing
+        gm = GaussianMixture(k, max_iter=iters, **kw).fit(X)
         base = _rss_bytes()
-        with PeakRSS() as mem:
-            gm = GaussianMixture(k, max_iter=iters, **kw).fit(X)
+        with PeakRSS() as mem:  # memory of a one-iteration fit, untimed
+            GaussianMixture(k, max_iter=1, **kw).fit(X)
     return gm.iteration_seconds_, mem.peak - base, float(gm.lower_bounds_[-1])
 
 
@@ -177,10 +183,11 @@ def _worker_mlpack(X, init, covariance_type, iters):
                          kmeans_max_iterations=10, seed=0)
         return time.perf_counter() - t0
 
+    run(1)  # warm-up
+    per_iter = [(run(1 + iters) - run(1)) / iters for _ in range(3)]
     base = _rss_bytes()
-    with PeakRSS() as mem:
-        run(1)  # warm-up
-        per_iter = [(run(1 + iters) - run(1)) / iters for _ in range(3)]
+    with PeakRSS() as mem:  # untimed
+        run(1)
     return per_iter, mem.peak - base, float("nan")
 
 
