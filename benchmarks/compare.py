@@ -14,8 +14,9 @@ E-step plus one M-step; with ``--runs N``, pooled over N worker runs taken in
 turns), the speed-up over scikit-learn, peak resident memory of an iteration
 above the memory before it, and the fraction of the measured dgemm peak under
 the flop model ``full/tied: 2 n k d^2``, ``diag/spherical: 8 n k d``. Memory is
-sampled every millisecond by a thread, in one more iteration after the timed
-ones: the sampler's reads of ``/proc`` slowed fastem's iterations by about 3 %
+sampled every millisecond by a thread, in one iteration before the timed ones
+(before, so that the allocator has not kept memory from earlier iterations):
+the sampler's reads of ``/proc`` slowed fastem's iterations by about 3 %
 (full 1M x 16, k=16: 0.145 against 0.141 s), so no timed iteration runs with it.
 
 scikit-learn is timed by calling its ``_e_step``/``_m_step`` on an estimator
@@ -76,20 +77,25 @@ def dgemm_peak(size=3000, repeats=7):
 # Workers: run in a child process, print one JSON line
 # ----------------------------------------------------------------------------
 
-def _time_iterations(step, iters):
-    """Run ``step()`` (one EM iteration returning the mean log-likelihood) ``iters``
-    times, then once more under the memory sampler; returns the timed per-call
-    seconds, the sampled peak memory above the start, and the last timed
+def _time_iterations(make_step, iters):
+    """Time EM iterations: ``make_step()`` returns a ``step()`` that runs one
+    iteration from the shared initial parameters onwards and returns the mean
+    log-likelihood. One step runs under the memory sampler, then a fresh
+    sequence of ``iters`` steps is timed (so every library's final
+    log-likelihood is that of ``iters`` iterations). Returns the per-call
+    seconds, the sampled peak memory above the start, and the last
     log-likelihood."""
+    step = make_step()
+    base = _rss_bytes()
+    with PeakRSS() as mem:
+        step()
+    step = make_step()
     times = []
     lb = np.nan
     for _ in range(iters):
         t0 = time.perf_counter()
         lb = step()
         times.append(time.perf_counter() - t0)
-    base = _rss_bytes()
-    with PeakRSS() as mem:
-        step()
     return times, mem.peak - base, lb
 
 
@@ -103,10 +109,10 @@ def _worker_fastem(X, init, covariance_type, iters):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         GaussianMixture(k, max_iter=1, **kw).fit(X[:2000])  # compile before timing
-        gm = GaussianMixture(k, max_iter=iters, **kw).fit(X)
         base = _rss_bytes()
         with PeakRSS() as mem:  # memory of a one-iteration fit, untimed
             GaussianMixture(k, max_iter=1, **kw).fit(X)
+        gm = GaussianMixture(k, max_iter=iters, **kw).fit(X)
     return gm.iteration_seconds_, mem.peak - base, float(gm.lower_bounds_[-1])
 
 
@@ -126,16 +132,21 @@ def _worker_sklearn(X, init, covariance_type, iters):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X[: max(2000, 2 * k)])
-    gm.weights_ = init["weights"].copy()
-    gm.means_ = init["means"].copy()
-    gm.precisions_cholesky_ = precision_cholesky_from_precisions(init["precisions"], covariance_type)
 
-    def step():
-        log_prob_norm, log_resp = gm._e_step(X)
-        gm._m_step(X, log_resp)
-        return float(log_prob_norm)
+    def make_step():
+        gm.weights_ = init["weights"].copy()
+        gm.means_ = init["means"].copy()
+        gm.precisions_cholesky_ = precision_cholesky_from_precisions(init["precisions"],
+                                                                     covariance_type)
 
-    return _time_iterations(step, iters)
+        def step():
+            log_prob_norm, log_resp = gm._e_step(X)
+            gm._m_step(X, log_resp)
+            return float(log_prob_norm)
+
+        return step
+
+    return _time_iterations(make_step, iters)
 
 
 def _worker_pomegranate(X, init, covariance_type, iters):
@@ -150,18 +161,22 @@ def _worker_pomegranate(X, init, covariance_type, iters):
         raise ValueError("pomegranate worker: only 'full' and 'diag'")
     prec = init["precisions"]
     covs = np.linalg.inv(prec) if covariance_type == "full" else 1.0 / prec
-    dists = [Normal(means=torch.as_tensor(m), covs=torch.as_tensor(c),
-                    covariance_type=covariance_type) for m, c in zip(init["means"], covs)]
-    model = GeneralMixtureModel(dists, priors=torch.as_tensor(init["weights"]), max_iter=1,
-                                tol=0.0)
     Xt = torch.as_tensor(X)
 
-    def step():
-        logp = model.summarize(Xt)
-        model.from_summaries()
-        return float(logp) / X.shape[0]
+    def make_step():
+        dists = [Normal(means=torch.as_tensor(m), covs=torch.as_tensor(c),
+                        covariance_type=covariance_type) for m, c in zip(init["means"], covs)]
+        model = GeneralMixtureModel(dists, priors=torch.as_tensor(init["weights"]), max_iter=1,
+                                    tol=0.0)
 
-    return _time_iterations(step, iters)
+        def step():
+            logp = model.summarize(Xt)
+            model.from_summaries()
+            return float(logp) / X.shape[0]
+
+        return step
+
+    return _time_iterations(make_step, iters)
 
 
 def _worker_mlpack(X, init, covariance_type, iters):
@@ -183,11 +198,10 @@ def _worker_mlpack(X, init, covariance_type, iters):
                          kmeans_max_iterations=10, seed=0)
         return time.perf_counter() - t0
 
-    run(1)  # warm-up
-    per_iter = [(run(1 + iters) - run(1)) / iters for _ in range(3)]
     base = _rss_bytes()
-    with PeakRSS() as mem:  # untimed
+    with PeakRSS() as mem:  # warm-up, untimed
         run(1)
+    per_iter = [(run(1 + iters) - run(1)) / iters for _ in range(3)]
     return per_iter, mem.peak - base, float("nan")
 
 
