@@ -261,6 +261,14 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
 
 
 @njit(**HELPER_JIT_OPTIONS)
+def _diag_entry(x, mu, r, f, q):
+    """One entry's update from 8 points: ``f += r (x - mu)``, ``q += r (x - mu)**2``."""
+    e = vsub(x, mu)  # subtract before multiplying
+    re = vmul(r, e)
+    return vadd(f, re), vfma(re, e, q)
+
+
+@njit(**HELPER_JIT_OPTIONS)
 def block_stats_diag(xt, means, resp, mass, first, second):
     """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d).
 
@@ -307,22 +315,10 @@ def block_stats_diag(xt, means, resp, mass, first, second):
                 x1 = vload(xt, a1 * B + i)
                 r0 = vload(resp, j0 * B + i)
                 r1 = vload(resp, j1 * B + i)
-                e = vsub(x0, m00)  # subtract before multiplying
-                re = vmul(r0, e)
-                f00 = vadd(f00, re)
-                s00 = vfma(re, e, s00)
-                e = vsub(x1, m01)
-                re = vmul(r0, e)
-                f01 = vadd(f01, re)
-                s01 = vfma(re, e, s01)
-                e = vsub(x0, m10)
-                re = vmul(r1, e)
-                f10 = vadd(f10, re)
-                s10 = vfma(re, e, s10)
-                e = vsub(x1, m11)
-                re = vmul(r1, e)
-                f11 = vadd(f11, re)
-                s11 = vfma(re, e, s11)
+                f00, s00 = _diag_entry(x0, m00, r0, f00, s00)
+                f01, s01 = _diag_entry(x1, m01, r0, f01, s01)
+                f10, s10 = _diag_entry(x0, m10, r1, f10, s10)
+                f11, s11 = _diag_entry(x1, m11, r1, f11, s11)
             sums = vsum8(f00, f01, f10, f11, s00, s01, s10, s11)
             first[j0, a0] += vlane(sums, 0)
             second[j0, a0] += vlane(sums, 4)
