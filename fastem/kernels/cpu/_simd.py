@@ -15,6 +15,10 @@ of 8 x 6 operations).
 All operations are plain IEEE operations in a fixed order, so results are
 deterministic. ``vload`` does no bounds checking: callers index within the
 array (the block buffers hold a multiple of 8 points per row).
+
+Numba's on-disk cache checks only the source file of a cached kernel, not the
+modules it inlines: after editing this file, delete
+``fastem/kernels/cpu/__pycache__``.
 """
 
 from llvmlite import ir
