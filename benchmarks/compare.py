@@ -207,15 +207,16 @@ def _worker_mlpack(X, init, covariance_type, iters):
 
 WORKERS = {"fastem": _worker_fastem, "sklearn": _worker_sklearn,
            "pomegranate": _worker_pomegranate, "mlpack": _worker_mlpack}
-_MODULES = {"fastem": "fastem", "sklearn": "sklearn", "pomegranate": "pomegranate",
-            "mlpack": "mlpack"}
 
 
 def _available(lib):
+    """A known library (each worker's name is its module's) that imports."""
+    if lib not in WORKERS:
+        return False
     try:
-        __import__(_MODULES[lib])
+        __import__(lib)
         return True
-    except (ImportError, KeyError):
+    except ImportError:
         return False
 
 

@@ -101,6 +101,12 @@ class Stats:
                      self.weight_sum + other.weight_sum)
 
 
+def total_weight(n_samples: int, sample_weight) -> float:
+    """``sum_i w_i``, the ``weight_sum`` of :class:`Stats`: ``n_samples`` when
+    ``sample_weight`` is None."""
+    return float(n_samples if sample_weight is None else sample_weight.sum())
+
+
 def second_moment_is_full(covariance_type: str) -> bool:
     """Whether the statistics keep full (d, d) second moments."""
     return covariance_type in ("full", "tied")

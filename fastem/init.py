@@ -13,7 +13,7 @@ import numpy as np
 
 from . import config
 from ._model import (Params, Stats, m_step, precision_cholesky_from_covariances,
-                     precision_cholesky_from_precisions, second_moment_is_full)
+                     precision_cholesky_from_precisions, second_moment_is_full, total_weight)
 
 
 def check_random_state(seed) -> np.random.RandomState:
@@ -65,8 +65,8 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng):
                 second[j] += (resp[:, j, None] * diff).T @ diff
         else:
             second += resp.T @ (diff * diff)
-    weight_sum = float(n if sample_weight is None else sample_weight.sum())
-    return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan, weight_sum)
+    return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan,
+                 total_weight(n, sample_weight))
 
 
 def point_stats(X, sample_weight, indices, covariance_type):
@@ -76,8 +76,8 @@ def point_stats(X, sample_weight, indices, covariance_type):
     centres = np.asarray(X[indices], dtype=np.float64)
     mass = np.ones(k) if sample_weight is None else sample_weight[indices].astype(np.float64)
     second = np.zeros((k, d, d) if full else (k, d))
-    weight_sum = float(X.shape[0] if sample_weight is None else sample_weight.sum())
-    return Stats(mass, np.zeros((k, d)), second, centres, np.nan, weight_sum)
+    return Stats(mass, np.zeros((k, d)), second, centres, np.nan,
+                 total_weight(X.shape[0], sample_weight))
 
 
 #: Up to this many rows, row sampling uses ``RandomState.choice`` (the same
@@ -127,7 +127,7 @@ def initial_params(X, sample_weight, est, rng) -> tuple[Params, np.ndarray]:
     """
     from .kmeans import kmeans_init, kmeans_plusplus, nearest_stats
 
-    k, ctype, d = est.n_components, est.covariance_type, X.shape[1]
+    k, ctype = est.n_components, est.covariance_type
     given = (est.weights_init is not None, est.means_init is not None, est.precisions_init is not None)
     weights = means = covariances = None
     if not all(given):

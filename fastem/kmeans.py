@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._model import Stats, second_moment_is_full
+from ._model import Stats, second_moment_is_full, total_weight
 from .backends.cpu import kernel_input, part_bounds, reduce_partial_stats, weights_arg
 from .init import sample_rows
 from .kernels.cpu import launch
@@ -208,5 +208,4 @@ def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
     mode = kernels.FULL_SECOND if full else kernels.DIAG_SECOND
     mass, first, second, _, _, _ = _assign(X, w, has_w, centres, bounds, second_moments=mode)
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
-    weight_sum = float(n if sample_weight is None else sample_weight.sum())
-    return Stats(mass, first, second, centres, np.nan, weight_sum)
+    return Stats(mass, first, second, centres, np.nan, total_weight(n, sample_weight))

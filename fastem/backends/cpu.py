@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
+from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
+                      total_weight)
 from ..kernels.cpu import gaussian, launch
 
 
@@ -125,8 +126,8 @@ class CPUBackend:
                                 bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
-        weight_sum = float(sample_weight.sum()) if has_weights else float(n)
-        return Stats(mass, first, second, means.copy(), float(loglik.sum()), weight_sum)
+        return Stats(mass, first, second, means.copy(), float(loglik.sum()),
+                     total_weight(n, sample_weight))
 
     def weighted_log_prob_chunks(self, X: np.ndarray, params: Params):
         """Yield ``(start, stop, log w_j + log N(x_i | j))`` chunk by chunk.

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config
-from .._model import Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full
+from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
+                      total_weight)
 
 INSTALL_HINT = (
     "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
@@ -202,9 +203,8 @@ class CUDABackend:
                           float(loglik.copy_to_host().sum()), 0.0)
             total = chunk if total is None else total + chunk
         second = full_from_lower(total.second, d) if full else total.second
-        weight_sum = float(sample_weight.sum()) if has_w else float(n)
         return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
-                     weight_sum)
+                     total_weight(n, sample_weight))
 
     def _reduce(self, parts, shape):
         """Fixed-order sum over the leading axis on the device; host result."""
