@@ -39,8 +39,13 @@ def test_compare_script_runs(tmp_path):
     data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2, runs=2)
     assert data["dgemm_gflops"] > 0
     for spec in configs:
+        target = data[spec].pop("target")
         assert set(data[spec]) == {"fastem", "sklearn"}
         assert all(v["seconds_per_iter"] > 0 for v in data[spec].values())
+        # what 20x asks of the machine, from this run's scikit-learn time and dgemm peak
+        assert target["seconds_per_iter"] == pytest.approx(data[spec]["sklearn"]["seconds_per_iter"] / 20)
+        assert target["fraction_of_peak"] == pytest.approx(target["gflops"] / data["dgemm_gflops"])
+    assert stdout.count("20x scikit-learn needs") == len(configs)
     # both libraries reached the same log-likelihood from the same start
     lines = [line.split() for line in stdout.splitlines() if line.strip().startswith(("fastem", "sklearn"))]
     assert len(lines) == 4
