@@ -39,7 +39,7 @@ def test_compare_script_runs(tmp_path):
     data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2, runs=2)
     assert data["dgemm_gflops"] > 0
     for spec in configs:
-        target = data[spec].pop("target")
+        target = data["targets"][spec]
         assert set(data[spec]) == {"fastem", "sklearn"}
         assert all(v["seconds_per_iter"] > 0 for v in data[spec].values())
         # what 20x asks of the machine, from this run's scikit-learn time and dgemm peak
