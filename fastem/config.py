@@ -58,5 +58,9 @@ CUDA_PARTIAL_STATS_BYTES = 256 * 2**20
 #: free GPU memory); otherwise it is streamed in chunks of CUDA_STREAM_BYTES.
 CUDA_MAX_RESIDENT_BYTES = None
 CUDA_STREAM_BYTES = 256 * 2**20
-#: Rows copied to the host to initialise a fit whose X is already on the GPU.
-CUDA_INIT_ROWS = 100_000
+
+# --- Dask backend -------------------------------------------------------------
+
+#: Per-chunk arguments (random initial responsibilities, k-means++ distances)
+#: that the client holds at once before computing a batch of init tasks.
+DASK_BATCH_BYTES = 256 * 2**20

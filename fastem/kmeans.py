@@ -7,15 +7,24 @@ cheap O(n k d) passes instead of the O(n k d^2) of an EM iteration; a last
 pass folds the nearest-centre assignment straight into the initial statistics,
 so no per-row label array is kept. Reproducible with the RandomState and
 independent of the thread count (fixed partition, fixed-order reductions).
+
+Every pass over all rows is a backend pass (``backend.map_chunks``: the same
+CPU kernel on each row chunk where the chunk lives, results summed in row
+order) and every row pick is ``backend.take_rows``, with all random draws on
+the client. So a NumPy array, a memory map, a Dask array and a GPU array give
+the same initial model, to round-off. Functions take X as a host array, or as a
+backend's data with ``backend=`` given.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
-from ._model import Stats, second_moment_is_full, total_weight
-from .backends.cpu import kernel_input, part_bounds, reduce_partial_stats, weights_arg
-from .init import sample_rows
+from ._model import Stats, full_from_lower, second_moment_is_full, total_weight
+from ._sampling import sample_rows
+from .backends.cpu import CPUBackend, part_bounds, weights_arg
 from .kernels.cpu import launch
 from .kernels.cpu import kmeans as kernels
 
@@ -33,85 +42,169 @@ FULL_PASSES = 10
 TOL = 1e-4
 
 
-def kmeans_plusplus(X, n_clusters, sample_weight, rng) -> np.ndarray:
-    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
+# --------------------------------------------------------------------------
+# Per-chunk work (runs where the rows live; module-level so Dask can ship it)
+# --------------------------------------------------------------------------
 
-    Parameters
+@dataclass
+class Assignment:
+    """Hard-assignment sums of one pass (or one chunk of it), centred on the centres.
+
+    Attributes
     ----------
-    X : (n, d) float32/float64 C-contiguous
-    n_clusters : int
-    sample_weight : (n,) float64 or None
-    rng : numpy RandomState
-
-    Returns
-    -------
-    indices : ndarray of shape (n_clusters,), int64
-        Rows of X chosen as seeds.
+    counts : (k,) weighted counts; sums : (k, d) sums of ``x - c``
+    second : (k, d*d) lower triangle, (k, d) diagonal, or (k, 0)
+    inertia : float, weighted sum of squared distances
+    far_index, far_dist : the positive-weight row farthest from its centre
+        (ties: the lowest row), for relocating an empty cluster; ``far_dist``
+        is -1 when no row has positive weight
+    labels : (m,) int32 nearest centre per row, or None
     """
-    X = kernel_input(X)
-    n = X.shape[0]
-    w, has_w = weights_arg(sample_weight)
-    bounds = part_bounds(n, 1)
-    n_trials = 2 + int(np.log(n_clusters))
-    prob = None if sample_weight is None else sample_weight / sample_weight.sum()
-    indices = np.empty(n_clusters, dtype=np.int64)
-    indices[0] = rng.choice(n, p=prob)
-    closest = np.full(n, np.inf)
-    pot = np.empty(bounds.shape[0] - 1)
-    with launch():
-        kernels.update_min_distance(X, w, has_w, np.asarray(X[indices[0]], dtype=np.float64),
-                                    bounds, closest, pot)
-    for c in range(1, n_clusters):
-        weighted = closest * w if has_w else closest
-        cumulative = np.cumsum(weighted)
-        targets = rng.uniform(size=n_trials) * cumulative[-1]
-        candidates = np.minimum(np.searchsorted(cumulative, targets), n - 1)
-        best = None
-        for cand in candidates:
-            trial = closest.copy()
-            with launch():
-                kernels.update_min_distance(X, w, has_w, np.asarray(X[cand], dtype=np.float64),
-                                            bounds, trial, pot)
-            if best is None or pot.sum() < potential_best:
-                best, potential_best, best_closest = cand, pot.sum(), trial
-        indices[c] = best
-        closest = best_closest
-    return indices
+
+    counts: np.ndarray
+    sums: np.ndarray
+    second: np.ndarray
+    inertia: float
+    far_index: int
+    far_dist: float
+    labels: object = None
 
 
-def _assign(X, w, has_w, centres, bounds, labels=None, second_moments=kernels.NO_SECOND):
-    """One :func:`kernels.assign_pass` over X with fresh per-part buffers.
-
-    Returns
-    -------
-    counts : (n_parts, k), sums : (n_parts, k, d), second : (n_parts, k, width)
-    inertia : float
-    far_index, far_dist : (n_parts,)
-    """
-    k, d = centres.shape
-    n_parts = bounds.shape[0] - 1
+def assign_chunk(X, w, centres, second_moments, want_labels):
+    """One :func:`kernels.assign_pass` over a chunk, parts summed in order."""
+    n, d = X.shape
+    k = centres.shape[0]
     width = {kernels.NO_SECOND: 0, kernels.FULL_SECOND: d * d, kernels.DIAG_SECOND: d}[second_moments]
+    bounds = part_bounds(n, k * (width + d + 1))
+    n_parts = bounds.shape[0] - 1
+    wa, has_w = weights_arg(w)
     counts = np.zeros((n_parts, k))
     sums = np.zeros((n_parts, k, d))
     second = np.zeros((n_parts, k, width))
     inertia = np.zeros(n_parts)
     far_index = np.zeros(n_parts, dtype=np.int64)
     far_dist = np.zeros(n_parts)
-    write_labels = labels is not None
+    labels = np.empty(n, dtype=np.int32) if want_labels else np.empty(0, dtype=np.int32)
     with launch():
-        kernels.assign_pass(X, w, has_w, centres, bounds, write_labels,
-                            labels if write_labels else np.empty(0, dtype=np.int32),
-                            second_moments, counts, sums, second, inertia, far_index, far_dist)
-    return counts, sums, second, inertia.sum(), far_index, far_dist
+        kernels.assign_pass(X, wa, has_w, centres, bounds, want_labels, labels, second_moments,
+                            counts, sums, second, inertia, far_index, far_dist)
+    p = int(np.argmax(far_dist))  # the first part holding the farthest row
+    return Assignment(counts.sum(axis=0), sums.sum(axis=0), second.sum(axis=0),
+                      float(inertia.sum()), int(far_index[p]), float(far_dist[p]),
+                      labels if want_labels else None)
 
 
-def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_pass=True):
-    """Lloyd iterations from ``centres`` until the squared shift is <= ``tol``.
+def min_distance_chunk(X, w, centre, closest):
+    """``min(closest, ||x - centre||^2)`` of a chunk (a new array) and its
+    weighted sum, the k-means++ potential."""
+    closest = np.array(closest, dtype=np.float64)
+    wa, has_w = weights_arg(w)
+    bounds = part_bounds(X.shape[0], 1)
+    pot = np.empty(bounds.shape[0] - 1)
+    with launch():
+        kernels.update_min_distance(X, wa, has_w, centre, bounds, closest, pot)
+    return closest, float(pot.sum())
 
-    Empty clusters move to the points farthest from their centres.
+
+# --------------------------------------------------------------------------
+# Passes over all rows
+# --------------------------------------------------------------------------
+
+def _assign(backend, X, centres, sample_weight, second_moments=kernels.NO_SECOND,
+            want_labels=False) -> Assignment:
+    """:func:`assign_chunk` on every chunk of X, combined in row order."""
+    centres = np.ascontiguousarray(centres, dtype=np.float64)
+    chunks = backend.map_chunks(X, assign_chunk, sample_weight,
+                                args=(centres, second_moments, want_labels))
+    total = None
+    for start, _, a in chunks:
+        a.far_index += start
+        if total is None:
+            total = a
+            continue
+        total.counts = total.counts + a.counts
+        total.sums = total.sums + a.sums
+        total.second = total.second + a.second
+        total.inertia += a.inertia
+        if a.far_dist > total.far_dist:  # strictly: ties keep the earlier row
+            total.far_index, total.far_dist = a.far_index, a.far_dist
+    if want_labels:
+        total.labels = np.concatenate([a.labels for _, _, a in chunks])
+    return total
+
+
+def _n_rows(X) -> int:
+    return int(X.shape[0])
+
+
+def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None) -> np.ndarray:
+    """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
     Parameters
     ----------
+    X : (n, d) host array, or a backend's data when ``backend`` is given
+    n_clusters : int
+    sample_weight : (n,) float64 or None
+    rng : numpy RandomState
+    backend : a backend, default the CPU one
+
+    Returns
+    -------
+    indices : ndarray of shape (n_clusters,), int64
+        Rows of X chosen as seeds.
+
+    Notes
+    -----
+    The n distances to the nearest seed live on the client (8 bytes a row);
+    each candidate is one backend pass.
+    """
+    backend = backend or CPUBackend()
+    n = _n_rows(X)
+    n_trials = 2 + int(np.log(n_clusters))
+    prob = None if sample_weight is None else sample_weight / sample_weight.sum()
+
+    def with_centre(centre, closest):
+        parts = backend.map_chunks(X, min_distance_chunk, sample_weight, args=(centre,),
+                                   chunk_args=lambda a, b: (closest[a:b],))
+        new = parts[0][2][0] if len(parts) == 1 else np.concatenate([c for _, _, (c, _) in parts])
+        potential = 0.0
+        for _, _, (_, pot) in parts:
+            potential += pot
+        return new, potential
+
+    def rows(indices):
+        return np.asarray(backend.take_rows(X, indices), dtype=np.float64)
+
+    indices = np.empty(n_clusters, dtype=np.int64)
+    indices[0] = rng.choice(n, p=prob)
+    closest, _ = with_centre(rows([indices[0]])[0], np.full(n, np.inf))
+    for c in range(1, n_clusters):
+        weighted = closest * sample_weight if sample_weight is not None else closest
+        cumulative = np.cumsum(weighted)
+        targets = rng.uniform(size=n_trials) * cumulative[-1]
+        candidates = np.minimum(np.searchsorted(cumulative, targets), n - 1)
+        best = None
+        for cand, centre in zip(candidates, rows(candidates)):
+            trial, potential = with_centre(centre, closest)
+            if best is None or potential < best_potential:
+                best, best_potential, best_closest = cand, potential, trial
+        indices[c] = best
+        closest = best_closest
+    return indices
+
+
+def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_pass=True, *,
+          backend=None):
+    """Lloyd iterations from ``centres`` until the squared shift is <= ``tol``.
+
+    An empty cluster moves to the row farthest from its centre (one per
+    iteration: the farthest row of the whole pass, ties to the lowest row, so
+    the choice does not depend on how the rows are chunked); another empty
+    cluster keeps its centre until a later iteration.
+
+    Parameters
+    ----------
+    X : (n, d) host array, or a backend's data when ``backend`` is given
     final_pass : bool
         Assign the rows once more to the returned centres, for ``inertia`` and
         ``labels``. Callers that only need the centres skip that pass.
@@ -125,32 +218,23 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_p
     inertia : float, weighted sum of squared distances to the returned centres
         (NaN without the final pass)
     """
-    X = kernel_input(X)
-    n, d = X.shape
-    k = centres.shape[0]
-    w, has_w = weights_arg(sample_weight)
-    bounds = part_bounds(n, k * (d + 1))
+    backend = backend or CPUBackend()
     centres = np.array(centres, dtype=np.float64)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        counts, sums, _, _, far_index, far_dist = _assign(X, w, has_w, centres, bounds)
-        count = counts.sum(axis=0)
-        new = centres + sums.sum(axis=0) / np.maximum(count, np.finfo(np.float64).tiny)[:, None]
-        empty = np.flatnonzero(count <= 0)
-        if empty.size:
-            order = np.argsort(-far_dist, kind="stable")
-            far = far_index[order][far_dist[order] > 0]
-            for e, idx in zip(empty, far):
-                new[e] = X[idx]
+        a = _assign(backend, X, centres, sample_weight)
+        new = centres + a.sums / np.maximum(a.counts, np.finfo(np.float64).tiny)[:, None]
+        empty = np.flatnonzero(a.counts <= 0)
+        if empty.size and a.far_dist > 0:
+            new[empty[0]] = backend.take_rows(X, [a.far_index])[0]
         moved = float(((new - centres) ** 2).sum())
         centres = new
         if moved <= tol:
             break
     if not final_pass:
         return centres, None, n_iter, np.nan
-    labels = np.empty(n, dtype=np.int32) if return_labels else None
-    inertia = _assign(X, w, has_w, centres, bounds, labels)[3]
-    return centres, labels, n_iter, inertia
+    a = _assign(backend, X, centres, sample_weight, want_labels=return_labels)
+    return centres, a.labels, n_iter, a.inertia
 
 
 def _tolerance(X, sample_weight):
@@ -164,23 +248,29 @@ def _tolerance(X, sample_weight):
     return TOL * float(var.mean())
 
 
-def kmeans_init(X, n_clusters, sample_weight, rng):
+def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
     """k-means centres for initialising a mixture.
+
+    Parameters
+    ----------
+    X : (n, d) host array, or a backend's data when ``backend`` is given
 
     Returns
     -------
     centres : (k, d) float64
     """
-    n = X.shape[0]
+    backend = backend or CPUBackend()
+    n = _n_rows(X)
     m = min(n, max(SAMPLE_ROWS, 50 * n_clusters))
-    if m < n:
+    sampled = m < n
+    if sampled:
         rows = np.sort(sample_rows(n, m, rng))
-        Xs = np.ascontiguousarray(X[rows])
+        Xs = backend.take_rows(X, rows)
         sws = None if sample_weight is None else sample_weight[rows]
         if sws is not None and not sws.sum() > 0:
-            Xs, sws = X, sample_weight
-    else:
-        Xs, sws = X, sample_weight
+            sampled = False  # every sampled row has weight 0: seed on all rows
+    if not sampled:
+        Xs, sws = backend.take_rows(X), sample_weight
     tol = _tolerance(Xs, sws)
     best = None
     for _ in range(N_RESTARTS):
@@ -189,23 +279,22 @@ def kmeans_init(X, n_clusters, sample_weight, rng):
         if best is None or run[3] < best[3]:
             best = run
     centres = best[0]
-    if Xs is not X:
+    if sampled:
         # nearest_stats assigns the rows once more; no final Lloyd pass needed.
-        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol, final_pass=False)[0]
+        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol, final_pass=False,
+                        backend=backend)[0]
     return centres
 
 
-def nearest_stats(X, sample_weight, centres, covariance_type) -> Stats:
+def nearest_stats(X, sample_weight, centres, covariance_type, *, backend=None) -> Stats:
     """Centred statistics of assigning every row to its nearest centre (the
     one-hot responsibilities of k-means), in one pass without labels."""
-    X = kernel_input(X)
-    n, d = X.shape
+    backend = backend or CPUBackend()
     full = second_moment_is_full(covariance_type)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
-    k = centres.shape[0]
-    w, has_w = weights_arg(sample_weight)
-    bounds = part_bounds(n, k * ((d * d if full else d) + d + 1))
+    d = centres.shape[1]
     mode = kernels.FULL_SECOND if full else kernels.DIAG_SECOND
-    mass, first, second, _, _, _ = _assign(X, w, has_w, centres, bounds, second_moments=mode)
-    mass, first, second = reduce_partial_stats(mass, first, second, d, full)
-    return Stats(mass, first, second, centres, np.nan, total_weight(n, sample_weight))
+    a = _assign(backend, X, centres, sample_weight, second_moments=mode)
+    second = full_from_lower(a.second, d) if full else a.second
+    return Stats(a.counts, a.sums, second, centres, np.nan,
+                 total_weight(_n_rows(X), sample_weight))

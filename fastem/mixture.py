@@ -13,7 +13,8 @@ from ._model import (Params, covariances_from_cholesky, m_step, n_parameters,
                      precision_cholesky_from_covariances, precisions_from_cholesky)
 from .backends import get_backend
 from .backends.dask import DaskData, is_dask_array, lazy_map
-from .init import check_random_state, choose_rows, initial_params
+from ._sampling import check_random_state, choose_rows
+from .init import initial_params
 
 
 class ConvergenceWarning(UserWarning):
@@ -233,11 +234,6 @@ class GaussianMixture:
             )
         self._check_initial_arrays(n_features)
         X = backend.prepare(X)
-        # Rows for initialisation and re-seeding (all of X, except for GPU input).
-        X_init, init_rows = backend.init_view(X)
-        sw_init = sw if (sw is None or init_rows is None) else sw[init_rows]
-        if sw_init is not None and not sw_init.sum() > 0:
-            sw_init = None  # the sampled rows all have weight 0: initialise unweighted
 
         do_init = not (self.warm_start and hasattr(self, "converged_"))
         if not do_init:
@@ -265,7 +261,7 @@ class GaussianMixture:
                 print(f"Initialization {init}")
             t0 = time.perf_counter()
             if do_init:
-                params, covariances = initial_params(X_init, sw_init, self, rng)
+                params, covariances = initial_params(X, sw, self, rng, backend)
                 lower_bound = -np.inf
             else:
                 params, covariances = self._current_params(), self.covariances_
@@ -273,8 +269,7 @@ class GaussianMixture:
             init_seconds = time.perf_counter() - t0
             if self.verbose >= 2:
                 print(f"  Initialization took {init_seconds:.3f}s")
-            run = self._em(X, sw, params, covariances, lower_bound, backend, rng,
-                           (X_init, sw_init))
+            run = self._em(X, sw, params, covariances, lower_bound, backend, rng)
             run["init_seconds"] = init_seconds
             if best is None or run["lower_bound"] > best["lower_bound"] or best["lower_bound"] == -np.inf:
                 best = run
@@ -297,12 +292,8 @@ class GaussianMixture:
         self._fitted_covariance_type = self.covariance_type
         return X, backend
 
-    def _em(self, X, sw, params, covariances, lower_bound, backend, rng, reseed_rows):
-        """EM from ``params``; returns the run's outcome as a dict.
-
-        ``reseed_rows`` is ``(X_rows, weights)``, the host rows that empty
-        components may be moved to.
-        """
+    def _em(self, X, sw, params, covariances, lower_bound, backend, rng):
+        """EM from ``params``; returns the run's outcome as a dict."""
         history = []
         seconds = []
         converged = False
@@ -321,7 +312,7 @@ class GaussianMixture:
                     "init_params='k-means++' or 'random_from_data' the initial covariances "
                     "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'."
                 )
-            params, covariances, reseeded = self._m_step(stats, *reseed_rows, rng)
+            params, covariances, reseeded = self._m_step(stats, X, sw, backend, rng)
             n_reseeds += reseeded
             history.append(lower_bound)
             seconds.append(time.perf_counter() - t0)
@@ -350,7 +341,7 @@ class GaussianMixture:
                     converged=converged, n_iter=n_iter, history=history, n_reseeds=n_reseeds,
                     seconds=seconds)
 
-    def _m_step(self, stats, X, sw, rng):
+    def _m_step(self, stats, X, sw, backend, rng):
         """M-step, re-seeding components that lost their points.
 
         Returns
@@ -363,7 +354,7 @@ class GaussianMixture:
         weights, means, cov = m_step(stats, ctype, self.reg_covar)
         empty = np.flatnonzero(stats.mass <= EMPTY_COMPONENT_MASS * stats.weight_sum)
         if empty.size:
-            weights, means, cov = _reseed(empty, weights, means, cov, ctype, X, sw, rng)
+            weights, means, cov = _reseed(empty, weights, means, cov, ctype, X, sw, backend, rng)
         prec_chol = precision_cholesky_from_covariances(cov, ctype)
         return Params(weights, means, prec_chol, ctype), cov, int(empty.size)
 
@@ -525,8 +516,8 @@ def _log_sum_exp(a):
         return mx + np.log(np.exp(a - mx[:, None]).sum(axis=1))
 
 
-def _reseed(empty, weights, means, cov, covariance_type, X, sw, rng):
-    """Move empty components onto random rows (drawn by sample weight).
+def _reseed(empty, weights, means, cov, covariance_type, X, sw, backend, rng):
+    """Move empty components onto random rows of X (drawn by sample weight).
 
     A re-seeded component gets the weighted mean covariance of the surviving
     components and the weight ``1/k`` before renormalisation.
@@ -534,11 +525,12 @@ def _reseed(empty, weights, means, cov, covariance_type, X, sw, rng):
     k = weights.shape[0]
     alive = np.setdiff1d(np.arange(k), empty)
     rows = choose_rows(X.shape[0], min(empty.size, X.shape[0]), sw, rng)
+    picked = backend.take_rows(X, rows)
     means = means.copy()
     weights = weights.copy()
     cov = cov.copy()
-    for j, row in zip(empty, rows):
-        means[j] = X[row]
+    for j, row in zip(empty, picked):
+        means[j] = row
         weights[j] = 1.0 / k
         if covariance_type != "tied" and alive.size:
             cov[j] = np.tensordot(weights[alive] / weights[alive].sum(), cov[alive], axes=1)

@@ -29,3 +29,14 @@ def random_params(k, d, covariance_type, seed=0):
 @pytest.fixture(params=COVARIANCE_TYPES)
 def covariance_type(request):
     return request.param
+
+
+@pytest.fixture(scope="session")
+def client():
+    """A distributed LocalCluster of two single-threaded worker processes."""
+    distributed = pytest.importorskip("distributed")
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=40)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()

@@ -1,6 +1,7 @@
 """Dask input: EM passes as tasks on a distributed LocalCluster of processes."""
 
 import warnings
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -12,16 +13,43 @@ da = pytest.importorskip("dask.array")
 distributed = pytest.importorskip("distributed")
 
 
-@pytest.fixture(scope="module")
-def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                       dashboard_address=None, silence_logs=40)
-    with distributed.Client(cluster) as c:
-        yield c
-    cluster.close()
-
-
 X, _ = make_blobs(n=5000, d=3, k=3, seed=21)
+
+
+class RecordChunkPasses(distributed.WorkerPlugin):
+    """Wraps the per-chunk EM pass on each worker and records the chunks it ran.
+
+    The wrapper replaces ``fastem.backends.dask._chunk_stats`` in the worker's
+    module; tasks name that function by reference, so every EM pass that runs
+    on the worker goes through it, whatever the scheduler's bookkeeping (task
+    streams, fused task keys) records.
+    """
+
+    name = "record-chunk-passes"
+
+    def setup(self, worker):
+        import fastem.backends.dask as module
+
+        self.calls = []
+        original = getattr(module._chunk_stats, "__wrapped__", module._chunk_stats)
+
+        def recorded(block, weights, params):
+            self.calls.append((float(block[0, 0]), int(block.shape[0])))
+            return original(block, weights, params)
+
+        recorded.__wrapped__ = original
+        module._chunk_stats = recorded
+
+    def teardown(self, worker):
+        import fastem.backends.dask as module
+
+        module._chunk_stats = getattr(module._chunk_stats, "__wrapped__", module._chunk_stats)
+
+
+def _worker_calls(dask_worker):
+    plugin = dask_worker.plugins[RecordChunkPasses.name]
+    calls, plugin.calls = plugin.calls, []
+    return calls
 
 
 @pytest.mark.parametrize("covariance_type", ["full", "spherical"])
@@ -29,18 +57,25 @@ def test_dask_fit_equals_in_memory(client, covariance_type):
     dX = da.from_array(X, chunks=(700, 3))
     sw = np.random.default_rng(0).uniform(0.5, 1.5, size=len(X))
     kw = dict(n_components=3, covariance_type=covariance_type, random_state=0, max_iter=8, tol=0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with distributed.get_task_stream(client) as stream:
+    client.register_plugin(RecordChunkPasses())
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
             ours = GaussianMixture(**kw).fit(dX, sample_weight=sw)
-        ref = GaussianMixture(**kw).fit(X, sample_weight=sw)
+            ref = GaussianMixture(**kw).fit(X, sample_weight=sw)
+        calls = client.run(_worker_calls)
+    finally:
+        client.unregister_worker_plugin(RecordChunkPasses.name)
     np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-10)
     np.testing.assert_allclose(ours.covariances_, ref.covariances_, rtol=1e-9)
     np.testing.assert_allclose(ours.lower_bounds_, ref.lower_bounds_, rtol=1e-12)
-    # The passes ran as tasks on the cluster's worker processes: 8 iterations x 8 chunks.
-    stats_tasks = [t for t in stream.data if "_chunk_stats" in str(t["key"])]
-    assert len(stats_tasks) == 8 * len(dX.chunks[0])
-    assert len({t["worker"] for t in stats_tasks}) == 2
+    # Every EM pass ran on the cluster's two worker processes, every chunk once
+    # per iteration: 8 iterations x 8 chunks, identified by their first value
+    # and length.
+    starts = np.cumsum((0,) + dX.chunks[0][:-1])
+    expected = Counter({(float(X[a, 0]), int(m)): 8 for a, m in zip(starts, dX.chunks[0])})
+    assert Counter(c for per_worker in calls.values() for c in per_worker) == expected
+    assert sum(1 for per_worker in calls.values() if per_worker) == 2
 
 
 def test_dask_predictions_are_lazy(client):

@@ -155,11 +155,11 @@ def test_empty_cluster_relocated_in_lloyd():
 
 
 def test_row_sampling_memory_and_stream(monkeypatch):
-    from fastem import init
+    from fastem import _sampling
 
     rs = np.random.RandomState(3)
-    small = init.sample_rows(1000, 10, np.random.RandomState(3))
+    small = _sampling.sample_rows(1000, 10, np.random.RandomState(3))
     np.testing.assert_array_equal(small, rs.choice(1000, size=10, replace=False))  # sklearn's stream
-    monkeypatch.setattr(init, "PERMUTATION_MAX_ROWS", 100)
-    big = init.sample_rows(10**12, 50, np.random.RandomState(0))  # no 8 TB permutation
+    monkeypatch.setattr(_sampling, "PERMUTATION_MAX_ROWS", 100)
+    big = _sampling.sample_rows(10**12, 50, np.random.RandomState(0))  # no 8 TB permutation
     assert len(set(big.tolist())) == 50 and big.min() >= 0 and big.max() < 10**12

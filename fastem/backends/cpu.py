@@ -84,6 +84,41 @@ def reduce_partial_stats(mass, first, second, n_features: int, full: bool):
     return mass.sum(axis=0), first.sum(axis=0), second
 
 
+def split_rows(offset, X, max_rows):
+    """Yield ``(offset + start, offset + stop, X[start:stop])`` pieces of at most
+    ``max_rows`` rows (one piece, X itself, when ``max_rows`` is None)."""
+    n = X.shape[0]
+    step = n if max_rows is None else max(1, int(max_rows))
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        yield offset + start, offset + stop, X[start:stop]
+
+
+def map_host_chunks(chunks, fn, sample_weight=None, args=(), chunk_args=None):
+    """``fn`` applied to host row chunks, the backend protocol's ``map_chunks``.
+
+    Parameters
+    ----------
+    chunks : iterable of ``(start, stop, rows)``, rows an (m, d) host array, in row order
+    fn : callable ``fn(rows, weights, *args, *chunk_args(start, stop))``
+        A module-level function (Dask ships it to workers by reference); it
+        gets read-only C-contiguous rows and the chunk's weights (or None).
+    chunk_args : callable ``(start, stop) -> tuple``, optional
+        Per-chunk arguments, called once per chunk **in row order** (the
+        random initialisation draws its stream there).
+
+    Returns
+    -------
+    list of ``(start, stop, fn(...))`` in row order
+    """
+    out = []
+    for start, stop, rows in chunks:
+        w = None if sample_weight is None else sample_weight[start:stop]
+        extra = chunk_args(start, stop) if chunk_args is not None else ()
+        out.append((start, stop, fn(kernel_input(rows), w, *args, *extra)))
+    return out
+
+
 class CPUBackend:
     """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
 
@@ -97,9 +132,22 @@ class CPUBackend:
         """
         return kernel_input(X)
 
-    def init_view(self, X: np.ndarray):
-        """Rows used for initialisation and re-seeding: all of X (``rows=None``)."""
-        return X, None
+    # ------------------------------------------------------------------
+    # Initialisation passes (k-means, random responsibilities, row picks)
+    # ------------------------------------------------------------------
+
+    def host_chunks(self, X: np.ndarray, max_rows=None):
+        """Yield ``(start, stop, rows)``: X itself, or slices of at most ``max_rows``."""
+        yield from split_rows(0, X, max_rows)
+
+    def map_chunks(self, X, fn, sample_weight=None, args=(), chunk_args=None, max_rows=None):
+        """``fn`` on the row chunks of X, where X lives; see :func:`map_host_chunks`."""
+        return map_host_chunks(self.host_chunks(X, max_rows), fn, sample_weight, args,
+                               chunk_args)
+
+    def take_rows(self, X: np.ndarray, rows=None) -> np.ndarray:
+        """Rows ``X[rows]`` (in the order given) as a host array; all rows for None."""
+        return X if rows is None else np.ascontiguousarray(X[np.asarray(rows)])
 
     def accumulate(self, X: np.ndarray, params: Params, sample_weight=None) -> Stats:
         """One fused pass: E-step under ``params`` and centred statistics.

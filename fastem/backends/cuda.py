@@ -18,6 +18,7 @@ import numpy as np
 from .. import config
 from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
                       total_weight)
+from .cpu import CPUBackend, map_host_chunks, split_rows
 
 INSTALL_HINT = (
     "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
@@ -140,25 +141,45 @@ class CUDABackend:
         except Exception as exc:
             raise TypeError(f"numba cannot view this GPU array as a CUDA array: {exc}") from None
 
-    def init_view(self, data: CudaData):
-        """Host rows for initialisation and re-seeding.
+    # ------------------------------------------------------------------
+    # Initialisation passes: on host copies of the rows, chunk by chunk
+    # ------------------------------------------------------------------
 
-        Returns
-        -------
-        X_init : ndarray
-            Host input: X itself. GPU input: every ``step``-th row, at most
-            ``CUDA_INIT_ROWS`` rows, copied to the host chunk by chunk
-            (initialisation then runs on that sample).
-        rows : ndarray of int or None
-            The rows of X in ``X_init`` (None: all of them).
+    def host_chunks(self, data: CudaData, max_rows=None):
+        """Yield ``(start, stop, host rows)``: the host input itself, or GPU rows
+        copied to the host ``CHUNK_ROWS`` (or ``max_rows``) at a time.
+
+        The initialisation passes (k-means, random responsibilities) run the
+        CPU kernels on these rows, so every backend initialises identically.
         """
         if data.host is not None:
-            return data.host, None
-        n = data.n_samples
-        step = max(1, -(-n // config.CUDA_INIT_ROWS))
-        span = config.CHUNK_ROWS * step
-        pieces = [data.device[s:s + span].copy_to_host()[::step] for s in range(0, n, span)]
-        return np.ascontiguousarray(np.concatenate(pieces)), np.arange(0, n, step)
+            yield from split_rows(0, data.host, max_rows)
+            return
+        step = config.CHUNK_ROWS if max_rows is None else min(config.CHUNK_ROWS, max_rows)
+        for start in range(0, data.n_samples, step):
+            stop = min(data.n_samples, start + step)
+            yield start, stop, data.device[start:stop].copy_to_host()
+
+    def map_chunks(self, data: CudaData, fn, sample_weight=None, args=(), chunk_args=None,
+                   max_rows=None):
+        """``fn`` on host row chunks; see ``fastem.backends.cpu.map_host_chunks``."""
+        return map_host_chunks(self.host_chunks(data, max_rows), fn, sample_weight, args,
+                               chunk_args)
+
+    def take_rows(self, data: CudaData, rows=None) -> np.ndarray:
+        """Rows ``X[rows]`` (in the order given) as a host array; all rows for None."""
+        if data.host is not None:
+            return CPUBackend().take_rows(data.host, rows)
+        if rows is None:
+            return np.ascontiguousarray(np.concatenate([c for _, _, c in self.host_chunks(data)]))
+        rows = np.asarray(rows, dtype=np.int64)
+        out = np.empty((rows.shape[0], data.shape[1]), dtype=data.dtype)
+        order = np.argsort(rows, kind="stable")
+        sorted_rows = rows[order]
+        for start, stop, chunk in self.host_chunks(data):
+            lo, hi = np.searchsorted(sorted_rows, [start, stop])
+            out[order[lo:hi]] = chunk[sorted_rows[lo:hi] - start]
+        return out
 
     def _chunks(self, data: CudaData):
         """Yield ``(start, stop, device array)`` covering X: one piece when resident."""

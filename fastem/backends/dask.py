@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import config
 from .._model import Params, Stats
-from .cpu import CPUBackend
+from .cpu import CPUBackend, kernel_input
 
 
 def is_dask_array(X) -> bool:
@@ -70,6 +70,15 @@ def _chunk_stats(block, weights, params):
     return CPUBackend().accumulate(block, params, weights)
 
 
+def _chunk_map(block, weights, fn, args):
+    """``fn`` of :meth:`DaskBackend.map_chunks` on one chunk, on the worker."""
+    return fn(kernel_input(np.ascontiguousarray(block)), weights, *args)
+
+
+def _nbytes(args) -> int:
+    return sum(getattr(a, "nbytes", 0) for a in args)
+
+
 def _add(a, b):
     return a + b
 
@@ -99,19 +108,48 @@ class DaskBackend:
     def prepare(self, X) -> DaskData:
         return DaskData(X, tuple(X.shape), np.dtype(X.dtype))
 
-    def init_view(self, data: DaskData):
-        """Host rows for initialisation: every ``step``-th row, at most
-        ``CUDA_INIT_ROWS`` (all rows for smaller data)."""
-        n = data.shape[0]
-        step = max(1, -(-n // config.CUDA_INIT_ROWS))
-        rows = np.arange(0, n, step)
-        return np.ascontiguousarray(data.array[::step].compute()), (None if step == 1 else rows)
+    def _bounds(self, data):
+        """``(start, stop)`` of every row chunk, in row order."""
+        edges = np.cumsum((0,) + tuple(data.array.chunks[0]))
+        return list(zip(edges[:-1].tolist(), edges[1:].tolist()))
 
     def _weight_blocks(self, data, sample_weight):
-        if sample_weight is None:
-            return [None] * len(data.array.chunks[0])
-        bounds = np.cumsum((0,) + data.array.chunks[0])
-        return [sample_weight[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        return [None if sample_weight is None else sample_weight[a:b]
+                for a, b in self._bounds(data)]
+
+    def map_chunks(self, data: DaskData, fn, sample_weight=None, args=(), chunk_args=None,
+                   max_rows=None):
+        """``fn`` on every row chunk as a task on the worker that holds it.
+
+        Same contract as the CPU backend's (``fastem.backends.cpu.map_host_chunks``);
+        the chunks are the dask array's own (``max_rows`` is not applied).
+        Tasks are computed in batches whose per-chunk arguments (random
+        responsibilities, k-means++ distances) total at most
+        ``config.DASK_BATCH_BYTES``, so those never pile up on the client.
+        """
+        import dask
+
+        task = dask.delayed(_chunk_map, pure=True)
+        out, batch, keys, held = [], [], [], 0
+        for (start, stop), block in zip(self._bounds(data), data.array.to_delayed().ravel()):
+            w = None if sample_weight is None else sample_weight[start:stop]
+            extra = tuple(chunk_args(start, stop)) if chunk_args is not None else ()
+            batch.append(task(block, w, fn, tuple(args) + extra))
+            keys.append((start, stop))
+            held += _nbytes(extra)
+            if held >= config.DASK_BATCH_BYTES:
+                out += zip(keys, dask.compute(*batch))
+                batch, keys, held = [], [], 0
+        if batch:
+            out += zip(keys, dask.compute(*batch))
+        return [(start, stop, result) for (start, stop), result in out]
+
+    def take_rows(self, data: DaskData, rows=None) -> np.ndarray:
+        """Rows ``X[rows]`` (in the order given) gathered to the client; all rows for None."""
+        if rows is None:
+            return np.ascontiguousarray(data.array.compute())
+        unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+        return np.ascontiguousarray(data.array[unique].compute()[inverse])
 
     def accumulate(self, data: DaskData, params: Params, sample_weight=None) -> Stats:
         """One EM pass as Dask tasks; returns the reduced statistics."""
