@@ -128,3 +128,42 @@ def test_device_array_input():
         GaussianMixture(2, backend="cuda").fit(cuda.to_device(bad))
     with pytest.raises(TypeError, match="backend='cuda'"):
         GaussianMixture(2, backend="cpu").fit(dX)
+
+
+@pytest.mark.parametrize("init_params", ["kmeans", "k-means++", "random", "random_from_data"])
+def test_gpu_array_fits_the_in_memory_model_above_the_sampling_threshold(init_params, monkeypatch):
+    """A GPU array initialises from the same rows and passes as a NumPy array.
+
+    The k-means sample threshold is lowered so that tiny simulator data is
+    above it (sample, then full Lloyd passes), and the host chunks that the
+    initialisation passes copy from the GPU are small, so there are several.
+    """
+    from numba import cuda
+
+    from fastem import kmeans
+
+    monkeypatch.setattr(kmeans, "SAMPLE_ROWS", 60)
+    monkeypatch.setattr(config, "CHUNK_ROWS", 50)
+    X, _ = make_blobs(n=160, d=2, k=3, seed=9)
+    sw = np.random.default_rng(9).uniform(0.5, 1.5, size=len(X))
+    kw = dict(n_components=3, random_state=1, max_iter=2, tol=0, init_params=init_params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = GaussianMixture(backend="cuda", **kw).fit(cuda.to_device(X), sample_weight=sw)
+        ref = GaussianMixture(backend="cpu", **kw).fit(X, sample_weight=sw)
+    np.testing.assert_allclose(gpu.weights_, ref.weights_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.means_, ref.means_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.covariances_, ref.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.lower_bounds_, ref.lower_bounds_, rtol=1e-10)
+
+
+def test_take_rows_from_gpu_chunks(monkeypatch):
+    from numba import cuda
+
+    monkeypatch.setattr(config, "CHUNK_ROWS", 7)
+    X, _ = make_blobs(n=40, d=3, k=2, seed=10)
+    backend = CUDABackend()
+    data = backend.prepare(cuda.to_device(X))
+    rows = np.array([39, 0, 13, 7, 6, 13])
+    np.testing.assert_array_equal(backend.take_rows(data, rows), X[rows])
+    np.testing.assert_array_equal(backend.take_rows(data), X)
