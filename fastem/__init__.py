@@ -4,9 +4,17 @@
 >>> gm = GaussianMixture(n_components=3).fit(X)   # doctest: +SKIP
 """
 
+from . import exceptions
 from .io import load_model as load
-from .mixture import ConvergenceWarning, GaussianMixture, NotFittedError
+from .mixture import GaussianMixture
 
 __version__ = "0.1.0"
 
 __all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
+
+
+def __getattr__(name):
+    # NotFittedError and ConvergenceWarning are built on first use (see fastem.exceptions).
+    if name in exceptions.__all__:
+        return getattr(exceptions, name)
+    raise AttributeError(f"module 'fastem' has no attribute {name!r}")

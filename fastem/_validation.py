@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -21,7 +22,42 @@ def _all_finite(X: np.ndarray) -> bool:
     return True
 
 
-def check_array(X, name: str = "X", n_features: int | None = None) -> np.ndarray:
+def check_shape(shape, name: str = "X") -> None:
+    """A data matrix's shape: 2-D with at least one sample and one feature.
+
+    The messages keep scikit-learn's phrases ("Reshape your data", "0
+    feature(s) (shape=...) while a minimum of 1 is required"), which code and
+    tests written for scikit-learn look for.
+    """
+    shape = tuple(int(v) for v in shape)
+    if len(shape) != 2:
+        hint = (" Reshape your data either using X.reshape(-1, 1) if it has a single feature"
+                " or X.reshape(1, -1) if it contains a single sample." if len(shape) == 1 else "")
+        raise ValueError(
+            f"{name} must be 2-D (n_samples, n_features), got {len(shape)}-D shape {shape}.{hint}")
+    for count, what in ((shape[0], "sample(s)"), (shape[1], "feature(s)")):
+        if count == 0:
+            raise ValueError(
+                f"{name} is empty: found array with 0 {what} (shape={shape}) while a minimum "
+                "of 1 is required; need at least one sample and one feature.")
+
+
+def check_n_features(n_features_seen: int, n_features: int | None, name: str = "X",
+                     estimator: str = "GaussianMixture") -> None:
+    """A fitted model's inputs keep its number of features (scikit-learn's message)."""
+    if n_features is not None and n_features_seen != n_features:
+        raise ValueError(
+            f"{name} has {n_features_seen} features, but {estimator} is expecting {n_features} "
+            "features as input (the number it was fitted with).")
+
+
+def reject_complex(dtype, name: str = "X") -> None:
+    if np.dtype(dtype).kind == "c":
+        raise ValueError(f"{name} has complex dtype {dtype}: Complex data not supported.")
+
+
+def check_array(X, name: str = "X", n_features: int | None = None,
+                estimator: str = "GaussianMixture") -> np.ndarray:
     """Validate a data matrix and return it as float32 or float64 ndarray.
 
     float32 and float64 arrays (memory-mapped ones included) are returned
@@ -58,30 +94,22 @@ def check_array(X, name: str = "X", n_features: int | None = None) -> np.ndarray
         except (ValueError, TypeError) as exc:  # ragged lists and the like
             raise ValueError(f"{name} could not be converted to a 2-D numeric array: {exc}") from None
     kind = X.dtype.kind
-    if kind == "c":
-        raise TypeError(f"{name} has complex dtype {X.dtype}; complex data is not supported.")
+    reject_complex(X.dtype, name)
     if kind == "O":
         try:
             X = X.astype(np.float64)
-        except (ValueError, TypeError):
-            raise TypeError(f"{name} contains non-numeric values (dtype object).") from None
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} contains non-numeric values (dtype object): {exc}") from None
     elif kind not in "fiub":
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}.")
-    if X.ndim != 2:
-        hint = " Reshape with X.reshape(-1, 1) for a single feature." if X.ndim == 1 else ""
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got {X.ndim}-D shape {X.shape}.{hint}")
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"{name} is empty: shape {X.shape}; need at least one sample and one feature.")
+    check_shape(X.shape, name)
     if X.dtype == np.float16:
         X = X.astype(np.float32)
     elif X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
     if not _all_finite(X):
         raise ValueError(f"{name} contains NaN or infinity.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"{name} has {X.shape[1]} features, but the model was fitted with {n_features} features."
-        )
+    check_n_features(X.shape[1], n_features, name, estimator)
     return X
 
 
@@ -93,7 +121,7 @@ def is_device_array(X) -> bool:
     return hasattr(X, "__cuda_array_interface__") or type(X).__name__ == "FakeCUDAArray"
 
 
-def check_device_array(X, n_features: int | None = None):
+def check_device_array(X, n_features: int | None = None, estimator: str = "GaussianMixture"):
     """Validate a GPU array from its ``__cuda_array_interface__`` (no host copy).
 
     Checks dimensions, emptiness, dtype (float32/float64) and the feature
@@ -104,16 +132,10 @@ def check_device_array(X, n_features: int | None = None):
         shape, typestr = tuple(iface["shape"]), iface["typestr"]
     else:  # simulator device array
         shape, typestr = tuple(X.shape), np.dtype(X.dtype).str
-    if len(shape) != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got {len(shape)}-D shape {shape}.")
-    if shape[0] == 0 or shape[1] == 0:
-        raise ValueError(f"X is empty: shape {shape}; need at least one sample and one feature.")
+    check_shape(shape)
     if typestr[1:] not in ("f4", "f8"):
         raise TypeError(f"GPU input must be float32 or float64, got typestr {typestr!r}.")
-    if n_features is not None and shape[1] != n_features:
-        raise ValueError(
-            f"X has {shape[1]} features, but the model was fitted with {n_features} features."
-        )
+    check_n_features(shape[1], n_features, estimator=estimator)
     return X
 
 
@@ -180,13 +202,18 @@ def check_estimator_params(est) -> None:
         )
 
 
-def _as_float_array(value, name, shape):
+# scikit-learn names the initial arrays 'weights', 'means' and '<type> precision'
+# in its messages; code written for it matches those phrases, so fastem's
+# messages start with scikit-learn's sentence and name the parameter too.
+
+def _as_float_array(value, name, label, shape):
     try:
         arr = np.array(value, dtype=np.float64)
     except (ValueError, TypeError):
         raise TypeError(f"'{name}' must be a numeric array of shape {shape}.") from None
     if arr.shape != shape:
-        raise ValueError(f"'{name}' must have shape {shape}, got {arr.shape}.")
+        raise ValueError(f"The parameter '{label}' should have the shape of {shape}, but got "
+                         f"{arr.shape} ('{name}').")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"'{name}' contains NaN or infinity.")
     return arr
@@ -195,21 +222,23 @@ def _as_float_array(value, name, shape):
 def check_weights(weights, n_components):
     """User-given mixing weights: in [0, 1] and summing to 1."""
     given = np.asarray(weights)
-    w = _as_float_array(weights, "weights_init", (n_components,))
+    w = _as_float_array(weights, "weights_init", "weights", (n_components,))
     # float32 weights sum to 1 only to float32 precision.
     atol = max(1e-8, 8 * np.finfo(given.dtype).eps) if given.dtype.kind == "f" else 1e-8
     if np.any(w < 0) or np.any(w > 1):
         raise ValueError(
-            f"'weights_init' must be in [0, 1], got min {w.min():.5g} and max {w.max():.5g}."
+            "The parameter 'weights' should be in the range [0, 1], but got min value "
+            f"{w.min():.5f}, max value {w.max():.5f} ('weights_init')."
         )
     if not np.isclose(w.sum(), 1.0, rtol=0, atol=atol):
-        raise ValueError(f"'weights_init' must sum to 1, got sum {w.sum():.10g}.")
+        raise ValueError("The parameter 'weights' should be normalized, but got sum(weights) = "
+                         f"{w.sum():.5f} ('weights_init' sums to {w.sum():.10g}).")
     return w
 
 
 def check_means(means, n_components, n_features):
     """User-given means of shape (n_components, n_features)."""
-    return _as_float_array(means, "means_init", (n_components, n_features))
+    return _as_float_array(means, "means_init", "means", (n_components, n_features))
 
 
 def check_precisions(precisions, covariance_type, n_components, n_features):
@@ -218,16 +247,120 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
              "tied": (n_features, n_features),
              "diag": (n_components, n_features),
              "spherical": (n_components,)}[covariance_type]
-    p = _as_float_array(precisions, "precisions_init", shape)
+    label = f"{covariance_type} precision"
+    p = _as_float_array(precisions, "precisions_init", label, shape)
     if covariance_type in ("diag", "spherical"):
         if np.any(p <= 0):
-            raise ValueError(f"'precisions_init' for '{covariance_type}' must be positive.")
+            raise ValueError(f"'{label}' should be positive ('precisions_init').")
         return p
     mats = p.reshape(-1, n_features, n_features)
-    if not np.allclose(mats, np.swapaxes(mats, 1, 2), rtol=1e-10, atol=0):
-        raise ValueError(f"'precisions_init' for '{covariance_type}' must be symmetric.")
+    symmetric = np.allclose(mats, np.swapaxes(mats, 1, 2), rtol=1e-10, atol=0)
     try:
         np.linalg.cholesky(mats)
+        positive = True
     except np.linalg.LinAlgError:
-        raise ValueError(f"'precisions_init' for '{covariance_type}' must be positive-definite.") from None
+        positive = False
+    if not (symmetric and positive):
+        what = "symmetric" if not symmetric else "positive-definite"
+        raise ValueError(f"'{label}' should be symmetric, positive-definite ('precisions_init' "
+                         f"is not {what}).")
     return p
+
+
+# --------------------------------------------------------------------------
+# Feature names (scikit-learn's ``feature_names_in_`` semantics)
+# --------------------------------------------------------------------------
+
+def feature_names_of(X):
+    """String column names of a dataframe, as an object array; None otherwise.
+
+    Any container with a ``columns`` attribute (pandas, polars, modin, cuDF)
+    or the dataframe interchange protocol (``__dataframe__``, e.g. pyarrow)
+    counts, as in scikit-learn. Names that are all non-strings (pandas' default
+    integer columns) give None, like an array.
+
+    Raises
+    ------
+    TypeError
+        When some names are strings and others are not.
+    """
+    if isinstance(X, np.ndarray):
+        return None
+    columns = getattr(X, "columns", None)
+    if columns is not None and not callable(columns):
+        columns = list(columns)
+        if not all(isinstance(v, (str, numbers.Number)) for v in columns):
+            columns = None  # e.g. pyarrow's Table.columns holds the column arrays
+    else:
+        columns = None
+    if columns is None and hasattr(X, "__dataframe__"):
+        try:
+            columns = list(X.__dataframe__().column_names())
+        except Exception:  # an object that only claims the protocol
+            columns = None
+    if columns is None:
+        return None
+    names = np.asarray(columns, dtype=object)
+    is_str = [isinstance(v, str) for v in names]
+    if names.size and all(is_str):
+        return names
+    if any(is_str):
+        types = sorted({type(v).__qualname__ for v in names})
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, but "
+            f"your input has {types} as feature name / column name types. If you want feature "
+            "names to be stored and validated, you must convert them all to strings, by using "
+            "X.columns = X.columns.astype(str) for example. Otherwise you can remove feature / "
+            "column names from your input data, or convert them all to a non-string data type."
+        )
+    return None
+
+
+def check_feature_names(fitted, given, estimator: str = "GaussianMixture") -> None:
+    """Compare the names a model was fitted with to those of new input.
+
+    Parameters
+    ----------
+    fitted : object array of str or None
+        The model's ``feature_names_in_`` (None: fitted without names).
+    given : object array of str or None
+        The new input's names (:func:`feature_names_of`).
+
+    Raises
+    ------
+    ValueError
+        Both have names and they differ in content or order: scoring such
+        columns would be silently wrong.
+
+    Warns
+    -----
+    UserWarning
+        Exactly one of the two has names (scikit-learn's behaviour).
+    """
+    if fitted is None and given is None:
+        return
+    if given is None:
+        warnings.warn(f"X does not have valid feature names, but {estimator} was fitted with "
+                      "feature names", UserWarning, stacklevel=5)
+        return
+    if fitted is None:
+        warnings.warn(f"X has feature names, but {estimator} was fitted without feature names",
+                      UserWarning, stacklevel=5)
+        return
+    if len(fitted) == len(given) and all(a == b for a, b in zip(fitted, given)):
+        return
+    message = "The feature names should match those that were passed during fit.\n"
+    unseen = [v for v in given if v not in set(fitted)]
+    missing = [v for v in fitted if v not in set(given)]
+
+    def listing(names, max_n=5):
+        more = ["- ..."] if len(names) > max_n else []
+        return "".join(f"- {v}\n" for v in names[:max_n]) + "".join(f"{m}\n" for m in more)
+
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + listing(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + listing(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)

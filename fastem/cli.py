@@ -149,6 +149,8 @@ def _info(args):
     print(f"model: {args.model}")
     print(f"  {gm.n_components} components, covariance_type={gm.covariance_type!r}, "
           f"{gm.n_features_in_} features")
+    if hasattr(gm, "feature_names_in_"):
+        print("  feature names: " + ", ".join(str(v) for v in gm.feature_names_in_))
     print(f"  converged={gm.converged_}, n_iter={gm.n_iter_}, "
           f"lower bound (mean log-likelihood) {gm.lower_bound_:.6f}")
     print("  weights: " + ", ".join(f"{w:.4f}" for w in gm.weights_))

@@ -8,7 +8,8 @@ uint8 array::
     {"format": "fastem-gaussian-mixture", "format_version": 1,
      "fastem_version": "...", "params": {constructor parameters},
      "fitted": {"n_features_in_": ..., "converged_": ..., "n_iter_": ...,
-                "lower_bound_": ..., "lower_bounds_": [...], "n_reseeds_": ...}}
+                "lower_bound_": ..., "lower_bounds_": [...], "n_reseeds_": ...,
+                "feature_names_in_": [...] (only when fitted on named columns)}}
 
 Initial arrays (``weights_init`` and friends) are not stored: a loaded model
 predicts and continues fitting (``warm_start``) but re-initialises from
@@ -70,6 +71,8 @@ def save_model(gm, path) -> None:
                    "lower_bounds_": [float(v) for v in gm.lower_bounds_],
                    "n_reseeds_": int(getattr(gm, "n_reseeds_", 0))},
     }
+    if hasattr(gm, "feature_names_in_"):
+        meta["fitted"]["feature_names_in_"] = [str(v) for v in gm.feature_names_in_]
     arrays = {"weights": gm.weights_, "means": gm.means_, "covariances": gm.covariances_,
               "precisions_cholesky": gm.precisions_cholesky_,
               "metadata": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
@@ -141,6 +144,12 @@ def load_model(path):
     gm.covariances_ = data["covariances"].astype(np.float64)
     gm.precisions_cholesky_ = data["precisions_cholesky"].astype(np.float64)
     gm.precisions_ = precisions_from_cholesky(gm.precisions_cholesky_, ctype)
+    names = fitted.pop("feature_names_in_", None)
+    if names is not None:
+        if (not isinstance(names, list) or len(names) != d
+                or not all(isinstance(v, str) for v in names)):
+            raise ValueError(f"{path}: damaged metadata (feature_names_in_ must be {d} strings).")
+        gm.feature_names_in_ = np.asarray(names, dtype=object)
     for name, value in fitted.items():
         setattr(gm, name, value)
     return gm
@@ -150,12 +159,44 @@ def load_model(path):
 # Data files for the command line
 # ----------------------------------------------------------------------------
 
+class NamedColumns:
+    """A 2-D array with column names, read by the estimators as a dataframe.
+
+    ``columns`` gives ``feature_names_in_`` on fit and is checked on predict;
+    ``np.asarray`` gives the array itself (no copy).
+
+    Attributes
+    ----------
+    array : ndarray of shape (n_samples, n_features)
+    columns : list of str, length n_features
+    """
+
+    def __init__(self, array, columns):
+        self.array = array
+        self.columns = list(columns)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype, copy=False)
+
+    @property
+    def shape(self):
+        return self.array.shape
+
+    @property
+    def ndim(self):
+        return self.array.ndim
+
+
 def read_data(path):
     """Read a data matrix: .npy (memory-mapped), .csv, or .parquet (pyarrow).
 
+    A CSV header line and parquet column names become the column names that
+    a model is fitted with (``feature_names_in_``) and checked against.
+
     Returns
     -------
-    X : ndarray of shape (n_samples, n_features); a read-only memory map for .npy
+    X : ndarray of shape (n_samples, n_features) (a read-only memory map for
+        .npy), or :class:`NamedColumns` when the file names its columns
     """
     path = Path(path)
     if not path.exists():
@@ -178,28 +219,38 @@ def read_data(path):
         except Exception as exc:
             raise ValueError(f"{path}: not a readable parquet file ({exc})") from None
         try:
-            return np.column_stack([col.to_numpy(zero_copy_only=False).astype(np.float64)
-                                    for col in table.columns])
+            X = np.column_stack([col.to_numpy(zero_copy_only=False).astype(np.float64)
+                                 for col in table.columns])
         except (ValueError, TypeError) as exc:
             raise ValueError(f"{path}: parquet columns must be numeric ({exc})") from None
+        return NamedColumns(X, [str(c) for c in table.column_names])
     raise ValueError(f"{path}: unsupported file type {suffix!r}; use .npy, .csv or .parquet.")
 
 
 def _read_csv(path):
-    """Numeric CSV, optionally with one header line; ragged rows are an error."""
+    """Numeric CSV, optionally with one header line of column names; ragged rows
+    are an error."""
     with open(path, encoding="utf-8", errors="replace") as f:
         first = f.readline()
     if not first.strip():
         raise ValueError(f"{path}: empty CSV file")
+    cells = first.strip().split(",")
     try:
-        [float(v) for v in first.strip().split(",")]
-        skip = 0
+        [float(v) for v in cells]
+        header = None
     except ValueError:
-        skip = 1  # a header line
+        header = [c.strip().strip('"') for c in cells]
     try:
-        return np.loadtxt(path, delimiter=",", skiprows=skip, ndmin=2, dtype=np.float64)
+        X = np.loadtxt(path, delimiter=",", skiprows=0 if header is None else 1, ndmin=2,
+                       dtype=np.float64)
     except ValueError as exc:
         raise ValueError(f"{path}: malformed CSV ({exc})") from None
+    if header is None or X.shape[0] == 0:
+        return X  # an empty file is reported by the estimator's input check
+    if len(header) != X.shape[1]:
+        raise ValueError(f"{path}: the header names {len(header)} columns, the rows have "
+                         f"{X.shape[1]}.")
+    return NamedColumns(X, header)
 
 
 def write_array(path, array):

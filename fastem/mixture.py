@@ -9,20 +9,13 @@ import warnings
 import numpy as np
 
 from . import _validation as val
+from . import exceptions
 from ._model import (Params, covariances_from_cholesky, m_step, n_parameters,
                      precision_cholesky_from_covariances, precisions_from_cholesky)
 from .backends import get_backend
 from .backends.dask import DaskData, is_dask_array, lazy_map
 from ._sampling import check_random_state, choose_rows
 from .init import initial_params
-
-
-class ConvergenceWarning(UserWarning):
-    """EM stopped at ``max_iter`` before the lower bound changed by less than ``tol``."""
-
-
-class NotFittedError(ValueError, AttributeError):
-    """A method that needs a fitted model was called before ``fit``."""
 
 
 #: A component whose mass is below this fraction of the total weight has lost
@@ -82,6 +75,11 @@ class GaussianMixture:
     lower_bounds_ : list of float
         The lower bound after every iteration of the best initialisation.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,), dtype object
+        Column names of X when it was a dataframe with string column names
+        (pandas, polars, ...); absent otherwise. Later inputs with other
+        names, or the same names in another order, raise a ValueError; an
+        array after a dataframe fit (or the reverse) warns, as in scikit-learn.
     n_reseeds_ : int
         Components re-seeded because they lost all their points (best run).
     init_seconds_ : float
@@ -195,23 +193,36 @@ class GaussianMixture:
         if self.precisions_init is not None:
             val.check_precisions(self.precisions_init, ctype, k, n_features)
 
-    def _check_X(self, X, n_features=None):
+    def _check_X(self, X, reset):
         """Validated X: a float32/float64 ndarray, a GPU array for 'cuda', or a
-        dask array (run chunk by chunk on the Dask scheduler)."""
+        dask array (run chunk by chunk on the Dask scheduler).
+
+        ``reset`` (fit): remember X's feature names for the end of the fit.
+        Otherwise X must have the fitted model's feature names (if any) and
+        number of features.
+        """
+        names = val.feature_names_of(X)
+        name = type(self).__name__
+        if reset:
+            self._fit_feature_names = names
+            n_features = None
+        else:
+            val.check_feature_names(getattr(self, "feature_names_in_", None), names, name)
+            n_features = self.n_features_in_
         if is_dask_array(X):
             if self.backend != "cpu":
                 raise ValueError("dask arrays run the CPU kernels on the Dask workers; "
                                  "use backend='cpu' with dask input.")
             from .backends.dask import check_dask_array
-            return check_dask_array(X, n_features=n_features)
+            return check_dask_array(X, n_features=n_features, estimator=name)
         if val.is_device_array(X):
             if self.backend != "cuda":
                 raise TypeError(
                     f"X is a GPU array ({type(X).__name__}); use backend='cuda' or copy it "
                     "to the host first."
                 )
-            return val.check_device_array(X, n_features=n_features)
-        return val.check_array(X, n_features=n_features)
+            return val.check_device_array(X, n_features=n_features, estimator=name)
+        return val.check_array(X, n_features=n_features, estimator=name)
 
     def _backend_for(self, X):
         if is_dask_array(X):
@@ -222,7 +233,7 @@ class GaussianMixture:
     def _fit(self, X, sample_weight):
         val.check_estimator_params(self)
         backend = self._backend_for(X)
-        X = self._check_X(X)
+        X = self._check_X(X, reset=True)
         n_samples, n_features = X.shape
         if is_dask_array(sample_weight):
             sample_weight = sample_weight.compute()  # n floats, small next to X
@@ -278,7 +289,7 @@ class GaussianMixture:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                ConvergenceWarning, stacklevel=3,
+                exceptions.ConvergenceWarning, stacklevel=3,
             )
         self._set_params(best["params"], best["covariances"])
         self.converged_ = best["converged"]
@@ -289,6 +300,11 @@ class GaussianMixture:
         self.init_seconds_ = best["init_seconds"]
         self.iteration_seconds_ = best["seconds"]
         self.n_features_in_ = n_features
+        names = self.__dict__.pop("_fit_feature_names", None)
+        if names is not None:
+            self.feature_names_in_ = names
+        elif hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_
         self._fitted_covariance_type = self.covariance_type
         return X, backend
 
@@ -379,7 +395,7 @@ class GaussianMixture:
 
     def _check_fitted(self):
         if not hasattr(self, "means_"):
-            raise NotFittedError(
+            raise exceptions.NotFittedError(
                 "This GaussianMixture instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
@@ -407,7 +423,7 @@ class GaussianMixture:
         """Validate X against the fitted model, then :meth:`_map_rows`."""
         self._check_fitted()
         backend = self._backend_for(X)
-        data = backend.prepare(self._check_X(X, n_features=self.n_features_in_))
+        data = backend.prepare(self._check_X(X, reset=False))
         return self._map_rows(data, backend, reduce, out_columns, dtype)
 
     def predict(self, X):

@@ -1,3 +1,10 @@
+import os
+
+# scikit-learn's estimator checks run check_array_api_input only when SciPy's
+# array-API mode is on, and SciPy reads this once, at import: set it before
+# anything imports SciPy (scikit-learn's own test suite runs this way).
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
+
 import numpy as np
 import pytest
 

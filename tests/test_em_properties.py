@@ -101,6 +101,15 @@ def test_integer_weights_equal_repeated_rows(covariance_type):
     np.testing.assert_allclose(weighted.weights_, repeated.weights_, rtol=1e-10)
     np.testing.assert_allclose(weighted.lower_bounds_, repeated.lower_bounds_, rtol=1e-11)
     assert weighted.score(X, sample_weight=counts) == pytest.approx(repeated.score(X_rep), rel=1e-11)
+    # Row order does not matter either (scikit-learn's weight check shuffles
+    # the weighted rows; from the same start the fit is the same).
+    order = np.random.default_rng(6).permutation(len(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        shuffled = GaussianMixture(3, **kw).fit(X[order], sample_weight=counts[order])
+    np.testing.assert_allclose(shuffled.means_, repeated.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(shuffled.predict_proba(X), repeated.predict_proba(X), rtol=1e-7,
+                               atol=1e-9)
 
 
 def test_weights_scale_invariant_and_zero_weight_rows_ignored():

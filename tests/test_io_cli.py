@@ -8,6 +8,8 @@ import warnings
 import numpy as np
 import pytest
 
+import fastem
+
 from conftest import make_blobs
 from fastem import GaussianMixture, load
 from fastem.cli import main
@@ -123,7 +125,9 @@ def test_cli_fit_predict_info(data_files, capsys):
                  "--random-state", "0", "--out", str(d / "m.npz")]) == 0
     out = capsys.readouterr()
     assert "model written" in out.out and "iter" in out.err  # progress bar on stderr
-    assert main(["predict", str(d / "m.npz"), str(d / "X.csv"), "--out", str(d / "l.npy")]) == 0
+    with pytest.warns(UserWarning, match="X has feature names, but GaussianMixture was fitted "
+                                         "without feature names"):  # the CSV names its columns
+        assert main(["predict", str(d / "m.npz"), str(d / "X.csv"), "--out", str(d / "l.npy")]) == 0
     labels = np.load(d / "l.npy")
     ref = GaussianMixture(3, covariance_type="diag", random_state=0).fit(X).predict(X)
     np.testing.assert_array_equal(labels, ref)
@@ -132,6 +136,20 @@ def test_cli_fit_predict_info(data_files, capsys):
     assert np.loadtxt(d / "p.csv", delimiter=",").shape == (len(X), 3)
     assert main(["info", str(d / "m.npz")]) == 0
     assert "3 components" in capsys.readouterr().out
+
+
+def test_cli_csv_header_names_the_features(data_files, capsys):
+    d = data_files
+    assert main(["fit", str(d / "X.csv"), "--n-components", "3", "--random-state", "0",
+                 "--out", str(d / "named.npz"), "--quiet"]) == 0
+    assert main(["info", str(d / "named.npz")]) == 0
+    assert "feature names: a, b, c" in capsys.readouterr().out
+    np.testing.assert_array_equal(fastem.load(d / "named.npz").feature_names_in_, ["a", "b", "c"])
+    assert main(["predict", str(d / "named.npz"), str(d / "X.csv"), "--out", str(d / "l.npy")]) == 0
+    # The same numbers under other column names: refused, not silently scored.
+    np.savetxt(d / "swapped.csv", X[:, [1, 0, 2]], delimiter=",", header="b,a,c", comments="")
+    _fails(["predict", str(d / "named.npz"), str(d / "swapped.csv"), "--out", str(d / "o.npy")],
+           capsys, "same order as they were in fit", d / "o.npy")
 
 
 def _fails(args, capsys, match, absent):

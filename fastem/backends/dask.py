@@ -32,7 +32,7 @@ class DaskData:
     dtype: np.dtype
 
 
-def check_dask_array(X, n_features=None):
+def check_dask_array(X, n_features=None, estimator="GaussianMixture"):
     """Validate a dask array lazily where possible; one pass checks finiteness.
 
     Returns
@@ -41,23 +41,20 @@ def check_dask_array(X, n_features=None):
     """
     import dask.array as da
 
+    from .._validation import check_n_features, check_shape, reject_complex
+
     if X.ndim != 2:
-        raise ValueError(f"X must be 2-D (n_samples, n_features), got {X.ndim}-D.")
+        check_shape(X.shape)
     kind = X.dtype.kind
-    if kind == "c":
-        raise TypeError(f"X has complex dtype {X.dtype}; complex data is not supported.")
+    reject_complex(X.dtype)
     if kind not in "fiub":
         raise TypeError(f"X must be numeric, got dtype {X.dtype}.")
     if X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float32 if X.dtype == np.float16 else np.float64)
     if any(np.isnan(c) for c in X.chunks[0]):
         X = X.compute_chunk_sizes()
-    if X.shape[0] == 0 or X.shape[1] == 0:
-        raise ValueError(f"X is empty: shape {X.shape}; need at least one sample and one feature.")
-    if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(
-            f"X has {X.shape[1]} features, but the model was fitted with {n_features} features."
-        )
+    check_shape(X.shape)
+    check_n_features(X.shape[1], n_features, estimator=estimator)
     X = X.rechunk({1: -1})
     if not bool(da.isfinite(X).all().compute()):
         raise ValueError("X contains NaN or infinity.")
