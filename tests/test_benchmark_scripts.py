@@ -2,6 +2,7 @@
 out-of-core scripts run end to end on tiny inputs (no timings are asserted)."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -85,3 +86,39 @@ def test_gpu_compare_script_on_cpu(tmp_path):
     for spec, rows in res.items():
         lls = [r["final_log_likelihood"] for r in rows.values()]
         assert lls[0] == pytest.approx(lls[1], rel=1e-9), spec
+
+
+def test_gpu_check_rehearsal_under_the_simulator(tmp_path):
+    """benchmarks/gpu_check.py, the one command for a GPU machine, runs end to
+    end under numba's CUDA simulator on its tiny grid (a subset of the CUDA
+    tests, to keep CI short; the full tests/cuda suite runs in test_cuda_backend)."""
+    pytest.importorskip("numba.cuda")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), str(tmp_path),
+                          "--tiny", "--tests-k", "fit_on_cuda_equals_cpu or log_prob_matches_cpu"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stdout + out.stderr
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["machine"]["simulator"] is True
+    assert report["tests"]["ok"] and report["tests"]["passed"] >= 3
+    assert "passed" in (tmp_path / "tests.txt").read_text()
+    ran = [row for row in report["grid"] if "results" in row]
+    assert {(row["covariance_type"], row["dtype"]) for row in ran} == {
+        ("full", "float32"), ("full", "float64"), ("diag", "float32"), ("diag", "float64")}
+    for row in ran:
+        assert set(row["results"]) >= {"fastem-cuda", "fastem-cpu"} and row["agree"]
+        assert all(r["seconds_per_iter"] > 0 for r in row["results"].values())
+    summary = (tmp_path / "summary.txt").read_text()
+    assert "CUDA tests: " in summary and "fastem-cuda" in summary and "ok: True" in summary
+
+
+def test_gpu_check_reports_a_spent_budget(tmp_path):
+    """Configurations beyond the time budget are listed as skipped, not dropped."""
+    pytest.importorskip("numba.cuda")
+    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), str(tmp_path),
+                          "--tiny", "--budget-s", "0", "--tests-k", "log_prob_matches_cpu"],
+                         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert all(row.get("skipped") == "time budget spent" for row in report["grid"]), out.stdout
+    assert "skipped: time budget spent" in (tmp_path / "summary.txt").read_text()
