@@ -1,15 +1,6 @@
 """Model containers and the small float64 math shared by every backend.
 
-Shapes by covariance type (``k`` components, ``d`` features):
-
-============  ==================  =====================  ====================
-type          covariances         precisions_cholesky    second-moment stats
-============  ==================  =====================  ====================
-'full'        (k, d, d)           (k, d, d) upper        (k, d, d)
-'tied'        (d, d)              (d, d) upper           (k, d, d)
-'diag'        (k, d)              (k, d)                 (k, d)
-'spherical'   (k,)                (k,)                   (k, d)
-============  ==================  =====================  ====================
+Shapes by covariance type: the table in :mod:`fastem._covariance`.
 
 The precision Cholesky factor ``U`` follows scikit-learn: ``precision = U @ U.T``
 with ``U`` upper triangular, so ``log N(x) = -d/2 log 2pi + sum(log diag U)
@@ -22,13 +13,44 @@ from dataclasses import dataclass
 
 import numpy as np
 
-COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+from ._covariance import COVARIANCE_TYPES, n_parameters, second_moment_is_full  # noqa: F401
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
 # scikit-learn adds 10 * eps to each component's mass before dividing, so an
 # empty component does not divide by zero; doing the same keeps fits identical.
 _MASS_EPS = 10.0 * np.finfo(np.float64).eps
+
+
+@dataclass
+class KernelInputs:
+    """What a backend's pass takes: per component a mean, a precision factor and
+    a constant, so that ``log rho_ij = log_const_j - 1/2 ||(x_i - mu_j) F_j||^2``.
+
+    Every model family maps its parameters to these (maximum likelihood: the
+    Gaussian log-density plus ``log w_j``; variational: the expected log joint),
+    so one kernel serves them all.
+
+    Attributes
+    ----------
+    means : ndarray of shape (k, d), float64, C-contiguous
+    factor : ndarray of shape (k, d * d) for full/tied (upper ``F_j``, flattened
+        row-major), or (k, d) for diag/spherical (per-feature scale); float64
+    log_const : ndarray of shape (k,), float64; ``-inf`` switches a component off
+    covariance_type : str
+    """
+
+    means: np.ndarray
+    factor: np.ndarray
+    log_const: np.ndarray
+    covariance_type: str
+
+    @property
+    def n_components(self) -> int:
+        return self.means.shape[0]
+
+    def kernel_inputs(self) -> "KernelInputs":
+        return self
 
 
 @dataclass
@@ -41,12 +63,22 @@ class Params:
     means : ndarray of shape (k, d)
     precisions_cholesky : ndarray, shape by covariance type (see module doc)
     covariance_type : str
+    covariances : ndarray or None
+        The covariances the M-step computed (None: derive them from the
+        Cholesky factors when they are needed).
     """
 
     weights: np.ndarray
     means: np.ndarray
     precisions_cholesky: np.ndarray
     covariance_type: str
+    covariances: object = None
+
+    def kernel_inputs(self) -> KernelInputs:
+        """The pass's inputs: ``log_const_j = log w_j - d/2 log 2pi + log det U_j``."""
+        with np.errstate(divide="ignore"):
+            log_w = np.log(self.weights)
+        return factor_inputs(self.means, self.precisions_cholesky, self.covariance_type, log_w)
 
     @property
     def n_components(self) -> int:
@@ -58,7 +90,8 @@ class Params:
 
     def copy(self) -> "Params":
         return Params(self.weights.copy(), self.means.copy(),
-                      self.precisions_cholesky.copy(), self.covariance_type)
+                      self.precisions_cholesky.copy(), self.covariance_type,
+                      None if self.covariances is None else np.copy(self.covariances))
 
 
 @dataclass
@@ -105,11 +138,6 @@ def total_weight(n_samples: int, sample_weight) -> float:
     """``sum_i w_i``, the ``weight_sum`` of :class:`Stats`: ``n_samples`` when
     ``sample_weight`` is None."""
     return float(n_samples if sample_weight is None else sample_weight.sum())
-
-
-def second_moment_is_full(covariance_type: str) -> bool:
-    """Whether the statistics keep full (d, d) second moments."""
-    return covariance_type in ("full", "tied")
 
 
 # --------------------------------------------------------------------------
@@ -240,43 +268,38 @@ def log_det_cholesky(prec_chol: np.ndarray, covariance_type: str, n_features: in
     return n_features * np.log(prec_chol)
 
 
-def kernel_arrays(params: Params):
-    """Arrays in the layout every backend kernel takes.
+def factor_inputs(means, precisions_cholesky, covariance_type, log_offset) -> KernelInputs:
+    """Kernel inputs of Gaussians with precision Cholesky factors ``U``.
 
-    Returns
-    -------
-    means : ndarray of shape (k, d), float64, C-contiguous
-    factor : ndarray of shape (k, d * d) for full/tied (upper ``U_j``, flattened
-        row-major), or (k, d) for diag/spherical (per-feature ``1/sigma``);
-        float64, C-contiguous
-    log_const : ndarray of shape (k,)
-        ``log w_j - d/2 log 2pi + log det U_j``; ``-inf`` for zero weights.
+    Parameters
+    ----------
+    means : (k, d)
+    precisions_cholesky : shape by covariance type (see the module doc)
+    log_offset : (k,) added to each component's ``-d/2 log 2pi + log det U_j``
+        (``log w_j`` for maximum likelihood; the expected log weight and
+        Wishart terms for variational inference)
     """
-    k, d = params.means.shape
-    ctype = params.covariance_type
-    pc = params.precisions_cholesky
-    if ctype == "full":
+    k, d = means.shape
+    pc = precisions_cholesky
+    if covariance_type == "full":
         factor = pc.reshape(k, d * d)
-    elif ctype == "tied":
+    elif covariance_type == "tied":
         factor = np.broadcast_to(pc.reshape(1, d * d), (k, d * d))
-    elif ctype == "diag":
+    elif covariance_type == "diag":
         factor = pc
     else:
         factor = np.broadcast_to(pc[:, None], (k, d))
-    with np.errstate(divide="ignore"):
-        log_w = np.log(params.weights)
-    log_const = log_w - 0.5 * d * LOG_2PI + log_det_cholesky(pc, ctype, d)
-    return (np.ascontiguousarray(params.means, dtype=np.float64),
-            np.ascontiguousarray(factor, dtype=np.float64),
-            np.ascontiguousarray(np.broadcast_to(log_const, (k,)), dtype=np.float64))
+    log_const = log_offset - 0.5 * d * LOG_2PI + log_det_cholesky(pc, covariance_type, d)
+    return KernelInputs(np.ascontiguousarray(means, dtype=np.float64),
+                        np.ascontiguousarray(factor, dtype=np.float64),
+                        np.ascontiguousarray(np.broadcast_to(log_const, (k,)), dtype=np.float64),
+                        covariance_type)
 
 
-def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:
-    """Number of free parameters, as scikit-learn counts them."""
-    k, d = n_components, n_features
-    cov = {"full": k * d * (d + 1) / 2, "diag": k * d,
-           "tied": d * (d + 1) / 2, "spherical": k}[covariance_type]
-    return int(cov + k * d + k - 1)
+def kernel_arrays(params):
+    """``(means, factor, log_const)`` of :class:`KernelInputs` (or of Params)."""
+    inputs = params.kernel_inputs()
+    return inputs.means, inputs.factor, inputs.log_const
 
 
 def full_from_lower(second_flat: np.ndarray, n_features: int) -> np.ndarray:

@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 
 from . import config
-from ._model import COVARIANCE_TYPES
+from ._covariance import COVARIANCE_TYPES, parameter_shape
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -243,10 +243,7 @@ def check_means(means, n_components, n_features):
 
 def check_precisions(precisions, covariance_type, n_components, n_features):
     """User-given precisions: shape by covariance type, positive definite."""
-    shape = {"full": (n_components, n_features, n_features),
-             "tied": (n_features, n_features),
-             "diag": (n_components, n_features),
-             "spherical": (n_components,)}[covariance_type]
+    shape = parameter_shape(covariance_type, n_components, n_features)
     label = f"{covariance_type} precision"
     p = _as_float_array(precisions, "precisions_init", label, shape)
     if covariance_type in ("diag", "spherical"):

@@ -1,12 +1,36 @@
 """Backends: drivers that run the fused pass and the log-densities on a device.
 
-A backend implements ``accumulate(X, params, sample_weight) -> Stats`` and
-``weighted_log_prob_chunks(X, params)``; it never sees the estimator.
+The protocol, the same for cpu, cuda and dask (``backend_for`` picks one):
+
+- ``prepare(X)``: the data as the backend holds it during a fit;
+- ``accumulate(data, inputs, sample_weight) -> Stats``: the fused pass
+  (E-step under ``inputs``, a ``KernelInputs`` or ``Params``, and centred
+  sufficient statistics);
+- ``map_rows(data, inputs, reduce, out_columns, dtype)``: ``reduce`` of the
+  weighted log-densities, chunk by chunk (predict / score; lazy for Dask);
+- ``map_chunks(data, fn, ...)`` and ``take_rows(data, rows)``: the passes and
+  row picks of initialisation and re-seeding.
+
+A backend never sees an estimator or a model family.
 """
 
 from .cpu import CPUBackend
 
 BACKENDS = ("cpu", "cuda")
+
+
+def backend_for(X, name):
+    """The backend for input X and the estimator's ``backend`` parameter:
+    Dask arrays run on the Dask scheduler (with the CPU kernels)."""
+    from .dask import is_dask_array
+
+    if is_dask_array(X):
+        if name != "cpu":
+            raise ValueError("dask arrays run the CPU kernels on the Dask workers; "
+                             "use backend='cpu' with dask input.")
+        from .dask import DaskBackend
+        return DaskBackend()
+    return get_backend(name)
 
 
 def get_backend(name):

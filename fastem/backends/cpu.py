@@ -119,6 +119,25 @@ def map_host_chunks(chunks, fn, sample_weight=None, args=(), chunk_args=None):
     return out
 
 
+def map_rows_eager(backend, data, inputs, reduce, out_columns=None, dtype=np.float64):
+    """``reduce`` of the weighted log-densities, chunk by chunk, into an ndarray.
+
+    Parameters
+    ----------
+    reduce : callable ``(m, k) -> (m,) or (m, out_columns)``
+    out_columns : int or None (None: a 1-D result)
+
+    Returns
+    -------
+    ndarray of shape (n,) or (n, out_columns)
+    """
+    n = data.shape[0]
+    out = np.empty((n,) if out_columns is None else (n, out_columns), dtype=dtype)
+    for start, stop, wlp in backend.weighted_log_prob_chunks(data, inputs):
+        out[start:stop] = reduce(wlp)
+    return out
+
+
 class CPUBackend:
     """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
 
@@ -155,7 +174,7 @@ class CPUBackend:
         Parameters
         ----------
         X : ndarray of shape (n, d), float32 or float64, C-contiguous
-        params : Params
+        params : KernelInputs, or Params (its ``kernel_inputs()``)
         sample_weight : ndarray of shape (n,) float64, or None
 
         Returns
@@ -176,6 +195,10 @@ class CPUBackend:
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         return Stats(mass, first, second, means.copy(), float(loglik.sum()),
                      total_weight(n, sample_weight))
+
+    def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
+        """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""
+        return map_rows_eager(self, X, params, reduce, out_columns, dtype)
 
     def weighted_log_prob_chunks(self, X: np.ndarray, params: Params):
         """Yield ``(start, stop, log w_j + log N(x_i | j))`` chunk by chunk.

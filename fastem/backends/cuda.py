@@ -18,7 +18,7 @@ import numpy as np
 from .. import config
 from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
                       total_weight)
-from .cpu import CPUBackend, map_host_chunks, split_rows
+from .cpu import CPUBackend, map_host_chunks, map_rows_eager, split_rows
 
 INSTALL_HINT = (
     "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
@@ -234,6 +234,10 @@ class CUDABackend:
         threads = 128
         self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
         return out.copy_to_host().reshape(shape)
+
+    def map_rows(self, data, params, reduce, out_columns=None, dtype=np.float64):
+        """``reduce`` of the weighted log-densities of every row (host ndarray)."""
+        return map_rows_eager(self, data, params, reduce, out_columns, dtype)
 
     def weighted_log_prob_chunks(self, data: CudaData, params: Params):
         """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk."""

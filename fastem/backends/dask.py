@@ -148,6 +148,10 @@ class DaskBackend:
         unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
         return np.ascontiguousarray(data.array[unique].compute()[inverse])
 
+    def map_rows(self, data: DaskData, params, reduce, out_columns=None, dtype=np.float64):
+        """A lazy dask array of ``reduce`` of the weighted log-densities (see :func:`lazy_map`)."""
+        return lazy_map(data.array, params, reduce, out_columns, dtype)
+
     def accumulate(self, data: DaskData, params: Params, sample_weight=None) -> Stats:
         """One EM pass as Dask tasks; returns the reduced statistics."""
         import dask

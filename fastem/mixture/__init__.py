@@ -1,0 +1,6 @@
+"""Mixture models: each estimator is thin; its family (the math) plugs into
+the one driver in :mod:`fastem._em`."""
+
+from .gaussian import GaussianMixture
+
+__all__ = ["GaussianMixture"]

@@ -1,0 +1,211 @@
+"""``fastem.GaussianMixture`` (maximum likelihood by EM) and its model family."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as val
+from .._covariance import n_parameters
+from .._model import (Params, covariances_from_cholesky, m_step,
+                      precision_cholesky_from_covariances, precisions_from_cholesky)
+from ..init import initial_params
+from ._base import MixtureBase
+
+#: A component whose mass is below this fraction of the total weight has lost
+#: its points; it is re-seeded instead of collapsing to a degenerate Gaussian.
+EMPTY_COMPONENT_MASS = 1e-13
+
+
+class GaussianFamily:
+    """Maximum-likelihood Gaussian mixture: EM's math for the driver (``fastem._em``).
+
+    Parameters are :class:`fastem._model.Params`; the bound is the mean
+    (weighted) log-likelihood under the E-step's parameters, as scikit-learn's
+    ``lower_bound_``.
+    """
+
+    name = "EM"
+
+    def __init__(self, estimator):
+        self.estimator = estimator
+        self.covariance_type = estimator.covariance_type
+        self.reg_covar = estimator.reg_covar
+
+    def initialize(self, data, backend, sample_weight, rng) -> Params:
+        params, covariances = initial_params(data, sample_weight, self.estimator, rng, backend)
+        params.covariances = covariances
+        return params
+
+    def kernel_inputs(self, params: Params):
+        return params.kernel_inputs()
+
+    def m_step(self, stats, draw_rows):
+        """Closed-form M-step; components that lost their points are re-seeded."""
+        ctype = self.covariance_type
+        weights, means, cov = m_step(stats, ctype, self.reg_covar)
+        empty = np.flatnonzero(stats.mass <= EMPTY_COMPONENT_MASS * stats.weight_sum)
+        if empty.size:
+            weights, means, cov = _reseed(empty, weights, means, cov, ctype, draw_rows(empty.size))
+        prec_chol = precision_cholesky_from_covariances(cov, ctype)
+        return Params(weights, means, prec_chol, ctype, cov), int(empty.size)
+
+    def lower_bound(self, stats, before, after) -> float:
+        return stats.log_likelihood / stats.weight_sum
+
+
+class GaussianMixture(MixtureBase):
+    """Gaussian mixture fitted by expectation-maximization.
+
+    Same constructor parameters, fitted attributes and methods as
+    ``sklearn.mixture.GaussianMixture``, plus ``backend`` and ``sample_weight``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Convergence threshold on the change of the mean log-likelihood.
+    reg_covar : float, default=1e-6
+        Added to the diagonal of the covariances.
+    max_iter : int, default=100
+        EM iterations; 0 initialises only.
+    n_init : int, default=1
+        Initialisations; the one with the best final lower bound is kept.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weights_init : array-like of shape (n_components,), default=None
+    means_init : array-like of shape (n_components, n_features), default=None
+    precisions_init : array-like, default=None
+        (n_components,) for 'spherical', (n_features, n_features) for 'tied',
+        (n_components, n_features) for 'diag', (n_components, n_features,
+        n_features) for 'full'.
+    random_state : int, RandomState instance or None, default=None
+    warm_start : bool, default=False
+        Continue from the previous fit's parameters (``n_init`` is then ignored).
+    verbose : int, default=0
+    verbose_interval : int, default=10
+    backend : {'cpu', 'cuda'}, default='cpu'
+        'cuda' runs the passes on an NVIDIA GPU through numba.cuda (install
+        ``fastem[cuda]``); X may then also be a GPU array (CuPy, PyTorch CUDA
+        tensor, numba device array), used without a host copy.
+
+    Attributes
+    ----------
+    weights_ : ndarray of shape (n_components,)
+    means_ : ndarray of shape (n_components, n_features)
+    covariances_ : ndarray, shape by ``covariance_type`` as ``precisions_init``
+    precisions_ : ndarray, same shape as ``covariances_``
+    precisions_cholesky_ : ndarray, same shape as ``covariances_``
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        Mean (weighted) log-likelihood of the best initialisation's last E-step.
+    lower_bounds_ : list of float
+        The lower bound after every iteration of the best initialisation.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,), dtype object
+        Column names of X when it was a dataframe with string column names
+        (pandas, polars, ...); absent otherwise. Later inputs with other
+        names, or the same names in another order, raise a ValueError; an
+        array after a dataframe fit (or the reverse) warns, as in scikit-learn.
+    n_reseeds_ : int
+        Components re-seeded because they lost all their points (best run).
+    init_seconds_ : float
+        Wall time of the best run's initialisation.
+    iteration_seconds_ : list of float
+        Wall time of each EM iteration of the best run.
+
+    progress_callback : callable, optional (attribute, not a constructor parameter)
+        When set, called after every EM iteration as
+        ``progress_callback(n_iter, max_iter, lower_bound, change, seconds)``;
+        the command line draws its progress bar with it.
+
+    Notes
+    -----
+    Parameters are float64 whatever the input dtype; float32 input is read as
+    float32 (never copied to float64), and statistics are accumulated in
+    float64, centred on the previous means.
+    """
+
+    def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
+                 means_init=None, precisions_init=None, random_state=None, warm_start=False,
+                 verbose=0, verbose_interval=10, backend="cpu"):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weights_init = weights_init
+        self.means_init = means_init
+        self.precisions_init = precisions_init
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
+
+
+    def _check_params(self):
+        val.check_estimator_params(self)
+
+    def _family(self, data, backend, sample_weight, n_features):
+        k, ctype = self.n_components, self.covariance_type
+        if self.weights_init is not None:
+            val.check_weights(self.weights_init, k)
+        if self.means_init is not None:
+            val.check_means(self.means_init, k, n_features)
+        if self.precisions_init is not None:
+            val.check_precisions(self.precisions_init, ctype, k, n_features)
+        return GaussianFamily(self)
+
+    def _store(self, params: Params):
+        ctype = params.covariance_type
+        self.weights_ = params.weights
+        self.means_ = params.means
+        self.precisions_cholesky_ = params.precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(params.precisions_cholesky, ctype)
+        self.covariances_ = (params.covariances if params.covariances is not None
+                             else covariances_from_cholesky(params.precisions_cholesky, ctype))
+
+    def _fitted_params(self) -> Params:
+        return Params(np.asarray(self.weights_, dtype=np.float64),
+                      np.asarray(self.means_, dtype=np.float64),
+                      np.asarray(self.precisions_cholesky_, dtype=np.float64),
+                      self.covariance_type, self.covariances_)
+
+    def _kernel_inputs(self):
+        return self._fitted_params().kernel_inputs()
+
+    def _n_parameters(self):
+        return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
+
+    def bic(self, X):
+        """Bayesian information criterion on X (lower is better)."""
+        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+
+    def aic(self, X):
+        """Akaike information criterion on X (lower is better)."""
+        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
+        return -2 * self.score(X) * n + 2 * self._n_parameters()
+
+
+def _reseed(empty, weights, means, cov, covariance_type, picked):
+    """Move empty components onto the data rows ``picked`` (drawn by sample weight).
+
+    A re-seeded component gets the weighted mean covariance of the surviving
+    components and the weight ``1/k`` before renormalisation.
+    """
+    k = weights.shape[0]
+    alive = np.setdiff1d(np.arange(k), empty)
+    means = means.copy()
+    weights = weights.copy()
+    cov = cov.copy()
+    for j, row in zip(empty, picked):
+        means[j] = row
+        weights[j] = 1.0 / k
+        if covariance_type != "tied" and alive.size:
+            cov[j] = np.tensordot(weights[alive] / weights[alive].sum(), cov[alive], axes=1)
+    return weights / weights.sum(), means, cov
