@@ -6,11 +6,11 @@
 
 from . import exceptions
 from .io import load_model as load
-from .mixture import GaussianMixture
+from .mixture import BayesianGaussianMixture, GaussianMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
 
 
 def __getattr__(name):

@@ -265,6 +265,48 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
 
 
 # --------------------------------------------------------------------------
+# Priors of the variational mixture
+# --------------------------------------------------------------------------
+
+def check_positive_real(value, name, above=0.0):
+    """A finite real number strictly greater than ``above``."""
+    if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
+            or not value > above):
+        raise ValueError(f"The parameter '{name}' should be greater than {above:g}, but got "
+                         f"{value!r}.")
+
+
+def check_vector(value, name, n_features):
+    """A finite float vector of shape (n_features,)."""
+    return _as_float_array(value, name, name, (n_features,))
+
+
+def check_covariance_prior(value, covariance_type, n_features):
+    """``covariance_prior``: (d, d) symmetric positive-definite for 'full'/'tied',
+    (d,) positive for 'diag', a positive float for 'spherical'."""
+    name = "covariance_prior"
+    if covariance_type == "spherical":
+        check_positive_real(value, name)
+        return float(value)
+    shape = (n_features, n_features) if covariance_type in ("full", "tied") else (n_features,)
+    arr = _as_float_array(value, name, f"{covariance_type} covariance_prior", shape)
+    if covariance_type == "diag":
+        if np.any(arr <= 0):
+            raise ValueError(f"'{covariance_type} covariance_prior' should be positive.")
+        return arr
+    symmetric = np.allclose(arr, arr.T, rtol=1e-10, atol=0)
+    try:
+        np.linalg.cholesky(arr)
+        positive = True
+    except np.linalg.LinAlgError:
+        positive = False
+    if not (symmetric and positive):
+        raise ValueError(f"'{covariance_type} covariance_prior' should be symmetric, "
+                         "positive-definite.")
+    return arr
+
+
+# --------------------------------------------------------------------------
 # Feature names (scikit-learn's ``feature_names_in_`` semantics)
 # --------------------------------------------------------------------------
 

@@ -85,8 +85,37 @@ def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats
                  total_weight(X.shape[0], sample_weight))
 
 
+def initial_stats(X, sample_weight, n_components, covariance_type, init_params, rng, backend):
+    """Statistics of the initial responsibilities of ``init_params``.
+
+    Parameters
+    ----------
+    X : a backend's data (what ``backend.prepare`` returned)
+    sample_weight : (n,) float64 or None
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}
+    rng : numpy RandomState
+    backend : the backend holding X
+
+    Returns
+    -------
+    Stats
+        One M-step of any family turns them into initial parameters.
+    """
+    k, ctype = n_components, covariance_type
+    if init_params == "random":
+        return random_stats(X, sample_weight, k, ctype, rng, backend=backend)
+    if init_params == "random_from_data":
+        rows = choose_rows(X.shape[0], k, sample_weight, rng)
+        return point_stats(X, sample_weight, rows, ctype, backend=backend)
+    if init_params == "k-means++":
+        rows = kmeans_plusplus(X, k, sample_weight, rng, backend=backend, sklearn_stream=True)
+        return point_stats(X, sample_weight, rows, ctype, backend=backend)
+    centres = kmeans_init(X, k, sample_weight, rng, backend=backend)
+    return nearest_stats(X, sample_weight, centres, ctype, backend=backend)
+
+
 def initial_params(X, sample_weight, est, rng, backend) -> tuple[Params, np.ndarray]:
-    """Initial parameters for a fit of estimator ``est`` on X.
+    """Initial parameters of a Gaussian mixture fitted by EM.
 
     Parameters
     ----------
@@ -106,18 +135,7 @@ def initial_params(X, sample_weight, est, rng, backend) -> tuple[Params, np.ndar
     given = (est.weights_init is not None, est.means_init is not None, est.precisions_init is not None)
     weights = means = covariances = None
     if not all(given):
-        method = est.init_params
-        if method == "random":
-            stats = random_stats(X, sample_weight, k, ctype, rng, backend=backend)
-        elif method == "random_from_data":
-            rows = choose_rows(X.shape[0], k, sample_weight, rng)
-            stats = point_stats(X, sample_weight, rows, ctype, backend=backend)
-        elif method == "k-means++":
-            rows = kmeans_plusplus(X, k, sample_weight, rng, backend=backend)
-            stats = point_stats(X, sample_weight, rows, ctype, backend=backend)
-        else:
-            centres = kmeans_init(X, k, sample_weight, rng, backend=backend)
-            stats = nearest_stats(X, sample_weight, centres, ctype, backend=backend)
+        stats = initial_stats(X, sample_weight, k, ctype, est.init_params, rng, backend)
         weights, means, covariances = m_step(stats, ctype, est.reg_covar)
     if given[0]:
         # Used as given (within the validated tolerance of summing to 1), as

@@ -137,7 +137,8 @@ def _n_rows(X) -> int:
     return int(X.shape[0])
 
 
-def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None) -> np.ndarray:
+def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None,
+                    sklearn_stream=False) -> np.ndarray:
     """Greedy k-means++ seeding (Arthur & Vassilvitskii; scikit-learn's variant).
 
     Parameters
@@ -147,6 +148,13 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None) -> np.nd
     sample_weight : (n,) float64 or None
     rng : numpy RandomState
     backend : a backend, default the CPU one
+    sklearn_stream : bool
+        Draw the first seed as ``rng.choice(n, p=weights / sum)`` with uniform
+        weights when there are none, as ``sklearn.cluster.kmeans_plusplus``
+        does, so ``init_params='k-means++'`` picks scikit-learn's seeds from the
+        same ``random_state`` (the later draws already follow its stream; only
+        distances tied to round-off could choose differently). The default
+        k-means initialisation keeps ``rng.choice(n)`` for its sample seeding.
 
     Returns
     -------
@@ -161,7 +169,10 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None) -> np.nd
     backend = backend or CPUBackend()
     n = _n_rows(X)
     n_trials = 2 + int(np.log(n_clusters))
-    prob = None if sample_weight is None else sample_weight / sample_weight.sum()
+    if sample_weight is not None:
+        prob = sample_weight / sample_weight.sum()
+    else:
+        prob = np.full(n, 1.0 / n) if sklearn_stream else None
 
     def with_centre(centre, closest):
         parts = backend.map_chunks(X, min_distance_chunk, sample_weight, args=(centre,),

@@ -1,6 +1,7 @@
 """Mixture models: each estimator is thin; its family (the math) plugs into
 the one driver in :mod:`fastem._em`."""
 
+from .bayesian import BayesianGaussianMixture
 from .gaussian import GaussianMixture
 
-__all__ = ["GaussianMixture"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture"]

@@ -1,0 +1,412 @@
+"""``fastem.BayesianGaussianMixture``: mean-field variational inference on the
+same fused pass as EM.
+
+The variational E-step is the Gaussian kernel with the expected precision's
+Cholesky factor and a per-component constant (Bishop 10.64-10.65)::
+
+    log rho_ij = E[log pi_j] - d/2 log 2pi + log det U_j - d/2 log nu_j
+                 + 1/2 [sum_i psi((nu_j - i) / 2) + d log 2] - d / (2 beta_j)
+                 - 1/2 ||(x_i - m_j)^T U_j||^2
+
+where ``U_j`` is the Cholesky factor of ``nu_j W_j`` (scikit-learn's
+``precisions_cholesky_``, since its ``covariances_`` are ``(nu_j W_j)^-1``).
+So one pass gives the statistics of the responsibilities, and the M-step
+(:class:`VariationalFamily`) and the bound are small per-component math.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import _validation as val
+from .._covariance import parameter_shape
+from .._model import (_MASS_EPS, factor_inputs, log_det_cholesky, m_step,
+                      precision_cholesky_from_covariances, precisions_from_cholesky)
+from .._special import betaln, digamma, gammaln
+from ..init import column_sum_chunk, initial_stats
+from ._base import MixtureBase
+
+WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
+
+
+@dataclass
+class Priors:
+    """The prior's hyper-parameters, as scikit-learn resolves them (the ``*_prior_``
+    attributes).
+
+    Attributes
+    ----------
+    weight_concentration : float
+    mean_precision : float
+    mean : (d,) ndarray
+    degrees_of_freedom : float
+    covariance : (d, d) for full/tied, (d,) for diag, float for spherical
+    """
+
+    weight_concentration: float
+    mean_precision: float
+    mean: np.ndarray
+    degrees_of_freedom: float
+    covariance: object
+
+
+@dataclass
+class VariationalParams:
+    """The variational posterior q(pi) q(mu, Lambda), in scikit-learn's terms.
+
+    Attributes
+    ----------
+    weight_concentration : tuple of two (k,) arrays (Beta parameters of the
+        stick-breaking weights; 'dirichlet_process') or a (k,) array (Dirichlet)
+    mean_precision : (k,) ``beta_j``
+    means : (k, d) ``m_j``
+    degrees_of_freedom : (k,) ``nu_j`` (a float for 'tied')
+    covariances : ``(nu_j W_j)^-1``, shape by covariance type
+    precisions_cholesky : Cholesky factor of ``nu_j W_j``, shape by covariance type
+    """
+
+    weight_concentration: object
+    mean_precision: np.ndarray
+    means: np.ndarray
+    degrees_of_freedom: object
+    covariances: np.ndarray
+    precisions_cholesky: np.ndarray
+
+
+def expected_log_weights(weight_concentration, prior_type):
+    """``E[log pi_j]`` under q(pi), shape (k,)."""
+    if prior_type == "dirichlet_process":
+        a, b = weight_concentration
+        digamma_sum = digamma(a + b)
+        from_b = np.cumsum(digamma(b) - digamma_sum)[:-1]
+        return digamma(a) - digamma_sum + np.hstack((0.0, from_b))
+    alpha = np.asarray(weight_concentration)
+    return digamma(alpha) - digamma(np.sum(alpha))
+
+
+def mixture_weights(weight_concentration, prior_type):
+    """The posterior mean weights (scikit-learn's ``weights_``), shape (k,)."""
+    if prior_type == "dirichlet_process":
+        a, b = weight_concentration
+        total = a + b
+        weights = a / total * np.hstack((1.0, np.cumprod(b / total)[:-1]))
+        return weights / np.sum(weights)
+    alpha = np.asarray(weight_concentration)
+    return alpha / np.sum(alpha)
+
+
+def _log_wishart_norm(dof, log_det_chol, n_features):
+    """scikit-learn's log Wishart normaliser (without its ``log pi`` term), per component."""
+    dof = np.asarray(dof, dtype=np.float64)
+    i = np.arange(n_features)[:, None]
+    return -(dof * log_det_chol + dof * n_features * 0.5 * math.log(2.0)
+             + np.sum(gammaln(0.5 * (dof - i)), axis=0))
+
+
+def _quadratic_sums(stats, factor, covariance_type):
+    """``Q_j = sum_i w_i r_ij ||(x_i - c_j) F_j||^2`` from the centred second moments."""
+    k, d = stats.first.shape
+    if covariance_type in ("full", "tied"):
+        upper = factor.reshape(k, d, d)
+        precision = upper @ np.swapaxes(upper, 1, 2)
+        return np.einsum("jab,jab->j", precision, stats.second)
+    return np.einsum("jd,jd->j", factor * factor, stats.second)
+
+
+class VariationalFamily:
+    """Mean-field variational inference for a Gaussian mixture (scikit-learn's updates).
+
+    The updates are scikit-learn's, including its unusual ones: 'tied' uses
+    ``nu_0 + N / K`` degrees of freedom and averages the scatter over ``K``;
+    'diag' and 'spherical' reuse the full-Wishart digamma sum in the E-step
+    and the bound.
+    """
+
+    name = "Variational"
+
+    def __init__(self, estimator, priors: Priors, n_features: int):
+        self.estimator = estimator
+        self.priors = priors
+        self.covariance_type = estimator.covariance_type
+        self.prior_type = estimator.weight_concentration_prior_type
+        self.reg_covar = estimator.reg_covar
+        self.n_components = estimator.n_components
+        self.n_features = n_features
+
+    # -- the driver's hooks --------------------------------------------------
+
+    def initialize(self, data, backend, sample_weight, rng) -> VariationalParams:
+        est = self.estimator
+        stats = initial_stats(data, sample_weight, self.n_components, self.covariance_type,
+                              est.init_params, rng, backend)
+        return self.update(stats)
+
+    def kernel_inputs(self, p: VariationalParams):
+        d = self.n_features
+        dof = np.asarray(p.degrees_of_freedom, dtype=np.float64)
+        log_lambda = d * math.log(2.0) + np.sum(
+            digamma(0.5 * (dof - np.arange(d)[:, None])), axis=0)
+        offset = (expected_log_weights(p.weight_concentration, self.prior_type)
+                  - 0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / p.mean_precision))
+        return factor_inputs(p.means, p.precisions_cholesky, self.covariance_type, offset)
+
+    def m_step(self, stats, draw_rows):
+        return self.update(stats), 0
+
+    def lower_bound(self, stats, before: VariationalParams, after: VariationalParams) -> float:
+        """scikit-learn's ``lower_bound_``: the bound at (responsibilities of the
+        pass, the posterior after the M-step), without the constants it drops.
+
+        The entropy of the responsibilities comes from the statistics:
+        ``sum_ij w_i r_ij log r_ij = sum_j (N_j log_const_j - Q_j / 2) - sum_i w_i log Z_i``.
+        """
+        inputs = self.kernel_inputs(before)
+        q = _quadratic_sums(stats, inputs.factor, self.covariance_type)
+        with np.errstate(invalid="ignore"):
+            expected = np.where(stats.mass > 0, stats.mass * inputs.log_const, 0.0) - 0.5 * q
+        entropy = stats.log_likelihood - float(np.sum(expected))
+        return entropy + self.parameter_terms(after)
+
+    # -- the math --------------------------------------------------------------
+
+    def parameter_terms(self, p: VariationalParams) -> float:
+        """The bound's terms that depend only on q(theta) (scikit-learn's, same constants)."""
+        d, k = self.n_features, self.n_components
+        dof = p.degrees_of_freedom
+        log_det = (log_det_cholesky(p.precisions_cholesky, self.covariance_type, d)
+                   - 0.5 * d * np.log(dof))
+        if self.covariance_type == "tied":
+            log_wishart = k * float(np.sum(_log_wishart_norm(dof, log_det, d)))
+        else:
+            log_wishart = float(np.sum(_log_wishart_norm(dof, log_det, d)))
+        if self.prior_type == "dirichlet_process":
+            log_norm_weight = -float(np.sum(betaln(*p.weight_concentration)))
+        else:
+            alpha = p.weight_concentration
+            log_norm_weight = float(gammaln(np.sum(alpha)) - np.sum(gammaln(alpha)))
+        return -log_wishart - log_norm_weight - 0.5 * d * float(np.sum(np.log(p.mean_precision)))
+
+    def update(self, stats) -> VariationalParams:
+        """The variational M-step from the statistics of one pass (or of the
+        initial responsibilities)."""
+        pr, ctype, k = self.priors, self.covariance_type, self.n_components
+        nk = stats.mass + _MASS_EPS
+        _, xk, sk = m_step(stats, ctype, self.reg_covar)
+        if self.prior_type == "dirichlet_process":
+            tail = np.hstack((np.cumsum(nk[::-1])[-2::-1], 0.0))
+            concentration = (1.0 + nk, pr.weight_concentration + tail)
+        else:
+            concentration = pr.weight_concentration + nk
+        beta = pr.mean_precision + nk
+        means = (pr.mean_precision * pr.mean + nk[:, None] * xk) / beta[:, None]
+        diff = xk - pr.mean
+        if ctype == "full":
+            dof = pr.degrees_of_freedom + nk
+            outer = diff[:, :, None] * diff[:, None, :]
+            cov = (pr.covariance + nk[:, None, None] * sk
+                   + (nk * pr.mean_precision / beta)[:, None, None] * outer)
+            cov = cov / dof[:, None, None]
+        elif ctype == "tied":
+            dof = pr.degrees_of_freedom + nk.sum() / k
+            cov = (pr.covariance + sk * nk.sum() / k
+                   + pr.mean_precision / k * np.dot((nk / beta) * diff.T, diff))
+            cov = cov / dof
+        elif ctype == "diag":
+            dof = pr.degrees_of_freedom + nk
+            cov = pr.covariance + nk[:, None] * (sk + (pr.mean_precision / beta)[:, None] * diff ** 2)
+            cov = cov / dof[:, None]
+        else:
+            dof = pr.degrees_of_freedom + nk
+            cov = pr.covariance + nk * (sk + pr.mean_precision / beta * np.mean(diff ** 2, axis=1))
+            cov = cov / dof
+        return VariationalParams(concentration, beta, means, dof, cov,
+                                 precision_cholesky_from_covariances(cov, ctype))
+
+
+def _scatter_chunk(X, w, centre):
+    """Weighted scatter about ``centre`` of a chunk: (d, d) full, as a 1-tuple."""
+    diff = np.asarray(X, dtype=np.float64) - centre
+    return ((diff.T if w is None else diff.T * w) @ diff,)
+
+
+def data_moments(data, backend, sample_weight):
+    """Weighted mean and covariance of the data (two backend passes).
+
+    The covariance divides by ``sum(w) - 1``: NumPy's ``np.cov`` of the rows
+    repeated by their integer weights, which is scikit-learn's default prior.
+
+    Returns
+    -------
+    mean : (d,), covariance : (d, d)
+    """
+    from ..init import _sum_in_order
+    from .. import config
+
+    n = data.shape[0]
+    total = float(n if sample_weight is None else sample_weight.sum())
+    (column_sum,) = _sum_in_order(backend.map_chunks(data, column_sum_chunk, sample_weight,
+                                                     max_rows=config.CHUNK_ROWS))
+    mean = column_sum / total
+    (scatter,) = _sum_in_order(backend.map_chunks(data, _scatter_chunk, sample_weight,
+                                                  args=(mean,), max_rows=config.CHUNK_ROWS))
+    return mean, scatter / max(total - 1.0, np.finfo(np.float64).tiny)
+
+
+class BayesianGaussianMixture(MixtureBase):
+    """Variational Bayesian estimation of a Gaussian mixture (mean-field).
+
+    scikit-learn's ``BayesianGaussianMixture``: the same constructor
+    parameters, fitted attributes and methods, and the same updates, so that
+    fits agree to round-off given the same initial responsibilities; plus
+    ``backend``, ``sample_weight`` (integer weights count rows), Dask arrays,
+    memory maps and GPU arrays, ``save``/``load``, and ``elbo_``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        An upper bound on the components used; the prior switches off the rest.
+    covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+    tol : float, default=1e-3
+        Convergence threshold on the change of the lower bound.
+    reg_covar : float, default=1e-6
+    max_iter : int, default=100
+    n_init : int, default=1
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+    weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'},
+        default='dirichlet_process'
+    weight_concentration_prior : float > 0, default=None (``1 / n_components``)
+    mean_precision_prior : float > 0, default=None (1)
+    mean_prior : array-like of shape (n_features,), default=None (the data's
+        weighted mean)
+    degrees_of_freedom_prior : float > n_features - 1, default=None (n_features)
+    covariance_prior : default=None (the data's weighted covariance, ``ddof=1``:
+        its diagonal for 'diag', the mean of that for 'spherical')
+        (n_features, n_features) for 'full'/'tied', (n_features,) for 'diag',
+        a float for 'spherical'.
+    random_state, warm_start, verbose, verbose_interval : as GaussianMixture
+    backend : {'cpu', 'cuda'}, default='cpu'
+
+    Attributes
+    ----------
+    weights_ : (n_components,)
+    means_ : (n_components, n_features)
+    covariances_, precisions_, precisions_cholesky_ : shape by covariance type
+    converged_ : bool
+    n_iter_ : int
+    lower_bound_ : float
+        scikit-learn's lower bound (it drops terms that are constant for a
+        given data set and ``n_components``).
+    lower_bounds_ : list of float
+    elbo_ : float
+        The evidence lower bound with every constant kept (see
+        :meth:`VariationalFamily.elbo_constant`), comparable across
+        ``n_components``.
+    weight_concentration_prior_, weight_concentration_ : float, and a tuple
+        of two (n_components,) arrays ('dirichlet_process') or (n_components,)
+    mean_precision_prior_ : float ; mean_precision_ : (n_components,)
+    mean_prior_ : (n_features,)
+    degrees_of_freedom_prior_ : float ; degrees_of_freedom_ : (n_components,)
+        (a float for 'tied')
+    covariance_prior_ : shape as ``covariance_prior``
+    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    """
+
+    def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans",
+                 weight_concentration_prior_type="dirichlet_process",
+                 weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
+                 degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
+                 warm_start=False, verbose=0, verbose_interval=10, backend="cpu"):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.weight_concentration_prior_type = weight_concentration_prior_type
+        self.weight_concentration_prior = weight_concentration_prior
+        self.mean_precision_prior = mean_precision_prior
+        self.mean_prior = mean_prior
+        self.degrees_of_freedom_prior = degrees_of_freedom_prior
+        self.covariance_prior = covariance_prior
+        self.random_state = random_state
+        self.warm_start = warm_start
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
+
+    # -- hooks of MixtureBase ----------------------------------------------------
+
+    def _check_params(self):
+        val.check_estimator_params(self)
+        if self.weight_concentration_prior_type not in WEIGHT_PRIOR_TYPES:
+            raise ValueError(
+                "Invalid value for 'weight_concentration_prior_type': "
+                f"{self.weight_concentration_prior_type!r}; expected one of "
+                f"{list(WEIGHT_PRIOR_TYPES)}.")
+        for name in ("weight_concentration_prior", "mean_precision_prior"):
+            value = getattr(self, name)
+            if value is not None:
+                val.check_positive_real(value, name)
+
+    def _priors(self, data, backend, sample_weight, n_features) -> Priors:
+        d, ctype = n_features, self.covariance_type
+        need_moments = self.mean_prior is None or self.covariance_prior is None
+        mean, cov = data_moments(data, backend, sample_weight) if need_moments else (None, None)
+        if self.mean_prior is None:
+            mean_prior = mean
+        else:
+            mean_prior = val.check_vector(self.mean_prior, "mean_prior", d)
+        if self.degrees_of_freedom_prior is None:
+            dof = float(d)
+        else:
+            val.check_positive_real(self.degrees_of_freedom_prior, "degrees_of_freedom_prior",
+                                    above=d - 1.0)
+            dof = float(self.degrees_of_freedom_prior)
+        if self.covariance_prior is None:
+            cov_prior = {"full": cov, "tied": cov, "diag": np.diag(cov).copy(),
+                         "spherical": float(np.diag(cov).mean())}[ctype]
+        else:
+            cov_prior = val.check_covariance_prior(self.covariance_prior, ctype, d)
+        wcp = (1.0 / self.n_components if self.weight_concentration_prior is None
+               else float(self.weight_concentration_prior))
+        mpp = 1.0 if self.mean_precision_prior is None else float(self.mean_precision_prior)
+        return Priors(wcp, mpp, mean_prior, dof, cov_prior)
+
+    def _family(self, data, backend, sample_weight, n_features):
+        priors = self._priors(data, backend, sample_weight, n_features)
+        self.weight_concentration_prior_ = priors.weight_concentration
+        self.mean_precision_prior_ = priors.mean_precision
+        self.mean_prior_ = priors.mean
+        self.degrees_of_freedom_prior_ = priors.degrees_of_freedom
+        self.covariance_prior_ = priors.covariance
+        self._priors_ = priors
+        return VariationalFamily(self, priors, n_features)
+
+    def _store(self, p: VariationalParams):
+        ctype = self.covariance_type
+        self.weight_concentration_ = p.weight_concentration
+        self.mean_precision_ = p.mean_precision
+        self.means_ = p.means
+        self.degrees_of_freedom_ = p.degrees_of_freedom
+        self.covariances_ = p.covariances
+        self.precisions_cholesky_ = p.precisions_cholesky
+        self.precisions_ = precisions_from_cholesky(p.precisions_cholesky, ctype)
+        self.weights_ = mixture_weights(p.weight_concentration, self.weight_concentration_prior_type)
+
+    def _fitted_params(self) -> VariationalParams:
+        return VariationalParams(self.weight_concentration_, self.mean_precision_, self.means_,
+                                 self.degrees_of_freedom_, self.covariances_,
+                                 self.precisions_cholesky_)
+
+    def _fitted_family(self) -> VariationalFamily:
+        priors = Priors(self.weight_concentration_prior_, self.mean_precision_prior_,
+                        self.mean_prior_, self.degrees_of_freedom_prior_, self.covariance_prior_)
+        return VariationalFamily(self, priors, self.means_.shape[1])
+
+    def _kernel_inputs(self):
+        return self._fitted_family().kernel_inputs(self._fitted_params())
