@@ -102,15 +102,22 @@ class ProgressBar:
         self.stream.flush()
 
 
+#: ``fastem fit --model``: the estimator each name fits.
+MODELS = {"gaussian": "GaussianMixture", "bayesian": "BayesianGaussianMixture"}
+
+
 def _fit(args):
-    from . import GaussianMixture
+    import fastem
     from .io import read_data
 
     X = read_data(args.data)
-    gm = GaussianMixture(args.n_components, covariance_type=args.covariance_type,
-                         max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
-                         init_params=args.init_params, random_state=args.random_state,
-                         reg_covar=args.reg_covar, backend=args.backend)
+    cls = getattr(fastem, MODELS[args.model])
+    gm = cls(n_components=args.n_components, covariance_type=args.covariance_type,
+             max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
+             init_params=args.init_params, random_state=args.random_state,
+             reg_covar=args.reg_covar, backend=args.backend)
+    if args.model == "bayesian":
+        gm.set_params(weight_concentration_prior_type=args.weight_prior)
     bar = None if args.quiet else ProgressBar()
     gm.progress_callback = bar
     t0 = time.perf_counter()
@@ -146,7 +153,7 @@ def _info(args):
     from .io import load_model
 
     gm = load_model(args.model)
-    print(f"model: {args.model}")
+    print(f"model: {args.model} ({type(gm).__name__})")
     print(f"  {gm.n_components} components, covariance_type={gm.covariance_type!r}, "
           f"{gm.n_features_in_} features")
     if hasattr(gm, "feature_names_in_"):
@@ -175,7 +182,14 @@ def build_parser():
 
     fit = sub.add_parser("fit", help="fit a model to a .npy/.csv/.parquet file")
     fit.add_argument("data")
-    fit.add_argument("--n-components", type=int, required=True)
+    fit.add_argument("--n-components", type=int, required=True,
+                     help="components (for --model bayesian: an upper bound)")
+    fit.add_argument("--model", default="gaussian", choices=sorted(MODELS),
+                     help="gaussian: maximum likelihood (EM); bayesian: variational "
+                          "(BayesianGaussianMixture)")
+    fit.add_argument("--weight-prior", default="dirichlet_process",
+                     choices=["dirichlet_process", "dirichlet_distribution"],
+                     help="weight_concentration_prior_type of --model bayesian")
     fit.add_argument("--covariance-type", default="full",
                      choices=["full", "tied", "diag", "spherical"])
     fit.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])

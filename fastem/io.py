@@ -1,20 +1,26 @@
 """Model files and data files.
 
 Model file format (``.npz``, read with ``allow_pickle=False``, so loading never
-executes code): arrays ``weights``, ``means``, ``covariances``,
-``precisions_cholesky`` and ``metadata``, a UTF-8 JSON document stored as a
-uint8 array::
+executes code): the fitted arrays of the model and ``metadata``, a UTF-8 JSON
+document stored as a uint8 array::
 
-    {"format": "fastem-gaussian-mixture", "format_version": 1,
+    {"format": "fastem-gaussian-mixture", "format_version": 2,
+     "model": "GaussianMixture" | "BayesianGaussianMixture",
      "fastem_version": "...", "params": {constructor parameters},
      "fitted": {"n_features_in_": ..., "converged_": ..., "n_iter_": ...,
                 "lower_bound_": ..., "lower_bounds_": [...], "n_reseeds_": ...,
+                scalar fitted attributes of the model,
                 "feature_names_in_": [...] (only when fitted on named columns)}}
 
-Initial arrays (``weights_init`` and friends) are not stored: a loaded model
-predicts and continues fitting (``warm_start``) but re-initialises from
-``init_params`` on a cold fit. Writes go to a temporary file in the target
-folder that is renamed at the end, so a failed write leaves nothing behind.
+Which arrays and parameters a model stores is its class's ``_model_file``
+(:class:`ModelFile`); the classes register themselves in ``MODEL_CLASSES``.
+Version-1 files (no ``"model"``) are Gaussian mixtures and still load.
+
+Arrays given to the constructor (``weights_init``, ``mean_prior``, ...) are not
+stored: a loaded model predicts and continues fitting (``warm_start``) but
+re-initialises from ``init_params`` on a cold fit. Writes go to a temporary
+file in the target folder that is renamed at the end, so a failed write leaves
+nothing behind.
 """
 
 from __future__ import annotations
@@ -23,16 +29,43 @@ import json
 import os
 import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 FORMAT = "fastem-gaussian-mixture"
-FORMAT_VERSION = 1
-_ARRAYS = ("weights", "means", "covariances", "precisions_cholesky")
-_SCALAR_PARAMS = ("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-                  "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-                  "backend")
+FORMAT_VERSION = 2
+_COMMON_FITTED = ("n_features_in_", "converged_", "n_iter_", "lower_bound_", "lower_bounds_",
+                  "n_reseeds_")
+
+
+@dataclass(frozen=True)
+class ModelFile:
+    """What a model class stores in its file.
+
+    Attributes
+    ----------
+    params : constructor parameters stored as JSON scalars
+    arrays : fitted array attributes, name -> shape function ``(k, d, params)`` (params:
+        the stored constructor parameters)
+    scalars : fitted float attributes stored in the JSON
+    """
+
+    params: tuple
+    arrays: dict
+    scalars: tuple = ()
+
+
+#: Model classes by name, filled in by each class's module (no import of the
+#: models from here, so ``io`` and the models do not import each other).
+MODEL_CLASSES: dict = {}
+
+
+def register_model(cls):
+    """Class decorator: ``cls`` can be saved and loaded (it has ``_model_file``)."""
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
 
 
 def atomic_write(path, write):
@@ -50,42 +83,46 @@ def atomic_write(path, write):
         raise
 
 
-def save_model(gm, path) -> None:
-    """Save a fitted GaussianMixture to ``path`` (.npz; see module doc)."""
+def _json_scalar(name, value):
+    if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
+        return None  # a RandomState object is not data
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def save_model(model, path) -> None:
+    """Save a fitted model to ``path`` (.npz; see module doc)."""
     from . import __version__
 
-    gm._check_fitted()
+    model._check_fitted()
     if Path(path).suffix.lower() != ".npz":
         raise ValueError(f"{path}: model files are .npz archives; use a name ending in .npz")
-    params = {}
-    for name in _SCALAR_PARAMS:
-        value = getattr(gm, name)
-        if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
-            value = None  # a RandomState object is not data
-        params[name] = value.item() if isinstance(value, np.generic) else value
+    spec = type(model)._model_file
+    fitted = {"n_features_in_": int(model.n_features_in_), "converged_": bool(model.converged_),
+              "n_iter_": int(model.n_iter_), "lower_bound_": float(model.lower_bound_),
+              "lower_bounds_": [float(v) for v in model.lower_bounds_],
+              "n_reseeds_": int(getattr(model, "n_reseeds_", 0))}
+    for name in spec.scalars:
+        fitted[name] = float(getattr(model, name))
+    if hasattr(model, "feature_names_in_"):
+        fitted["feature_names_in_"] = [str(v) for v in model.feature_names_in_]
     meta = {
-        "format": FORMAT, "format_version": FORMAT_VERSION, "fastem_version": __version__,
-        "params": params,
-        "fitted": {"n_features_in_": int(gm.n_features_in_), "converged_": bool(gm.converged_),
-                   "n_iter_": int(gm.n_iter_), "lower_bound_": float(gm.lower_bound_),
-                   "lower_bounds_": [float(v) for v in gm.lower_bounds_],
-                   "n_reseeds_": int(getattr(gm, "n_reseeds_", 0))},
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": type(model).__name__,
+        "fastem_version": __version__,
+        "params": {name: _json_scalar(name, getattr(model, name)) for name in spec.params},
+        "fitted": fitted,
     }
-    if hasattr(gm, "feature_names_in_"):
-        meta["fitted"]["feature_names_in_"] = [str(v) for v in gm.feature_names_in_]
-    arrays = {"weights": gm.weights_, "means": gm.means_, "covariances": gm.covariances_,
-              "precisions_cholesky": gm.precisions_cholesky_,
-              "metadata": np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)}
+    arrays = {name: np.asarray(model._saved_array(name)) for name in spec.arrays}
+    arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
     def write(tmp):
         with open(tmp, "wb") as f:
-            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+            np.savez(f, **arrays)
 
     atomic_write(path, write)
 
 
 def load_model(path):
-    """Load a model saved by :func:`save_model`.
+    """Load a model saved by :func:`save_model`; its class comes from the file.
 
     Raises
     ------
@@ -95,9 +132,6 @@ def load_model(path):
         When the file is not a fastem model, is damaged, or comes from a newer
         format version.
     """
-    from ._model import precisions_from_cholesky
-    from .mixture import GaussianMixture
-
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
@@ -112,9 +146,8 @@ def load_model(path):
             data = {k: z[k] for k in z.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
         raise ValueError(f"{path} is not a fastem model file (damaged .npz: {exc})") from None
-    missing = [k for k in (*_ARRAYS, "metadata") if k not in data]
-    if missing:
-        raise ValueError(f"{path} is not a fastem model file (missing {', '.join(missing)}).")
+    if "metadata" not in data:
+        raise ValueError(f"{path} is not a fastem model file (missing metadata).")
     try:
         meta = json.loads(data["metadata"].tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -128,31 +161,32 @@ def load_model(path):
             f"{meta.get('fastem_version')}; this fastem reads versions up to {FORMAT_VERSION}. "
             "Upgrade fastem."
         )
-    params, fitted = meta["params"], meta["fitted"]
-    gm = GaussianMixture(**{k: v for k, v in params.items() if k in _SCALAR_PARAMS})
-    k, d, ctype = params["n_components"], fitted["n_features_in_"], params["covariance_type"]
-    shapes = {"weights": (k,), "means": (k, d),
-              "covariances": {"full": (k, d, d), "tied": (d, d), "diag": (k, d),
-                              "spherical": (k,)}[ctype]}
-    shapes["precisions_cholesky"] = shapes["covariances"]
-    for name, shape in shapes.items():
-        arr = data[name]
+    kind = meta.get("model", "GaussianMixture")  # version 1 held Gaussian mixtures only
+    if kind not in MODEL_CLASSES:
+        raise ValueError(f"{path}: unknown model kind {kind!r}; known: {sorted(MODEL_CLASSES)}.")
+    cls = MODEL_CLASSES[kind]
+    spec = cls._model_file
+    missing = [k for k in spec.arrays if k not in data]
+    if missing:
+        raise ValueError(f"{path} is not a fastem model file (missing {', '.join(missing)}).")
+    params, fitted = meta["params"], dict(meta["fitted"])
+    model = cls(**{k: v for k, v in params.items() if k in spec.params})
+    k, d = params["n_components"], fitted["n_features_in_"]
+    for name, shape_of in spec.arrays.items():
+        arr, shape = data[name], shape_of(k, d, params)
         if arr.shape != shape or arr.dtype.kind != "f" or not np.all(np.isfinite(arr)):
             raise ValueError(f"{path}: damaged array {name!r} (shape {arr.shape}, expected {shape}).")
-    gm.weights_ = data["weights"].astype(np.float64)
-    gm.means_ = data["means"].astype(np.float64)
-    gm.covariances_ = data["covariances"].astype(np.float64)
-    gm.precisions_cholesky_ = data["precisions_cholesky"].astype(np.float64)
-    gm.precisions_ = precisions_from_cholesky(gm.precisions_cholesky_, ctype)
     names = fitted.pop("feature_names_in_", None)
     if names is not None:
         if (not isinstance(names, list) or len(names) != d
                 or not all(isinstance(v, str) for v in names)):
             raise ValueError(f"{path}: damaged metadata (feature_names_in_ must be {d} strings).")
-        gm.feature_names_in_ = np.asarray(names, dtype=object)
+        model.feature_names_in_ = np.asarray(names, dtype=object)
     for name, value in fitted.items():
-        setattr(gm, name, value)
-    return gm
+        if name in _COMMON_FITTED or name in spec.scalars:
+            setattr(model, name, value)
+    model._restore_arrays({name: data[name].astype(np.float64) for name in spec.arrays})
+    return model
 
 
 # ----------------------------------------------------------------------------

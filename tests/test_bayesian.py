@@ -198,3 +198,25 @@ def test_unused_components_get_small_weights():
     ours = BayesianGaussianMixture(n_components=10, weight_concentration_prior=1e-3,
                                    random_state=0, max_iter=300).fit(_BLOBS)
     assert np.sum(ours.weights_ > 0.05) == 3
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_save_and_load_without_pickle(tmp_path, covariance_type, prior_type):
+    import fastem
+
+    X = _BLOBS
+    gm = BayesianGaussianMixture(n_components=4, covariance_type=covariance_type,
+                                 weight_concentration_prior_type=prior_type, random_state=0,
+                                 max_iter=20).fit(X)
+    gm.save(tmp_path / "b.npz")
+    loaded = fastem.load(tmp_path / "b.npz")
+    assert type(loaded) is BayesianGaussianMixture
+    assert loaded.get_params()["weight_concentration_prior_type"] == prior_type
+    for name in FITTED + ["weights_", "precisions_", "lower_bounds_"]:
+        np.testing.assert_array_equal(np.asarray(getattr(loaded, name)),
+                                      np.asarray(getattr(gm, name)), err_msg=name)
+    np.testing.assert_array_equal(loaded.predict_proba(X), gm.predict_proba(X))
+    assert loaded.lower_bound_ == gm.lower_bound_ and loaded.n_iter_ == gm.n_iter_
+    loaded.set_params(warm_start=True, max_iter=2).fit(X)  # continues from the loaded posterior
+    with pytest.raises(ValueError, match="holds a BayesianGaussianMixture, not a GaussianMixture"):
+        fastem.GaussianMixture.load(tmp_path / "b.npz")

@@ -201,3 +201,21 @@ def test_cli_parquet(data_files, capsys):
     pq.write_table(pa.table({c: X[:, i] for i, c in enumerate("abc")}), d / "X.parquet")
     assert main(["fit", str(d / "X.parquet"), "--n-components", "3", "--out", str(d / "m.npz"),
                  "--quiet"]) == 0
+
+
+def test_cli_fits_a_bayesian_mixture(data_files, capsys):
+    d = data_files
+    assert main(["fit", str(d / "X.npy"), "--n-components", "6", "--model", "bayesian",
+                 "--weight-prior", "dirichlet_distribution", "--random-state", "0",
+                 "--out", str(d / "b.npz"), "--quiet"]) == 0
+    model = fastem.load(d / "b.npz")
+    assert type(model) is fastem.BayesianGaussianMixture
+    assert model.weight_concentration_prior_type == "dirichlet_distribution"
+    ref = fastem.BayesianGaussianMixture(n_components=6, random_state=0,
+                                         weight_concentration_prior_type="dirichlet_distribution"
+                                         ).fit(X)
+    np.testing.assert_array_equal(model.means_, ref.means_)
+    assert main(["info", str(d / "b.npz")]) == 0
+    assert "(BayesianGaussianMixture)" in capsys.readouterr().out
+    assert main(["predict", str(d / "b.npz"), str(d / "X.npy"), "--out", str(d / "l.npy")]) == 0
+    np.testing.assert_array_equal(np.load(d / "l.npy"), ref.predict(X))

@@ -78,3 +78,27 @@ def test_reseeding_draws_the_same_rows(client):
     got = _fit(da.from_array(X, chunks=(24_000, 3)), **kw)
     assert got.n_reseeds_ == ref.n_reseeds_
     _assert_same_model(got, ref)
+
+
+@pytest.mark.parametrize("covariance_type, init_params", [("full", "kmeans"), ("diag", "random"),
+                                                          ("spherical", "k-means++")])
+def test_bayesian_mixture_on_every_backend(client, memmap, covariance_type, init_params):
+    """The variational family runs the same passes: memmap and Dask give the
+    in-memory posterior, priors from the data included."""
+    from fastem import BayesianGaussianMixture
+
+    kw = dict(n_components=6, covariance_type=covariance_type, init_params=init_params,
+              random_state=3, max_iter=5, tol=0)
+
+    def fit(data, sw=None):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return BayesianGaussianMixture(**kw).fit(data, sample_weight=sw)
+
+    for sw in (None, SW):
+        ref = fit(X, sw)
+        for got in (fit(memmap, sw), fit(da.from_array(X, chunks=(16_000, 3)), sw)):
+            _assert_same_model(got, ref)
+            np.testing.assert_allclose(got.mean_prior_, ref.mean_prior_, rtol=1e-12)
+            np.testing.assert_allclose(got.covariance_prior_, ref.covariance_prior_, rtol=1e-10)
+            np.testing.assert_allclose(got.degrees_of_freedom_, ref.degrees_of_freedom_, rtol=1e-10)

@@ -203,7 +203,7 @@ class MixtureBase(EstimatorBase):
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save` (never unpickles anything)."""
-        from ..io import load_model
+        from ..io import load_model  # noqa: PLC0415 (io is light; imported when used)
         model = load_model(path)
         if not isinstance(model, cls):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")

@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import _validation as val
 from .._covariance import parameter_shape
+from ..io import ModelFile, register_model
 from .._model import (_MASS_EPS, factor_inputs, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._special import betaln, digamma, gammaln
@@ -255,6 +256,15 @@ def data_moments(data, backend, sample_weight):
     return mean, scatter / max(total - 1.0, np.finfo(np.float64).tiny)
 
 
+def _covariance_shape(k, d, params):
+    return parameter_shape(params["covariance_type"], k, d)
+
+
+def _prior_covariance_shape(k, d, params):
+    return {"full": (d, d), "tied": (d, d), "diag": (d,), "spherical": ()}[params["covariance_type"]]
+
+
+@register_model
 class BayesianGaussianMixture(MixtureBase):
     """Variational Bayesian estimation of a Gaussian mixture (mean-field).
 
@@ -338,6 +348,37 @@ class BayesianGaussianMixture(MixtureBase):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+
+    _model_file = ModelFile(
+        params=("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
+                "init_params", "weight_concentration_prior_type", "weight_concentration_prior",
+                "mean_precision_prior", "degrees_of_freedom_prior", "random_state",
+                "warm_start", "verbose", "verbose_interval", "backend"),
+        arrays={
+            "weights": lambda k, d, p: (k,), "means": lambda k, d, p: (k, d),
+            "covariances": _covariance_shape, "precisions_cholesky": _covariance_shape,
+            "mean_precision": lambda k, d, p: (k,),
+            "degrees_of_freedom": lambda k, d, p: () if p["covariance_type"] == "tied" else (k,),
+            "weight_concentration": lambda k, d, p: (
+                (2, k) if p["weight_concentration_prior_type"] == "dirichlet_process" else (k,)),
+            "mean_prior": lambda k, d, p: (d,), "covariance_prior": _prior_covariance_shape,
+        },
+        scalars=("weight_concentration_prior_", "mean_precision_prior_",
+                 "degrees_of_freedom_prior_"))
+
+    def _saved_array(self, name):
+        value = getattr(self, name + "_")
+        return np.stack(value) if isinstance(value, tuple) else value
+
+    def _restore_arrays(self, a):
+        self.mean_prior_ = a["mean_prior"]
+        cov_prior = a["covariance_prior"]
+        self.covariance_prior_ = float(cov_prior) if cov_prior.ndim == 0 else cov_prior
+        wc = a["weight_concentration"]
+        dof = a["degrees_of_freedom"]
+        self._store(VariationalParams(
+            (wc[0], wc[1]) if wc.ndim == 2 else wc, a["mean_precision"], a["means"],
+            float(dof) if dof.ndim == 0 else dof, a["covariances"], a["precisions_cholesky"]))
 
     # -- hooks of MixtureBase ----------------------------------------------------
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as val
-from .._covariance import n_parameters
+from .._covariance import n_parameters, parameter_shape
+from ..io import ModelFile, register_model
 from .._model import (Params, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from ..init import initial_params
@@ -53,6 +54,11 @@ class GaussianFamily:
         return stats.log_likelihood / stats.weight_sum
 
 
+def _covariance_shape(k, d, params):
+    return parameter_shape(params["covariance_type"], k, d)
+
+
+@register_model
 class GaussianMixture(MixtureBase):
     """Gaussian mixture fitted by expectation-maximization.
 
@@ -146,6 +152,20 @@ class GaussianMixture(MixtureBase):
         self.verbose_interval = verbose_interval
         self.backend = backend
 
+
+    _model_file = ModelFile(
+        params=("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
+                "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
+                "backend"),
+        arrays={"weights": lambda k, d, p: (k,), "means": lambda k, d, p: (k, d),
+                "covariances": _covariance_shape, "precisions_cholesky": _covariance_shape})
+
+    def _saved_array(self, name):
+        return getattr(self, name + "_")
+
+    def _restore_arrays(self, arrays):
+        self._store(Params(arrays["weights"], arrays["means"], arrays["precisions_cholesky"],
+                           self.covariance_type, arrays["covariances"]))
 
     def _check_params(self):
         val.check_estimator_params(self)

@@ -167,3 +167,22 @@ def test_take_rows_from_gpu_chunks(monkeypatch):
     rows = np.array([39, 0, 13, 7, 6, 13])
     np.testing.assert_array_equal(backend.take_rows(data, rows), X[rows])
     np.testing.assert_array_equal(backend.take_rows(data), X)
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_bayesian_mixture_on_cuda_equals_cpu(covariance_type):
+    """The variational E-step is the same CUDA kernel with other inputs."""
+    from fastem import BayesianGaussianMixture
+
+    X, _ = make_blobs(n=64, d=2, k=2, seed=12)
+    sw = np.random.default_rng(12).uniform(0.5, 1.5, size=len(X))
+    kw = dict(n_components=3, covariance_type=covariance_type, random_state=0, max_iter=2,
+              tol=0, init_params="random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = BayesianGaussianMixture(backend="cuda", **kw).fit(X, sample_weight=sw)
+        cpu = BayesianGaussianMixture(backend="cpu", **kw).fit(X, sample_weight=sw)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.lower_bounds_, cpu.lower_bounds_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-10)
