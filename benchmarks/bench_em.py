@@ -9,7 +9,7 @@ parameters are skipped (NotImplementedError in setup) without a GPU.
 
 import warnings
 
-from fastem import GaussianMixture
+from fastem import BayesianGaussianMixture, GaussianMixture
 from fastem._model import Params, m_step
 from fastem.backends import get_backend
 
@@ -80,3 +80,27 @@ class Initialisation(_Base):
 
     def time_kmeans_init(self, n_samples, n_features, n_components, *args):
         GaussianMixture(n_components, max_iter=0, random_state=0).fit(self.X)
+
+
+class VariationalIteration(_Base):
+    """One iteration of BayesianGaussianMixture: the same fused pass with the
+    variational inputs, its M-step and its bound (the per-iteration work that
+    ``compare.py --libs fastem-vb,sklearn-vb`` sets against scikit-learn)."""
+
+    params = [N_SAMPLES, N_FEATURES, N_COMPONENTS, COVARIANCE_TYPES, ["float64"], BACKENDS]
+
+    def setup(self, n_samples, n_features, n_components, covariance_type, dtype, backend):
+        super().setup(n_samples, n_features, n_components, covariance_type, dtype, backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            start = BayesianGaussianMixture(n_components=n_components,
+                                            covariance_type=covariance_type, max_iter=0,
+                                            random_state=0, backend=backend).fit(self.X)
+        self.family = start._fitted_family()
+        self.posterior = start._fitted_params()
+        self.time_variational_iteration()  # compile before timing
+
+    def time_variational_iteration(self, *args):
+        stats = self.backend.accumulate(self.data, self.family.kernel_inputs(self.posterior))
+        posterior, _ = self.family.m_step(stats, None)
+        self.family.lower_bound(stats, self.posterior, posterior)

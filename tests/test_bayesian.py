@@ -220,3 +220,91 @@ def test_save_and_load_without_pickle(tmp_path, covariance_type, prior_type):
     loaded.set_params(warm_start=True, max_iter=2).fit(X)  # continues from the loaded posterior
     with pytest.raises(ValueError, match="holds a BayesianGaussianMixture, not a GaussianMixture"):
         fastem.GaussianMixture.load(tmp_path / "b.npz")
+
+
+def _bishop_elbo(X, r, gm):
+    """The evidence lower bound L(q(Z) = r, q(theta) = the fitted posterior) of a
+    full-covariance Gaussian-Wishart mixture, term by term as Bishop (10.70-10.77)
+    writes it, with the stick-breaking terms for the Dirichlet-process prior.
+    Independent of fastem's simplified expressions."""
+    from scipy.special import betaln as sp_betaln
+    from scipy.special import digamma as psi
+    from scipy.special import gammaln as lgam
+
+    n, d = X.shape
+    k = gm.n_components
+    beta, m, nu = gm.mean_precision_, gm.means_, gm.degrees_of_freedom_
+    W = np.linalg.inv(nu[:, None, None] * gm.covariances_)
+    beta0, m0, nu0 = gm.mean_precision_prior_, gm.mean_prior_, gm.degrees_of_freedom_prior_
+    W0_inv = gm.covariance_prior_
+    W0 = np.linalg.inv(W0_inv)
+    i = np.arange(1, d + 1)
+
+    def log_b(W_, nu_):
+        return (-0.5 * nu_ * np.linalg.slogdet(W_)[1] - 0.5 * nu_ * d * np.log(2)
+                - d * (d - 1) / 4 * np.log(np.pi) - lgam((nu_ + 1 - i) / 2).sum())
+
+    log_lam = np.array([psi((nu[j] + 1 - i) / 2).sum() + d * np.log(2)
+                        + np.linalg.slogdet(W[j])[1] for j in range(k)])
+    if gm.weight_concentration_prior_type == "dirichlet_process":
+        a, b = gm.weight_concentration_
+        e_log_v, e_log_1mv = psi(a) - psi(a + b), psi(b) - psi(a + b)
+        log_pi = e_log_v + np.concatenate([[0.0], np.cumsum(e_log_1mv)[:-1]])
+        a0 = gm.weight_concentration_prior_
+        e_log_p_pi = np.sum(np.log(a0) + (a0 - 1) * e_log_1mv)
+        e_log_q_pi = np.sum(-sp_betaln(a, b) + (a - 1) * e_log_v + (b - 1) * e_log_1mv)
+    else:
+        alpha = gm.weight_concentration_
+        a0 = gm.weight_concentration_prior_
+        log_pi = psi(alpha) - psi(alpha.sum())
+        e_log_p_pi = lgam(k * a0) - k * lgam(a0) + (a0 - 1) * log_pi.sum()
+        e_log_q_pi = lgam(alpha.sum()) - lgam(alpha).sum() + ((alpha - 1) * log_pi).sum()
+    total = 0.0
+    for j in range(k):
+        diff = X - m[j]
+        maha = np.einsum("na,ab,nb->n", diff, W[j], diff)
+        e_log_px = 0.5 * (log_lam[j] - d / beta[j] - nu[j] * maha - d * np.log(2 * np.pi))
+        total += r[:, j] @ (e_log_px + log_pi[j])
+        dm = m[j] - m0
+        total += (0.5 * (d * np.log(beta0 / (2 * np.pi)) + log_lam[j] - d * beta0 / beta[j]
+                         - beta0 * nu[j] * dm @ W[j] @ dm)
+                  + log_b(W0, nu0) + (nu0 - d - 1) / 2 * log_lam[j]
+                  - 0.5 * nu[j] * np.trace(W0_inv @ W[j]))
+        entropy_lam = -log_b(W[j], nu[j]) - (nu[j] - d - 1) / 2 * log_lam[j] + nu[j] * d / 2
+        total -= 0.5 * log_lam[j] + d / 2 * np.log(beta[j] / (2 * np.pi)) - d / 2 - entropy_lam
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r_log_r = np.where(r > 0, r * np.log(r), 0.0).sum()
+    return total + e_log_p_pi - r_log_r - e_log_q_pi
+
+
+@pytest.mark.parametrize("prior_type", PRIOR_TYPES)
+def test_elbo_is_the_whole_bound_for_full_covariances(prior_type):
+    """elbo_ = scikit-learn's lower_bound_ + the constants it drops equals the
+    bound evaluated term by term (reg_covar=0, so that the M-step is exactly the
+    variational optimum that the simplification assumes)."""
+    pytest.importorskip("scipy")
+    X = _BLOBS[:300]
+    kw = dict(n_components=4, covariance_type="full", weight_concentration_prior_type=prior_type,
+              reg_covar=0.0, random_state=0, init_params="random")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = BayesianGaussianMixture(max_iter=0, **kw).fit(X)
+        r = gm.predict_proba(X)  # the responsibilities of the next E-step
+        gm.set_params(warm_start=True, max_iter=1).fit(X)
+    assert gm.elbo_ == pytest.approx(_bishop_elbo(X, r, gm), rel=1e-10)
+    assert gm.elbo_ != pytest.approx(gm.lower_bound_, rel=1e-3)  # the constants matter
+
+
+def test_elbo_compares_numbers_of_components():
+    """On data from 3 clusters the whole bound prefers 3 components to 1, and a
+    finite-mixture (Dirichlet-distribution) fit with many more components does
+    not beat it by much: the constants scikit-learn drops depend on K."""
+    X = _BLOBS
+    elbos = {}
+    for k in (1, 3, 12):
+        gm = BayesianGaussianMixture(n_components=k, weight_concentration_prior_type=
+                                     "dirichlet_distribution", random_state=0,
+                                     max_iter=300).fit(X)
+        elbos[k] = gm.elbo_
+    assert elbos[3] > elbos[1] + 100
+    assert elbos[12] < elbos[3] + 5

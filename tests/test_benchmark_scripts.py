@@ -122,3 +122,21 @@ def test_gpu_check_reports_a_spent_budget(tmp_path):
     report = json.loads((tmp_path / "gpu_check.json").read_text())
     assert all(row.get("skipped") == "time budget spent" for row in report["grid"]), out.stdout
     assert "skipped: time budget spent" in (tmp_path / "summary.txt").read_text()
+
+
+def test_compare_times_the_variational_model(tmp_path):
+    """compare.py's BayesianGaussianMixture workers start from one posterior and
+    reach the same bound (fastem vs scikit-learn)."""
+    pytest.importorskip("sklearn")
+    result = tmp_path / "vb.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
+                          "--config", "full:3000:3:3", "--iters", "2",
+                          "--libs", "fastem-vb,sklearn-vb", "--json", str(result)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = json.loads(result.read_text())["full:3000:3:3"]
+    assert set(rows) == {"fastem-vb", "sklearn-vb"}
+    assert rows["sklearn-vb"]["speedup"] == pytest.approx(1.0)
+    lls = [float(line.split()[-1]) for line in out.stdout.splitlines()
+           if line.strip().startswith(("fastem-vb", "sklearn-vb"))]
+    assert len(lls) == 2 and lls[0] == pytest.approx(lls[1], rel=1e-10)

@@ -24,7 +24,7 @@ import numpy as np
 from .. import _validation as val
 from .._covariance import parameter_shape
 from ..io import ModelFile, register_model
-from .._model import (_MASS_EPS, factor_inputs, log_det_cholesky, m_step,
+from .._model import (LOG_2PI, _MASS_EPS, factor_inputs, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._special import betaln, digamma, gammaln
 from ..init import column_sum_chunk, initial_stats
@@ -171,6 +171,41 @@ class VariationalFamily:
         entropy = stats.log_likelihood - float(np.sum(expected))
         return entropy + self.parameter_terms(after)
 
+    def elbo_constant(self, total_weight: float) -> float:
+        """What scikit-learn's bound leaves out: ``elbo = lower_bound + this``.
+
+        For 'full' covariances the sum is the evidence lower bound of the
+        Gaussian-Wishart mixture with every constant (Bishop 10.70-10.77; the
+        derivation is in ``tests/test_bayesian.py``, which checks it against a
+        direct evaluation): the prior's Dirichlet normaliser
+        (``K log alpha_0`` for the stick-breaking prior), ``K`` Wishart prior
+        normalisers with the ``log pi`` term scikit-learn removes from the
+        posterior ones, ``-N d/2 log 2pi`` and ``K d/2 log beta_0``. The other
+        covariance types use scikit-learn's bound, built from the same
+        full-Wishart expressions, plus the same constants.
+
+        Parameters
+        ----------
+        total_weight : float, ``N = sum_i w_i``
+        """
+        pr, d, k = self.priors, self.n_features, self.n_components
+        a0, nu0 = pr.weight_concentration, pr.degrees_of_freedom
+        if self.prior_type == "dirichlet_process":
+            weights = k * math.log(a0)
+        else:
+            weights = float(gammaln(k * a0) - k * gammaln(a0))
+        cov = np.asarray(pr.covariance, dtype=np.float64)
+        if self.covariance_type in ("full", "tied"):
+            log_det_prior = float(np.linalg.slogdet(cov)[1])
+        elif self.covariance_type == "diag":
+            log_det_prior = float(np.sum(np.log(cov)))
+        else:
+            log_det_prior = d * math.log(float(cov))
+        wishart = (0.5 * nu0 * log_det_prior - 0.5 * nu0 * d * math.log(2.0)
+                   - float(np.sum(gammaln(0.5 * (nu0 - np.arange(d))))))
+        return (weights + k * wishart - 0.5 * total_weight * d * LOG_2PI
+                + 0.5 * k * d * math.log(pr.mean_precision))
+
     # -- the math --------------------------------------------------------------
 
     def parameter_terms(self, p: VariationalParams) -> float:
@@ -311,9 +346,9 @@ class BayesianGaussianMixture(MixtureBase):
         given data set and ``n_components``).
     lower_bounds_ : list of float
     elbo_ : float
-        The evidence lower bound with every constant kept (see
-        :meth:`VariationalFamily.elbo_constant`), comparable across
-        ``n_components``.
+        ``lower_bound_`` with the constants scikit-learn drops put back
+        (:meth:`VariationalFamily.elbo_constant`): for 'full' the evidence
+        lower bound of the model itself, comparable across ``n_components``.
     weight_concentration_prior_, weight_concentration_ : float, and a tuple
         of two (n_components,) arrays ('dirichlet_process') or (n_components,)
     mean_precision_prior_ : float ; mean_precision_ : (n_components,)
@@ -418,7 +453,14 @@ class BayesianGaussianMixture(MixtureBase):
         mpp = 1.0 if self.mean_precision_prior is None else float(self.mean_precision_prior)
         return Priors(wcp, mpp, mean_prior, dof, cov_prior)
 
+    def _fit(self, X, sample_weight):
+        data, backend = super()._fit(X, sample_weight)
+        self.elbo_ = self.lower_bound_ + self._fitted_family().elbo_constant(self._total_weight)
+        return data, backend
+
     def _family(self, data, backend, sample_weight, n_features):
+        self._total_weight = float(data.shape[0] if sample_weight is None
+                                   else sample_weight.sum())
         priors = self._priors(data, backend, sample_weight, n_features)
         self.weight_concentration_prior_ = priors.weight_concentration
         self.mean_precision_prior_ = priors.mean_precision
