@@ -14,7 +14,6 @@ import numpy as np
 
 from . import _validation as val
 from . import exceptions
-from .backends.dask import is_dask_array
 
 
 class EstimatorBase:
@@ -69,9 +68,9 @@ class EstimatorBase:
                 "appropriate arguments before using this estimator."
             )
 
-    def _check_X(self, X, reset):
-        """Validated X: a float32/float64 ndarray, a GPU array for 'cuda', or a
-        dask array (run chunk by chunk on the Dask scheduler).
+    def _check_X(self, X, reset, backend):
+        """X validated by the backend that will hold it (a float32/float64
+        ndarray or memory map, a GPU array, or a dask array).
 
         ``reset`` (fit): remember X's feature names for :meth:`_set_feature_names`.
         Otherwise X must have the fitted model's feature names (if any) and
@@ -85,17 +84,7 @@ class EstimatorBase:
         else:
             val.check_feature_names(getattr(self, "feature_names_in_", None), names, name)
             n_features = self.n_features_in_
-        if is_dask_array(X):
-            from .backends.dask import check_dask_array
-            return check_dask_array(X, n_features=n_features, estimator=name)
-        if val.is_device_array(X):
-            if getattr(self, "backend", "cpu") != "cuda":
-                raise TypeError(
-                    f"X is a GPU array ({type(X).__name__}); use backend='cuda' or copy it "
-                    "to the host first."
-                )
-            return val.check_device_array(X, n_features=n_features, estimator=name)
-        return val.check_array(X, n_features=n_features, estimator=name)
+        return backend.check_input(X, n_features=n_features, estimator=name)
 
     def _set_feature_names(self, n_features):
         """At the end of a fit: ``n_features_in_`` and (for dataframes) ``feature_names_in_``."""

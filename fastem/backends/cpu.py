@@ -143,6 +143,15 @@ class CPUBackend:
 
     name = "cpu"
 
+    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
+        """Validate host input (arrays, memory maps, lists, dataframes)."""
+        from .._validation import check_array, is_device_array
+
+        if is_device_array(X):
+            raise TypeError(f"X is a GPU array ({type(X).__name__}); use backend='cuda' or "
+                            "copy it to the host first.")
+        return check_array(X, n_features=n_features, estimator=estimator)
+
     def prepare(self, X: np.ndarray) -> np.ndarray:
         """Return X as the kernels read it: C-contiguous, float32 or float64.
 

@@ -112,6 +112,15 @@ class CUDABackend:
             return True  # the simulator has no memory info
         return nbytes <= 0.5 * free
 
+    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
+        """Validate a GPU array (shape and dtype from its interface; finiteness
+        in :meth:`prepare`, on the device) or host input."""
+        from .._validation import check_array, check_device_array, is_device_array
+
+        if is_device_array(X):
+            return check_device_array(X, n_features=n_features, estimator=estimator)
+        return check_array(X, n_features=n_features, estimator=estimator)
+
     def prepare(self, X) -> CudaData:
         """Place X for the fit: on the GPU once, or streamed from the host.
 

@@ -102,6 +102,10 @@ class DaskBackend:
 
     name = "dask"
 
+    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
+        """Validate a dask array lazily (one pass checks finiteness)."""
+        return check_dask_array(X, n_features=n_features, estimator=estimator)
+
     def prepare(self, X) -> DaskData:
         return DaskData(X, tuple(X.shape), np.dtype(X.dtype))
 

@@ -30,7 +30,6 @@ from .._covariance import parameter_shape
 from .._estimator import EstimatorBase
 from .._sampling import check_random_state
 from ..backends import backend_for
-from ..backends.dask import is_dask_array
 
 
 class MixtureBase(EstimatorBase):
@@ -66,11 +65,9 @@ class MixtureBase(EstimatorBase):
     def _fit(self, X, sample_weight):
         self._check_params()
         backend = backend_for(X, self.backend)
-        X = self._check_X(X, reset=True)
+        X = self._check_X(X, reset=True, backend=backend)
         n_samples, n_features = X.shape
-        if is_dask_array(sample_weight):
-            sample_weight = sample_weight.compute()  # n floats, small next to X
-        sw = val.check_sample_weight(sample_weight, n_samples)
+        sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
         if n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
@@ -128,7 +125,7 @@ class MixtureBase(EstimatorBase):
         """Validate X against the fitted model, then ``backend.map_rows``."""
         self._check_fitted()
         backend = backend_for(X, self.backend)
-        data = backend.prepare(self._check_X(X, reset=False))
+        data = backend.prepare(self._check_X(X, reset=False, backend=backend))
         return backend.map_rows(data, self._kernel_inputs(), reduce, out_columns, dtype)
 
     def predict(self, X):
@@ -157,11 +154,7 @@ class MixtureBase(EstimatorBase):
 
     def score(self, X, y=None, sample_weight=None):
         """Mean (optionally weighted) of :meth:`score_samples`, a float."""
-        logp = self.score_samples(X)
-        if is_dask_array(logp):
-            logp = logp.compute()
-        if is_dask_array(sample_weight):
-            sample_weight = sample_weight.compute()
+        logp = np.asarray(self.score_samples(X))  # computes a lazy dask result
         sw = val.check_sample_weight(sample_weight, logp.shape[0])
         return float(np.average(logp, weights=sw))
 
