@@ -219,6 +219,16 @@ def _as_float_array(value, name, label, shape):
     return arr
 
 
+def _symmetric_positive_definite(mats):
+    """``(symmetric, positive_definite)`` of a stack of matrices (m, d, d)."""
+    symmetric = np.allclose(mats, np.swapaxes(mats, 1, 2), rtol=1e-10, atol=0)
+    try:
+        np.linalg.cholesky(mats)
+        return symmetric, True
+    except np.linalg.LinAlgError:
+        return symmetric, False
+
+
 def check_weights(weights, n_components):
     """User-given mixing weights: in [0, 1] and summing to 1."""
     given = np.asarray(weights)
@@ -250,13 +260,7 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
         if np.any(p <= 0):
             raise ValueError(f"'{label}' should be positive ('precisions_init').")
         return p
-    mats = p.reshape(-1, n_features, n_features)
-    symmetric = np.allclose(mats, np.swapaxes(mats, 1, 2), rtol=1e-10, atol=0)
-    try:
-        np.linalg.cholesky(mats)
-        positive = True
-    except np.linalg.LinAlgError:
-        positive = False
+    symmetric, positive = _symmetric_positive_definite(p.reshape(-1, n_features, n_features))
     if not (symmetric and positive):
         what = "symmetric" if not symmetric else "positive-definite"
         raise ValueError(f"'{label}' should be symmetric, positive-definite ('precisions_init' "
@@ -294,12 +298,7 @@ def check_covariance_prior(value, covariance_type, n_features):
         if np.any(arr <= 0):
             raise ValueError(f"'{covariance_type} covariance_prior' should be positive.")
         return arr
-    symmetric = np.allclose(arr, arr.T, rtol=1e-10, atol=0)
-    try:
-        np.linalg.cholesky(arr)
-        positive = True
-    except np.linalg.LinAlgError:
-        positive = False
+    symmetric, positive = _symmetric_positive_definite(arr[None])
     if not (symmetric and positive):
         raise ValueError(f"'{covariance_type} covariance_prior' should be symmetric, "
                          "positive-definite.")

@@ -46,15 +46,20 @@ class ModelFile:
 
     Attributes
     ----------
-    params : constructor parameters stored as JSON scalars
     arrays : fitted array attributes, name -> shape function ``(k, d, params)`` (params:
         the stored constructor parameters)
     scalars : fitted float attributes stored in the JSON
+    unstored_params : constructor parameters that are arrays (initial values,
+        priors given as arrays); every other constructor parameter is stored
     """
 
-    params: tuple
     arrays: dict
     scalars: tuple = ()
+    unstored_params: tuple = ()
+
+    def params(self, cls) -> list:
+        """The constructor parameters of ``cls`` that the file stores."""
+        return [p for p in cls._get_param_names() if p not in self.unstored_params]
 
 
 #: Model classes by name, filled in by each class's module (no import of the
@@ -108,7 +113,8 @@ def save_model(model, path) -> None:
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "model": type(model).__name__,
         "fastem_version": __version__,
-        "params": {name: _json_scalar(name, getattr(model, name)) for name in spec.params},
+        "params": {name: _json_scalar(name, getattr(model, name))
+                   for name in spec.params(type(model))},
         "fitted": fitted,
     }
     arrays = {name: np.asarray(model._saved_array(name)) for name in spec.arrays}
@@ -170,7 +176,8 @@ def load_model(path):
     if missing:
         raise ValueError(f"{path} is not a fastem model file (missing {', '.join(missing)}).")
     params, fitted = meta["params"], dict(meta["fitted"])
-    model = cls(**{k: v for k, v in params.items() if k in spec.params})
+    stored = spec.params(cls)
+    model = cls(**{k: v for k, v in params.items() if k in stored})
     k, d = params["n_components"], fitted["n_features_in_"]
     for name, shape_of in spec.arrays.items():
         arr, shape = data[name], shape_of(k, d, params)

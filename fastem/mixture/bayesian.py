@@ -385,10 +385,7 @@ class BayesianGaussianMixture(MixtureBase):
         self.backend = backend
 
     _model_file = ModelFile(
-        params=("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-                "init_params", "weight_concentration_prior_type", "weight_concentration_prior",
-                "mean_precision_prior", "degrees_of_freedom_prior", "random_state",
-                "warm_start", "verbose", "verbose_interval", "backend"),
+        unstored_params=("mean_prior", "covariance_prior"),
         arrays={
             "weights": lambda k, d, p: (k,), "means": lambda k, d, p: (k, d),
             "covariances": _covariance_shape, "precisions_cholesky": _covariance_shape,

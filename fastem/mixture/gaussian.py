@@ -154,9 +154,7 @@ class GaussianMixture(MixtureBase):
 
 
     _model_file = ModelFile(
-        params=("n_components", "covariance_type", "tol", "reg_covar", "max_iter", "n_init",
-                "init_params", "random_state", "warm_start", "verbose", "verbose_interval",
-                "backend"),
+        unstored_params=("weights_init", "means_init", "precisions_init"),
         arrays={"weights": lambda k, d, p: (k,), "means": lambda k, d, p: (k, d),
                 "covariances": _covariance_shape, "precisions_cholesky": _covariance_shape})
 
