@@ -39,10 +39,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import config
 from ._sampling import choose_rows
 
-#: Relative drop of the bound, beyond round-off, that triggers a warning.
-MONOTONICITY_SLACK = 1e-9
 
 
 @dataclass
@@ -149,7 +148,7 @@ def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> 
         seconds.append(time.perf_counter() - t0)
         change = bound - prev
         if (np.isfinite(prev) and not reseeded_last
-                and change < -MONOTONICITY_SLACK * max(1.0, abs(prev))):
+                and change < -config.MONOTONICITY_SLACK * max(1.0, abs(prev))):
             warnings.warn(
                 f"{family.name} lower bound decreased by {-change:.3g} at iteration {n_iter}, "
                 "more than round-off; the fit may be numerically unstable.",

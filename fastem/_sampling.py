@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import config
+
 
 def check_random_state(seed) -> np.random.RandomState:
     """None, an int or a RandomState -> RandomState (scikit-learn's rule)."""
@@ -19,20 +21,14 @@ def check_random_state(seed) -> np.random.RandomState:
     return np.random.RandomState(seed)
 
 
-#: Up to this many rows, row sampling uses ``RandomState.choice`` (the same
-#: stream as scikit-learn); it permutes all n rows, so beyond this it is
-#: replaced by rejection sampling with O(size) memory.
-PERMUTATION_MAX_ROWS = 10_000_000
-
-
 def sample_rows(n_samples, size, rng):
     """``size`` distinct row indices drawn uniformly, in draw order.
 
     Matches ``rng.choice(n, size, replace=False)`` (scikit-learn's call) for
-    ``n <= PERMUTATION_MAX_ROWS``; above that, draws with rejection of repeats so
+    ``n <= config.PERMUTATION_MAX_ROWS``; above that, draws with rejection of repeats so
     that memory stays O(size) instead of an O(n) permutation.
     """
-    if n_samples <= PERMUTATION_MAX_ROWS or size > n_samples // 2:
+    if n_samples <= config.PERMUTATION_MAX_ROWS or size > n_samples // 2:
         return rng.choice(n_samples, size=size, replace=False)
     chosen = []
     seen = set()

@@ -9,6 +9,36 @@ on-disk cache does not notice when a constant imported from here changes:
 delete ``fastem/kernels/**/__pycache__`` after editing one.
 """
 
+# --- Fitting -------------------------------------------------------------------
+
+#: A component whose mass is below this fraction of the total weight has lost
+#: its points; EM re-seeds it instead of letting it collapse to a degenerate Gaussian.
+EMPTY_COMPONENT_MASS = 1e-13
+
+#: Relative drop of a fit's bound, beyond round-off, that triggers a warning.
+MONOTONICITY_SLACK = 1e-9
+
+# --- Initialisation (k-means; row sampling) -------------------------------------
+
+#: k-means++ seeding + Lloyd run this many times on the sample; the lowest
+#: inertia wins. (scikit-learn's GMM runs one; a few cheap runs on the sample
+#: make the default initialisation more reliable at negligible cost.)
+KMEANS_RESTARTS = 3
+#: Rows on which seeding and the first Lloyd iterations run (at least this
+#: many, and 50 per component).
+KMEANS_SAMPLE_ROWS = 20_000
+#: Lloyd iterations on the sample, and then on all rows (scikit-learn: 300 on all).
+KMEANS_SAMPLE_ITER = 300
+KMEANS_FULL_PASSES = 10
+#: Relative tolerance on the centre shift, scikit-learn's default ``tol``.
+KMEANS_TOL = 1e-4
+#: Up to this many rows, row sampling uses ``RandomState.choice`` (the same
+#: stream as scikit-learn); it permutes all n rows, so beyond this it is
+#: replaced by rejection sampling with O(size) memory.
+PERMUTATION_MAX_ROWS = 10_000_000
+
+# --- Passes ----------------------------------------------------------------------
+
 #: Rows per inner block. A block of points is transposed into a
 #: ``(n_features, BLOCK_ROWS)`` float64 buffer so that the innermost loops run
 #: over points and vectorise. 64 rows of float64 are 8 AVX-512 registers.

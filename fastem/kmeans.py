@@ -1,7 +1,8 @@
 """k-means++ seeding and Lloyd iterations, the default GMM initialisation.
 
 Cost model for large n: seeding and Lloyd run to convergence on a uniform
-random sample of ``SAMPLE_ROWS`` rows, then at most ``FULL_PASSES`` Lloyd
+random sample of ``config.KMEANS_SAMPLE_ROWS`` rows, then at most
+``config.KMEANS_FULL_PASSES`` Lloyd
 passes over all rows refine the centres, so the initialisation costs a few
 cheap O(n k d) passes instead of the O(n k d^2) of an EM iteration; a last
 pass folds the nearest-centre assignment straight into the initial statistics,
@@ -22,24 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import config
 from ._model import Stats, full_from_lower, second_moment_is_full, total_weight
 from ._sampling import sample_rows
 from .backends.cpu import CPUBackend, part_bounds, weights_arg
 from .kernels.cpu import launch
 from .kernels.cpu import kmeans as kernels
 
-#: Seeding + Lloyd runs on the sample; the run with the lowest inertia wins.
-#: (scikit-learn's GMM runs one; a few cheap runs on the sample make the
-#: default initialisation more reliable at negligible cost.)
-N_RESTARTS = 3
-#: Rows on which seeding and the first Lloyd iterations run (at least this many,
-#: and 50 per component).
-SAMPLE_ROWS = 20_000
-#: Lloyd iterations on the sample, and then on all rows (scikit-learn: 300 on all).
-SAMPLE_ITER = 300
-FULL_PASSES = 10
-#: Relative tolerance on the centre shift, scikit-learn's default ``tol``.
-TOL = 1e-4
 
 
 # --------------------------------------------------------------------------
@@ -249,14 +239,14 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_p
 
 
 def _tolerance(X, sample_weight):
-    """scikit-learn's tolerance: ``TOL`` times the mean feature variance."""
+    """scikit-learn's tolerance: ``config.KMEANS_TOL`` times the mean feature variance."""
     Xf = np.asarray(X, dtype=np.float64)
     if sample_weight is None:
         var = Xf.var(axis=0)
     else:
         mean = sample_weight @ Xf / sample_weight.sum()
         var = sample_weight @ (Xf - mean) ** 2 / sample_weight.sum()
-    return TOL * float(var.mean())
+    return config.KMEANS_TOL * float(var.mean())
 
 
 def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
@@ -272,7 +262,7 @@ def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
     """
     backend = backend or CPUBackend()
     n = _n_rows(X)
-    m = min(n, max(SAMPLE_ROWS, 50 * n_clusters))
+    m = min(n, max(config.KMEANS_SAMPLE_ROWS, 50 * n_clusters))
     sampled = m < n
     if sampled:
         rows = np.sort(sample_rows(n, m, rng))
@@ -284,15 +274,15 @@ def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
         Xs, sws = backend.take_rows(X), sample_weight
     tol = _tolerance(Xs, sws)
     best = None
-    for _ in range(N_RESTARTS):
+    for _ in range(config.KMEANS_RESTARTS):
         seeds = Xs[kmeans_plusplus(Xs, n_clusters, sws, rng)]
-        run = lloyd(Xs, seeds, sws, SAMPLE_ITER, tol)
+        run = lloyd(Xs, seeds, sws, config.KMEANS_SAMPLE_ITER, tol)
         if best is None or run[3] < best[3]:
             best = run
     centres = best[0]
     if sampled:
         # nearest_stats assigns the rows once more; no final Lloyd pass needed.
-        centres = lloyd(X, centres, sample_weight, FULL_PASSES, tol, final_pass=False,
+        centres = lloyd(X, centres, sample_weight, config.KMEANS_FULL_PASSES, tol, final_pass=False,
                         backend=backend)[0]
     return centres
 

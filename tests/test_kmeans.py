@@ -52,7 +52,7 @@ def test_kmeans_plusplus_picks_distinct_spread_seeds():
 
 
 def test_kmeans_init_reproducible_and_thread_independent():
-    X, _ = make_blobs(n=50_000, d=4, k=6, seed=3)  # above SAMPLE_ROWS: sample + full passes
+    X, _ = make_blobs(n=50_000, d=4, k=6, seed=3)  # above config.KMEANS_SAMPLE_ROWS: sample + full passes
     before = numba.get_num_threads()
     try:
         numba.set_num_threads(1)
@@ -155,11 +155,11 @@ def test_empty_cluster_relocated_in_lloyd():
 
 
 def test_row_sampling_memory_and_stream(monkeypatch):
-    from fastem import _sampling
+    from fastem import _sampling, config
 
     rs = np.random.RandomState(3)
     small = _sampling.sample_rows(1000, 10, np.random.RandomState(3))
     np.testing.assert_array_equal(small, rs.choice(1000, size=10, replace=False))  # sklearn's stream
-    monkeypatch.setattr(_sampling, "PERMUTATION_MAX_ROWS", 100)
+    monkeypatch.setattr(config, "PERMUTATION_MAX_ROWS", 100)
     big = _sampling.sample_rows(10**12, 50, np.random.RandomState(0))  # no 8 TB permutation
     assert len(set(big.tolist())) == 50 and big.min() >= 0 and big.max() < 10**12

@@ -1,6 +1,6 @@
 """Every holder of X fits the same model: a NumPy array, a memory map and a Dask
 array on a distributed LocalCluster, for every ``init_params``, at a size above
-the k-means sampling threshold (``kmeans.SAMPLE_ROWS``) and above the 100,000
+the k-means sampling threshold (``config.KMEANS_SAMPLE_ROWS``) and above the 100,000
 rows that Dask and GPU input used to initialise from. GPU arrays get the same
 test under the CUDA simulator (tests/cuda)."""
 
@@ -11,7 +11,7 @@ import pytest
 
 from conftest import make_blobs
 from fastem import GaussianMixture
-from fastem import kmeans as km
+from fastem import config
 
 da = pytest.importorskip("dask.array")
 
@@ -36,7 +36,7 @@ def _assert_same_model(got, want):
 
 
 def test_the_test_size_is_above_the_sampling_threshold():
-    assert N_ROWS > max(km.SAMPLE_ROWS, 50 * 4, 100_000)
+    assert N_ROWS > max(config.KMEANS_SAMPLE_ROWS, 50 * 4, 100_000)
 
 
 @pytest.fixture(scope="module")

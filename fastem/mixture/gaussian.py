@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as val
+from .. import config
 from .._covariance import n_parameters, parameter_shape
 from ..io import ModelFile, register_model
 from .._model import (Params, covariances_from_cholesky, m_step,
@@ -12,9 +13,6 @@ from .._model import (Params, covariances_from_cholesky, m_step,
 from ..init import initial_params
 from ._base import MixtureBase
 
-#: A component whose mass is below this fraction of the total weight has lost
-#: its points; it is re-seeded instead of collapsing to a degenerate Gaussian.
-EMPTY_COMPONENT_MASS = 1e-13
 
 
 class GaussianFamily:
@@ -44,7 +42,7 @@ class GaussianFamily:
         """Closed-form M-step; components that lost their points are re-seeded."""
         ctype = self.covariance_type
         weights, means, cov = m_step(stats, ctype, self.reg_covar)
-        empty = np.flatnonzero(stats.mass <= EMPTY_COMPONENT_MASS * stats.weight_sum)
+        empty = np.flatnonzero(stats.mass <= config.EMPTY_COMPONENT_MASS * stats.weight_sum)
         if empty.size:
             weights, means, cov = _reseed(empty, weights, means, cov, ctype, draw_rows(empty.size))
         prec_chol = precision_cholesky_from_covariances(cov, ctype)

@@ -140,9 +140,7 @@ def test_gpu_array_fits_the_in_memory_model_above_the_sampling_threshold(init_pa
     """
     from numba import cuda
 
-    from fastem import kmeans
-
-    monkeypatch.setattr(kmeans, "SAMPLE_ROWS", 60)
+    monkeypatch.setattr(config, "KMEANS_SAMPLE_ROWS", 60)
     monkeypatch.setattr(config, "CHUNK_ROWS", 50)
     X, _ = make_blobs(n=160, d=2, k=3, seed=9)
     sw = np.random.default_rng(9).uniform(0.5, 1.5, size=len(X))
