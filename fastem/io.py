@@ -102,10 +102,10 @@ def save_model(model, path) -> None:
     if Path(path).suffix.lower() != ".npz":
         raise ValueError(f"{path}: model files are .npz archives; use a name ending in .npz")
     spec = type(model)._model_file
-    fitted = {"n_features_in_": int(model.n_features_in_), "converged_": bool(model.converged_),
-              "n_iter_": int(model.n_iter_), "lower_bound_": float(model.lower_bound_),
-              "lower_bounds_": [float(v) for v in model.lower_bounds_],
-              "n_reseeds_": int(getattr(model, "n_reseeds_", 0))}
+    convert = {"n_features_in_": int, "converged_": bool, "n_iter_": int, "lower_bound_": float,
+               "lower_bounds_": lambda v: [float(x) for x in v], "n_reseeds_": int}
+    fitted = {name: convert[name](getattr(model, name))
+              for name in _COMMON_FITTED if hasattr(model, name)}
     for name in spec.scalars:
         fitted[name] = float(getattr(model, name))
     if hasattr(model, "feature_names_in_"):

@@ -184,3 +184,20 @@ def test_bayesian_mixture_on_cuda_equals_cpu(covariance_type):
     np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-10)
     np.testing.assert_allclose(gpu.lower_bounds_, cpu.lower_bounds_, rtol=1e-10)
     np.testing.assert_allclose(gpu.predict_proba(X), cpu.predict_proba(X), atol=1e-10)
+
+
+def test_ppca_on_cuda_equals_cpu():
+    """PPCA's one pass (one component) and its scoring run on the CUDA kernels."""
+    from numba import cuda
+
+    from fastem import PPCA
+
+    rng = np.random.default_rng(13)
+    X = rng.normal(size=(80, 2)) @ rng.normal(size=(2, 4)) + 0.3 * rng.normal(size=(80, 4)) + 3.0
+    ref = PPCA(2).fit(X)
+    for data in (X, cuda.to_device(X)):
+        got = PPCA(2, backend="cuda").fit(data)
+        np.testing.assert_allclose(got.mean_, ref.mean_, rtol=1e-12)
+        np.testing.assert_allclose(got.components_, ref.components_, atol=1e-10)
+        assert got.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-12)
+        np.testing.assert_allclose(got.score_samples(data), ref.score_samples(X), rtol=1e-11)

@@ -1,0 +1,5 @@
+"""Continuous latent-variable models: exact probabilistic PCA."""
+
+from .ppca import PPCA
+
+__all__ = ["PPCA"]

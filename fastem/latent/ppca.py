@@ -1,0 +1,282 @@
+"""``fastem.PPCA``: probabilistic PCA (Tipping & Bishop 1999), exact.
+
+The model is ``z ~ N(0, I_q)``, ``x | z ~ N(W z + mu, sigma^2 I_d)``, so
+``x ~ N(mu, C)`` with ``C = W W^T + sigma^2 I``. Its maximum-likelihood
+solution is closed-form: with ``S`` the (weighted) covariance of the data with
+the ``1/N`` convention and ``lambda_1 >= ... >= lambda_d`` its eigenvalues,
+
+    sigma^2 = mean(lambda_{q+1}, ..., lambda_d),
+    W = U_q (Lambda_q - sigma^2 I)^{1/2}          (rotation R = I),
+    log L = -N/2 [d log 2pi + sum_{j<=q} log lambda_j + (d - q) log sigma^2 + d].
+
+The fit is one fused pass: the mixture kernel with one component gives the
+weighted scatter, centred on a data row (so large offsets do not cancel), on
+every backend; everything after it is a d x d eigendecomposition. Scoring is
+the same kernel again with the Gaussian ``N(mu, C)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _validation as val
+from .._estimator import EstimatorBase
+from .._model import LOG_2PI, KernelInputs
+from .._sampling import check_random_state
+from ..backends import backend_for
+from ..io import ModelFile, register_model
+
+
+def _column(wlp):
+    """The single component's log-density, shape (m,)."""
+    return wlp[:, 0]
+
+
+@register_model
+class PPCA(EstimatorBase):
+    """Probabilistic PCA fitted by maximum likelihood (exact, one pass over X).
+
+    Parameters
+    ----------
+    n_components : int
+        Latent dimensions ``q``; ``1 <= q < n_features`` (the noise variance
+        is the mean of the ``d - q`` discarded eigenvalues).
+    backend : {'cpu', 'cuda'}, default='cpu'
+        Where the pass runs; X may also be a memory map or a dask array (for
+        'cpu') or a GPU array (for 'cuda').
+    random_state : int, RandomState or None, default=None
+        Used by :meth:`sample`.
+
+    Attributes
+    ----------
+    mean_ : ndarray of shape (n_features,)
+        Weighted mean of X.
+    components_ : ndarray of shape (n_components, n_features)
+        Principal axes (orthonormal rows), by decreasing variance; each row's
+        largest entry in absolute value is positive (scikit-learn's sign rule).
+    explained_variance_ : ndarray of shape (n_components,)
+        The top eigenvalues of the covariance, with the maximum-likelihood
+        ``1/N`` convention (``N = sum(sample_weight)``; scikit-learn's PCA uses
+        ``1/(N - 1)``).
+    noise_variance_ : float
+        ``sigma^2``, the mean of the other eigenvalues.
+    loadings_ : ndarray of shape (n_features, n_components)
+        ``W = components_.T * sqrt(explained_variance_ - noise_variance_)``.
+    log_likelihood_ : float
+        Total (weighted) log-likelihood of the training data at the optimum,
+        from the closed form.
+    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    """
+
+    _fitted_attribute = "components_"
+    _model_file = ModelFile(
+        arrays={"mean": lambda q, d, p: (d,), "components": lambda q, d, p: (q, d),
+                "explained_variance": lambda q, d, p: (q,)},
+        scalars=("noise_variance_", "log_likelihood_"))
+
+    def __init__(self, n_components=1, *, backend="cpu", random_state=None):
+        self.n_components = n_components
+        self.backend = backend
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------
+    # Fit: one pass of centred scatter, then an eigendecomposition
+    # ------------------------------------------------------------------
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the maximum-likelihood pPCA model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) (also a memory map,
+            dask array, dataframe, or GPU array for ``backend='cuda'``)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; an integer weight counts a row that many times.
+
+        Returns
+        -------
+        self
+
+        Raises
+        ------
+        ValueError
+            ``n_components`` not in ``[1, n_features)``; fewer rows than
+            ``n_components + 1`` of positive weight; or data that lie in an
+            affine subspace of dimension ``<= n_components`` (then ``sigma^2 = 0``
+            and the likelihood is unbounded).
+        """
+        if (isinstance(self.n_components, bool) or not isinstance(self.n_components, (int, np.integer))
+                or self.n_components < 1):
+            raise ValueError(f"Invalid value for 'n_components': {self.n_components!r}; "
+                             "expected an integer >= 1.")
+        backend = backend_for(X, self.backend)
+        X = self._check_X(X, reset=True, backend=backend)
+        n, d = X.shape
+        q = int(self.n_components)
+        if q >= d:
+            raise ValueError(f"n_components={q} must be smaller than n_features={d}: the noise "
+                             "variance is the mean of the d - q discarded eigenvalues.")
+        sw = val.check_sample_weight(sample_weight, n)
+        data = backend.prepare(X)
+        total = float(n if sw is None else sw.sum())
+        mean, cov = _mean_and_covariance(data, backend, sw, d)
+        eigval, eigvec = np.linalg.eigh(cov)
+        eigval, eigvec = np.maximum(eigval[::-1], 0.0), eigvec[:, ::-1]
+        sigma2 = float(eigval[q:].mean())
+        if not sigma2 > 1e-12 * max(float(eigval[0]), np.finfo(np.float64).tiny):
+            raise ValueError(
+                f"X lies in an affine subspace of dimension <= {q} (the discarded eigenvalues "
+                "are 0), so the noise variance would be 0 and the likelihood unbounded; "
+                "use a smaller n_components.")
+        components = eigvec[:, :q].T.copy()
+        flip = np.sign(components[np.arange(q), np.argmax(np.abs(components), axis=1)])
+        components *= flip[:, None]
+        self.mean_ = mean
+        self.components_ = components
+        self.explained_variance_ = eigval[:q].copy()
+        self.noise_variance_ = sigma2
+        self.log_likelihood_ = float(-0.5 * total * (d * LOG_2PI + np.log(eigval[:q]).sum()
+                                                     + (d - q) * np.log(sigma2) + d))
+        self._set_feature_names(d)
+        return self
+
+    # ------------------------------------------------------------------
+    # Model quantities
+    # ------------------------------------------------------------------
+
+    @property
+    def loadings_(self):
+        self._check_fitted()
+        return self.components_.T * np.sqrt(self.explained_variance_ - self.noise_variance_)
+
+    def get_covariance(self):
+        """``C = W W^T + sigma^2 I``, shape (n_features, n_features)."""
+        W = self.loadings_
+        return W @ W.T + self.noise_variance_ * np.eye(W.shape[0])
+
+    def get_precision(self):
+        """``C^-1`` by the Woodbury identity, shape (n_features, n_features)."""
+        self._check_fitted()
+        d = self.components_.shape[1]
+        # C = sigma^2 I + U diag(l - s) U^T with orthonormal U: C^-1 = I/s - U diag((l-s)/(s l)) U^T
+        s, lam, U = self.noise_variance_, self.explained_variance_, self.components_.T
+        return np.eye(d) / s - (U * ((lam - s) / (s * lam))) @ U.T
+
+    def _kernel_inputs(self):
+        """One Gaussian ``N(mean_, C)`` in the pass's layout (upper ``U``, ``C^-1 = U U^T``)."""
+        precision = self.get_precision()
+        flipped = precision[::-1, ::-1]
+        upper = np.ascontiguousarray(np.linalg.cholesky(flipped)[::-1, ::-1])
+        d = upper.shape[0]
+        log_const = -0.5 * d * LOG_2PI + np.log(np.diag(upper)).sum()
+        return KernelInputs(self.mean_[None].copy(), upper.reshape(1, d * d).copy(),
+                            np.array([log_const]), "full")
+
+    # ------------------------------------------------------------------
+    # Rows: scores, latent means, reconstructions, samples
+    # ------------------------------------------------------------------
+
+    def _rows(self, X):
+        self._check_fitted()
+        backend = backend_for(X, self.backend)
+        return backend, backend.prepare(self._check_X(X, reset=False, backend=backend))
+
+    def score_samples(self, X):
+        """Exact log-likelihood ``log N(x; mean_, C)`` of each row, shape (n_samples,)
+        (a lazy dask array for dask input)."""
+        backend, data = self._rows(X)
+        return backend.map_rows(data, self._kernel_inputs(), _column)
+
+    def score(self, X, y=None, sample_weight=None):
+        """Mean (optionally weighted) log-likelihood of X, a float."""
+        logp = np.asarray(self.score_samples(X))
+        sw = val.check_sample_weight(sample_weight, logp.shape[0])
+        return float(np.average(logp, weights=sw))
+
+    def transform(self, X):
+        """Posterior means ``E[z | x] = M^-1 W^T (x - mean_)``, ``M = W^T W + sigma^2 I``;
+        shape (n_samples, n_components), computed chunk by chunk (a lazy dask
+        array for dask input)."""
+        self._check_fitted()
+        X = self._check_X(X, reset=False, backend=backend_for(X, "cpu"))
+        W = self.loadings_
+        M = W.T @ W + self.noise_variance_ * np.eye(W.shape[1])
+        return _affine_rows(X, self.mean_, np.linalg.solve(M, W.T).T)
+
+    def inverse_transform(self, Z):
+        """The reconstruction ``W (W^T W)^-1 M z + mean_`` of posterior means ``z``
+        (Tipping & Bishop 1999, sec. 3.2): applied to :meth:`transform`'s output,
+        the orthogonal projection of x onto the principal subspace.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_components)
+        """
+        self._check_fitted()
+        Z = val.check_array(Z, name="Z", n_features=self.components_.shape[0], estimator="PPCA")
+        W = self.loadings_
+        M = W.T @ W + self.noise_variance_ * np.eye(W.shape[1])
+        return (W @ np.linalg.solve(W.T @ W, M @ np.asarray(Z, dtype=np.float64).T)).T + self.mean_
+
+    def sample(self, n_samples=1):
+        """Draw ``x = W z + mean_ + sigma eps`` from the fitted model, shape (n_samples, n_features)."""
+        self._check_fitted()
+        if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
+            raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; need an integer >= 1.")
+        rng = check_random_state(self.random_state)
+        W = self.loadings_
+        z = rng.standard_normal(size=(n_samples, W.shape[1]))
+        eps = rng.standard_normal(size=(n_samples, W.shape[0]))
+        return z @ W.T + self.mean_ + np.sqrt(self.noise_variance_) * eps
+
+    # ------------------------------------------------------------------
+    # Model files
+    # ------------------------------------------------------------------
+
+    def save(self, path):
+        """Save to ``path`` (.npz + JSON, no pickle); :func:`fastem.load` reads it."""
+        from ..io import save_model
+        save_model(self, path)
+
+    def _saved_array(self, name):
+        return getattr(self, name + "_")
+
+    def _restore_arrays(self, arrays):
+        self.mean_ = arrays["mean"]
+        self.components_ = arrays["components"]
+        self.explained_variance_ = arrays["explained_variance"]
+
+
+def _mean_and_covariance(data, backend, sample_weight, n_features):
+    """Weighted mean and ``1/N`` covariance from one pass of the mixture kernel
+    with one component (every responsibility is 1), centred on the first row.
+
+    With ``c`` that row, ``N = sum w``, ``S = sum w (x - c)`` and
+    ``SS = sum w (x - c)(x - c)^T``: ``mean = c + S/N`` and
+    ``cov = SS/N - (S/N)(S/N)^T``; centring on a data row keeps the offset of
+    the order of the spread, so nothing cancels.
+    """
+    centre = np.asarray(backend.take_rows(data, [0])[0], dtype=np.float64)
+    d = n_features
+    inputs = KernelInputs(centre[None].copy(), np.eye(d).reshape(1, d * d), np.zeros(1), "full")
+    stats = backend.accumulate(data, inputs, sample_weight)
+    total = stats.mass[0]
+    shift = stats.first[0] / total
+    cov = stats.second[0] / total - np.outer(shift, shift)
+    return centre + shift, 0.5 * (cov + cov.T)
+
+
+def _affine_rows(X, offset, matrix):
+    """``(X - offset) @ matrix`` row chunk by row chunk (no n x d float64 copy of
+    X); a lazy dask array for dask input."""
+    from .. import config
+    from ..backends.dask import is_dask_array
+
+    if is_dask_array(X):
+        return (X.astype(np.float64) - offset) @ matrix
+    out = np.empty((X.shape[0], matrix.shape[1]))
+    for start in range(0, X.shape[0], config.CHUNK_ROWS):
+        stop = min(X.shape[0], start + config.CHUNK_ROWS)
+        out[start:stop] = (np.asarray(X[start:stop], dtype=np.float64) - offset) @ matrix
+    return out
