@@ -6,12 +6,12 @@
 
 from . import exceptions
 from .io import load_model as load
-from .latent import PPCA
+from .latent import PPCA, VAE
 from .mixture import BayesianGaussianMixture, GaussianMixture
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "PPCA", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
 
 
 def __getattr__(name):

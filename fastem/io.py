@@ -102,12 +102,17 @@ def save_model(model, path) -> None:
     if Path(path).suffix.lower() != ".npz":
         raise ValueError(f"{path}: model files are .npz archives; use a name ending in .npz")
     spec = type(model)._model_file
-    convert = {"n_features_in_": int, "converged_": bool, "n_iter_": int, "lower_bound_": float,
-               "lower_bounds_": lambda v: [float(x) for x in v], "n_reseeds_": int}
-    fitted = {name: convert[name](getattr(model, name))
-              for name in _COMMON_FITTED if hasattr(model, name)}
-    for name in spec.scalars:
-        fitted[name] = float(getattr(model, name))
+    if hasattr(model, "_file_contents"):  # a model that lays out its own arrays (the VAE)
+        arrays, fitted = model._file_contents()
+    else:
+        convert = {"n_features_in_": int, "converged_": bool, "n_iter_": int,
+                   "lower_bound_": float, "lower_bounds_": lambda v: [float(x) for x in v],
+                   "n_reseeds_": int}
+        fitted = {name: convert[name](getattr(model, name))
+                  for name in _COMMON_FITTED if hasattr(model, name)}
+        for name in spec.scalars:
+            fitted[name] = float(getattr(model, name))
+        arrays = {name: np.asarray(model._saved_array(name)) for name in spec.arrays}
     if hasattr(model, "feature_names_in_"):
         fitted["feature_names_in_"] = [str(v) for v in model.feature_names_in_]
     meta = {
@@ -117,7 +122,6 @@ def save_model(model, path) -> None:
                    for name in spec.params(type(model))},
         "fitted": fitted,
     }
-    arrays = {name: np.asarray(model._saved_array(name)) for name in spec.arrays}
     arrays["metadata"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
 
     def write(tmp):
@@ -177,6 +181,13 @@ def load_model(path):
         raise ValueError(f"{path} is not a fastem model file (missing {', '.join(missing)}).")
     params, fitted = meta["params"], dict(meta["fitted"])
     stored = spec.params(cls)
+    if hasattr(cls, "_from_file"):
+        names = fitted.pop("feature_names_in_", None)
+        model = cls._from_file(path, {k: v for k, v in params.items() if k in stored}, fitted,
+                               data)
+        if names is not None:
+            model.feature_names_in_ = np.asarray(names, dtype=object)
+        return model
     model = cls(**{k: v for k, v in params.items() if k in stored})
     k, d = params["n_components"], fitted["n_features_in_"]
     for name, shape_of in spec.arrays.items():

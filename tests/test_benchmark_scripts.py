@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -140,3 +141,29 @@ def test_compare_times_the_variational_model(tmp_path):
     lls = [float(line.split()[-1]) for line in out.stdout.splitlines()
            if line.strip().startswith(("fastem-vb", "sklearn-vb"))]
     assert len(lls) == 2 and lls[0] == pytest.approx(lls[1], rel=1e-10)
+
+
+def test_vae_scripts_run(tmp_path):
+    """vae_speed.py (fastem vs plain PyTorch) and vae_digits.py (figures and a
+    picture) run end to end on tiny settings; the picture is a non-blank PNG."""
+    pytest.importorskip("torch")
+    pytest.importorskip("matplotlib")
+    result = tmp_path / "speed.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_speed.py"),
+                          "--n-samples", "3000", "--n-features", "8", "--hidden", "16",
+                          "--epochs", "2", "--json", str(result)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    speed = json.loads(result.read_text())
+    assert speed["fastem"]["rows_per_second"] > 0 and speed["plain-pytorch"]["rows_per_second"] > 0
+    png, figures = tmp_path / "digits.png", tmp_path / "digits.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_digits.py"),
+                          "--epochs", "2", "--out", str(png), "--json", str(figures)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    import matplotlib.image
+
+    image = matplotlib.image.imread(png)
+    assert image.shape[0] > 100 and image.shape[1] > 300 and image.std() > 0.05
+    f = json.loads(figures.read_text())
+    assert np.isfinite(f["vae_elbo_per_row_test"]) and np.isfinite(f["ppca_loglik_per_row_test"])
