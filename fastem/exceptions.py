@@ -49,4 +49,4 @@ def __getattr__(name):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["NotFittedError", "ConvergenceWarning"]
+__all__ = ["NotFittedError", "ConvergenceWarning"]  # noqa: F822 (built by __getattr__)

@@ -184,7 +184,7 @@ def kmeans_plusplus(X, n_clusters, sample_weight, rng, *, backend=None,
         cumulative = np.cumsum(weighted)
         targets = rng.uniform(size=n_trials) * cumulative[-1]
         candidates = np.minimum(np.searchsorted(cumulative, targets), n - 1)
-        best = None
+        best, best_potential, best_closest = None, np.inf, None
         for cand, centre in zip(candidates, rows(candidates)):
             trial, potential = with_centre(centre, closest)
             if best is None or potential < best_potential:
