@@ -138,6 +138,9 @@ def _predict(args):
     from .io import load_model, read_data, write_array
 
     gm = load_model(args.model)
+    if not hasattr(gm, "predict_proba"):
+        raise ValueError(f"{args.model} holds a {type(gm).__name__}, which has no component "
+                         "labels to predict; 'fastem predict' takes mixture models.")
     X = read_data(args.data)
     if X.ndim != 2 or X.shape[1] != gm.n_features_in_:
         cols = X.shape[1] if X.ndim == 2 else "?"
@@ -154,13 +157,26 @@ def _info(args):
 
     gm = load_model(args.model)
     print(f"model: {args.model} ({type(gm).__name__})")
-    print(f"  {gm.n_components} components, covariance_type={gm.covariance_type!r}, "
-          f"{gm.n_features_in_} features")
+    params = gm.get_params()
+    if "covariance_type" in params:
+        shape = f"{gm.n_components} components, covariance_type={gm.covariance_type!r}"
+    elif "n_latent" in params:
+        shape = (f"{gm.n_latent} latent dimensions, hidden_layers={tuple(gm.hidden_layers)}, "
+                 f"likelihood={gm.likelihood!r}")
+    else:
+        shape = f"{gm.n_components} latent dimensions"
+    print(f"  {shape}, {gm.n_features_in_} features")
     if hasattr(gm, "feature_names_in_"):
         print("  feature names: " + ", ".join(str(v) for v in gm.feature_names_in_))
-    print(f"  converged={gm.converged_}, n_iter={gm.n_iter_}, "
-          f"lower bound (mean log-likelihood) {gm.lower_bound_:.6f}")
-    print("  weights: " + ", ".join(f"{w:.4f}" for w in gm.weights_))
+    if hasattr(gm, "lower_bound_"):
+        print(f"  converged={gm.converged_}, n_iter={gm.n_iter_}, "
+              f"lower bound {gm.lower_bound_:.6f}")
+    if hasattr(gm, "log_likelihood_"):
+        print(f"  log-likelihood {gm.log_likelihood_:.6f}, noise variance {gm.noise_variance_:.6g}")
+    if hasattr(gm, "elbo_history_"):
+        print(f"  epochs={gm.n_iter_}, final ELBO per row {gm.elbo_history_[-1]:.6f}")
+    if hasattr(gm, "weights_"):
+        print("  weights: " + ", ".join(f"{w:.4f}" for w in gm.weights_))
     return 0
 
 

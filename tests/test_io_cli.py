@@ -219,3 +219,13 @@ def test_cli_fits_a_bayesian_mixture(data_files, capsys):
     assert "(BayesianGaussianMixture)" in capsys.readouterr().out
     assert main(["predict", str(d / "b.npz"), str(d / "X.npy"), "--out", str(d / "l.npy")]) == 0
     np.testing.assert_array_equal(np.load(d / "l.npy"), ref.predict(X))
+
+
+def test_cli_info_and_predict_for_latent_models(data_files, capsys):
+    d = data_files
+    fastem.PPCA(2).fit(X).save(d / "p.npz")
+    assert main(["info", str(d / "p.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "(PPCA)" in out and "2 latent dimensions" in out and "noise variance" in out
+    _fails(["predict", str(d / "p.npz"), str(d / "X.npy"), "--out", str(d / "o.npy")],
+           capsys, "no component labels", d / "o.npy")
