@@ -128,10 +128,30 @@ def _fit(args):
             bar.close()
     gm.progress_callback = None
     gm.save(args.out)
+    if args.plot:
+        from .plot import plot_lower_bound
+
+        _save_plot(args.plot, lambda ax: plot_lower_bound(gm, ax=ax))
     print(f"fitted {args.n_components} components on {X.shape[0]:,} x {X.shape[1]} in "
           f"{time.perf_counter() - t0:.2f}s: converged={gm.converged_}, n_iter={gm.n_iter_}, "
           f"log-likelihood {gm.lower_bound_:.6f}; model written to {args.out}")
     return 0
+
+
+def _save_plot(path, draw):
+    """Draw with ``draw(ax)`` on a new Agg figure and write it to ``path`` (PNG, PDF, SVG)."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise ValueError("--plot needs matplotlib: pip install 'fastem[plot]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    draw(ax)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
 
 
 def _predict(args):
@@ -218,6 +238,7 @@ def build_parser():
     fit.add_argument("--random-state", type=int, default=None)
     fit.add_argument("--out", required=True, help="model file to write (.npz)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
+    fit.add_argument("--plot", help="also draw the bound per iteration to this image (matplotlib)")
     fit.set_defaults(func=_fit)
 
     predict = sub.add_parser("predict", help="label the rows of a data file with a model")
