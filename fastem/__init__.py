@@ -7,11 +7,11 @@
 from . import exceptions
 from .io import load_model as load
 from .latent import PPCA, VAE
-from .mixture import BayesianGaussianMixture, GaussianMixture
+from .mixture import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
 
 
 def __getattr__(name):

@@ -117,22 +117,35 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
     return best
 
 
-def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> FitResult:
-    """One start: iterate from ``params`` until converged or ``max_iter``."""
+class _Start:
+    """One start while it iterates: the driver's bookkeeping around a family's
+    M-step and bound, fed one pass's statistics at a time (so that several
+    starts can share a pass, :func:`fit_many`)."""
 
-    def draw_rows(count):
-        n = data.shape[0]
-        rows = choose_rows(n, min(count, n), sample_weight, rng)
-        return backend.take_rows(data, rows)
+    def __init__(self, family, data, backend, sample_weight, rng, settings, params, bound):
+        self.family, self.settings = family, settings
+        self.params, self.bound = params, bound
+        self.history, self.seconds = [], []
+        self.converged = False
+        self.n_reseeds = 0
+        self.reseeded_last = False
 
-    history, seconds = [], []
-    converged = False
-    n_iter = n_reseeds = 0
-    reseeded_last = False
-    for n_iter in range(1, settings.max_iter + 1):
-        t0 = time.perf_counter()
-        prev = bound
-        stats = backend.accumulate(data, family.kernel_inputs(params), sample_weight)
+        def draw_rows(count):
+            n = data.shape[0]
+            rows = choose_rows(n, min(count, n), sample_weight, rng)
+            return backend.take_rows(data, rows)
+
+        self.draw_rows = draw_rows
+
+    @property
+    def n_iter(self):
+        return len(self.history)
+
+    def step(self, stats, t0):
+        """One iteration from the statistics of a pass under ``self.params``
+        (the pass started at ``time.perf_counter() == t0``)."""
+        settings, family = self.settings, self.family
+        prev = self.bound
         if not np.isfinite(stats.log_likelihood):
             raise ValueError(
                 "The log-likelihood is not finite: squared Mahalanobis distances overflow "
@@ -140,30 +153,91 @@ def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> 
                 "init_params='k-means++' or 'random_from_data' the initial covariances "
                 "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'."
             )
-        new, reseeded = family.m_step(stats, draw_rows)
-        bound = family.lower_bound(stats, params, new)
-        params = new
-        n_reseeds += reseeded
-        history.append(bound)
-        seconds.append(time.perf_counter() - t0)
-        change = bound - prev
-        if (np.isfinite(prev) and not reseeded_last
+        new, reseeded = family.m_step(stats, self.draw_rows)
+        self.bound = family.lower_bound(stats, self.params, new)
+        self.params = new
+        self.n_reseeds += reseeded
+        self.history.append(self.bound)
+        self.seconds.append(time.perf_counter() - t0)
+        n_iter = self.n_iter
+        change = self.bound - prev
+        if (np.isfinite(prev) and not self.reseeded_last
                 and change < -config.MONOTONICITY_SLACK * max(1.0, abs(prev))):
             warnings.warn(
                 f"{family.name} lower bound decreased by {-change:.3g} at iteration {n_iter}, "
                 "more than round-off; the fit may be numerically unstable.",
                 RuntimeWarning, stacklevel=5,
             )
-        reseeded_last = reseeded > 0
+        self.reseeded_last = reseeded > 0
         if settings.progress is not None:
-            settings.progress(n_iter, settings.max_iter, bound, change, seconds[-1])
+            settings.progress(n_iter, settings.max_iter, self.bound, change, self.seconds[-1])
         if settings.verbose >= 2 and n_iter % settings.verbose_interval == 0:
-            print(f"  Iteration {n_iter}\t time lapse {seconds[-1]:.5f}s\t "
-                  f"lower bound {bound:.8f}\t ll change {change:.5f}")
+            print(f"  Iteration {n_iter}\t time lapse {self.seconds[-1]:.5f}s\t "
+                  f"lower bound {self.bound:.8f}\t ll change {change:.5f}")
         if abs(change) < settings.tol:
-            converged = True
+            self.converged = True
+
+    def result(self, init_seconds=0.0) -> FitResult:
+        if self.settings.verbose:
+            state = "converged" if self.converged else "did not converge"
+            print(f"Initialization {state}. n_iter={self.n_iter}, lower bound {self.bound:.8f}")
+        return FitResult(self.params, self.bound, self.converged, self.n_iter, self.history,
+                         self.n_reseeds, init_seconds, self.seconds)
+
+
+def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> FitResult:
+    """One start: iterate from ``params`` until converged or ``max_iter``."""
+    start = _Start(family, data, backend, sample_weight, rng, settings, params, bound)
+    for _ in range(settings.max_iter):
+        t0 = time.perf_counter()
+        start.step(backend.accumulate(data, family.kernel_inputs(start.params), sample_weight), t0)
+        if start.converged:
             break
-    if settings.verbose:
-        state = "converged" if converged else "did not converge"
-        print(f"Initialization {state}. n_iter={n_iter}, lower bound {bound:.8f}")
-    return FitResult(params, bound, converged, n_iter, history, n_reseeds, 0.0, seconds)
+    return start.result()
+
+
+def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSettings) -> list:
+    """Fit several models in shared passes; returns each one's best start.
+
+    Start ``i`` of every model is initialised (from that model's own ``rng``,
+    in order), then all of them iterate together: each iteration is one
+    ``backend.accumulate_many`` pass over X for the models still running, and
+    a model drops out when it converges. Each model's random stream is used in
+    the order its own :func:`fit` would use it, so each result is the one that
+    model fits alone (to round-off of the shared pass).
+
+    Parameters
+    ----------
+    families : list of families
+    rngs : list of numpy RandomState, one per family
+    settings : LoopSettings (``progress`` is not called)
+
+    Returns
+    -------
+    list of FitResult
+    """
+    best = [None] * len(families)
+    for init in range(settings.n_init):
+        starts, init_seconds = [], []
+        for family, rng in zip(families, rngs):
+            t0 = time.perf_counter()
+            params = family.initialize(data, backend, sample_weight, rng)
+            init_seconds.append(time.perf_counter() - t0)
+            starts.append(_Start(family, data, backend, sample_weight, rng, settings, params,
+                                 -np.inf))
+        active = list(starts)
+        for _ in range(settings.max_iter):
+            if not active:
+                break
+            t0 = time.perf_counter()
+            stats = backend.accumulate_many(data, [s.family.kernel_inputs(s.params) for s in active],
+                                            sample_weight)
+            for start, st in zip(active, stats):
+                start.step(st, t0)
+            active = [s for s in active if not s.converged]
+        for c, start in enumerate(starts):
+            run = start.result(init_seconds[c])
+            if (best[c] is None or run.lower_bound > best[c].lower_bound
+                    or best[c].lower_bound == -np.inf):
+                best[c] = run
+    return best

@@ -138,6 +138,50 @@ def _fit(args):
     return 0
 
 
+def _parse_components(text):
+    """'1:20' (both ends included), '3' or '2,4,8' -> list of ints."""
+    try:
+        if ":" in text:
+            lo, hi = (int(v) for v in text.split(":"))
+            return list(range(lo, hi + 1))
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise ValueError(f"--n-components {text!r}: give MIN:MAX, K or K1,K2,...") from None
+
+
+def _select(args):
+    from . import GaussianMixtureIC
+    from .io import read_data
+
+    X = read_data(args.data)
+    types = args.covariance_type if args.covariance_type == "all" else args.covariance_type.split(",")
+    ic = GaussianMixtureIC(n_components=_parse_components(args.n_components),
+                           covariance_type=types, criterion=args.criterion, n_init=args.n_init,
+                           max_iter=args.max_iter, tol=args.tol, reg_covar=args.reg_covar,
+                           init_params=args.init_params, random_state=args.random_state,
+                           backend=args.backend)
+    t0 = time.perf_counter()
+    ic.fit(X)
+    r = ic.results_
+    print(f"{'k':>4} {'covariance':<10} {'bic':>16} {'aic':>16} {'n_iter':>7} {'converged':>9}")
+    for i in range(len(r["n_components"])):
+        mark = "  <- best" if (r["n_components"][i] == ic.n_components_
+                               and r["covariance_type"][i] == ic.covariance_type_) else ""
+        print(f"{r['n_components'][i]:>4} {r['covariance_type'][i]:<10} {r['bic'][i]:>16.3f} "
+              f"{r['aic'][i]:>16.3f} {r['n_iter'][i]:>7} {str(r['converged'][i]):>9}{mark}")
+    print(f"best by {args.criterion}: n_components={ic.n_components_}, "
+          f"covariance_type={ic.covariance_type_!r} ({len(r['bic'])} candidates in "
+          f"{ic.n_passes_} shared passes, {time.perf_counter() - t0:.2f}s)")
+    if args.plot:
+        from .plot import plot_criterion
+
+        _save_plot(args.plot, lambda ax: plot_criterion(r, args.criterion, ax=ax))
+    if args.out:
+        ic.best_estimator_.save(args.out)
+        print(f"best model written to {args.out}")
+    return 0
+
+
 def _save_plot(path, draw):
     """Draw with ``draw(ax)`` on a new Agg figure and write it to ``path`` (PNG, PDF, SVG)."""
     try:
@@ -240,6 +284,25 @@ def build_parser():
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.add_argument("--plot", help="also draw the bound per iteration to this image (matplotlib)")
     fit.set_defaults(func=_fit)
+
+    select = sub.add_parser("select", help="choose the number of components by BIC/AIC "
+                                           "(all candidates in shared passes)")
+    select.add_argument("data")
+    select.add_argument("--n-components", default="1:10", help="MIN:MAX, K or K1,K2,...")
+    select.add_argument("--covariance-type", default="full",
+                        help="one type, a comma-separated list, or 'all'")
+    select.add_argument("--criterion", default="bic", choices=["bic", "aic"])
+    select.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
+    select.add_argument("--max-iter", type=int, default=100)
+    select.add_argument("--tol", type=float, default=1e-3)
+    select.add_argument("--reg-covar", type=float, default=1e-6)
+    select.add_argument("--n-init", type=int, default=1)
+    select.add_argument("--init-params", default="kmeans",
+                        choices=["kmeans", "k-means++", "random", "random_from_data"])
+    select.add_argument("--random-state", type=int, default=0)
+    select.add_argument("--plot", help="draw the criterion against k to this image")
+    select.add_argument("--out", help="write the best model here (.npz)")
+    select.set_defaults(func=_select)
 
     predict = sub.add_parser("predict", help="label the rows of a data file with a model")
     predict.add_argument("model")

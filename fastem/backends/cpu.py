@@ -138,6 +138,51 @@ def map_rows_eager(backend, data, inputs, reduce, out_columns=None, dtype=np.flo
     return out
 
 
+def concat_inputs(inputs_list):
+    """Several models' kernel inputs as one pass's: concatenated components and
+    their model boundaries.
+
+    When any model is 'full'/'tied' the pass runs the full kernel, and the
+    'diag'/'spherical' models' per-feature scales become diagonal factors (the
+    same log-densities; their statistics are the diagonals of the full ones).
+
+    Returns
+    -------
+    means (K, d), factor (K, d*d or d), log_const (K,), segments (n_models + 1,) int64, full : bool
+    """
+    full = any(second_moment_is_full(i.covariance_type) for i in inputs_list)
+    d = inputs_list[0].means.shape[1]
+    factors = []
+    for inp in inputs_list:
+        f = inp.factor
+        if full and not second_moment_is_full(inp.covariance_type):
+            f = (f[:, :, None] * np.eye(d)).reshape(f.shape[0], d * d)
+        factors.append(f)
+    segments = np.cumsum([0] + [i.n_components for i in inputs_list]).astype(np.int64)
+    return (np.ascontiguousarray(np.concatenate([i.means for i in inputs_list])),
+            np.ascontiguousarray(np.concatenate(factors)),
+            np.ascontiguousarray(np.concatenate([i.log_const for i in inputs_list])),
+            segments, full)
+
+
+def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum):
+    """Each model's :class:`Stats` from the summed statistics of a shared pass
+    (``second`` holds lower triangles when ``full``)."""
+    d = first.shape[1]
+    out = []
+    for g, inp in enumerate(inputs_list):
+        a = int(sum(i.n_components for i in inputs_list[:g]))
+        b = a + inp.n_components
+        sec = second[a:b]
+        if full:
+            sec = full_from_lower(sec, d)
+            if not second_moment_is_full(inp.covariance_type):
+                sec = np.ascontiguousarray(np.diagonal(sec, axis1=1, axis2=2))
+        out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, inp.means.copy(),
+                         float(loglik[g]), weight_sum))
+    return out
+
+
 class CPUBackend:
     """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
 
@@ -204,6 +249,31 @@ class CPUBackend:
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         return Stats(mass, first, second, means.copy(), float(loglik.sum()),
                      total_weight(n, sample_weight))
+
+    def accumulate_many(self, X: np.ndarray, inputs_list, sample_weight=None) -> list:
+        """One pass for several models: each gets the :class:`Stats` that
+        :meth:`accumulate` would give it alone (to round-off), while X is read once.
+
+        Parameters
+        ----------
+        inputs_list : list of KernelInputs (or Params), each a whole model
+
+        Returns
+        -------
+        list of Stats, in the order of ``inputs_list``
+        """
+        inputs_list = [i.kernel_inputs() for i in inputs_list]
+        means, factor, log_const, segments, full = concat_inputs(inputs_list)
+        n, d = X.shape
+        bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
+        loglik = np.zeros((bounds.shape[0] - 1, len(inputs_list)))
+        w, has_weights = weights_arg(sample_weight)
+        with launch():
+            gaussian.accumulate_segments(kernel_input(X), w, has_weights, full, means, factor,
+                                         log_const, segments, bounds, mass, first, second, loglik)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, False)
+        return split_stats(inputs_list, full, mass, first, second, loglik.sum(axis=0),
+                           total_weight(n, sample_weight))
 
     def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""

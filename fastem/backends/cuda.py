@@ -236,6 +236,12 @@ class CUDABackend:
         return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
                      total_weight(n, sample_weight))
 
+    def accumulate_many(self, data: CudaData, inputs_list, sample_weight=None) -> list:
+        """Several models' statistics. On the GPU still one pass per model: the
+        CUDA kernel has no per-model log-sum-exp yet (the CPU and Dask
+        backends read X once for all of them)."""
+        return [self.accumulate(data, inputs, sample_weight) for inputs in inputs_list]
+
     def _reduce(self, parts, shape):
         """Fixed-order sum over the leading axis on the device; host result."""
         flat = parts.reshape(parts.shape[0], int(np.prod(shape)))

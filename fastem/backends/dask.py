@@ -67,6 +67,15 @@ def _chunk_stats(block, weights, params):
     return CPUBackend().accumulate(block, params, weights)
 
 
+def _chunk_stats_many(block, weights, inputs_list):
+    """Several models' statistics of one chunk, on the worker, in one pass."""
+    return CPUBackend().accumulate_many(np.ascontiguousarray(block), inputs_list, weights)
+
+
+def _add_lists(a, b):
+    return [x + y for x, y in zip(a, b)]
+
+
 def _chunk_map(block, weights, fn, args):
     """``fn`` of :meth:`DaskBackend.map_chunks` on one chunk, on the worker."""
     return fn(kernel_input(np.ascontiguousarray(block)), weights, *args)
@@ -80,11 +89,11 @@ def _add(a, b):
     return a + b
 
 
-def _tree_sum(items):
+def _tree_sum(items, add=_add):
     """Pairwise delayed sums in a fixed order (deterministic)."""
     import dask
 
-    add = dask.delayed(_add, pure=True)
+    add = dask.delayed(add, pure=True)
     while len(items) > 1:
         nxt = [add(items[i], items[i + 1]) for i in range(0, len(items) - 1, 2)]
         if len(items) % 2:
@@ -151,6 +160,18 @@ class DaskBackend:
             return np.ascontiguousarray(data.array.compute())
         unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
         return np.ascontiguousarray(data.array[unique].compute()[inverse])
+
+    def accumulate_many(self, data: DaskData, inputs_list, sample_weight=None) -> list:
+        """One pass of Dask tasks for several models (see the CPU backend's)."""
+        import dask
+
+        inputs_list = [i.kernel_inputs() for i in inputs_list]
+        blocks = data.array.to_delayed().ravel()
+        chunk = dask.delayed(_chunk_stats_many, pure=True)
+        parts = [chunk(b, w, inputs_list)
+                 for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
+        (total,) = dask.compute(_tree_sum(parts, _add_lists))
+        return total
 
     def map_rows(self, data: DaskData, params, reduce, out_columns=None, dtype=np.float64):
         """A lazy dask array of ``reduce`` of the weighted log-densities (see :func:`lazy_map`)."""

@@ -3,5 +3,6 @@ the one driver in :mod:`fastem._em`."""
 
 from .bayesian import BayesianGaussianMixture
 from .gaussian import GaussianMixture
+from .selection import GaussianMixtureIC
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC"]

@@ -83,11 +83,16 @@ class MixtureBase(EstimatorBase):
                                     self.verbose_interval, getattr(self, "progress_callback", None))
         best = _em.fit(family, data, backend, sw, check_random_state(self.random_state),
                        settings, start)
+        self._set_fit_result(best, n_features, stacklevel=4)
+        return data, backend
+
+    def _set_fit_result(self, best, n_features, stacklevel=3):
+        """The fitted attributes from the driver's best start (``fastem._em.FitResult``)."""
         if not best.converged and self.max_iter > 0:
             warnings.warn(
                 "Best performing initialization did not converge. Try different init "
                 "parameters, or increase max_iter, tol, or check for degenerate data.",
-                exceptions.ConvergenceWarning, stacklevel=3,
+                exceptions.ConvergenceWarning, stacklevel=stacklevel,
             )
         self._store(best.params)
         self.converged_ = best.converged
@@ -99,7 +104,6 @@ class MixtureBase(EstimatorBase):
         self.iteration_seconds_ = best.seconds
         self._fitted_covariance_type = self.covariance_type
         self._set_feature_names(n_features)
-        return data, backend
 
     def _check_warm_start(self, n_features):
         if self.n_features_in_ != n_features:

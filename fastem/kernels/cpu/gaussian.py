@@ -384,6 +384,84 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
         loglik[p] = ll
 
 
+@njit(**HELPER_JIT_OPTIONS)
+def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
+    """:func:`block_responsibilities` for several models at once: components
+    ``segments[g]:segments[g + 1]`` are model ``g``, and each model's
+    responsibilities are normalised over its own components. Adds model g's
+    ``sum_i w_i log p_g(x_i)`` of the block to ``ll[g]``.
+
+    A separate helper rather than a parameter of the one-model helper, so the
+    one-model pass (every ordinary fit) keeps its measured code unchanged.
+    """
+    for g in range(segments.shape[0] - 1):
+        a, b = segments[g], segments[g + 1]
+        for i in range(B):
+            mx[i] = -np.inf
+        for j in range(a, b):
+            for i in range(B):
+                mx[i] = max(mx[i], logp[j, i])
+        for i in range(B):
+            s[i] = 0.0
+            if mx[i] == -np.inf:
+                mx[i] = 0.0
+        for j in range(a, b):
+            for i in range(B):
+                r = fast_exp(logp[j, i] - mx[i])
+                logp[j, i] = r
+                s[i] += r
+        total = 0.0
+        for i in range(B):
+            if wb[i] != 0.0:
+                total += wb[i] * (mx[i] + np.log(s[i]))
+            s[i] = wb[i] / s[i] if s[i] > 0.0 else 0.0
+        for j in range(a, b):
+            for i in range(B):
+                logp[j, i] *= s[i]
+        ll[g] += total
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def accumulate_segments(X, w, has_weights, full, means, factor, log_const, segments, bounds,
+                        mass, first, second, loglik):
+    """:func:`accumulate` for several models in one pass over X.
+
+    The models' components are concatenated (``segments``: (n_models + 1,)
+    int64 component boundaries); each model gets its own responsibilities and
+    statistics, and ``loglik`` is (n_parts, n_models). Everything else is as
+    :func:`accumulate`.
+    """
+    k, d = means.shape
+    n_parts = bounds.shape[0] - 1
+    n_models = segments.shape[0] - 1
+    for p in prange(n_parts):
+        xt = np.empty((d, B))
+        sd = np.empty((d, B))
+        sr = np.empty(B)
+        logp = np.empty((k, B))
+        wb = np.empty(B)
+        t = stack_f64(B)
+        t2 = stack_f64(B)
+        q = stack_f64(B)
+        mx = np.empty(B)
+        s = np.empty(B)
+        ll = np.zeros(n_models)
+        for start in range(bounds[p], bounds[p + 1], B):
+            stop = min(start + B, bounds[p + 1])
+            load_block(X, start, stop, w, has_weights, xt, wb)
+            if full:
+                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
+            else:
+                block_log_prob_diag(xt, means, factor, log_const, q, logp)
+            block_responsibilities_segments(logp, wb, mx, s, segments, ll)
+            if full:
+                block_stats_full(xt, means, logp, sd, sr, mass[p], first[p], second[p])
+            else:
+                block_stats_diag(xt, means, logp, mass[p], first[p], second[p])
+        for g in range(n_models):
+            loglik[p, g] = ll[g]
+
+
 @njit(parallel=True, **JIT_OPTIONS)
 def log_prob(X, full, means, factor, log_const, bounds, out):
     """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k).

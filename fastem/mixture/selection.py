@@ -1,0 +1,246 @@
+"""``fastem.GaussianMixtureIC``: the number of components (and the covariance
+type) chosen by an information criterion, every candidate fitted in shared passes.
+
+scikit-learn answers "how many components?" with a loop of separate fits.
+Here all candidates advance together: each EM iteration is one pass over X
+that computes the statistics of every candidate still running (their
+components concatenated, a log-sum-exp per candidate; ``accumulate_many``),
+and converged candidates drop out. The difference matters when X is a memory
+map on disk or a Dask array on a cluster: the sweep reads X once per
+iteration instead of once per candidate per iteration.
+"""
+
+from __future__ import annotations
+
+import numbers
+import time
+
+import numpy as np
+
+from .. import _em
+from .. import _validation as val
+from .._covariance import COVARIANCE_TYPES, n_parameters
+from .._estimator import EstimatorBase
+from .._sampling import check_random_state
+from ..backends import backend_for
+from .gaussian import GaussianMixture
+
+CRITERIA = ("bic", "aic")
+
+
+class GaussianMixtureIC(EstimatorBase):
+    """Gaussian mixtures for several numbers of components (and covariance
+    types), fitted together; the best by BIC or AIC is kept.
+
+    Parameters
+    ----------
+    n_components : int or iterable of int, default=None
+        The candidates' numbers of components; None: ``min_components`` to
+        ``max_components``.
+    min_components, max_components : int, default=1, 10
+        The range used when ``n_components`` is None (both included), as in
+        scikit-learn's proposal (its issue #19338).
+    covariance_type : str, list of str, or 'all', default='full'
+    criterion : {'bic', 'aic'}, default='bic'
+    tol, reg_covar, max_iter, n_init, init_params, random_state, verbose,
+    verbose_interval, backend : as :class:`GaussianMixture`
+        Each candidate is exactly ``GaussianMixture(n_components=k,
+        covariance_type=c, ...)`` with these parameters. With an integer
+        ``random_state`` every candidate gets its own ``RandomState(seed)``,
+        so each is the model ``GaussianMixture`` fits alone (to round-off of
+        the shared pass).
+
+    Attributes
+    ----------
+    best_estimator_ : GaussianMixture
+    n_components_ : int ; covariance_type_ : str
+    estimators_ : list of GaussianMixture, one per candidate (in ``results_`` order)
+    results_ : dict of equal-length ndarrays: ``n_components``,
+        ``covariance_type``, ``bic``, ``aic``, ``lower_bound``, ``n_iter``,
+        ``converged``, ``seconds`` (``pandas.DataFrame(results_)`` loads it)
+    n_passes_ : int
+        Passes over X during the EM iterations of the sweep, plus the final
+        scoring pass (initialisation passes, per candidate, not counted).
+    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+
+    Notes
+    -----
+    The GPU backend runs the sweep one pass per candidate (its kernel has no
+    per-candidate log-sum-exp yet); the CPU kernels, memory maps and Dask
+    share the passes.
+    """
+
+    _fitted_attribute = "best_estimator_"
+
+    def __init__(self, n_components=None, *, min_components=1, max_components=10,
+                 covariance_type="full", criterion="bic", tol=1e-3, reg_covar=1e-6,
+                 max_iter=100, n_init=1, init_params="kmeans", random_state=None, verbose=0,
+                 verbose_interval=10, backend="cpu"):
+        self.n_components = n_components
+        self.min_components = min_components
+        self.max_components = max_components
+        self.covariance_type = covariance_type
+        self.criterion = criterion
+        self.tol = tol
+        self.reg_covar = reg_covar
+        self.max_iter = max_iter
+        self.n_init = n_init
+        self.init_params = init_params
+        self.random_state = random_state
+        self.verbose = verbose
+        self.verbose_interval = verbose_interval
+        self.backend = backend
+
+    # ------------------------------------------------------------------
+
+    def _candidates(self):
+        """``[(k, covariance_type), ...]`` in the order of ``results_``."""
+        if self.n_components is None:
+            for name in ("min_components", "max_components"):
+                val._check_int(getattr(self, name), name, 1)
+            if self.max_components < self.min_components:
+                raise ValueError(f"max_components={self.max_components} is smaller than "
+                                 f"min_components={self.min_components}.")
+            ks = list(range(self.min_components, self.max_components + 1))
+        elif isinstance(self.n_components, numbers.Integral) and not isinstance(self.n_components, bool):
+            ks = [int(self.n_components)]
+        else:
+            try:
+                ks = list(self.n_components)
+            except TypeError:
+                raise ValueError(f"Invalid value for 'n_components': {self.n_components!r}; "
+                                 "expected an int, an iterable of ints or None.") from None
+            if not ks:
+                raise ValueError("n_components is empty; give at least one candidate.")
+            for k in ks:
+                val._check_int(k, "n_components", 1)
+            ks = [int(k) for k in ks]
+        types = self.covariance_type
+        if isinstance(types, str):
+            types = list(COVARIANCE_TYPES) if types == "all" else [types]
+        types = list(types)
+        for t in types:
+            if t not in COVARIANCE_TYPES:
+                raise ValueError(f"Invalid value for 'covariance_type': {t!r}; expected one of "
+                                 f"{list(COVARIANCE_TYPES)} or 'all'.")
+        if self.criterion not in CRITERIA:
+            raise ValueError(f"Invalid value for 'criterion': {self.criterion!r}; expected one "
+                             f"of {list(CRITERIA)}.")
+        return [(k, t) for t in dict.fromkeys(types) for k in dict.fromkeys(ks)]
+
+    def _estimator(self, k, covariance_type):
+        return GaussianMixture(k, covariance_type=covariance_type, tol=self.tol,
+                               reg_covar=self.reg_covar, max_iter=self.max_iter,
+                               n_init=self.n_init, init_params=self.init_params,
+                               random_state=self.random_state, verbose=self.verbose,
+                               verbose_interval=self.verbose_interval, backend=self.backend)
+
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit every candidate in shared passes; keep the best by ``criterion``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features) (memory maps, dask
+            arrays, dataframes, GPU arrays as GaussianMixture)
+        y : ignored
+        sample_weight : array-like of shape (n_samples,), default=None
+
+        Returns
+        -------
+        self
+        """
+        candidates = self._candidates()
+        estimators = [self._estimator(k, t) for k, t in candidates]
+        for est in estimators:
+            est._check_params()
+        backend = backend_for(X, self.backend)
+        X = self._check_X(X, reset=True, backend=backend)
+        n_samples, n_features = X.shape
+        sw = val.check_sample_weight(sample_weight, n_samples)
+        if n_samples < max(k for k, _ in candidates):
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{max(k for k, _ in candidates)}, n_samples = {n_samples}.")
+        data = backend.prepare(X)
+        families = [est._family(data, backend, sw, n_features) for est in estimators]
+        rngs = [check_random_state(self.random_state) for _ in estimators]
+        settings = _em.LoopSettings(self.n_init, self.max_iter, self.tol, self.verbose,
+                                    self.verbose_interval)
+        passes = _CountingBackend(backend)
+        t0 = time.perf_counter()
+        best = _em.fit_many(families, data, passes, sw, rngs, settings)
+        seconds = time.perf_counter() - t0
+        for est, run in zip(estimators, best):
+            est._set_fit_result(run, n_features, stacklevel=5)
+            est.__dict__.pop("_fit_feature_names", None)
+            if hasattr(self, "_fit_feature_names") and self._fit_feature_names is not None:
+                est.feature_names_in_ = self._fit_feature_names
+        # The criteria need each final model's log-likelihood: one more shared pass.
+        final = passes.accumulate_many(data, [est._kernel_inputs() for est in estimators], sw)
+        total = final[0].weight_sum
+        rows = {"n_components": [], "covariance_type": [], "bic": [], "aic": [],
+                "lower_bound": [], "n_iter": [], "converged": [], "seconds": []}
+        for (k, t), est, stats, run in zip(candidates, estimators, final, best):
+            p = n_parameters(t, k, n_features)
+            loglik = stats.log_likelihood
+            rows["n_components"].append(k)
+            rows["covariance_type"].append(t)
+            rows["bic"].append(-2.0 * loglik + p * np.log(total))
+            rows["aic"].append(-2.0 * loglik + 2.0 * p)
+            rows["lower_bound"].append(est.lower_bound_)
+            rows["n_iter"].append(est.n_iter_)
+            rows["converged"].append(est.converged_)
+            rows["seconds"].append(run.init_seconds + float(np.sum(run.seconds)))
+        self.results_ = {name: np.asarray(v, dtype=object if name == "covariance_type" else None)
+                         for name, v in rows.items()}
+        self.results_["covariance_type"] = self.results_["covariance_type"].astype(str)
+        best_index = int(np.argmin(self.results_[self.criterion]))
+        self.estimators_ = estimators
+        self.best_estimator_ = estimators[best_index]
+        self.n_components_ = int(self.results_["n_components"][best_index])
+        self.covariance_type_ = str(self.results_["covariance_type"][best_index])
+        self.n_passes_ = passes.count
+        self.sweep_seconds_ = seconds
+        self._set_feature_names(n_features)
+        return self
+
+    # -- the best model's methods ------------------------------------------------
+
+    def predict(self, X):
+        """The best model's :meth:`GaussianMixture.predict`."""
+        self._check_fitted()
+        return self.best_estimator_.predict(X)
+
+    def predict_proba(self, X):
+        """The best model's :meth:`GaussianMixture.predict_proba`."""
+        self._check_fitted()
+        return self.best_estimator_.predict_proba(X)
+
+    def score_samples(self, X):
+        """The best model's :meth:`GaussianMixture.score_samples`."""
+        self._check_fitted()
+        return self.best_estimator_.score_samples(X)
+
+    def score(self, X, y=None, sample_weight=None):
+        """The best model's :meth:`GaussianMixture.score`."""
+        self._check_fitted()
+        return self.best_estimator_.score(X, sample_weight=sample_weight)
+
+    def sample(self, n_samples=1):
+        """The best model's :meth:`GaussianMixture.sample`."""
+        self._check_fitted()
+        return self.best_estimator_.sample(n_samples)
+
+
+class _CountingBackend:
+    """A backend that counts the passes of a sweep (``accumulate_many`` calls)."""
+
+    def __init__(self, backend):
+        self._backend = backend
+        self.count = 0
+
+    def accumulate_many(self, data, inputs_list, sample_weight=None):
+        self.count += 1
+        return self._backend.accumulate_many(data, inputs_list, sample_weight)
+
+    def __getattr__(self, name):
+        return getattr(self._backend, name)

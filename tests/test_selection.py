@@ -1,0 +1,122 @@
+"""GaussianMixtureIC: every candidate is the model GaussianMixture fits alone,
+all candidates share the passes over X, and the best is chosen by the criterion."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import make_blobs
+from fastem import GaussianMixture, GaussianMixtureIC
+from fastem.backends.cpu import CPUBackend
+
+X, _ = make_blobs(n=3000, d=3, k=3, seed=1)
+SW = np.random.default_rng(1).uniform(0.3, 2.0, size=len(X))
+
+
+def _quiet(fn):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_each_candidate_is_the_model_fitted_alone(weighted):
+    sw = SW if weighted else None
+    ic = _quiet(lambda: GaussianMixtureIC(n_components=range(1, 6), covariance_type="all",
+                                          random_state=0, n_init=2).fit(X, sample_weight=sw))
+    assert len(ic.estimators_) == 20
+    for k, ctype, bic, est in zip(ic.results_["n_components"], ic.results_["covariance_type"],
+                                  ic.results_["bic"], ic.estimators_):
+        alone = _quiet(lambda: GaussianMixture(int(k), covariance_type=ctype, random_state=0,
+                                               n_init=2).fit(X, sample_weight=sw))
+        assert est.n_iter_ == alone.n_iter_
+        assert est.lower_bound_ == pytest.approx(alone.lower_bound_, rel=1e-12)
+        # Two starts that reach the same optimum with the components in another
+        # order tie to round-off, and the shared pass may break the tie the
+        # other way: compare the components in a canonical order.
+        a, b = np.lexsort(est.means_.T[::-1]), np.lexsort(alone.means_.T[::-1])
+        np.testing.assert_allclose(est.means_[a], alone.means_[b], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(est.weights_[a], alone.weights_[b], rtol=1e-9)
+        if ctype in ("full", "diag", "spherical"):
+            np.testing.assert_allclose(est.covariances_[a], alone.covariances_[b], rtol=1e-9,
+                                       atol=1e-12)
+        else:
+            np.testing.assert_allclose(est.covariances_, alone.covariances_, rtol=1e-9, atol=1e-12)
+        if sw is None:
+            assert bic == pytest.approx(alone.bic(X), rel=1e-9)
+
+
+def test_candidates_share_the_passes(monkeypatch):
+    """Each EM iteration reads X once for all candidates still running (plus one
+    scoring pass); no candidate makes a pass of its own."""
+    calls = []
+    original = CPUBackend.accumulate
+    monkeypatch.setattr(CPUBackend, "accumulate",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    ic = _quiet(lambda: GaussianMixtureIC(n_components=[1, 2, 3, 4, 6], covariance_type=["full", "diag"],
+                                          random_state=0).fit(X))
+    assert not calls
+    assert ic.n_passes_ == int(ic.results_["n_iter"].max()) + 1
+    assert ic.n_passes_ < int(ic.results_["n_iter"].sum())  # what separate fits would read
+
+
+def test_best_by_criterion_and_delegation():
+    pd = pytest.importorskip("pandas")
+    ic = _quiet(lambda: GaussianMixtureIC(min_components=1, max_components=6, random_state=0).fit(X))
+    table = pd.DataFrame(ic.results_)
+    assert list(table.columns) == ["n_components", "covariance_type", "bic", "aic", "lower_bound",
+                                   "n_iter", "converged", "seconds"]
+    assert ic.n_components_ == 3 and ic.covariance_type_ == "full"  # three blobs
+    assert ic.results_["bic"][ic.n_components_ - 1] == table["bic"].min()
+    best = ic.best_estimator_
+    np.testing.assert_array_equal(ic.predict(X), best.predict(X))
+    np.testing.assert_array_equal(ic.predict_proba(X), best.predict_proba(X))
+    assert ic.score(X) == best.score(X)
+    aic = _quiet(lambda: GaussianMixtureIC(n_components=[1, 2, 3, 4], criterion="aic",
+                                           random_state=0).fit(X))
+    assert aic.n_components_ == int(aic.results_["n_components"][np.argmin(aic.results_["aic"])])
+
+
+def test_dask_sweep_equals_the_in_memory_sweep(client):
+    da = pytest.importorskip("dask.array")
+    kw = dict(n_components=[2, 3, 4], covariance_type=["full", "spherical"], random_state=0)
+    ref = _quiet(lambda: GaussianMixtureIC(**kw).fit(X))
+    got = _quiet(lambda: GaussianMixtureIC(**kw).fit(da.from_array(X, chunks=(700, 3))))
+    np.testing.assert_allclose(got.results_["bic"], ref.results_["bic"], rtol=1e-10)
+    assert got.n_passes_ == ref.n_passes_
+    for a, b in zip(got.estimators_, ref.estimators_):
+        np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(n_components=[]), "empty"), (dict(n_components=[2, 0]), "n_components"),
+    (dict(n_components="3"), "n_components"), (dict(covariance_type="round"), "covariance_type"),
+    (dict(criterion="hqic"), "criterion"), (dict(min_components=4, max_components=2), "smaller"),
+    (dict(n_components=[5000]), "n_samples >= n_components"),
+])
+def test_bad_parameters(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        GaussianMixtureIC(**kwargs).fit(X)
+
+
+def test_cli_select(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    import fastem
+    from fastem.cli import main
+
+    np.save(tmp_path / "X.npy", X)
+    assert main(["select", str(tmp_path / "X.npy"), "--n-components", "1:5",
+                 "--covariance-type", "full,diag", "--plot", str(tmp_path / "bic.png"),
+                 "--out", str(tmp_path / "best.npz")]) == 0
+    out = capsys.readouterr().out
+    ref = _quiet(lambda: GaussianMixtureIC(n_components=range(1, 6), covariance_type=["full", "diag"],
+                                           random_state=0).fit(X))
+    assert (f"best by bic: n_components={ref.n_components_}, "
+            f"covariance_type={ref.covariance_type_!r}") in out
+    assert ref.n_components_ == 3
+    assert out.count("\n") >= 11 and "<- best" in out  # the table: 10 candidates
+    best = fastem.load(tmp_path / "best.npz")
+    assert best.n_components == 3 and best.covariance_type == ref.covariance_type_
+    assert (tmp_path / "bic.png").stat().st_size > 1000
+    assert main(["select", str(tmp_path / "X.npy"), "--n-components", "a:b"]) == 2
