@@ -167,3 +167,17 @@ def test_vae_scripts_run(tmp_path):
     assert image.shape[0] > 100 and image.shape[1] > 300 and image.std() > 0.05
     f = json.loads(figures.read_text())
     assert np.isfinite(f["vae_elbo_per_row_test"]) and np.isfinite(f["ppca_loglik_per_row_test"])
+
+
+def test_sweep_script_runs(tmp_path):
+    """benchmarks/sweep.py times the shared-pass sweep against separate fits and
+    counts passes (tiny, in RAM and on a memory map)."""
+    result = tmp_path / "sweep.json"
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--n-samples",
+                          "4000", "--n-features", "3", "--max-k", "3", "--holders", "ram,memmap",
+                          "--json", str(result)], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    res = json.loads(result.read_text())
+    for holder in ("ram", "memmap"):
+        assert res[holder]["bic_agree_1e-9"]
+        assert res[holder]["sweep_passes"] < res[holder]["separate_passes"]
