@@ -96,8 +96,15 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
     settings : LoopSettings
     start : ``(params, lower_bound)`` to continue from (warm start; ``n_init`` is
         then 1), or None to initialise
+
+    With ``n_init > 1`` the starts share the passes over X when the backend
+    can (:func:`_batched_starts`), with the sequential loop's result.
     """
     n_init = 1 if start is not None else settings.n_init
+    if n_init > 1 and hasattr(backend, "accumulate_many"):
+        batched = _batched_starts(family, data, backend, sample_weight, rng, settings)
+        if batched is not None:
+            return batched
     best = None
     for init in range(n_init):
         if settings.verbose:
@@ -194,6 +201,35 @@ def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> 
         if start.converged:
             break
     return start.result()
+
+
+def _batched_starts(family, data, backend, sample_weight, rng, settings):
+    """The ``n_init`` starts of one fit in shared passes, or None to run them in turn.
+
+    The starts are initialised one after the other from ``rng``, then iterate
+    together (:func:`fit_many`). That uses ``rng`` exactly as the sequential
+    loop does as long as no start re-seeds a component (re-seeding draws rows
+    from ``rng`` between one start's initialisation and the next). When one
+    does, the stream is rewound and None returned, and the caller runs the
+    starts in turn: the result is always the sequential one.
+    """
+    state = rng.get_state()
+    one_each = LoopSettings(1, settings.max_iter, settings.tol, settings.verbose,
+                            settings.verbose_interval)
+    runs = fit_many([family] * settings.n_init, data, backend, sample_weight,
+                    [rng] * settings.n_init, one_each)
+    if any(run.n_reseeds for run in runs):
+        rng.set_state(state)
+        return None
+    best = None
+    for run in runs:
+        if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+            best = run
+    if settings.progress is not None:
+        for n_iter, (bound, seconds) in enumerate(zip(best.history, best.seconds), 1):
+            prev = best.history[n_iter - 2] if n_iter > 1 else -np.inf
+            settings.progress(n_iter, settings.max_iter, bound, bound - prev, seconds)
+    return best
 
 
 def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSettings) -> list:

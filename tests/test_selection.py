@@ -120,3 +120,61 @@ def test_cli_select(tmp_path, capsys):
     assert best.n_components == 3 and best.covariance_type == ref.covariance_type_
     assert (tmp_path / "bic.png").stat().st_size > 1000
     assert main(["select", str(tmp_path / "X.npy"), "--n-components", "a:b"]) == 2
+
+
+def _sequential(monkeypatch_ctx, fn):
+    from fastem import _em
+
+    monkeypatch_ctx.setattr(_em, "_batched_starts", lambda *a, **k: None)
+    try:
+        return _quiet(fn)
+    finally:
+        monkeypatch_ctx.undo()
+
+
+@pytest.mark.parametrize("model", ["gaussian", "bayesian"])
+@pytest.mark.parametrize("init_params", ["kmeans", "random"])
+def test_batched_n_init_is_the_sequential_n_init(model, init_params, monkeypatch):
+    """The n_init starts share the passes, and the result is the sequential one:
+    same stream, same chosen start, the same numbers to round-off."""
+    from fastem import BayesianGaussianMixture
+
+    cls = GaussianMixture if model == "gaussian" else BayesianGaussianMixture
+    kw = dict(n_components=4, covariance_type="diag", init_params=init_params, n_init=4,
+              random_state=5)
+    calls = []
+    original = CPUBackend.accumulate_many
+    monkeypatch.setattr(CPUBackend, "accumulate_many",
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    batched = _quiet(lambda: cls(**kw).fit(X))
+    assert calls and len(calls) <= batched.n_iter_ + 40  # shared passes, not 4 x n_iter
+    monkeypatch.undo()
+    sequential = _sequential(monkeypatch, lambda: cls(**kw).fit(X))
+    assert batched.n_iter_ == sequential.n_iter_
+    assert batched.lower_bound_ == pytest.approx(sequential.lower_bound_, rel=1e-12)
+    np.testing.assert_allclose(batched.means_, sequential.means_, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(batched.covariances_, sequential.covariances_, rtol=1e-10)
+
+
+def test_batched_n_init_falls_back_when_a_start_reseeds(monkeypatch):
+    """Re-seeding draws from the shared stream between starts: then the starts
+    run in turn, and the result is exactly the sequential one."""
+    from fastem import _em
+
+    # A component starting far from every row loses all its points and is
+    # re-seeded in every start, from rows drawn out of the shared stream.
+    means = np.r_[X[:3], [[1e6, 1e6, 1e6]]]
+    kw = dict(n_components=4, means_init=means, weights_init=np.full(4, 0.25),
+              precisions_init=np.repeat(np.eye(3)[None], 4, axis=0), n_init=3, random_state=1,
+              max_iter=20)
+    Xr = X
+    fell_back = []
+    original = _em._batched_starts
+    monkeypatch.setattr(_em, "_batched_starts",
+                        lambda *a, **k: (lambda r: fell_back.append(r is None) or r)(original(*a, **k)))
+    got = _quiet(lambda: GaussianMixture(**kw).fit(Xr))
+    assert fell_back == [True] and got.n_reseeds_ >= 1
+    monkeypatch.undo()
+    want = _sequential(monkeypatch, lambda: GaussianMixture(**kw).fit(Xr))
+    np.testing.assert_array_equal(got.means_, want.means_)
+    assert got.lower_bounds_ == want.lower_bounds_
