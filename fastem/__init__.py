@@ -1,4 +1,8 @@
-"""fastem: Gaussian mixture models fitted by fused, parallel EM kernels.
+"""fastem: latent-variable models on fused, parallel kernels.
+
+GaussianMixture (EM), BayesianGaussianMixture (mean-field VI), GaussianMixtureIC
+(a sweep over k in shared passes), PPCA (exact) and VAE (PyTorch extra), behind
+scikit-learn's interfaces, on NumPy arrays, memory maps, Dask arrays and GPUs.
 
 >>> from fastem import GaussianMixture
 >>> gm = GaussianMixture(n_components=3).fit(X)   # doctest: +SKIP
