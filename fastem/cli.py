@@ -244,6 +244,18 @@ def _info(args):
     return 0
 
 
+def _add_fit_options(parser, random_state):
+    """The fitting options that ``fit`` and ``select`` share (GaussianMixture's parameters)."""
+    parser.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
+    parser.add_argument("--max-iter", type=int, default=100)
+    parser.add_argument("--tol", type=float, default=1e-3)
+    parser.add_argument("--reg-covar", type=float, default=1e-6)
+    parser.add_argument("--n-init", type=int, default=1)
+    parser.add_argument("--init-params", default="kmeans",
+                        choices=["kmeans", "k-means++", "random", "random_from_data"])
+    parser.add_argument("--random-state", type=int, default=random_state)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastem", description="Fast Gaussian mixture models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -272,14 +284,7 @@ def build_parser():
                      help="weight_concentration_prior_type of --model bayesian")
     fit.add_argument("--covariance-type", default="full",
                      choices=["full", "tied", "diag", "spherical"])
-    fit.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
-    fit.add_argument("--max-iter", type=int, default=100)
-    fit.add_argument("--tol", type=float, default=1e-3)
-    fit.add_argument("--reg-covar", type=float, default=1e-6)
-    fit.add_argument("--n-init", type=int, default=1)
-    fit.add_argument("--init-params", default="kmeans",
-                     choices=["kmeans", "k-means++", "random", "random_from_data"])
-    fit.add_argument("--random-state", type=int, default=None)
+    _add_fit_options(fit, random_state=None)
     fit.add_argument("--out", required=True, help="model file to write (.npz)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.add_argument("--plot", help="also draw the bound per iteration to this image (matplotlib)")
@@ -292,14 +297,7 @@ def build_parser():
     select.add_argument("--covariance-type", default="full",
                         help="one type, a comma-separated list, or 'all'")
     select.add_argument("--criterion", default="bic", choices=["bic", "aic"])
-    select.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
-    select.add_argument("--max-iter", type=int, default=100)
-    select.add_argument("--tol", type=float, default=1e-3)
-    select.add_argument("--reg-covar", type=float, default=1e-6)
-    select.add_argument("--n-init", type=int, default=1)
-    select.add_argument("--init-params", default="kmeans",
-                        choices=["kmeans", "k-means++", "random", "random_from_data"])
-    select.add_argument("--random-state", type=int, default=0)
+    _add_fit_options(select, random_state=0)
     select.add_argument("--plot", help="draw the criterion against k to this image")
     select.add_argument("--out", help="write the best model here (.npz)")
     select.set_defaults(func=_select)

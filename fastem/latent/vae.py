@@ -79,16 +79,16 @@ def _build(torch, n_features, n_latent, hidden_layers, likelihood, log_noise):
     return Encoder(), Decoder()
 
 
-def elbo_rows(torch, encoder, decoder, x, n_samples, likelihood, generator=None):
-    """Per-row ELBO estimates, shape (m,), with ``n_samples`` reparameterised draws.
+def _draws(torch, encoder, decoder, x, n_draws, likelihood, generator):
+    """``n_draws`` reparameterised draws ``z = mu(x) + v(x) * xi`` per row and
+    ``log p(x | z)`` of each: ``(mean, log_var, eps, z, log_px)``, log_px (S, m).
 
-    Gaussian: ``log N(x; g(z), sigma^2 I)`` averaged over the draws, minus the
-    analytic KL; Bernoulli: the negative binary cross-entropy of the logits.
-    Differentiable with respect to every parameter (the reparameterisation trick).
+    Gaussian: ``log N(x; g(z), sigma^2 I)``; Bernoulli: the negative binary
+    cross-entropy of the logits ``g(z)``.
     """
     mean, log_var = encoder(x)
     std = torch.exp(0.5 * log_var)
-    eps = torch.randn((n_samples,) + mean.shape, generator=generator, dtype=mean.dtype,
+    eps = torch.randn((n_draws,) + mean.shape, generator=generator, dtype=mean.dtype,
                       device=mean.device)
     z = mean + std * eps                                    # (S, m, q)
     out = decoder(z)                                        # (S, m, d)
@@ -100,7 +100,17 @@ def elbo_rows(torch, encoder, decoder, x, n_samples, likelihood, generator=None)
     else:
         log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
             out, x.expand_as(out), reduction="none").sum(-1)
-    kl = 0.5 * (mean ** 2 + std ** 2 - 1.0 - log_var).sum(-1)
+    return mean, log_var, eps, z, log_px
+
+
+def elbo_rows(torch, encoder, decoder, x, n_samples, likelihood, generator=None):
+    """Per-row ELBO estimates, shape (m,), with ``n_samples`` reparameterised draws:
+    ``log p(x | z)`` averaged over the draws, minus the analytic KL.
+    Differentiable with respect to every parameter (the reparameterisation trick).
+    """
+    mean, log_var, _, _, log_px = _draws(torch, encoder, decoder, x, n_samples, likelihood,
+                                         generator)
+    kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)
     return log_px.mean(0) - kl
 
 
@@ -109,20 +119,8 @@ def importance_log_likelihood_rows(torch, encoder, decoder, x, n_importance, lik
     """Importance-weighted estimate of ``log p(x)`` per row (Burda et al. 2016):
     ``log mean_k p(x, z_k) / q(z_k | x)`` with ``n_importance`` draws; a lower
     bound that tightens towards ``log p(x)`` as ``n_importance`` grows."""
-    mean, log_var = encoder(x)
-    std = torch.exp(0.5 * log_var)
-    eps = torch.randn((n_importance,) + mean.shape, generator=generator, dtype=mean.dtype,
-                      device=mean.device)
-    z = mean + std * eps
-    out = decoder(z)
-    d = x.shape[-1]
-    if likelihood == "gaussian":
-        log_noise = decoder.log_noise
-        log_px = -0.5 * (d * (math.log(2 * math.pi) + log_noise)
-                         + ((x - out) ** 2).sum(-1) * torch.exp(-log_noise))
-    else:
-        log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
-            out, x.expand_as(out), reduction="none").sum(-1)
+    _, log_var, eps, z, log_px = _draws(torch, encoder, decoder, x, n_importance, likelihood,
+                                        generator)
     log_pz = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
     log_qz = -0.5 * (eps ** 2 + math.log(2 * math.pi) + log_var).sum(-1)
     return torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(n_importance)
