@@ -81,7 +81,7 @@ def _build(torch, n_features, n_latent, hidden_layers, likelihood, log_noise):
 
 def _draws(torch, encoder, decoder, x, n_draws, likelihood, generator):
     """``n_draws`` reparameterised draws ``z = mu(x) + v(x) * xi`` per row and
-    ``log p(x | z)`` of each: ``(mean, log_var, eps, z, log_px)``, log_px (S, m).
+    ``log p(x | z)`` of each: ``(mean, log_var, std, eps, z, log_px)``, log_px (S, m).
 
     Gaussian: ``log N(x; g(z), sigma^2 I)``; Bernoulli: the negative binary
     cross-entropy of the logits ``g(z)``.
@@ -100,7 +100,7 @@ def _draws(torch, encoder, decoder, x, n_draws, likelihood, generator):
     else:
         log_px = -torch.nn.functional.binary_cross_entropy_with_logits(
             out, x.expand_as(out), reduction="none").sum(-1)
-    return mean, log_var, eps, z, log_px
+    return mean, log_var, std, eps, z, log_px
 
 
 def elbo_rows(torch, encoder, decoder, x, n_samples, likelihood, generator=None):
@@ -108,9 +108,9 @@ def elbo_rows(torch, encoder, decoder, x, n_samples, likelihood, generator=None)
     ``log p(x | z)`` averaged over the draws, minus the analytic KL.
     Differentiable with respect to every parameter (the reparameterisation trick).
     """
-    mean, log_var, _, _, log_px = _draws(torch, encoder, decoder, x, n_samples, likelihood,
-                                         generator)
-    kl = 0.5 * (mean ** 2 + torch.exp(log_var) - 1.0 - log_var).sum(-1)
+    mean, log_var, std, _, _, log_px = _draws(torch, encoder, decoder, x, n_samples, likelihood,
+                                              generator)
+    kl = 0.5 * (mean ** 2 + std ** 2 - 1.0 - log_var).sum(-1)
     return log_px.mean(0) - kl
 
 
@@ -119,8 +119,8 @@ def importance_log_likelihood_rows(torch, encoder, decoder, x, n_importance, lik
     """Importance-weighted estimate of ``log p(x)`` per row (Burda et al. 2016):
     ``log mean_k p(x, z_k) / q(z_k | x)`` with ``n_importance`` draws; a lower
     bound that tightens towards ``log p(x)`` as ``n_importance`` grows."""
-    _, log_var, eps, z, log_px = _draws(torch, encoder, decoder, x, n_importance, likelihood,
-                                        generator)
+    _, log_var, _, eps, z, log_px = _draws(torch, encoder, decoder, x, n_importance, likelihood,
+                                           generator)
     log_pz = -0.5 * (z ** 2 + math.log(2 * math.pi)).sum(-1)
     log_qz = -0.5 * (eps ** 2 + math.log(2 * math.pi) + log_var).sum(-1)
     return torch.logsumexp(log_px + log_pz - log_qz, dim=0) - math.log(n_importance)
