@@ -7,6 +7,28 @@ import warnings
 import numpy as np
 
 
+def cpu_info() -> dict:
+    """``{'cpu': lscpu's model name, 'cpu_simd': 'AVX-512' | 'AVX2' | 'other'}``:
+    what every speed figure is printed beside."""
+    import platform
+    import re
+    import subprocess
+
+    info = {"cpu": platform.processor() or "unknown", "cpu_simd": "other"}
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+    except OSError:
+        return info
+    model = re.search(r"Model name:\s*(.+)", lscpu)
+    flags = re.search(r"Flags:\s*(.+)", lscpu)
+    if model:
+        info["cpu"] = model.group(1).strip()
+    if flags:
+        info["cpu_simd"] = ("AVX-512" if "avx512f" in flags.group(1).split()
+                            else "AVX2" if "avx2" in flags.group(1).split() else "other")
+    return info
+
+
 def gpu_available():
     try:
         from numba import cuda

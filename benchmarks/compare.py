@@ -9,6 +9,12 @@ measured in the same run::
     python benchmarks/compare.py --n-samples 200000    # smaller, quicker
     python benchmarks/compare.py --config full:1000000:16:16 --iters 5 --runs 3
     python benchmarks/compare.py --config full:1000000:16:16 --libs fastem-vb,sklearn-vb
+    python benchmarks/compare.py --config diag:1000000:32:64:float32   # one dtype only
+
+Every configuration runs for each of ``--dtypes`` (default float64 and
+float32: the data cast to it, the same initial parameters), and the run ends
+with float32 against float64 per library: the speed ratio and how far the
+float32 fit's log-likelihood is from the float64 one.
 
 Reported per configuration and library: median seconds per EM iteration (one
 E-step plus one M-step; with ``--runs N``, pooled over N worker runs taken in
@@ -42,11 +48,12 @@ import time
 import numpy as np
 
 try:
-    from .common import PeakRSS, rss_bytes as _rss_bytes
+    from .common import PeakRSS, cpu_info, rss_bytes as _rss_bytes
 except ImportError:  # run as a script
-    from common import PeakRSS, rss_bytes as _rss_bytes
+    from common import PeakRSS, cpu_info, rss_bytes as _rss_bytes
 
 DEFAULT_CONFIGS = ["full:1000000:16:16", "full:1000000:2:8", "diag:1000000:32:64"]
+DTYPES = ("float64", "float32")
 #: Speed-up over scikit-learn that issue #5 asks for; each run prints what it needs.
 TARGET_SPEEDUP = 20
 
@@ -313,16 +320,27 @@ def _shared_vb_start(X, covariance_type, k, seed, path):
                             random_state=seed).fit(X).save(path)
 
 
+def expand_configs(configs, dtypes):
+    """``type:n:d:k[:dtype]`` specs, one per dtype where none is given."""
+    out = []
+    for spec in configs:
+        parts = spec.split(":")
+        out += [spec] if len(parts) == 5 else [f"{spec}:{dt}" for dt in dtypes]
+    return out
+
+
 def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
     from fastem.cli import make_mixture
 
-    covariance_type, n, d, k = spec.split(":")
+    covariance_type, n, d, k, dtype = spec.split(":")
     n, d, k = int(n), int(d), int(k)
     X = make_mixture(n, d, k, seed)[0]
     data_path = os.path.join(workdir, "X.npy")
     init_path = os.path.join(workdir, "init.npz")
-    np.save(data_path, X)
+    # The same start for every dtype: the float64 data's initialisation.
     np.savez(init_path, **_shared_init(X, covariance_type, k, seed))
+    X = X.astype(dtype)
+    np.save(data_path, X)
     if any(lib in VB_WORKERS for lib in libs):
         _shared_vb_start(X, covariance_type, k, seed, os.path.join(workdir, "vb_start.npz"))
     del X
@@ -343,7 +361,7 @@ def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
                 r["times"] = rows[lib]["times"] + r["times"]
                 r["peak_above_data"] = max(r["peak_above_data"], rows[lib]["peak_above_data"])
             rows[lib] = r
-    print(f"\n{covariance_type} n={n:,} d={d} k={k}  ({runs} x {iters} iterations, flop model "
+    print(f"\n{covariance_type} n={n:,} d={d} k={k} {dtype}  ({runs} x {iters} iterations, flop model "
           f"{flops / 1e9:.2f} GFLOP/iteration)")
     print(f"  {'library':<13}{'s/iter':>10}{'speed-up':>10}{'peak MB':>10}"
           f"{'GFLOP/s':>10}{'% dgemm':>9}{'final LL':>14}")
@@ -358,7 +376,8 @@ def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
         ref = reference(lib)
         rate = flops / med / 1e9
         results[lib] = dict(seconds_per_iter=med, speedup=ref / med, gflops=rate,
-                            fraction_of_peak=rate / peak, peak_mb=r["peak_above_data"] / 2**20)
+                            fraction_of_peak=rate / peak, peak_mb=r["peak_above_data"] / 2**20,
+                            lower_bound=r["lower_bound"])
         print(f"  {lib:<13}{med:>10.4f}{ref / med:>10.1f}{r['peak_above_data'] / 2**20:>10.1f}"
               f"{rate:>10.1f}{100 * rate / peak:>8.1f}%{r['lower_bound']:>14.6f}")
     target = None
@@ -374,6 +393,27 @@ def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
     return results, target
 
 
+def print_dtype_comparison(all_results):
+    """float32 against float64, per configuration and library, from one run."""
+    lines = []
+    for spec, res in all_results.items():
+        if not spec.endswith(":float32") or spec[:-8] + ":float64" not in all_results:
+            continue
+        res64 = all_results[spec[:-8] + ":float64"]
+        for lib, r32 in res.items():
+            if lib not in res64:
+                continue
+            r64 = res64[lib]
+            ratio = r64["seconds_per_iter"] / r32["seconds_per_iter"]
+            diff = abs(r32["lower_bound"] - r64["lower_bound"]) / max(1e-300, abs(r64["lower_bound"]))
+            r32["float32_speedup"], r32["float32_relative_ll_difference"] = ratio, diff
+            lines.append(f"  {spec[:-8]:<22}{lib:<13}{ratio:>8.2f}x{diff:>14.1e}")
+    if lines:
+        print("\nfloat32 against float64 (same run, same start)")
+        print(f"  {'configuration':<22}{'library':<13}{'speed-up':>9}{'rel. LL diff':>14}")
+        print("\n".join(lines))
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", action="append",
@@ -385,6 +425,8 @@ def main(argv=None):
     parser.add_argument("--libs", default="fastem,sklearn,pomegranate,mlpack",
                         help="libraries to run; those not installed are skipped; fastem-vb "
                              "and sklearn-vb time BayesianGaussianMixture")
+    parser.add_argument("--dtypes", default=",".join(DTYPES),
+                        help="data dtypes each configuration runs with (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
@@ -396,17 +438,20 @@ def main(argv=None):
     configs = args.config or DEFAULT_CONFIGS
     if args.n_samples:
         configs = [":".join([c.split(":")[0], str(args.n_samples)] + c.split(":")[2:]) for c in configs]
+    configs = expand_configs(configs, args.dtypes.split(","))
     libs = [lib for lib in args.libs.split(",") if _available(lib)]
     peak = dgemm_peak()
-    print(f"dgemm peak on this machine: {peak:.1f} GFLOP/s ({os.cpu_count()} CPUs); "
-          f"libraries: {', '.join(libs)}")
-    all_results = {"dgemm_gflops": peak}
+    cpu = cpu_info()
+    print(f"CPU: {cpu['cpu']} ({cpu['cpu_simd']}), {os.cpu_count()} CPUs; dgemm peak in this "
+          f"run: {peak:.1f} GFLOP/s; libraries: {', '.join(libs)}")
+    all_results = {"dgemm_gflops": peak, "machine": cpu}
     with tempfile.TemporaryDirectory() as workdir:
         for spec in configs:
             all_results[spec], target = run_config(spec, args.iters, libs, workdir, args.seed,
                                                     peak, args.runs)
             if target is not None:  # kept apart from the per-library results
                 all_results.setdefault("targets", {})[spec] = target
+    print_dtype_comparison({k: v for k, v in all_results.items() if ":" in k})
     if args.json:
         with open(args.json, "w") as f:
             json.dump(all_results, f, indent=2)

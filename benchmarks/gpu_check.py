@@ -39,6 +39,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from common import cpu_info  # noqa: E402
+
 #: (n, d, k, covariance type) of the reduced grid; each runs in float32 and float64.
 GRID = [
     (1_000_000, 16, 16, "full"),
@@ -60,15 +62,7 @@ def simulated() -> bool:
 
 def machine() -> dict:
     info = {"python": platform.python_version(), "simulator": simulated()}
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-        model = re.search(r"Model name:\s*(.+)", lscpu)
-        flags = re.search(r"Flags:\s*(.+)", lscpu)
-        info["cpu"] = model.group(1).strip() if model else platform.processor()
-        info["cpu_simd"] = ("AVX-512" if flags and "avx512f" in flags.group(1)
-                            else "AVX2" if flags and "avx2" in flags.group(1) else "other")
-    except OSError:
-        info["cpu"] = platform.processor()
+    info.update(cpu_info())
     info["cpu_cores"] = os.cpu_count()
     import numba
 

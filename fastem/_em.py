@@ -169,7 +169,8 @@ class _Start:
         n_iter = self.n_iter
         change = self.bound - prev
         if (np.isfinite(prev) and not self.reseeded_last
-                and change < -config.MONOTONICITY_SLACK * max(1.0, abs(prev))):
+                and change < -max(config.MONOTONICITY_SLACK, stats.round_off)
+                * max(1.0, abs(prev))):
             warnings.warn(
                 f"{family.name} lower bound decreased by {-change:.3g} at iteration {n_iter}, "
                 "more than round-off; the fit may be numerically unstable.",

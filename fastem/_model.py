@@ -116,6 +116,9 @@ class Stats:
         ``sum_i w_i log p(x_i)`` under the parameters of the E-step.
     weight_sum : float
         ``sum_i w_i``.
+    round_off : float
+        Relative round-off of ``log_likelihood`` beyond float64's (nonzero for
+        passes computed in float32; see ``fastem._precision``).
     """
 
     mass: np.ndarray
@@ -124,6 +127,7 @@ class Stats:
     centres: np.ndarray
     log_likelihood: float
     weight_sum: float
+    round_off: float = 0.0
 
     def __add__(self, other: "Stats") -> "Stats":
         if not np.array_equal(self.centres, other.centres):
@@ -131,7 +135,7 @@ class Stats:
         return Stats(self.mass + other.mass, self.first + other.first,
                      self.second + other.second, self.centres,
                      self.log_likelihood + other.log_likelihood,
-                     self.weight_sum + other.weight_sum)
+                     self.weight_sum + other.weight_sum, max(self.round_off, other.round_off))
 
 
 def total_weight(n_samples: int, sample_weight) -> float:

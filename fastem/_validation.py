@@ -9,6 +9,7 @@ import numpy as np
 
 from . import config
 from ._covariance import COVARIANCE_TYPES, parameter_shape
+from ._precision import check_dtype
 
 INIT_PARAMS = ("kmeans", "k-means++", "random", "random_from_data")
 
@@ -195,6 +196,7 @@ def check_estimator_params(est) -> None:
     _check_int(est.verbose_interval, "verbose_interval", 1)
     if not isinstance(est.warm_start, (bool, np.bool_)):
         raise ValueError(f"Invalid value for 'warm_start': {est.warm_start!r}; expected a bool.")
+    check_dtype(getattr(est, "dtype", None))
     rs = est.random_state
     if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState))) or isinstance(rs, bool):
         raise ValueError(

@@ -91,6 +91,8 @@ def atomic_write(path, write):
 def _json_scalar(name, value):
     if name == "random_state" and not (value is None or isinstance(value, (int, np.integer))):
         return None  # a RandomState object is not data
+    if name == "dtype" and value is not None:
+        return np.dtype(value).name  # 'float32': the parameter accepts names
     return value.item() if isinstance(value, np.generic) else value
 
 

@@ -40,23 +40,32 @@ def test_compare_script_runs(tmp_path):
     configs = ("full:3000:3:2", "diag:3000:4:3")
     data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2, runs=2)
     assert data["dgemm_gflops"] > 0
-    for spec in configs:
+    assert data["machine"]["cpu_simd"] in ("AVX-512", "AVX2", "other")
+    specs = [f"{c}:{dt}" for c in configs for dt in ("float64", "float32")]  # both by default
+    for spec in specs:
         target = data["targets"][spec]
         assert set(data[spec]) == {"fastem", "sklearn"}
         assert all(v["seconds_per_iter"] > 0 for v in data[spec].values())
         # what 20x asks of the machine, from this run's scikit-learn time and dgemm peak
         assert target["seconds_per_iter"] == pytest.approx(data[spec]["sklearn"]["seconds_per_iter"] / 20)
         assert target["fraction_of_peak"] == pytest.approx(target["gflops"] / data["dgemm_gflops"])
-    assert stdout.count("20x scikit-learn needs") == len(configs)
+    assert stdout.count("20x scikit-learn needs") == len(specs)
     # both libraries reached the same log-likelihood from the same start
     lines = [line.split() for line in stdout.splitlines() if line.strip().startswith(("fastem", "sklearn"))]
-    assert len(lines) == 4
+    assert len(lines) == 2 * len(specs)
     assert lines[0][-1] == lines[1][-1]
+    # float32 against float64 of each library, from the same run
+    assert "float32 against float64" in stdout
+    for c in configs:
+        for lib in ("fastem", "sklearn"):
+            r32 = data[f"{c}:float32"][lib]
+            assert r32["float32_speedup"] > 0
+            assert r32["float32_relative_ll_difference"] < 1e-4
 
 
 def test_compare_mlpack_worker(tmp_path):
     pytest.importorskip("mlpack")
-    configs = ("full:30000:3:2", "diag:30000:4:3")
+    configs = ("full:30000:3:2:float64", "diag:30000:4:3:float64")
     data, _ = _run_compare(tmp_path, "mlpack", configs, 5)
     for spec in configs:
         assert set(data[spec]) == {"mlpack"}
@@ -131,11 +140,11 @@ def test_compare_times_the_variational_model(tmp_path):
     pytest.importorskip("sklearn")
     result = tmp_path / "vb.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
-                          "--config", "full:3000:3:3", "--iters", "2",
+                          "--config", "full:3000:3:3:float64", "--iters", "2",
                           "--libs", "fastem-vb,sklearn-vb", "--json", str(result)],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
-    rows = json.loads(result.read_text())["full:3000:3:3"]
+    rows = json.loads(result.read_text())["full:3000:3:3:float64"]
     assert set(rows) == {"fastem-vb", "sklearn-vb"}
     assert rows["sklearn-vb"]["speedup"] == pytest.approx(1.0)
     lls = [float(line.split()[-1]) for line in out.stdout.splitlines()

@@ -5,14 +5,15 @@ import numpy as np
 import pytest
 from numba import njit
 
-from fastem.kernels.cpu._simd import (LANES, f64_from_bits, vadd, vfma, vlane, vload, vmul,
-                                      vsplat, vsub, vsum8, vzero)
+from fastem.kernels.cpu._simd import (LANES, bits_from_f32, f32_from_bits, f64_from_bits, lanes,
+                                      like, vadd, vfma, vlane, vload, vmul, vsplat, vsub, vsum8,
+                                      vzero)
 from fastem.kernels.cpu.gaussian import fast_exp
 
 
 @njit
 def _lanes(v, out, row):
-    for i in range(LANES):
+    for i in range(out.shape[1]):
         out[row, i] = vlane(v, i)
 
 
@@ -26,7 +27,7 @@ def _elementwise(a, b, c, out):
     _lanes(vmul(x, y), out, 2)
     _lanes(vfma(x, y, z), out, 3)
     _lanes(vsplat(a[3]), out, 4)
-    _lanes(vzero(), out, 5)
+    _lanes(vzero(a), out, 5)
     _lanes(vload(a, 5), out, 6)  # an unaligned offset inside the array
 
 
@@ -43,9 +44,55 @@ def _from_bits(bits, out):
 
 
 @njit
+def _bits32(x, out):
+    for i in range(x.size):
+        out[i] = f32_from_bits(bits_from_f32(x[i]))
+
+
+@njit
+def _typed(arr):
+    return like(0.1, arr), lanes(arr)
+
+
+@njit
 def _exp(x, out):
     for i in range(x.size):
         out[i] = fast_exp(x[i])
+
+
+@pytest.mark.parametrize("dtype, n", [(np.float64, 8), (np.float32, 16)])
+def test_vector_type_follows_the_array_dtype(dtype, n):
+    """float64 arrays load f64x8 and float32 arrays f32x16: one kernel source,
+    twice the lanes in float32."""
+    x = np.arange(32, dtype=dtype)
+    value, width = _typed(x)
+    assert width == n
+    assert value == dtype(0.1)  # rounded once, to the array's dtype
+    assert (value == 0.1) == (dtype == np.float64)
+    out = np.empty((7, n), dtype=dtype)
+    _elementwise(x, x, x, out)
+    np.testing.assert_array_equal(out[0], 2 * x[:n])
+    np.testing.assert_array_equal(out[6], x[5:5 + n])
+    m = np.random.default_rng(3).normal(size=(8, n)).astype(dtype)
+    sums = np.empty((1, 8), dtype=dtype)
+    _sums_any(m.ravel(), n, sums)
+    np.testing.assert_allclose(sums[0], m.astype(np.float64).sum(axis=1), rtol=1e-5, atol=1e-5)
+    ints = np.arange(8 * n, dtype=dtype).reshape(8, n)
+    _sums_any(ints.ravel(), n, sums)
+    np.testing.assert_array_equal(sums[0], ints.sum(axis=1))
+
+
+@njit
+def _sums_any(m, n, out):
+    _lanes(vsum8(vload(m, 0), vload(m, n), vload(m, 2 * n), vload(m, 3 * n),
+                 vload(m, 4 * n), vload(m, 5 * n), vload(m, 6 * n), vload(m, 7 * n)), out, 0)
+
+
+def test_f32_bit_casts_round_trip():
+    x = np.array([0.0, -0.0, 1.0, -2.5, 1e-40, np.inf, 3.4e38], dtype=np.float32)
+    out = np.empty_like(x)
+    _bits32(x, out)
+    np.testing.assert_array_equal(out.view(np.int32), x.view(np.int32))
 
 
 def test_elementwise_operations_match_numpy():
@@ -107,3 +154,19 @@ def test_fast_exp_is_exactly_zero_below_its_range(x):
     out = np.empty(1)
     _exp(np.array([x]), out)
     assert out[0] == 0.0
+
+
+def test_float32_fast_exp_matches_numpy():
+    """The float32 exponential is accurate to float32's rounding over the range
+    the responsibilities use (x <= 0) and beyond, and exactly 0 below -87."""
+    x = np.concatenate([np.linspace(-87.0, 88.0, 20001),
+                        np.random.default_rng(4).uniform(-30, 0, 20000),
+                        [0.0, -0.0, 1e-30, -1e-30]]).astype(np.float32)
+    out = np.empty_like(x)
+    _exp(x, out)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, np.exp(x.astype(np.float64)), rtol=4e-7, atol=0)
+    below = np.array([-np.inf, -1e30, -104.0, -87.01], dtype=np.float32)
+    out = np.empty_like(below)
+    _exp(below, out)
+    np.testing.assert_array_equal(out, 0.0)

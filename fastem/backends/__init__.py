@@ -20,9 +20,10 @@ from .cpu import CPUBackend
 BACKENDS = ("cpu", "cuda")
 
 
-def backend_for(X, name):
+def backend_for(X, name, dtype=None):
     """The backend for input X and the estimator's ``backend`` parameter:
-    Dask arrays run on the Dask scheduler (with the CPU kernels)."""
+    Dask arrays run on the Dask scheduler (with the CPU kernels). ``dtype`` is
+    the compute dtype of the passes (None: the data's; see ``fastem._precision``)."""
     from .dask import is_dask_array
 
     if is_dask_array(X):
@@ -30,11 +31,11 @@ def backend_for(X, name):
             raise ValueError("dask arrays run the CPU kernels on the Dask workers; "
                              "use backend='cpu' with dask input.")
         from .dask import DaskBackend
-        return DaskBackend()
-    return get_backend(name)
+        return DaskBackend(dtype)
+    return get_backend(name, dtype)
 
 
-def get_backend(name):
+def get_backend(name, dtype=None):
     """Return a backend instance by name: 'cpu' or 'cuda'.
 
     Raises
@@ -43,8 +44,8 @@ def get_backend(name):
         For an unknown name, or 'cuda' without a usable GPU (or simulator).
     """
     if name == "cpu":
-        return CPUBackend()
+        return CPUBackend(dtype)
     if name == "cuda":
         from .cuda import CUDABackend  # imports numba.cuda only when asked for
-        return CUDABackend()
+        return CUDABackend(dtype)
     raise ValueError(f"Invalid value for 'backend': {name!r}; expected one of {list(BACKENDS)}.")

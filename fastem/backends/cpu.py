@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
-                      total_weight)
+from .._model import (KernelInputs, Params, Stats, full_from_lower, kernel_arrays,
+                      second_moment_is_full, total_weight)
+from .._precision import compute_dtype, pass_arrays
 from ..kernels.cpu import gaussian, launch
 
 
@@ -148,7 +149,9 @@ def concat_inputs(inputs_list):
 
     Returns
     -------
-    means (K, d), factor (K, d*d or d), log_const (K,), segments (n_models + 1,) int64, full : bool
+    inputs : KernelInputs of all K components ('full' when ``full``, else 'diag')
+    segments : (n_models + 1,) int64
+    full : bool
     """
     full = any(second_moment_is_full(i.covariance_type) for i in inputs_list)
     d = inputs_list[0].means.shape[1]
@@ -159,15 +162,17 @@ def concat_inputs(inputs_list):
             f = (f[:, :, None] * np.eye(d)).reshape(f.shape[0], d * d)
         factors.append(f)
     segments = np.cumsum([0] + [i.n_components for i in inputs_list]).astype(np.int64)
-    return (np.ascontiguousarray(np.concatenate([i.means for i in inputs_list])),
-            np.ascontiguousarray(np.concatenate(factors)),
-            np.ascontiguousarray(np.concatenate([i.log_const for i in inputs_list])),
-            segments, full)
+    inputs = KernelInputs(np.ascontiguousarray(np.concatenate([i.means for i in inputs_list])),
+                          np.ascontiguousarray(np.concatenate(factors)),
+                          np.ascontiguousarray(np.concatenate([i.log_const for i in inputs_list])),
+                          "full" if full else "diag")
+    return inputs, segments, full
 
 
-def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum):
+def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum, pa):
     """Each model's :class:`Stats` from the summed statistics of a shared pass
-    (``second`` holds lower triangles when ``full``)."""
+    (``second`` holds lower triangles when ``full``; ``pa`` is the pass's
+    :class:`~fastem._precision.PassArrays`)."""
     d = first.shape[1]
     out = []
     for g, inp in enumerate(inputs_list):
@@ -178,15 +183,29 @@ def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum):
             sec = full_from_lower(sec, d)
             if not second_moment_is_full(inp.covariance_type):
                 sec = np.ascontiguousarray(np.diagonal(sec, axis1=1, axis2=2))
-        out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, inp.means.copy(),
-                         float(loglik[g]), weight_sum))
+        out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, pa.centres[a:b].copy(),
+                         float(loglik[g]) + pa.shift * weight_sum, weight_sum, pa.round_off))
     return out
 
 
 class CPUBackend:
-    """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays."""
+    """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays.
+
+    Parameters
+    ----------
+    dtype : None, numpy.float32 or numpy.float64
+        Compute dtype of the passes (None: the data's, see ``fastem._precision``).
+    """
 
     name = "cpu"
+
+    def __init__(self, dtype=None):
+        self.dtype = dtype
+
+    def pass_arrays(self, data_dtype, inputs):
+        """``inputs`` (KernelInputs or Params) narrowed for a pass over ``data_dtype``."""
+        means, factor, log_const = kernel_arrays(inputs)
+        return pass_arrays(means, factor, log_const, compute_dtype(data_dtype, self.dtype))
 
     def check_input(self, X, n_features=None, estimator="GaussianMixture"):
         """Validate host input (arrays, memory maps, lists, dataframes)."""
@@ -241,14 +260,15 @@ class CPUBackend:
         bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
-        means, factor, log_const = kernel_arrays(params)
+        pa = self.pass_arrays(X.dtype, params)
         with launch():
-            gaussian.accumulate(kernel_input(X), w, has_weights, full, means, factor, log_const,
-                                bounds, mass, first, second, loglik)
+            gaussian.accumulate(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
+                                pa.factor, pa.log_const, bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
-        return Stats(mass, first, second, means.copy(), float(loglik.sum()),
-                     total_weight(n, sample_weight))
+        weight_sum = total_weight(n, sample_weight)
+        return Stats(mass, first, second, pa.centres, float(loglik.sum()) + pa.shift * weight_sum,
+                     weight_sum, pa.round_off)
 
     def accumulate_many(self, X: np.ndarray, inputs_list, sample_weight=None) -> list:
         """One pass for several models: each gets the :class:`Stats` that
@@ -263,17 +283,19 @@ class CPUBackend:
         list of Stats, in the order of ``inputs_list``
         """
         inputs_list = [i.kernel_inputs() for i in inputs_list]
-        means, factor, log_const, segments, full = concat_inputs(inputs_list)
+        inputs, segments, full = concat_inputs(inputs_list)
         n, d = X.shape
-        bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
+        bounds, mass, first, second = partial_stats(n, inputs.n_components, d, full)
         loglik = np.zeros((bounds.shape[0] - 1, len(inputs_list)))
         w, has_weights = weights_arg(sample_weight)
+        pa = self.pass_arrays(X.dtype, inputs)
         with launch():
-            gaussian.accumulate_segments(kernel_input(X), w, has_weights, full, means, factor,
-                                         log_const, segments, bounds, mass, first, second, loglik)
+            gaussian.accumulate_segments(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
+                                         pa.factor, pa.log_const, segments, bounds, mass, first,
+                                         second, loglik)
         mass, first, second = reduce_partial_stats(mass, first, second, d, False)
         return split_stats(inputs_list, full, mass, first, second, loglik.sum(axis=0),
-                           total_weight(n, sample_weight))
+                           total_weight(n, sample_weight), pa)
 
     def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""
@@ -292,12 +314,15 @@ class CPUBackend:
         n = X.shape[0]
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
-        means, factor, log_const = kernel_arrays(params)
+        pa = self.pass_arrays(X.dtype, params)
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
             chunk = kernel_input(X[start:stop])
             out = np.empty((stop - start, k))
             bounds = part_bounds(stop - start, 1)
             with launch():
-                gaussian.log_prob(chunk, full, means, factor, log_const, bounds, out)
+                gaussian.log_prob(chunk, full, pa.ref, pa.means, pa.factor, pa.log_const, bounds,
+                                  out)
+            if pa.shift:
+                out += pa.shift
             yield start, stop, out

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config
+from .._precision import compute_dtype, pass_arrays
 from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
                       total_weight)
 from .cpu import CPUBackend, map_host_chunks, map_rows_eager, split_rows
@@ -69,12 +70,12 @@ class CudaData:
         return self.shape[0]
 
 
-def threads_for(n_features: int) -> int:
+def threads_for(n_features: int, dtype=np.float64) -> int:
     """Threads per block: CUDA_THREADS, halved until shared memory fits."""
-    from ..kernels.cuda.gaussian import shared_floats
+    from ..kernels.cuda.gaussian import shared_bytes
 
     t = config.CUDA_THREADS
-    while t > 1 and shared_floats(n_features, t) * 8 > config.CUDA_SHARED_BYTES:
+    while t > 1 and shared_bytes(n_features, t, dtype) > config.CUDA_SHARED_BYTES:
         t //= 2
     return t
 
@@ -94,7 +95,8 @@ class CUDABackend:
 
     name = "cuda"
 
-    def __init__(self):
+    def __init__(self, dtype=None):
+        self.dtype = dtype
         self.cuda = _cuda()
         from ..kernels.cuda import gaussian as kernels
         self.kernels = kernels
@@ -211,12 +213,16 @@ class CUDABackend:
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
         width = d * d if full else d
-        means, factor, log_const = (cuda.to_device(a) for a in kernel_arrays(params))
+        pa = self._pass_arrays(data, params)
+        kernel, _ = self.kernels.for_dtype(pa.means.dtype)
+        ref, means, factor, log_const = (cuda.to_device(a) for a in
+                                         (pa.ref, pa.means, pa.factor, pa.log_const))
         has_w = sample_weight is not None
         total = None
+        threads = threads_for(d, pa.means.dtype)
+        shared = self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize
         for start, stop, dev in self._chunks(data):
             m = stop - start
-            threads = threads_for(d)
             bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
             n_parts = bounds.shape[0] - 1
             mass = cuda.to_device(np.zeros((n_parts, k)))
@@ -224,17 +230,22 @@ class CUDABackend:
             second = cuda.to_device(np.zeros((n_parts, k, width)))
             loglik = cuda.to_device(np.zeros(n_parts))
             w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            shared = self.kernels.shared_floats(d, threads) * 8
-            self.kernels.accumulate[n_parts, threads, 0, shared](
-                dev, w, has_w, full, means, factor, log_const, cuda.to_device(bounds),
+            kernel[n_parts, threads, 0, shared](
+                dev, w, has_w, full, ref, means, factor, log_const, cuda.to_device(bounds),
                 mass, first, second, loglik)
             chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                          self._reduce(second, (k, width)), params.means.copy(),
+                          self._reduce(second, (k, width)), pa.centres,
                           float(loglik.copy_to_host().sum()), 0.0)
             total = chunk if total is None else total + chunk
         second = full_from_lower(total.second, d) if full else total.second
-        return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
-                     total_weight(n, sample_weight))
+        weight_sum = total_weight(n, sample_weight)
+        return Stats(total.mass, total.first, second, total.centres,
+                     total.log_likelihood + pa.shift * weight_sum, weight_sum, pa.round_off)
+
+    def _pass_arrays(self, data, params):
+        """``params``' kernel inputs narrowed to this pass's compute dtype."""
+        means, factor, log_const = kernel_arrays(params)
+        return pass_arrays(means, factor, log_const, compute_dtype(data.dtype, self.dtype))
 
     def accumulate_many(self, data: CudaData, inputs_list, sample_weight=None) -> list:
         """Several models' statistics. On the GPU still one pass per model: the
@@ -260,15 +271,18 @@ class CUDABackend:
         n, d = data.shape
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
-        means, factor, log_const = (cuda.to_device(a) for a in kernel_arrays(params))
-        threads = threads_for(d)
-        shared = self.kernels.shared_floats(d, threads) * 8
+        pa = self._pass_arrays(data, params)
+        _, kernel = self.kernels.for_dtype(pa.means.dtype)
+        ref, means, factor, log_const = (cuda.to_device(a) for a in
+                                         (pa.ref, pa.means, pa.factor, pa.log_const))
+        threads = threads_for(d, pa.means.dtype)
+        shared = self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
                 piece = dev[s0:s1]
                 bounds = cuda_part_bounds(s1 - s0, threads, 1)
                 out = cuda.device_array((s1 - s0, k))
-                self.kernels.log_prob[bounds.shape[0] - 1, threads, 0, shared](
-                    piece, full, means, factor, log_const, cuda.to_device(bounds), out)
-                yield start + s0, start + s1, out.copy_to_host()
+                kernel[bounds.shape[0] - 1, threads, 0, shared](
+                    piece, full, ref, means, factor, log_const, cuda.to_device(bounds), out)
+                yield start + s0, start + s1, out.copy_to_host() + pa.shift

@@ -61,15 +61,15 @@ def check_dask_array(X, n_features=None, estimator="GaussianMixture"):
     return X
 
 
-def _chunk_stats(block, weights, params):
+def _chunk_stats(block, weights, params, dtype=None):
     """Statistics of one chunk, on the worker, with the CPU kernel."""
     block = np.ascontiguousarray(block)
-    return CPUBackend().accumulate(block, params, weights)
+    return CPUBackend(dtype).accumulate(block, params, weights)
 
 
-def _chunk_stats_many(block, weights, inputs_list):
+def _chunk_stats_many(block, weights, inputs_list, dtype=None):
     """Several models' statistics of one chunk, on the worker, in one pass."""
-    return CPUBackend().accumulate_many(np.ascontiguousarray(block), inputs_list, weights)
+    return CPUBackend(dtype).accumulate_many(np.ascontiguousarray(block), inputs_list, weights)
 
 
 def _add_lists(a, b):
@@ -110,6 +110,9 @@ class DaskBackend:
     """
 
     name = "dask"
+
+    def __init__(self, dtype=None):
+        self.dtype = dtype  # compute dtype of the CPU kernels on the workers
 
     def check_input(self, X, n_features=None, estimator="GaussianMixture"):
         """Validate a dask array lazily (one pass checks finiteness)."""
@@ -168,14 +171,14 @@ class DaskBackend:
         inputs_list = [i.kernel_inputs() for i in inputs_list]
         blocks = data.array.to_delayed().ravel()
         chunk = dask.delayed(_chunk_stats_many, pure=True)
-        parts = [chunk(b, w, inputs_list)
+        parts = [chunk(b, w, inputs_list, self.dtype)
                  for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
         (total,) = dask.compute(_tree_sum(parts, _add_lists))
         return total
 
     def map_rows(self, data: DaskData, params, reduce, out_columns=None, dtype=np.float64):
         """A lazy dask array of ``reduce`` of the weighted log-densities (see :func:`lazy_map`)."""
-        return lazy_map(data.array, params, reduce, out_columns, dtype)
+        return lazy_map(data.array, params, reduce, out_columns, dtype, self.dtype)
 
     def accumulate(self, data: DaskData, params: Params, sample_weight=None) -> Stats:
         """One EM pass as Dask tasks; returns the reduced statistics."""
@@ -183,13 +186,13 @@ class DaskBackend:
 
         blocks = data.array.to_delayed().ravel()
         chunk = dask.delayed(_chunk_stats, pure=True)
-        parts = [chunk(b, w, params)
+        parts = [chunk(b, w, params, self.dtype)
                  for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
         (total,) = dask.compute(_tree_sum(parts))
         return total
 
 
-def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64):
+def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64, compute_dtype=None):
     """A lazy dask array of ``reduce(weighted_log_prob)`` per row chunk.
 
     Parameters
@@ -198,10 +201,11 @@ def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64):
     reduce : callable ``(m, k) -> (m,) or (m, out_columns)``, run on workers
     out_columns : int or None (None: a 1-D result)
     dtype : dtype of the result
+    compute_dtype : the CPU kernels' compute dtype (None: the chunks')
     """
     def block_fn(block):
         block = np.ascontiguousarray(block)
-        pieces = [reduce(wlp) for _, _, wlp in CPUBackend().weighted_log_prob_chunks(block, params)]
+        pieces = [reduce(wlp) for _, _, wlp in CPUBackend(compute_dtype).weighted_log_prob_chunks(block, params)]
         if not pieces:
             return np.empty((0,) if out_columns is None else (0, out_columns), dtype=dtype)
         return np.concatenate(pieces)

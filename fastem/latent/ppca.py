@@ -43,7 +43,8 @@ class PPCA(EstimatorBase):
         is the mean of the ``d - q`` discarded eigenvalues).
     backend : {'cpu', 'cuda'}, default='cpu'
         Where the pass runs; X may also be a memory map or a dask array (for
-        'cpu') or a GPU array (for 'cuda').
+        'cpu') or a GPU array (for 'cuda'). The pass computes in float64 for
+        every input dtype: PPCA is one pass, and its closed form is exact.
     random_state : int, RandomState or None, default=None
         Used by :meth:`sample`.
 
@@ -110,7 +111,7 @@ class PPCA(EstimatorBase):
                 or self.n_components < 1):
             raise ValueError(f"Invalid value for 'n_components': {self.n_components!r}; "
                              "expected an integer >= 1.")
-        backend = backend_for(X, self.backend)
+        backend = backend_for(X, self.backend, np.float64)
         X = self._check_X(X, reset=True, backend=backend)
         n, d = X.shape
         q = int(self.n_components)
@@ -179,7 +180,7 @@ class PPCA(EstimatorBase):
 
     def _rows(self, X):
         self._check_fitted()
-        backend = backend_for(X, self.backend)
+        backend = backend_for(X, self.backend, np.float64)
         return backend, backend.prepare(self._check_X(X, reset=False, backend=backend))
 
     def score_samples(self, X):

@@ -29,6 +29,7 @@ from .. import exceptions
 from .._covariance import parameter_shape
 from .._estimator import EstimatorBase
 from .._sampling import check_random_state
+from .._precision import check_dtype
 from ..backends import backend_for
 
 
@@ -64,7 +65,7 @@ class MixtureBase(EstimatorBase):
 
     def _fit(self, X, sample_weight):
         self._check_params()
-        backend = backend_for(X, self.backend)
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
@@ -128,7 +129,7 @@ class MixtureBase(EstimatorBase):
     def _predict_rows(self, X, reduce, out_columns=None, dtype=np.float64):
         """Validate X against the fitted model, then ``backend.map_rows``."""
         self._check_fitted()
-        backend = backend_for(X, self.backend)
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
         data = backend.prepare(self._check_X(X, reset=False, backend=backend))
         return backend.map_rows(data, self._kernel_inputs(), reduce, out_columns, dtype)
 

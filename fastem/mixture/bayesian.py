@@ -333,6 +333,9 @@ class BayesianGaussianMixture(MixtureBase):
         a float for 'spherical'.
     random_state, warm_start, verbose, verbose_interval : as GaussianMixture
     backend : {'cpu', 'cuda'}, default='cpu'
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        As :class:`GaussianMixture`: float32 input computes in float32 unless
+        numpy.float64 is given.
 
     Attributes
     ----------
@@ -364,7 +367,8 @@ class BayesianGaussianMixture(MixtureBase):
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, verbose_interval=10, backend="cpu"):
+                 warm_start=False, verbose=0, verbose_interval=10, backend="cpu",
+                 dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -383,6 +387,7 @@ class BayesianGaussianMixture(MixtureBase):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.dtype = dtype
 
     _model_file = ModelFile(
         unstored_params=("mean_prior", "covariance_prior"),

@@ -91,6 +91,14 @@ class GaussianMixture(MixtureBase):
         'cuda' runs the passes on an NVIDIA GPU through numba.cuda (install
         ``fastem[cuda]``); X may then also be a GPU array (CuPy, PyTorch CUDA
         tensor, numba device array), used without a host copy.
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        Floating-point type the passes compute in (as scikit-learn's
+        ``KBinsDiscretizer(dtype=...)``). None computes float32 input in float32
+        (about twice as fast) and anything else in float64; numpy.float64
+        computes float32 input in float64 too. float32 compute centres every
+        row in float64 before narrowing it and keeps the statistics and the
+        M-step in float64: the fit matches the float64 fit to about 1e-6
+        relative. Fitted attributes are float64 either way.
 
     Attributes
     ----------
@@ -133,7 +141,7 @@ class GaussianMixture(MixtureBase):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, backend="cpu"):
+                 verbose=0, verbose_interval=10, backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -149,6 +157,7 @@ class GaussianMixture(MixtureBase):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.dtype = dtype
 
 
     _model_file = ModelFile(

@@ -22,6 +22,7 @@ from .. import _validation as val
 from .._covariance import COVARIANCE_TYPES, n_parameters
 from .._estimator import EstimatorBase
 from .._sampling import check_random_state
+from .._precision import check_dtype
 from ..backends import backend_for
 from .gaussian import GaussianMixture
 
@@ -43,7 +44,7 @@ class GaussianMixtureIC(EstimatorBase):
     covariance_type : str, list of str, or 'all', default='full'
     criterion : {'bic', 'aic'}, default='bic'
     tol, reg_covar, max_iter, n_init, init_params, random_state, verbose,
-    verbose_interval, backend : as :class:`GaussianMixture`
+    verbose_interval, backend, dtype : as :class:`GaussianMixture`
         Each candidate is exactly ``GaussianMixture(n_components=k,
         covariance_type=c, ...)`` with these parameters. With an integer
         ``random_state`` every candidate gets its own ``RandomState(seed)``,
@@ -75,7 +76,7 @@ class GaussianMixtureIC(EstimatorBase):
     def __init__(self, n_components=None, *, min_components=1, max_components=10,
                  covariance_type="full", criterion="bic", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", random_state=None, verbose=0,
-                 verbose_interval=10, backend="cpu"):
+                 verbose_interval=10, backend="cpu", dtype=None):
         self.n_components = n_components
         self.min_components = min_components
         self.max_components = max_components
@@ -90,6 +91,7 @@ class GaussianMixtureIC(EstimatorBase):
         self.verbose = verbose
         self.verbose_interval = verbose_interval
         self.backend = backend
+        self.dtype = dtype
 
     # ------------------------------------------------------------------
 
@@ -133,7 +135,8 @@ class GaussianMixtureIC(EstimatorBase):
                                reg_covar=self.reg_covar, max_iter=self.max_iter,
                                n_init=self.n_init, init_params=self.init_params,
                                random_state=self.random_state, verbose=self.verbose,
-                               verbose_interval=self.verbose_interval, backend=self.backend)
+                               verbose_interval=self.verbose_interval, backend=self.backend,
+                               dtype=self.dtype)
 
     def fit(self, X, y=None, sample_weight=None):
         """Fit every candidate in shared passes; keep the best by ``criterion``.
@@ -153,7 +156,7 @@ class GaussianMixtureIC(EstimatorBase):
         estimators = [self._estimator(k, t) for k, t in candidates]
         for est in estimators:
             est._check_params()
-        backend = backend_for(X, self.backend)
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)

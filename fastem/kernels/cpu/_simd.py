@@ -1,20 +1,27 @@
-"""An explicit 8-lane float64 vector type for the CPU kernels.
+"""Explicit 512-bit vector types for the CPU kernels, and dtype-generic scalars.
 
 Why: LLVM vectorises a reduction over a block's points by itself, but it
 keeps one vector accumulator per reduction and ends each with a horizontal
 sum (3 shuffles and 3 adds). In the diagonal statistics every (component,
-feature) entry is two reductions of only 8 vectors per block, so those
+feature) entry is two reductions of only a few vectors per block, so those
 horizontal sums cost about as much as the arithmetic, and LLVM does not
 register-tile across entries. Numba has no SIMD type to write anything else,
-so this module adds one: ``f64x8``, held in LLVM as ``<8 x double>`` (one
-AVX-512 register; two AVX2 or four SSE registers elsewhere, which LLVM
-handles). With it a kernel holds a tile of accumulators as vectors and
-reduces eight of them at once (:func:`vsum8`: 14 shuffles and 7 adds instead
-of 8 x 6 operations).
+so this module adds two: ``f64x8`` and ``f32x16``, held in LLVM as
+``<8 x double>`` and ``<16 x float>`` (one AVX-512 register; two AVX2
+registers elsewhere, which LLVM handles). The operations take either type,
+so one kernel source serves float64 and float32 compute: :func:`vload` of a
+float32 array gives an ``f32x16`` and twice the points per instruction. With
+them a kernel holds a tile of accumulators as vectors and reduces eight of
+them at once (:func:`vsum8`: 14 shuffles and 7 adds instead of 8 x 6
+operations for ``f64x8``; one more shuffle-and-add level for ``f32x16``).
 
 All operations are plain IEEE operations in a fixed order, so results are
 deterministic. ``vload`` does no bounds checking: callers index within the
-array (the block buffers hold a multiple of 8 points per row).
+array (the block buffers hold a multiple of 16 points per row).
+
+The module also holds the scalar helpers that make a kernel's source
+dtype-generic (:func:`like`, :func:`lanes`, the bit casts): Numba types a
+literal such as ``0.5`` as float64, which would silently widen float32 work.
 
 Numba's on-disk cache checks only the source file of a cached kernel, not the
 modules it inlines: after editing this file, delete
@@ -24,81 +31,90 @@ modules it inlines: after editing this file, delete
 from llvmlite import ir
 from numba import njit, types
 from numba.core import cgutils
-from numba.extending import intrinsic, models, register_model
+from numba.extending import intrinsic, models, overload, register_model
+from numba.np.numpy_support import as_dtype
 
 from ...config import HELPER_JIT_OPTIONS
 
+#: Lanes of the float64 vector type (what callers that only use float64 need).
 LANES = 8
 
 
-class F64x8Type(types.Type):
-    """Numba type of an ``<8 x double>`` value."""
+class VectorType(types.Type):
+    """Numba type of a 512-bit vector of ``dtype`` (float64 x 8 or float32 x 16)."""
 
-    def __init__(self):
-        super().__init__(name="f64x8")
-
-
-f64x8 = F64x8Type()
-_VEC = ir.VectorType(ir.DoubleType(), LANES)
+    def __init__(self, dtype, lanes):
+        self.dtype = dtype
+        self.lanes = lanes
+        super().__init__(name=f"{dtype}x{lanes}")
 
 
-@register_model(F64x8Type)
-class _F64x8Model(models.PrimitiveModel):
+f64x8 = VectorType(types.float64, 8)
+f32x16 = VectorType(types.float32, 16)
+_VECTOR_OF = {types.float64: f64x8, types.float32: f32x16}
+_LLVM_ELEMENT = {types.float64: ir.DoubleType(), types.float32: ir.FloatType()}
+
+
+def _llvm_vector(vty):
+    return ir.VectorType(_LLVM_ELEMENT[vty.dtype], vty.lanes)
+
+
+@register_model(VectorType)
+class _VectorModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, _VEC)
+        super().__init__(dmm, fe_type, _llvm_vector(fe_type))
 
 
-def _is_f64_array(arr):
-    return isinstance(arr, types.Array) and arr.dtype == types.float64 and arr.layout == "C"
-
-
-def _element_pointer(context, builder, arrty, arr, index):
-    """Pointer to ``<8 x double>`` at flat element ``index`` of a C-contiguous array."""
-    data = context.make_array(arrty)(context, builder, arr).data
-    ptr = builder.gep(data, [index])
-    return builder.bitcast(ptr, _VEC.as_pointer())
+def _vector_of_array(arr):
+    """The vector type loaded from ``arr``, or None if it is not a C float array."""
+    if isinstance(arr, types.Array) and arr.layout == "C":
+        return _VECTOR_OF.get(arr.dtype)
+    return None
 
 
 @intrinsic
 def vload(typingctx, arr, index):
-    """Lanes ``arr.flat[index:index + 8]`` of a C-contiguous float64 array."""
-    if not (_is_f64_array(arr) and isinstance(index, types.Integer)):
+    """Lanes ``arr.flat[index:index + lanes]`` of a C-contiguous float array."""
+    vty = _vector_of_array(arr)
+    if vty is None or not isinstance(index, types.Integer):
         return None
 
     def codegen(context, builder, sig, args):
         idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        ptr = _element_pointer(context, builder, sig.args[0], args[0], idx)
-        return builder.load(ptr, align=8)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vty).as_pointer())
+        return builder.load(ptr, align=vty.dtype.bitwidth // 8)
 
-    return f64x8(arr, index), codegen
+    return vty(arr, index), codegen
 
 
 @intrinsic
 def vsplat(typingctx, x):
-    """The float ``x`` in every lane."""
-    if not isinstance(x, types.Float):
+    """The float ``x`` in every lane (float64 -> f64x8, float32 -> f32x16)."""
+    vty = _VECTOR_OF.get(x)
+    if vty is None:
         return None
 
     def codegen(context, builder, sig, args):
-        v = context.cast(builder, args[0], sig.args[0], types.float64)
-        vec = builder.insert_element(ir.Constant(_VEC, ir.Undefined), v,
+        lvty = _llvm_vector(vty)
+        vec = builder.insert_element(ir.Constant(lvty, ir.Undefined), args[0],
                                      ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(vec, vec, ir.Constant(ir.VectorType(ir.IntType(32), LANES),
-                                                            [0] * LANES))
+        return builder.shuffle_vector(vec, vec, ir.Constant(
+            ir.VectorType(ir.IntType(32), vty.lanes), [0] * vty.lanes))
 
-    return f64x8(x), codegen
+    return vty(x), codegen
 
 
 def _binary(op):
     @intrinsic
     def impl(typingctx, a, b):
-        if not (a == f64x8 and b == f64x8):
+        if not (isinstance(a, VectorType) and a == b):
             return None
 
         def codegen(context, builder, sig, args):
             return getattr(builder, op)(args[0], args[1])
 
-        return f64x8(a, b), codegen
+        return a(a, b), codegen
 
     return impl
 
@@ -108,71 +124,75 @@ vsub = _binary("fsub")
 vmul = _binary("fmul")
 
 
-def _vector_intrinsic(builder, name, n_args):
-    fnty = ir.FunctionType(_VEC, [_VEC] * n_args)
-    return cgutils.get_or_insert_function(builder.module, fnty, name)
-
-
 @intrinsic
 def vfma(typingctx, a, b, c):
     """``a * b + c`` lane by lane, rounded once."""
-    if not (a == f64x8 and b == f64x8 and c == f64x8):
+    if not (isinstance(a, VectorType) and a == b == c):
         return None
+    suffix = f"v{a.lanes}f{a.dtype.bitwidth}"
 
     def codegen(context, builder, sig, args):
-        return builder.call(_vector_intrinsic(builder, "llvm.fma.v8f64", 3), args)
+        lvty = _llvm_vector(a)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lvty, [lvty] * 3),
+                                            f"llvm.fma.{suffix}")
+        return builder.call(fn, args)
 
-    return f64x8(a, b, c), codegen
-
-
-@intrinsic
-def f64_from_bits(typingctx, bits):
-    """The float64 whose IEEE-754 bit pattern is the int64 ``bits`` (a scalar
-    bit cast, which LLVM vectorises; Numba has no scalar ``view``)."""
-    if bits != types.int64:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.bitcast(args[0], ir.DoubleType())
-
-    return types.float64(bits), codegen
+    return a(a, b, c), codegen
 
 
 @intrinsic
 def vlane(typingctx, a, lane):
     """Lane ``lane`` of ``a`` as a float."""
-    if not (a == f64x8 and isinstance(lane, types.Integer)):
+    if not (isinstance(a, VectorType) and isinstance(lane, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
         idx = context.cast(builder, args[1], sig.args[1], types.int32)
         return builder.extract_element(args[0], idx)
 
-    return types.float64(a, lane), codegen
+    return a.dtype(a, lane), codegen
 
 
 def _shuffle(builder, a, b, mask):
-    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), LANES), mask))
+    return builder.shuffle_vector(a, b, ir.Constant(ir.VectorType(ir.IntType(32), len(mask)),
+                                                    mask))
 
 
 @intrinsic
 def _pair_sums(typingctx, a, b, level):
     """One level of :func:`vsum8`'s transpose-and-add tree (``level`` 1, 2 or 4)."""
-    if not (a == f64x8 and b == f64x8 and isinstance(level, types.IntegerLiteral)):
+    if not (isinstance(a, VectorType) and a == b and isinstance(level, types.IntegerLiteral)):
         return None
     h = level.literal_value
+    n = a.lanes
     # Lane groups of width h alternate between a and b; adding the two
     # shuffles sums adjacent groups of width h.
     lo, hi = [], []
-    for base in range(0, LANES, 2 * h):
-        lo += [base + i for i in range(h)] + [LANES + base + i for i in range(h)]
-        hi += [base + h + i for i in range(h)] + [LANES + base + h + i for i in range(h)]
+    for base in range(0, n, 2 * h):
+        lo += [base + i for i in range(h)] + [n + base + i for i in range(h)]
+        hi += [base + h + i for i in range(h)] + [n + base + h + i for i in range(h)]
 
     def codegen(context, builder, sig, args):
         return builder.fadd(_shuffle(builder, args[0], args[1], lo),
                             _shuffle(builder, args[0], args[1], hi))
 
-    return f64x8(a, b, level), codegen
+    return a(a, b, level), codegen
+
+
+@intrinsic
+def _fold_to_eight(typingctx, a):
+    """Lanes ``i`` and ``i + 8`` added into lane ``i`` (identity on ``f64x8``)."""
+    if not isinstance(a, VectorType):
+        return None
+    n = a.lanes
+
+    def codegen(context, builder, sig, args):
+        if n == 8:
+            return args[0]
+        upper = [8 + i for i in range(8)] * (n // 8)
+        return builder.fadd(args[0], _shuffle(builder, args[0], args[0], upper))
+
+    return a(a), codegen
 
 
 @njit(**HELPER_JIT_OPTIONS)
@@ -183,9 +203,76 @@ def vsum8(v0, v1, v2, v3, v4, v5, v6, v7):
     b = _pair_sums(v2, v3, 1)
     c = _pair_sums(v4, v5, 1)
     e = _pair_sums(v6, v7, 1)
-    return _pair_sums(_pair_sums(a, b, 2), _pair_sums(c, e, 2), 4)
+    return _fold_to_eight(_pair_sums(_pair_sums(a, b, 2), _pair_sums(c, e, 2), 4))
 
 
-@njit(**HELPER_JIT_OPTIONS)
-def vzero():
-    return vsplat(0.0)
+@intrinsic
+def vzero(typingctx, like):
+    """A vector of zeros of the type :func:`vload` gives for array ``like``."""
+    vty = _vector_of_array(like)
+    if vty is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_llvm_vector(vty), [0.0] * vty.lanes)
+
+    return vty(like), codegen
+
+
+# ----------------------------------------------------------------------------
+# dtype-generic scalars
+# ----------------------------------------------------------------------------
+
+def like(value, arr):
+    """``value`` as a scalar of ``arr``'s dtype (inside jitted code only)."""
+    raise NotImplementedError("like() is a jitted helper")
+
+
+@overload(like, inline="always")
+def _like(value, arr):
+    cast = as_dtype(arr.dtype if isinstance(arr, types.Array) else arr).type
+
+    def impl(value, arr):
+        return cast(value)
+
+    return impl
+
+
+def lanes(arr):
+    """Lanes of the vector :func:`vload` gives for ``arr`` (a compile-time constant)."""
+    raise NotImplementedError("lanes() is a jitted helper")
+
+
+@overload(lanes, inline="always")
+def _lanes(arr):
+    n = _vector_of_array(arr).lanes
+
+    def impl(arr):
+        return n
+
+    return impl
+
+
+def _bit_cast(src, dst):
+    """A bit cast from ``src`` to ``dst``; an integer source of another width
+    (Numba widens int32 arithmetic to int64) is first converted to ``src``."""
+    @intrinsic
+    def impl(typingctx, x):
+        if not (x == src or (isinstance(src, types.Integer) and isinstance(x, types.Integer))):
+            return None
+
+        def codegen(context, builder, sig, args):
+            v = context.cast(builder, args[0], sig.args[0], src)
+            return builder.bitcast(v, context.get_value_type(dst))
+
+        return dst(x), codegen
+
+    return impl
+
+
+#: Scalar bit casts between a float and the integer of its width (LLVM
+#: vectorises them; Numba has no scalar ``view``).
+f64_from_bits = _bit_cast(types.int64, types.float64)
+bits_from_f64 = _bit_cast(types.float64, types.int64)
+f32_from_bits = _bit_cast(types.int32, types.float32)
+bits_from_f32 = _bit_cast(types.float32, types.int32)

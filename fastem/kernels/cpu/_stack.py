@@ -27,7 +27,7 @@ def _stack_pointer(typingctx, n, dtype):
     if not isinstance(n, types.IntegerLiteral):
         return None
     size = n.literal_value
-    elty = dtype.dtype
+    elty = dtype.dtype  # a NumberClass (np.float64) or an array: both have .dtype
 
     def codegen(context, builder, signature, args):
         lty = context.get_data_type(elty)
@@ -43,3 +43,9 @@ def _stack_pointer(typingctx, n, dtype):
 def stack_f64(n):
     """Uninitialised ``(n,)`` float64 scratch on the stack; ``n`` must be a constant."""
     return carray(_stack_pointer(n, np.float64), n)
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def stack_like(n, arr):
+    """Uninitialised ``(n,)`` scratch of ``arr``'s dtype on the stack; ``n`` a constant."""
+    return carray(_stack_pointer(n, arr), n)

@@ -1,10 +1,20 @@
 """Numba CPU kernels: fused E-step + sufficient statistics, and log-densities.
 
 Layout: rows are processed in blocks of ``BLOCK_ROWS`` points. Each block is
-transposed into a float64 buffer ``xt`` of shape ``(d, BLOCK_ROWS)`` so that
-every inner loop runs over points with a compile-time trip count and
-vectorises. The last, partial block is padded by repeating its first row with
-weight 0, so padded points are finite and contribute nothing.
+centred on a reference ``ref`` in float64 and transposed into a buffer ``xt``
+of shape ``(d, BLOCK_ROWS)`` of the *compute dtype*, so that every inner loop
+runs over points with a compile-time trip count and vectorises. The last,
+partial block is padded by repeating its first row with weight 0, so padded
+points are finite and contribute nothing.
+
+Compute dtype: the kernels are dtype-generic and run in the dtype of
+``means`` (float64, or float32 for twice the SIMD lanes). ``means``,
+``factor`` and ``log_const`` are then relative to ``ref``: the caller passes
+``means - ref`` narrowed after the float64 subtraction, so large offsets in
+the data never meet float32 arithmetic (see DESIGN.md, Numerics). Sums over
+one block's points run in the compute dtype; they are added to the float64
+per-part statistics, and everything after the pass is float64. With float64
+compute the caller passes ``ref = 0``, which changes no bit.
 
 Two families share one structure:
 
@@ -19,18 +29,22 @@ results for any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
 
 from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
-from ._simd import LANES, f64_from_bits, vadd, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero
-from ._stack import stack_f64
+from numba.extending import overload
+
+from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
+                    vadd, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero)
+from ._stack import stack_like
 
 B = BLOCK_ROWS
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def load_block(X, start, stop, w, has_weights, xt, wb):
-    """Transpose rows ``start:stop`` of X into ``xt`` (d, B) as float64.
+def load_block(X, start, stop, w, has_weights, ref, xt, wb):
+    """Transpose rows ``start:stop`` of X, centred on ``ref`` (d,) in float64,
+    into ``xt`` (d, B) of the compute dtype (narrowed after the subtraction).
 
     Rows past ``stop`` repeat row ``start`` and get weight 0 in ``wb`` (B,).
     """
@@ -39,7 +53,7 @@ def load_block(X, start, stop, w, has_weights, xt, wb):
     for i in range(B):
         row = start + i if i < m else start
         for a in range(d):
-            xt[a, i] = X[row, a]
+            xt[a, i] = np.float64(X[row, a]) - ref[a]
         if i >= m:
             wb[i] = 0.0
         elif has_weights:
@@ -62,15 +76,16 @@ def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
 
     Parameters
     ----------
-    xt : (d, B) float64 block of points
+    xt : (d, B) block of points, compute dtype
     means : (k, d)
     factor : (k, d * d) upper-triangular precision Cholesky factors, row-major
     log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
-    t, t2, q : (B,) scratch; pass stack buffers (``stack_f64``) so that LLVM
+    t, t2, q : (B,) scratch; pass stack buffers (``stack_like``) so that LLVM
         keeps the accumulators in registers (see ``_stack.py``)
     logp : (k, B) output
     """
     k, d = means.shape
+    half = like(0.5, logp)
     for j in range(k):
         for i in range(B):
             q[i] = 0.0
@@ -105,7 +120,7 @@ def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
                 q[i] += t[i] * t[i]
         c = log_const[j]
         for i in range(B):
-            logp[j, i] = c - 0.5 * q[i]
+            logp[j, i] = c - half * q[i]
 
 
 @njit(**HELPER_JIT_OPTIONS)
@@ -116,6 +131,7 @@ def block_log_prob_diag(xt, means, factor, log_const, q, logp):
     ``q`` is the (B,) stack accumulator.
     """
     k, d = means.shape
+    half = like(0.5, logp)
     for j in range(k):
         for i in range(B):
             q[i] = 0.0
@@ -127,24 +143,36 @@ def block_log_prob_diag(xt, means, factor, log_const, q, logp):
                 q[i] += z * z
         c = log_const[j]
         for i in range(B):
-            logp[j, i] = c - 0.5 * q[i]
+            logp[j, i] = c - half * q[i]
 
 
 _LOG2E = 1.4426950408889634
 _LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
 _LN2_LO = 1.90821492927058770002e-10
 _EXP_MIN = -708.0  # below this exp underflows; the kernels return exactly 0
+#: 1.5 * 2**52: adding it to an integer-valued double puts the integer in the
+#: low mantissa bits, a vectorisable float -> int conversion (AVX2 has no
+#: vector double -> int64 instruction, and a scalar one per lane cost the
+#: diag pass a third of its time on Zen 3).
+_SHIFT64 = 6755399441055744.0
+_SHIFT64_BITS = 0x4338000000000000
+
+_LOG2E_F = np.float32(_LOG2E)
+_LN2_HI_F = np.float32(0.693359375)  # 9 significant bits: n * _LN2_HI_F is exact
+_LN2_LO_F = np.float32(-2.12194440e-4)
+_EXP_MIN_F = np.float32(-87.0)  # exp(-87) is above float32's smallest normal
+_SHIFT32 = np.float32(12582912.0)  # 1.5 * 2**23
+_SHIFT32_BITS = np.int32(0x4B400000)
+_HALF_F = np.float32(0.5)
+_ONE_F = np.float32(1.0)
+_ZERO_F = np.float32(0.0)
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def fast_exp(x):
-    """``exp(x)`` for ``x <= 709``, written so that a loop calling it vectorises.
-
-    Numba's ``np.exp`` is a scalar libm call; this is Cody-Waite range reduction
-    ``x = n ln2 + r`` (|r| <= ln2 / 2) with a degree-12 Taylor polynomial
-    (truncation error < 3e-16 relative) scaled by ``2**n`` built from the
-    exponent bits. Inputs below -708 (including -inf) give exactly 0.
-    """
+def _exp_f64(x):
+    """Cody-Waite range reduction ``x = n ln2 + r`` (|r| <= ln2 / 2) with a
+    degree-12 Taylor polynomial (truncation error < 3e-16 relative) scaled by
+    ``2**n`` built from the exponent bits."""
     v = max(x, _EXP_MIN)
     n = np.floor(v * _LOG2E + 0.5)
     r = (v - n * _LN2_HI) - n * _LN2_LO
@@ -161,8 +189,47 @@ def fast_exp(x):
     p = p * r + 0.5
     p = p * r + 1.0
     p = p * r + 1.0
-    scale = f64_from_bits((np.int64(n) + 1023) << 52)
+    n_bits = bits_from_f64(n + _SHIFT64) - _SHIFT64_BITS  # the integer n, exactly
+    scale = f64_from_bits((n_bits + 1023) << 52)
     return p * scale if x >= _EXP_MIN else 0.0
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def _exp_f32(x):
+    """The float32 twin of :func:`_exp_f64`: a degree-7 Taylor polynomial
+    (truncation error < 6e-9, below float32's rounding); inputs below -87
+    (including -inf) give exactly 0."""
+    v = max(x, _EXP_MIN_F)
+    n = np.floor(v * _LOG2E_F + _HALF_F)
+    r = (v - n * _LN2_HI_F) - n * _LN2_LO_F
+    p = np.float32(1.0 / 5040.0)
+    p = p * r + np.float32(1.0 / 720.0)
+    p = p * r + np.float32(1.0 / 120.0)
+    p = p * r + np.float32(1.0 / 24.0)
+    p = p * r + np.float32(1.0 / 6.0)
+    p = p * r + _HALF_F
+    p = p * r + _ONE_F
+    p = p * r + _ONE_F
+    n_bits = bits_from_f32(n + _SHIFT32) - _SHIFT32_BITS
+    scale = f32_from_bits((n_bits + np.int32(127)) << np.int32(23))
+    return p * scale if x >= _EXP_MIN_F else _ZERO_F
+
+
+def fast_exp(x):
+    """``exp(x)`` for ``x <= 709`` (float64) or ``x <= 88`` (float32), in the
+    dtype of ``x``, written so that a loop calling it vectorises (Numba's
+    ``np.exp`` is a scalar libm call). Inputs below the underflow limit
+    (including -inf) give exactly 0. Jitted code only."""
+    raise NotImplementedError("fast_exp() is a jitted helper")
+
+
+@overload(fast_exp, inline="always")
+def _fast_exp(x):
+    if x == types.float32:
+        return lambda x: _exp_f32(x)
+    if x == types.float64:
+        return lambda x: _exp_f64(x)
+    return None
 
 
 @njit(**HELPER_JIT_OPTIONS)
@@ -171,10 +238,11 @@ def block_responsibilities(logp, wb, mx, s):
 
     Log-sum-exp with the max trick, one exponential per entry: ``r_ij =
     exp(logp_ij - max_i) / sum_j exp(logp_ij - max_i)``. A component at -inf
-    gets responsibility 0. ``mx`` and ``s`` are (B,) float64 scratch.
+    gets responsibility 0. ``mx`` and ``s`` are (B,) scratch of the compute dtype.
     Returns ``sum_i w_i log p(x_i)`` over the block.
     """
     k = logp.shape[0]
+    zero = like(0.0, logp)
     for i in range(B):
         mx[i] = -np.inf
     for j in range(k):
@@ -194,7 +262,7 @@ def block_responsibilities(logp, wb, mx, s):
         if wb[i] != 0.0:
             total += wb[i] * (mx[i] + np.log(s[i]))
         # weight / normaliser, 0 for padded rows and impossible points
-        s[i] = wb[i] / s[i] if s[i] > 0.0 else 0.0
+        s[i] = wb[i] / s[i] if s[i] > zero else zero
     for j in range(k):
         for i in range(B):
             logp[j, i] *= s[i]
@@ -215,8 +283,9 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
     caller ignores. ``sd`` is (d, B) scratch and ``sr`` (B,).
     """
     k, d = means.shape
+    zero = like(0.0, resp)
     for j in range(k):
-        nj = 0.0
+        nj = zero
         for i in range(B):
             nj += resp[j, i]
         if nj == 0.0:  # no mass here (all responsibilities underflowed)
@@ -226,7 +295,7 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
             sr[i] = np.sqrt(resp[j, i])
         for a in range(d):
             mu = means[j, a]
-            sa = 0.0
+            sa = zero
             for i in range(B):
                 v = (xt[a, i] - mu) * sr[i]
                 sd[a, i] = v
@@ -234,10 +303,10 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
             first[j, a] += sa
         for a in range(0, d - 1, 2):
             for b in range(0, a + 1, 2):
-                s00 = 0.0
-                s01 = 0.0
-                s10 = 0.0
-                s11 = 0.0
+                s00 = zero
+                s01 = zero
+                s10 = zero
+                s11 = zero
                 for i in range(B):
                     r0 = sd[a, i]
                     r1 = sd[a + 1, i]
@@ -254,7 +323,7 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
         if d % 2 == 1:  # odd d: the last row alone
             a = d - 1
             for b in range(d):
-                acc = 0.0
+                acc = zero
                 for i in range(B):
                     acc += sd[a, i] * sd[b, i]
                 second[j, a * d + b] += acc
@@ -285,9 +354,9 @@ def block_stats_diag(xt, means, resp, mass, first, second):
     k, d = means.shape
     for j0 in range(0, k, 2):
         j1 = min(j0 + 1, k - 1)
-        n0 = vzero()
-        n1 = vzero()
-        for i in range(0, B, LANES):
+        n0 = vzero(resp)
+        n1 = vzero(resp)
+        for i in range(0, B, lanes(resp)):
             n0 = vadd(n0, vload(resp, j0 * B + i))
             n1 = vadd(n1, vload(resp, j1 * B + i))
         # Both masses from one vsum8 (lanes 2-7 unused): measured 1.2 us per
@@ -305,15 +374,15 @@ def block_stats_diag(xt, means, resp, mass, first, second):
             m01 = vsplat(means[j0, a1])
             m10 = vsplat(means[j1, a0])
             m11 = vsplat(means[j1, a1])
-            f00 = vzero()
-            f01 = vzero()
-            f10 = vzero()
-            f11 = vzero()
-            s00 = vzero()
-            s01 = vzero()
-            s10 = vzero()
-            s11 = vzero()
-            for i in range(0, B, LANES):
+            f00 = vzero(resp)
+            f01 = vzero(resp)
+            f10 = vzero(resp)
+            f11 = vzero(resp)
+            s00 = vzero(resp)
+            s01 = vzero(resp)
+            s10 = vzero(resp)
+            s11 = vzero(resp)
+            for i in range(0, B, lanes(resp)):
                 x0 = vload(xt, a0 * B + i)
                 x1 = vload(xt, a1 * B + i)
                 r0 = vload(resp, j0 * B + i)
@@ -336,8 +405,24 @@ def block_stats_diag(xt, means, resp, mass, first, second):
                     second[j1, a1] += vlane(sums, 7)
 
 
+@njit(**HELPER_JIT_OPTIONS)
+def _pass_buffers(means):
+    """One part's scratch, of the compute dtype (that of ``means``).
+
+    ``xt``, ``sd`` (d, B); ``sr``, ``wb`` (B,); ``logp`` (k, B); the log-density
+    accumulators ``t``, ``t2``, ``q`` (B,) on the stack, where they stay in
+    registers; the log-sum-exp scratch ``mx``, ``s`` (B,) on the heap (measured
+    faster there).
+    """
+    k, d = means.shape
+    dt = means.dtype
+    return (np.empty((d, B), dt), np.empty((d, B), dt), np.empty(B, dt), np.empty((k, B), dt),
+            np.empty(B, dt), stack_like(B, means), stack_like(B, means), stack_like(B, means),
+            np.empty(B, dt), np.empty(B, dt))
+
+
 @njit(parallel=True, **JIT_OPTIONS)
-def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
+def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
                mass, first, second, loglik):
     """Fused E-step and statistics over row parts.
 
@@ -347,9 +432,12 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
     w : (n,) float64 sample weights, read only when ``has_weights``
     full : bool
         True for the full/tied family, False for diag/spherical.
-    means : (k, d)
-    factor : (k, d * d) flattened upper ``U_j`` if ``full``, else (k, d) ``1/sigma``
-    log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
+    ref : (d,) float64 centre of the rows (zeros for float64 compute)
+    means : (k, d) ``mu_j - ref``, float64 or float32: the compute dtype
+    factor : (k, d * d) flattened upper ``U_j`` if ``full``, else (k, d) ``1/sigma``;
+        compute dtype
+    log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j`` (any constant
+        shift of all components is the caller's to add back); compute dtype
     bounds : (n_parts + 1,) int64 row boundaries, multiples of B
     mass : (n_parts, k), first : (n_parts, k, d),
     second : (n_parts, k, d * d) if ``full`` else (n_parts, k, d), loglik : (n_parts,)
@@ -358,20 +446,11 @@ def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
     k, d = means.shape
     n_parts = bounds.shape[0] - 1
     for p in prange(n_parts):
-        xt = np.empty((d, B))
-        sd = np.empty((d, B))  # sqrt(r) (x - mu) in the full statistics
-        sr = np.empty(B)
-        logp = np.empty((k, B))
-        wb = np.empty(B)
-        t = stack_f64(B)  # log-density accumulators: on the stack they stay in registers
-        t2 = stack_f64(B)
-        q = stack_f64(B)
-        mx = np.empty(B)  # log-sum-exp scratch: faster on the heap (measured)
-        s = np.empty(B)
+        xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
         ll = 0.0
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, xt, wb)
+            load_block(X, start, stop, w, has_weights, ref, xt, wb)
             if full:
                 block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
             else:
@@ -394,6 +473,7 @@ def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
     A separate helper rather than a parameter of the one-model helper, so the
     one-model pass (every ordinary fit) keeps its measured code unchanged.
     """
+    zero = like(0.0, logp)
     for g in range(segments.shape[0] - 1):
         a, b = segments[g], segments[g + 1]
         for i in range(B):
@@ -414,7 +494,7 @@ def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
         for i in range(B):
             if wb[i] != 0.0:
                 total += wb[i] * (mx[i] + np.log(s[i]))
-            s[i] = wb[i] / s[i] if s[i] > 0.0 else 0.0
+            s[i] = wb[i] / s[i] if s[i] > zero else zero
         for j in range(a, b):
             for i in range(B):
                 logp[j, i] *= s[i]
@@ -422,7 +502,7 @@ def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
 
 
 @njit(parallel=True, **JIT_OPTIONS)
-def accumulate_segments(X, w, has_weights, full, means, factor, log_const, segments, bounds,
+def accumulate_segments(X, w, has_weights, full, ref, means, factor, log_const, segments, bounds,
                         mass, first, second, loglik):
     """:func:`accumulate` for several models in one pass over X.
 
@@ -435,20 +515,11 @@ def accumulate_segments(X, w, has_weights, full, means, factor, log_const, segme
     n_parts = bounds.shape[0] - 1
     n_models = segments.shape[0] - 1
     for p in prange(n_parts):
-        xt = np.empty((d, B))
-        sd = np.empty((d, B))
-        sr = np.empty(B)
-        logp = np.empty((k, B))
-        wb = np.empty(B)
-        t = stack_f64(B)
-        t2 = stack_f64(B)
-        q = stack_f64(B)
-        mx = np.empty(B)
-        s = np.empty(B)
+        xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
         ll = np.zeros(n_models)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, xt, wb)
+            load_block(X, start, stop, w, has_weights, ref, xt, wb)
             if full:
                 block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
             else:
@@ -463,7 +534,7 @@ def accumulate_segments(X, w, has_weights, full, means, factor, log_const, segme
 
 
 @njit(parallel=True, **JIT_OPTIONS)
-def log_prob(X, full, means, factor, log_const, bounds, out):
+def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k).
 
     Arguments as in :func:`accumulate`.
@@ -472,15 +543,10 @@ def log_prob(X, full, means, factor, log_const, bounds, out):
     n_parts = bounds.shape[0] - 1
     no_weights = np.empty(0)
     for p in prange(n_parts):
-        xt = np.empty((d, B))
-        logp = np.empty((k, B))
-        wb = np.empty(B)
-        t = stack_f64(B)
-        t2 = stack_f64(B)
-        q = stack_f64(B)
+        xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, no_weights, False, xt, wb)
+            load_block(X, start, stop, no_weights, False, ref, xt, wb)
             if full:
                 block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
             else:

@@ -74,12 +74,13 @@ def assign_pass(X, w, has_weights, centres, bounds, write_labels, labels, second
         arg = np.empty(B, dtype=np.int64)
         dist = np.empty(B)
         diff = np.empty(d)
+        origin = np.zeros(d)  # k-means runs in float64: rows are not re-centred
         tot = 0.0
         fi = bounds[p]
         fd = -1.0
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, xt, wb)
+            load_block(X, start, stop, w, has_weights, origin, xt, wb)
             block_nearest(xt, centres, best, arg, dist)
             for i in range(stop - start):
                 j = arg[i]

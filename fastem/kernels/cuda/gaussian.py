@@ -5,8 +5,9 @@ order. One CUDA block owns one row part ``bounds[p]:bounds[p + 1]`` (a
 partition fixed by the data shape) and walks it in tiles of ``blockDim.x``
 points:
 
-1. each thread stages its point in shared memory and computes the
-   log-sum-exp over components online (max and rescaled sum in one sweep);
+1. each thread stages its point, centred on ``ref`` in float64 and narrowed
+   to the compute dtype, in shared memory and computes the log-sum-exp over
+   components online (max and rescaled sum in one sweep);
 2. for every component, each thread recomputes its point's log-density (the
    n x k responsibilities are never stored, only recomputed, as in Flash-GMM),
    writes ``diff`` and ``r * diff`` to shared memory, and after a barrier each
@@ -15,166 +16,201 @@ points:
 
 No atomics and fixed summation orders everywhere: the same input gives the
 same bits on every run. Only shared-memory arrays and ``syncthreads`` are
-used, so the kernels run under ``NUMBA_ENABLE_CUDASIM=1``. Arithmetic is
-float64 for both input dtypes (float32 rows are converted when staged).
+used, so the kernels run under ``NUMBA_ENABLE_CUDASIM=1``.
+
+Compute dtype: the kernels exist for float64 (``accumulate``, ``log_prob``)
+and float32 (``accumulate_f32``, ``log_prob_f32``; :func:`for_dtype` picks).
+The float32 twins keep the CPU kernels' numerics (``fastem._precision``):
+rows centred in float64 before they are narrowed, log-densities and
+responsibilities in float32, and every sum over a tile's points, the tile
+sums and the log-likelihood in float64. Constants are typed (a float literal
+in numba.cuda is float64 and would widen the float32 arithmetic).
 """
 
 import math
 
-from numba import cuda, float64
+import numpy as np
+from numba import cuda, float32, float64
 
-# Per-thread float64 slots in dynamic shared memory: the point, diff, r*diff
-# (3 d) plus weight, log-sum-exp and a reduction slot.
+from ...config import CUDA_THREADS
+
+# Per-thread slots in dynamic shared memory: the point, diff, r*diff (3 d)
+# plus weight, log-sum-exp and a reduction slot.
 SHARED_SLOTS_FIXED = 3
 
 
 def shared_floats(n_features, threads):
-    """Dynamic shared-memory size (float64 count) for a launch."""
+    """Dynamic shared-memory size (element count) for a launch."""
     return (3 * n_features + SHARED_SLOTS_FIXED) * threads
 
 
-@cuda.jit(device=True)
-def _log_prob_point(smem, base, j, full, means, factor, log_const):
-    """``log w_j + log N(x | j)`` of the point staged at ``smem[base:base + d]``."""
-    d = means.shape[1]
-    q = 0.0
-    if full:
-        for a in range(d):
-            y = 0.0
-            for b in range(a + 1):  # U is upper triangular
-                y += (smem[base + b] - means[j, b]) * factor[j, b * d + a]
-            q += y * y
-    else:
-        for a in range(d):
-            z = (smem[base + a] - means[j, a]) * factor[j, a]
-            q += z * z
-    return log_const[j] - 0.5 * q
+def shared_bytes(n_features, threads, dtype):
+    """Shared memory of a launch in bytes: the dynamic part in the compute
+    dtype, plus the static float64 log-likelihood reduction."""
+    return shared_floats(n_features, threads) * np.dtype(dtype).itemsize + 8 * CUDA_THREADS
 
 
-@cuda.jit
-def accumulate(X, w, has_weights, full, means, factor, log_const, bounds,
-               mass, first, second, loglik):
-    """Fused E-step and statistics; block ``p`` writes partials ``[p]``.
+def _make(ftype):
+    """The pass and log-density kernels computing in ``ftype``."""
+    nb_type = float64 if ftype == np.float64 else float32
+    ZERO = ftype(0.0)
+    ONE = ftype(1.0)
+    HALF = ftype(0.5)
+    NEG_INF = ftype(-np.inf)
 
-    Arguments as in the CPU kernel; ``mass``, ``first``, ``second`` and
-    ``loglik`` are device arrays with a leading n_parts axis, zeroed by the
-    caller. Launch with ``n_parts`` blocks and dynamic shared memory of
-    ``shared_floats(d, threads) * 8`` bytes.
-    """
-    p = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    T = cuda.blockDim.x
-    k, d = means.shape
-    # Dynamic shared memory, flat: points (T, d) | diff (T, d) | r*diff (T, d)
-    # | weight (T) | log-sum-exp (T) | reduction (T).
-    smem = cuda.shared.array(0, dtype=float64)
-    DF = T * d
-    RD = 2 * T * d
-    WT = 3 * T * d
-    LSE = WT + T
-    RED = LSE + T
-    me = tid * d
-    n_second = d * (d + 1) // 2 if full else d
-    n_entries = 1 + d + n_second
-
-    ll = 0.0
-    for start in range(bounds[p], bounds[p + 1], T):
-        i = start + tid
-        valid = i < bounds[p + 1]
-        # Stage the point (rows past the part repeat the tile's first row with weight 0).
-        src = i if valid else start
-        for a in range(d):
-            smem[me + a] = X[src, a]
-        smem[WT + tid] = (w[src] if has_weights else 1.0) if valid else 0.0
-        # Online log-sum-exp over components.
-        m = -math.inf
-        s = 0.0
-        for j in range(k):
-            v = _log_prob_point(smem, me, j, full, means, factor, log_const)
-            if v > m:
-                s = s * math.exp(m - v) + 1.0 if m > -math.inf else 1.0
-                m = v
-            elif v > -math.inf:
-                s += math.exp(v - m)
-        smem[LSE + tid] = m + math.log(s) if s > 0.0 else -math.inf
-        if smem[WT + tid] != 0.0:
-            ll += smem[WT + tid] * smem[LSE + tid]
-        cuda.syncthreads()
-        n_tile = min(T, bounds[p + 1] - start)
-        for j in range(k):
-            v = _log_prob_point(smem, me, j, full, means, factor, log_const)
-            lp = smem[LSE + tid]
-            r = smem[WT + tid] * math.exp(v - lp) if lp > -math.inf else 0.0
+    @cuda.jit(device=True)
+    def log_prob_point(smem, base, j, full, means, factor, log_const):
+        """``log w_j + log N(x | j)`` of the point staged at ``smem[base:base + d]``."""
+        d = means.shape[1]
+        q = ZERO
+        if full:
             for a in range(d):
-                dv = smem[me + a] - means[j, a]
-                smem[DF + me + a] = dv
-                smem[RD + me + a] = r * dv
-            smem[RED + tid] = r
-            cuda.syncthreads()
-            # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
-            # row-major for full, the diagonal for diag), summed over the tile
-            # in point order.
-            for e in range(tid, n_entries, T):
-                acc = 0.0
-                if e == 0:
-                    for t in range(n_tile):
-                        acc += smem[RED + t]
-                    mass[p, j] += acc
-                elif e <= d:
-                    a = e - 1
-                    for t in range(n_tile):
-                        acc += smem[RD + t * d + a]
-                    first[p, j, a] += acc
-                else:
-                    f = e - 1 - d
-                    if full:
-                        # f-th entry of the lower triangle: row a, column b <= a
-                        a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
-                        while a * (a + 1) // 2 > f:
-                            a -= 1
-                        while (a + 1) * (a + 2) // 2 <= f:
-                            a += 1
-                        b = f - a * (a + 1) // 2
-                        for t in range(n_tile):
-                            acc += smem[RD + t * d + a] * smem[DF + t * d + b]
-                        second[p, j, a * d + b] += acc
-                    else:
-                        for t in range(n_tile):
-                            acc += smem[RD + t * d + f] * smem[DF + t * d + f]
-                        second[p, j, f] += acc
-            cuda.syncthreads()
-    # Fixed-order tree reduction of the per-thread log-likelihoods.
-    smem[RED + tid] = ll
-    cuda.syncthreads()
-    step = 1
-    while step < T:
-        if tid % (2 * step) == 0 and tid + step < T:
-            smem[RED + tid] += smem[RED + tid + step]
-        step *= 2
-        cuda.syncthreads()
-    if tid == 0:
-        loglik[p] = smem[RED]
-
-
-@cuda.jit
-def log_prob(X, full, means, factor, log_const, bounds, out):
-    """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k).
-
-    Same launch as :func:`accumulate`.
-    """
-    p = cuda.blockIdx.x
-    tid = cuda.threadIdx.x
-    T = cuda.blockDim.x
-    k, d = means.shape
-    smem = cuda.shared.array(0, dtype=float64)
-    me = tid * d
-    for start in range(bounds[p], bounds[p + 1], T):
-        i = start + tid
-        if i < bounds[p + 1]:
+                y = ZERO
+                for b in range(a + 1):  # U is upper triangular
+                    y += (smem[base + b] - means[j, b]) * factor[j, b * d + a]
+                q += y * y
+        else:
             for a in range(d):
-                smem[me + a] = X[i, a]
+                z = (smem[base + a] - means[j, a]) * factor[j, a]
+                q += z * z
+        return log_const[j] - HALF * q
+
+    @cuda.jit
+    def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
+                   mass, first, second, loglik):
+        """Fused E-step and statistics; block ``p`` writes partials ``[p]``.
+
+        Arguments as in the CPU kernel (``ref`` float64, ``means``, ``factor``,
+        ``log_const`` in the compute dtype); ``mass``, ``first``, ``second``
+        and ``loglik`` are float64 device arrays with a leading n_parts axis,
+        zeroed by the caller. Launch with ``n_parts`` blocks of at most
+        CUDA_THREADS threads and dynamic shared memory of
+        ``shared_floats(d, threads)`` elements of the compute dtype.
+        """
+        p = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        T = cuda.blockDim.x
+        k, d = means.shape
+        # Dynamic shared memory, flat: points (T, d) | diff (T, d) | r*diff (T, d)
+        # | weight (T) | log-sum-exp (T) | responsibility (T).
+        smem = cuda.shared.array(0, dtype=nb_type)
+        # The log-likelihood's tree reduction stays float64 in both dtypes.
+        red = cuda.shared.array(CUDA_THREADS, dtype=float64)
+        DF = T * d
+        RD = 2 * T * d
+        WT = 3 * T * d
+        LSE = WT + T
+        RED = LSE + T
+        me = tid * d
+        n_second = d * (d + 1) // 2 if full else d
+        n_entries = 1 + d + n_second
+
+        ll = 0.0
+        for start in range(bounds[p], bounds[p + 1], T):
+            i = start + tid
+            valid = i < bounds[p + 1]
+            # Stage the point (rows past the part repeat the tile's first row with weight 0).
+            src = i if valid else start
+            for a in range(d):
+                smem[me + a] = float64(X[src, a]) - ref[a]
+            smem[WT + tid] = (w[src] if has_weights else 1.0) if valid else 0.0
+            # Online log-sum-exp over components.
+            m = NEG_INF
+            s = ZERO
             for j in range(k):
-                out[i, j] = _log_prob_point(smem, me, j, full, means, factor, log_const)
+                v = log_prob_point(smem, me, j, full, means, factor, log_const)
+                if v > m:
+                    s = s * math.exp(m - v) + ONE if m > NEG_INF else ONE
+                    m = v
+                elif v > NEG_INF:
+                    s += math.exp(v - m)
+            smem[LSE + tid] = m + math.log(s) if s > ZERO else NEG_INF
+            if smem[WT + tid] != ZERO:
+                ll += float64(smem[WT + tid]) * float64(smem[LSE + tid])
+            cuda.syncthreads()
+            n_tile = min(T, bounds[p + 1] - start)
+            for j in range(k):
+                v = log_prob_point(smem, me, j, full, means, factor, log_const)
+                lp = smem[LSE + tid]
+                r = smem[WT + tid] * math.exp(v - lp) if lp > NEG_INF else ZERO
+                for a in range(d):
+                    dv = smem[me + a] - means[j, a]
+                    smem[DF + me + a] = dv
+                    smem[RD + me + a] = r * dv
+                smem[RED + tid] = r
+                cuda.syncthreads()
+                # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
+                # row-major for full, the diagonal for diag), summed over the tile
+                # in point order, in float64.
+                for e in range(tid, n_entries, T):
+                    acc = 0.0
+                    if e == 0:
+                        for t in range(n_tile):
+                            acc += float64(smem[RED + t])
+                        mass[p, j] += acc
+                    elif e <= d:
+                        a = e - 1
+                        for t in range(n_tile):
+                            acc += float64(smem[RD + t * d + a])
+                        first[p, j, a] += acc
+                    else:
+                        f = e - 1 - d
+                        if full:
+                            # f-th entry of the lower triangle: row a, column b <= a
+                            a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
+                            while a * (a + 1) // 2 > f:
+                                a -= 1
+                            while (a + 1) * (a + 2) // 2 <= f:
+                                a += 1
+                            b = f - a * (a + 1) // 2
+                            for t in range(n_tile):
+                                acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
+                            second[p, j, a * d + b] += acc
+                        else:
+                            for t in range(n_tile):
+                                acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
+                            second[p, j, f] += acc
+                cuda.syncthreads()
+        # Fixed-order tree reduction of the per-thread log-likelihoods.
+        red[tid] = ll
+        cuda.syncthreads()
+        step = 1
+        while step < T:
+            if tid % (2 * step) == 0 and tid + step < T:
+                red[tid] += red[tid + step]
+            step *= 2
+            cuda.syncthreads()
+        if tid == 0:
+            loglik[p] = red[0]
+
+    @cuda.jit
+    def log_prob(X, full, ref, means, factor, log_const, bounds, out):
+        """Weighted log-densities ``log w_j + log N(x_i | j)`` (less the caller's
+        shift) into ``out`` (n, k) float64. Same launch as ``accumulate``."""
+        p = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        T = cuda.blockDim.x
+        k, d = means.shape
+        smem = cuda.shared.array(0, dtype=nb_type)
+        me = tid * d
+        for start in range(bounds[p], bounds[p + 1], T):
+            i = start + tid
+            if i < bounds[p + 1]:
+                for a in range(d):
+                    smem[me + a] = float64(X[i, a]) - ref[a]
+                for j in range(k):
+                    out[i, j] = log_prob_point(smem, me, j, full, means, factor, log_const)
+
+    return accumulate, log_prob
+
+
+accumulate, log_prob = _make(np.float64)
+accumulate_f32, log_prob_f32 = _make(np.float32)
+
+
+def for_dtype(dtype):
+    """``(accumulate, log_prob)`` computing in ``dtype`` (float32 or float64)."""
+    return (accumulate_f32, log_prob_f32) if dtype == np.float32 else (accumulate, log_prob)
 
 
 @cuda.jit

@@ -1,0 +1,107 @@
+"""The compute dtype of a pass, and the kernel inputs narrowed to it.
+
+float32 input computes in float32 by default (twice the SIMD lanes) without
+the raw-moment trap (see DESIGN.md, Numerics):
+
+- every row is centred on a reference ``ref`` in float64 before it is
+  narrowed, so an offset such as ``1e4 + 0.01 * noise`` never meets float32
+  arithmetic; the reference is the mean of the pass's component means, which
+  lies inside the data's range;
+- the means go to the kernel as ``mu_j - ref`` (subtracted in float64, then
+  narrowed), and the statistics are centred on exactly what the kernel used,
+  ``ref + float32(mu_j - ref)`` in float64;
+- the per-component constants lose their largest value (``shift``) before they
+  are narrowed, so float32 rounds the small differences that decide the
+  responsibilities rather than a large common offset; ``shift`` is added back
+  to every log-density in float64;
+- sums over one block's points run in float32, everything after it in float64.
+
+The estimators' ``dtype`` parameter chooses: None (the input's dtype),
+``numpy.float64`` (always float64, as scikit-learn computes float64 input) or
+``numpy.float32``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import config
+
+#: Accepted values of the estimators' ``dtype`` parameter.
+COMPUTE_DTYPES = (None, np.float32, np.float64)
+
+
+def check_dtype(value, name="dtype"):
+    """The compute dtype a parameter asks for: None, np.float32 or np.float64.
+
+    Accepts the NumPy types, their dtypes and their names ('float32').
+
+    Raises
+    ------
+    ValueError
+        For anything else.
+    """
+    if value is None:
+        return None
+    try:
+        dt = np.dtype(value)
+    except (TypeError, ValueError):
+        dt = None
+    # (``dt is None`` first: NumPy compares None equal to float64)
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"Invalid value for '{name}': {value!r}; expected None, "
+                         "numpy.float32 or numpy.float64.")
+    return dt.type
+
+
+def compute_dtype(data_dtype, requested=None):
+    """The dtype a pass over data of ``data_dtype`` computes in."""
+    if requested is not None:
+        return np.dtype(requested).type
+    return np.float32 if np.dtype(data_dtype) == np.float32 else np.float64
+
+
+@dataclass
+class PassArrays:
+    """A model's kernel inputs as one pass of a given compute dtype takes them.
+
+    Attributes
+    ----------
+    ref : ndarray of shape (d,), float64
+        Centre of the rows, subtracted in float64 (zeros for float64 compute).
+    means : ndarray of shape (k, d), compute dtype: ``mu_j - ref``
+    factor : ndarray, compute dtype (shape as ``KernelInputs.factor``)
+    log_const : ndarray of shape (k,), compute dtype: ``c_j - shift``
+    shift : float
+        Added back to every row's log-density (and ``shift * sum_i w_i`` to the
+        log-likelihood of a pass).
+    centres : ndarray of shape (k, d), float64
+        What the statistics are centred on: ``ref + means`` exactly.
+    round_off : float
+        Relative round-off of the pass's log-likelihood (0 for float64: the
+        driver's own slack applies).
+    """
+
+    ref: np.ndarray
+    means: np.ndarray
+    factor: np.ndarray
+    log_const: np.ndarray
+    shift: float
+    centres: np.ndarray
+    round_off: float
+
+
+def pass_arrays(means, factor, log_const, dtype) -> PassArrays:
+    """Narrow ``(means, factor, log_const)`` (float64) for a pass in ``dtype``."""
+    d = means.shape[1]
+    if dtype == np.float64:
+        return PassArrays(np.zeros(d), means, factor, log_const, 0.0, means.copy(), 0.0)
+    ref = means.mean(axis=0)
+    narrowed = np.ascontiguousarray(means - ref, dtype=dtype)
+    finite = log_const[np.isfinite(log_const)]
+    shift = float(finite.max()) if finite.size else 0.0
+    return PassArrays(ref, narrowed, np.ascontiguousarray(factor, dtype=dtype),
+                      np.ascontiguousarray(log_const - shift, dtype=dtype), shift,
+                      ref + narrowed.astype(np.float64), config.FLOAT32_BOUND_ROUND_OFF)
