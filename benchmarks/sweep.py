@@ -43,11 +43,15 @@ def run(X, ks, covariance_type, seed):
             return fits, [gm.bic(X) for gm in fits]
 
         separate_s, (fits, bics) = _time(separate)
-    same = bool(np.allclose(ic.results_["bic"], bics, rtol=1e-9))
+    # float32 data computes in float32: a shared pass centres its rows on the
+    # mean of all candidates' means, a separate fit on its own, so the two
+    # agree to float32's precision rather than float64's
+    rtol = 1e-6 if X.dtype == np.float32 else 1e-9
+    same = bool(np.allclose(ic.results_["bic"], bics, rtol=rtol))
     return {"sweep_seconds": sweep_s, "separate_seconds": separate_s,
             "ratio": sweep_s / separate_s, "sweep_passes": ic.n_passes_,
             "separate_passes": int(sum(gm.n_iter_ + 1 for gm in fits)),
-            "bic_agree_1e-9": same, "best_k": ic.n_components_}
+            "bic_agree": same, "bic_rtol": rtol, "best_k": ic.n_components_}
 
 
 def main(argv=None):
@@ -95,7 +99,7 @@ def main(argv=None):
             r = results[holder]
             print(f"  {holder:<7} sweep {r['sweep_seconds']:7.2f}s  separate {r['separate_seconds']:7.2f}s"
                   f"  ratio {r['ratio']:.2f}  passes {r['sweep_passes']} vs {r['separate_passes']}"
-                  f"  BIC agree: {r['bic_agree_1e-9']}  best k={r['best_k']}")
+                  f"  BIC agree to {r['bic_rtol']:g}: {r['bic_agree']}  best k={r['best_k']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)

@@ -37,11 +37,12 @@ def _run_compare(tmp_path, libs, configs, iters, runs=1):
 
 def test_compare_script_runs(tmp_path):
     pytest.importorskip("sklearn")
-    configs = ("full:3000:3:2", "diag:3000:4:3")
+    # the first runs in both dtypes (the default), the second in the one it names
+    configs = ("full:3000:3:2", "diag:3000:4:3:float64")
     data, stdout = _run_compare(tmp_path, "fastem,sklearn", configs, 2, runs=2)
     assert data["dgemm_gflops"] > 0
     assert data["machine"]["cpu_simd"] in ("AVX-512", "AVX2", "other")
-    specs = [f"{c}:{dt}" for c in configs for dt in ("float64", "float32")]  # both by default
+    specs = ["full:3000:3:2:float64", "full:3000:3:2:float32", "diag:3000:4:3:float64"]
     for spec in specs:
         target = data["targets"][spec]
         assert set(data[spec]) == {"fastem", "sklearn"}
@@ -56,7 +57,8 @@ def test_compare_script_runs(tmp_path):
     assert lines[0][-1] == lines[1][-1]
     # float32 against float64 of each library, from the same run
     assert "float32 against float64" in stdout
-    for c in configs:
+    assert "diag:3000:4:3:float32" not in data
+    for c in configs[:1]:
         for lib in ("fastem", "sklearn"):
             r32 = data[f"{c}:float32"][lib]
             assert r32["float32_speedup"] > 0
@@ -188,5 +190,5 @@ def test_sweep_script_runs(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     res = json.loads(result.read_text())
     for holder in ("ram", "memmap"):
-        assert res[holder]["bic_agree_1e-9"]
+        assert res[holder]["bic_agree"]
         assert res[holder]["sweep_passes"] < res[holder]["separate_passes"]

@@ -47,18 +47,26 @@ def _ptx_types():
         return types.Array(dtype, ndim, "C")
 
     f64 = types.float64
+
+    def accumulate(cdt):
+        return lambda xdt: (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean, arr(f64, 1),
+                            arr(cdt, 2), arr(cdt, 2), arr(cdt, 1), arr(types.int64, 1),
+                            arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1))
+
+    def log_prob(cdt):
+        return lambda xdt: (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
+                            arr(cdt, 1), arr(types.int64, 1), arr(f64, 2))
+
     return {
-        "accumulate": lambda xdt: (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean,
-                                   arr(f64, 2), arr(f64, 2), arr(f64, 1), arr(types.int64, 1),
-                                   arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1)),
-        "log_prob": lambda xdt: (arr(xdt, 2), types.boolean, arr(f64, 2), arr(f64, 2),
-                                 arr(f64, 1), arr(types.int64, 1), arr(f64, 2)),
+        "accumulate": accumulate(f64), "accumulate_f32": accumulate(types.float32),
+        "log_prob": log_prob(f64), "log_prob_f32": log_prob(types.float32),
         "reduce_parts": lambda xdt: (arr(f64, 2), arr(f64, 1)),
         "count_nonfinite": lambda xdt: (arr(xdt, 2), arr(types.int64, 1)),
     }
 
 
-@pytest.mark.parametrize("name", ["accumulate", "log_prob", "reduce_parts", "count_nonfinite"])
+@pytest.mark.parametrize("name", ["accumulate", "accumulate_f32", "log_prob", "log_prob_f32",
+                                  "reduce_parts", "count_nonfinite"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
     """Compile every CUDA kernel for Hopper without a device (needs NVVM/NVRTC)."""
