@@ -85,7 +85,9 @@ def test_bayesian_mixture_in_float32():
 
 
 def test_dtype_float64_computes_float32_input_in_float64():
-    """dtype=np.float64 gives exactly the fit of the same values as float64 data."""
+    """dtype=np.float64 gives the fit of the same values as float64 data, to
+    float64 round-off (the kernels compiled for float32 and float64 rows may
+    order their reassociated sums differently, so not always to the bit)."""
     X = _overlapping(n=5000).astype(np.float32)
     kw = dict(n_components=3, random_state=0, max_iter=5, tol=0)
     with warnings.catch_warnings():
@@ -93,8 +95,9 @@ def test_dtype_float64_computes_float32_input_in_float64():
         a = GaussianMixture(dtype=np.float64, **kw).fit(X)
         b = GaussianMixture(**kw).fit(X.astype(np.float64))
         c = GaussianMixture(dtype="float64", **kw).fit(X)
-    assert a.means_.tobytes() == b.means_.tobytes() == c.means_.tobytes()
-    assert a.score(X) == b.score(X.astype(np.float64))
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-12, atol=1e-13)
+    assert a.means_.tobytes() == c.means_.tobytes()
+    assert a.score(X) == pytest.approx(b.score(X.astype(np.float64)), rel=1e-13)
 
 
 def test_dtype_float32_computes_float64_input_in_float32():
