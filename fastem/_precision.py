@@ -92,6 +92,17 @@ class PassArrays:
     centres: np.ndarray
     round_off: float
 
+    def log_likelihood(self, kernel_sum, weight_sum) -> float:
+        """A pass's ``sum_i w_i log p(x_i)`` from the kernels' sum (without ``shift``)."""
+        return float(kernel_sum) + self.shift * weight_sum
+
+
+def for_pass(inputs, data_dtype, requested=None) -> PassArrays:
+    """``inputs`` (KernelInputs or Params) narrowed for a pass over data of
+    ``data_dtype`` under a backend's ``dtype`` setting ``requested``."""
+    k = inputs.kernel_inputs()
+    return pass_arrays(k.means, k.factor, k.log_const, compute_dtype(data_dtype, requested))
+
 
 def pass_arrays(means, factor, log_const, dtype) -> PassArrays:
     """Narrow ``(means, factor, log_const)`` (float64) for a pass in ``dtype``."""

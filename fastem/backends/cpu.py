@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import (KernelInputs, Params, Stats, full_from_lower, kernel_arrays,
-                      second_moment_is_full, total_weight)
-from .._precision import compute_dtype, pass_arrays
+from .._model import (KernelInputs, Params, Stats, full_from_lower, second_moment_is_full,
+                      total_weight)
+from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch
 
 
@@ -184,7 +184,7 @@ def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum, pa):
             if not second_moment_is_full(inp.covariance_type):
                 sec = np.ascontiguousarray(np.diagonal(sec, axis1=1, axis2=2))
         out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, pa.centres[a:b].copy(),
-                         float(loglik[g]) + pa.shift * weight_sum, weight_sum, pa.round_off))
+                         pa.log_likelihood(loglik[g], weight_sum), weight_sum, pa.round_off))
     return out
 
 
@@ -201,11 +201,6 @@ class CPUBackend:
 
     def __init__(self, dtype=None):
         self.dtype = dtype
-
-    def pass_arrays(self, data_dtype, inputs):
-        """``inputs`` (KernelInputs or Params) narrowed for a pass over ``data_dtype``."""
-        means, factor, log_const = kernel_arrays(inputs)
-        return pass_arrays(means, factor, log_const, compute_dtype(data_dtype, self.dtype))
 
     def check_input(self, X, n_features=None, estimator="GaussianMixture"):
         """Validate host input (arrays, memory maps, lists, dataframes)."""
@@ -260,14 +255,14 @@ class CPUBackend:
         bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
-        pa = self.pass_arrays(X.dtype, params)
+        pa = for_pass(params, X.dtype, self.dtype)
         with launch():
             gaussian.accumulate(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
                                 pa.factor, pa.log_const, bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         weight_sum = total_weight(n, sample_weight)
-        return Stats(mass, first, second, pa.centres, float(loglik.sum()) + pa.shift * weight_sum,
+        return Stats(mass, first, second, pa.centres, pa.log_likelihood(loglik.sum(), weight_sum),
                      weight_sum, pa.round_off)
 
     def accumulate_many(self, X: np.ndarray, inputs_list, sample_weight=None) -> list:
@@ -288,7 +283,7 @@ class CPUBackend:
         bounds, mass, first, second = partial_stats(n, inputs.n_components, d, full)
         loglik = np.zeros((bounds.shape[0] - 1, len(inputs_list)))
         w, has_weights = weights_arg(sample_weight)
-        pa = self.pass_arrays(X.dtype, inputs)
+        pa = for_pass(inputs, X.dtype, self.dtype)
         with launch():
             gaussian.accumulate_segments(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
                                          pa.factor, pa.log_const, segments, bounds, mass, first,
@@ -314,7 +309,7 @@ class CPUBackend:
         n = X.shape[0]
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
-        pa = self.pass_arrays(X.dtype, params)
+        pa = for_pass(params, X.dtype, self.dtype)
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
             chunk = kernel_input(X[start:stop])

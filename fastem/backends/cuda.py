@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config
-from .._precision import compute_dtype, pass_arrays
-from .._model import (Params, Stats, full_from_lower, kernel_arrays, second_moment_is_full,
+from .._precision import for_pass
+from .._model import (Params, Stats, full_from_lower, second_moment_is_full,
                       total_weight)
 from .cpu import CPUBackend, map_host_chunks, map_rows_eager, split_rows
 
@@ -213,7 +213,7 @@ class CUDABackend:
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
         width = d * d if full else d
-        pa = self._pass_arrays(data, params)
+        pa = for_pass(params, data.dtype, self.dtype)
         kernel, _ = self.kernels.for_dtype(pa.means.dtype)
         ref, means, factor, log_const = (cuda.to_device(a) for a in
                                          (pa.ref, pa.means, pa.factor, pa.log_const))
@@ -240,12 +240,7 @@ class CUDABackend:
         second = full_from_lower(total.second, d) if full else total.second
         weight_sum = total_weight(n, sample_weight)
         return Stats(total.mass, total.first, second, total.centres,
-                     total.log_likelihood + pa.shift * weight_sum, weight_sum, pa.round_off)
-
-    def _pass_arrays(self, data, params):
-        """``params``' kernel inputs narrowed to this pass's compute dtype."""
-        means, factor, log_const = kernel_arrays(params)
-        return pass_arrays(means, factor, log_const, compute_dtype(data.dtype, self.dtype))
+                     pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum, pa.round_off)
 
     def accumulate_many(self, data: CudaData, inputs_list, sample_weight=None) -> list:
         """Several models' statistics. On the GPU still one pass per model: the
@@ -271,7 +266,7 @@ class CUDABackend:
         n, d = data.shape
         k = params.n_components
         full = second_moment_is_full(params.covariance_type)
-        pa = self._pass_arrays(data, params)
+        pa = for_pass(params, data.dtype, self.dtype)
         _, kernel = self.kernels.for_dtype(pa.means.dtype)
         ref, means, factor, log_const = (cuda.to_device(a) for a in
                                          (pa.ref, pa.means, pa.factor, pa.log_const))
@@ -285,4 +280,7 @@ class CUDABackend:
                 out = cuda.device_array((s1 - s0, k))
                 kernel[bounds.shape[0] - 1, threads, 0, shared](
                     piece, full, ref, means, factor, log_const, cuda.to_device(bounds), out)
-                yield start + s0, start + s1, out.copy_to_host() + pa.shift
+                host = out.copy_to_host()
+                if pa.shift:
+                    host += pa.shift
+                yield start + s0, start + s1, host

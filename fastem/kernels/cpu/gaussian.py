@@ -233,26 +233,27 @@ def _fast_exp(x):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_responsibilities(logp, wb, mx, s):
-    """Turn ``logp`` (k, B) into weighted responsibilities ``w_i r_ij`` in place.
+def block_responsibilities(logp, wb, mx, s, first=0, stop=-1):
+    """Turn rows ``first:stop`` of ``logp`` (k, B) (all rows by default) into
+    weighted responsibilities ``w_i r_ij`` in place, normalised over those rows.
 
     Log-sum-exp with the max trick, one exponential per entry: ``r_ij =
     exp(logp_ij - max_i) / sum_j exp(logp_ij - max_i)``. A component at -inf
     gets responsibility 0. ``mx`` and ``s`` are (B,) scratch of the compute dtype.
     Returns ``sum_i w_i log p(x_i)`` over the block.
     """
-    k = logp.shape[0]
+    b = logp.shape[0] if stop < 0 else stop
     zero = like(0.0, logp)
     for i in range(B):
         mx[i] = -np.inf
-    for j in range(k):
+    for j in range(first, b):
         for i in range(B):
             mx[i] = max(mx[i], logp[j, i])
     for i in range(B):
         s[i] = 0.0
         if mx[i] == -np.inf:  # every component impossible: keep it -inf, not NaN
             mx[i] = 0.0
-    for j in range(k):
+    for j in range(first, b):
         for i in range(B):  # one pass: shift, exponential, running sum
             r = fast_exp(logp[j, i] - mx[i])
             logp[j, i] = r
@@ -263,7 +264,7 @@ def block_responsibilities(logp, wb, mx, s):
             total += wb[i] * (mx[i] + np.log(s[i]))
         # weight / normaliser, 0 for padded rows and impossible points
         s[i] = wb[i] / s[i] if s[i] > zero else zero
-    for j in range(k):
+    for j in range(first, b):
         for i in range(B):
             logp[j, i] *= s[i]
     return total
@@ -469,36 +470,9 @@ def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
     ``segments[g]:segments[g + 1]`` are model ``g``, and each model's
     responsibilities are normalised over its own components. Adds model g's
     ``sum_i w_i log p_g(x_i)`` of the block to ``ll[g]``.
-
-    A separate helper rather than a parameter of the one-model helper, so the
-    one-model pass (every ordinary fit) keeps its measured code unchanged.
     """
-    zero = like(0.0, logp)
     for g in range(segments.shape[0] - 1):
-        a, b = segments[g], segments[g + 1]
-        for i in range(B):
-            mx[i] = -np.inf
-        for j in range(a, b):
-            for i in range(B):
-                mx[i] = max(mx[i], logp[j, i])
-        for i in range(B):
-            s[i] = 0.0
-            if mx[i] == -np.inf:
-                mx[i] = 0.0
-        for j in range(a, b):
-            for i in range(B):
-                r = fast_exp(logp[j, i] - mx[i])
-                logp[j, i] = r
-                s[i] += r
-        total = 0.0
-        for i in range(B):
-            if wb[i] != 0.0:
-                total += wb[i] * (mx[i] + np.log(s[i]))
-            s[i] = wb[i] / s[i] if s[i] > zero else zero
-        for j in range(a, b):
-            for i in range(B):
-                logp[j, i] *= s[i]
-        ll[g] += total
+        ll[g] += block_responsibilities(logp, wb, mx, s, segments[g], segments[g + 1])
 
 
 @njit(parallel=True, **JIT_OPTIONS)
