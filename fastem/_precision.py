@@ -14,7 +14,14 @@ the raw-moment trap (see DESIGN.md, Numerics):
   are narrowed, so float32 rounds the small differences that decide the
   responsibilities rather than a large common offset; ``shift`` is added back
   to every log-density in float64;
-- sums over one block's points run in float32, everything after it in float64.
+- sums over one block's points run in float32, everything after it in float64;
+- a pass whose model float32 cannot resolve computes in float64 instead
+  (:func:`float32_amplification`): float32 places a row to ``6e-8`` of its
+  distance from ``ref``, and a component's precision factor magnifies that
+  error by its largest singular value, so a narrow component far from
+  ``ref`` (or one collapsing onto a few rows) would see its log-densities
+  rounded coarsely, and the bound of the fit would wobble by more than
+  float32's usual round-off.
 
 The estimators' ``dtype`` parameter chooses: None (the input's dtype),
 ``numpy.float64`` (always float64, as scikit-learn computes float64 input) or
@@ -104,12 +111,38 @@ def for_pass(inputs, data_dtype, requested=None) -> PassArrays:
     return pass_arrays(k.means, k.factor, k.log_const, compute_dtype(data_dtype, requested))
 
 
+def float32_amplification(means, factor, ref) -> float:
+    """By how much the model magnifies float32's placement of a row, relative to
+    a component's own scale: ``max_j (||mu_j - ref||_inf + sigma_max_j) *
+    ||U_j||_2``, where ``sigma_max_j`` is the component's largest standard
+    deviation (1 / the smallest singular value of ``U_j``).
+
+    Parameters
+    ----------
+    means : (k, d) float64
+    factor : (k, d * d) upper factors, or (k, d) per-feature scales
+    ref : (d,) float64
+    """
+    k, d = means.shape
+    if factor.shape[1] == d * d:
+        sv = np.linalg.svd(factor.reshape(k, d, d), compute_uv=False)
+    else:
+        sv = np.abs(factor)
+    largest, smallest = sv.max(axis=1), sv.min(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        extent = np.abs(means - ref).max(axis=1) + 1.0 / smallest
+        amp = extent * largest
+    return float(np.nanmax(amp)) if np.all(np.isfinite(amp)) else np.inf
+
+
 def pass_arrays(means, factor, log_const, dtype) -> PassArrays:
-    """Narrow ``(means, factor, log_const)`` (float64) for a pass in ``dtype``."""
+    """Narrow ``(means, factor, log_const)`` (float64) for a pass in ``dtype``
+    (float64 when float32 cannot resolve the model, see :func:`float32_amplification`)."""
     d = means.shape[1]
-    if dtype == np.float64:
-        return PassArrays(np.zeros(d), means, factor, log_const, 0.0, means.copy(), 0.0)
     ref = means.mean(axis=0)
+    if (dtype == np.float64
+            or float32_amplification(means, factor, ref) > config.FLOAT32_MAX_AMPLIFICATION):
+        return PassArrays(np.zeros(d), means, factor, log_const, 0.0, means.copy(), 0.0)
     narrowed = np.ascontiguousarray(means - ref, dtype=dtype)
     finite = log_const[np.isfinite(log_const)]
     shift = float(finite.max()) if finite.size else 0.0

@@ -20,6 +20,13 @@ MONOTONICITY_SLACK = 1e-9
 #: The same slack for passes computed in float32 (float32 rounds each row's
 #: log-density to ~1e-7 relative; measured drops near convergence stay below 1e-7).
 FLOAT32_BOUND_ROUND_OFF = 1e-6
+#: A float32 pass runs in float64 when the model magnifies float32's rounding
+#: of a row by more than this (``fastem._precision.float32_amplification``:
+#: at 300, a row is placed to 2e-5 of a component's scale). Clusters 100
+#: standard deviations apart stay in float32; a component collapsing onto a
+#: few rows (standard deviation ~1e-3 of the data's) does not: there a
+#: float32 fit's bound dropped by 3e-3 relative (n=20, d=3, k=3, full).
+FLOAT32_MAX_AMPLIFICATION = 300.0
 
 # --- Initialisation (k-means; row sampling) -------------------------------------
 

@@ -184,3 +184,27 @@ def test_float32_statistics_are_centred_where_the_kernel_computed():
     np.testing.assert_allclose(stats.centres, gm.means_, rtol=1e-7)
     np.testing.assert_allclose(stats.centres + stats.first / stats.mass[:, None],
                                exact.centres + exact.first / exact.mass[:, None], rtol=1e-9)
+
+
+def test_passes_float32_cannot_resolve_run_in_float64():
+    """A narrow component far from the others magnifies float32's rounding of
+    the rows (``_precision.float32_amplification``): that pass computes in
+    float64, so the fit neither loses precision nor warns of a falling bound
+    (hypothesis found n=20, d=3, k=3, full, init 'random', seed 0)."""
+    from fastem._model import Params
+    from fastem._precision import float32_amplification
+
+    X = _overlapping(n=3000).astype(np.float32)
+    wide = Params(np.full(2, 0.5), np.array([[0.0] * 4, [1.5] + [0.0] * 3]),
+                  np.stack([np.eye(4)] * 2), "full")
+    narrow = Params(wide.weights, wide.means, np.stack([np.eye(4), np.eye(4) * 1e3]), "full")
+    for params, computed32 in ((wide, True), (narrow, False)):
+        inp = params.kernel_inputs()
+        amp = float32_amplification(inp.means, inp.factor, inp.means.mean(axis=0))
+        stats = CPUBackend().accumulate(X, params)
+        assert (stats.round_off > 0) == computed32 == (amp <= 300)
+    X, _ = make_blobs(n=20, d=3, k=3, seed=0, dtype=np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=UserWarning)
+        warnings.simplefilter("error", category=RuntimeWarning)
+        GaussianMixture(3, init_params="random", max_iter=30, tol=0, random_state=0).fit(X)
