@@ -20,6 +20,10 @@ two written so far, and the README's "Adding a model family"):
     Used in messages.
 ``initialize(data, backend, sample_weight, rng) -> params``
     Initial parameters (its initialisation passes go through ``backend``).
+``initialize_steps(data, backend, sample_weight, rng)`` (optional)
+    The same as a step generator (``fastem._steps``): the passes it yields
+    are shared with the other models of :func:`fit_many`. Random draws only
+    before the first request, or they would interleave with another start's.
 ``kernel_inputs(params) -> KernelInputs``
     The pass's per-component means, precision factors and constants.
 ``m_step(stats, draw_rows) -> (params, n_reseeded)``
@@ -41,6 +45,7 @@ import numpy as np
 
 from . import config
 from ._sampling import choose_rows
+from ._steps import run_together
 
 
 
@@ -57,7 +62,8 @@ class FitResult:
     n_iter : int, iterations run by this start
     history : list of float, the bound after every iteration
     n_reseeds : int, components re-seeded during this start
-    init_seconds : float, wall time of this start's initialisation
+    init_seconds : float, wall time of this start's initialisation (of an
+        initialisation shared by several models, an equal share of its time)
     seconds : list of float, wall time of every iteration
     """
 
@@ -122,7 +128,6 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
         if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
             best = run
     return best
-
 
 class _Start:
     """One start while it iterates: the driver's bookkeeping around a family's
@@ -232,7 +237,6 @@ def _batched_starts(family, data, backend, sample_weight, rng, settings):
             settings.progress(n_iter, settings.max_iter, bound, bound - prev, seconds)
     return best
 
-
 def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSettings) -> list:
     """Fit several models in shared passes; returns each one's best start.
 
@@ -256,10 +260,13 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
     best = [None] * len(families)
     for init in range(settings.n_init):
         starts, init_seconds = [], []
-        for family, rng in zip(families, rngs):
-            t0 = time.perf_counter()
-            params = family.initialize(data, backend, sample_weight, rng)
-            init_seconds.append(time.perf_counter() - t0)
+        # Every model's initialisation at once: the passes they ask for are shared.
+        t0 = time.perf_counter()
+        initial = run_together([_initialize_steps(f, data, backend, sample_weight, rng)
+                                for f, rng in zip(families, rngs)], backend, data, sample_weight)
+        seconds = (time.perf_counter() - t0) / len(families)
+        for family, rng, params in zip(families, rngs, initial):
+            init_seconds.append(seconds)
             starts.append(_Start(family, data, backend, sample_weight, rng, settings, params,
                                  -np.inf))
         active = list(starts)
@@ -278,3 +285,11 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
                     or best[c].lower_bound == -np.inf):
                 best[c] = run
     return best
+
+
+def _initialize_steps(family, data, backend, sample_weight, rng):
+    """A family's initialisation as steps: ``initialize_steps`` where it has
+    one, else ``initialize`` (its passes then are its own)."""
+    if hasattr(family, "initialize_steps"):
+        return (yield from family.initialize_steps(data, backend, sample_weight, rng))
+    return family.initialize(data, backend, sample_weight, rng)

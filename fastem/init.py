@@ -19,7 +19,8 @@ from . import config
 from ._model import (Params, Stats, m_step, precision_cholesky_from_covariances,
                      precision_cholesky_from_precisions, second_moment_is_full, total_weight)
 from ._sampling import choose_rows
-from .kmeans import kmeans_init, kmeans_plusplus, nearest_stats
+from ._steps import run_alone
+from .kmeans import kmeans_init_steps, kmeans_plusplus, nearest_stats_steps
 
 
 def column_sum_chunk(X, w):
@@ -101,6 +102,15 @@ def initial_stats(X, sample_weight, n_components, covariance_type, init_params, 
     Stats
         One M-step of any family turns them into initial parameters.
     """
+    return run_alone(initial_stats_steps(X, sample_weight, n_components, covariance_type,
+                                         init_params, rng, backend), backend, X, sample_weight)
+
+
+def initial_stats_steps(X, sample_weight, n_components, covariance_type, init_params, rng,
+                        backend):
+    """:func:`initial_stats` as steps (:mod:`fastem._steps`): the k-means
+    passes over all rows are requests that several initialisations can share;
+    the other methods make their (few) passes directly."""
     k, ctype = n_components, covariance_type
     if init_params == "random":
         return random_stats(X, sample_weight, k, ctype, rng, backend=backend)
@@ -110,12 +120,13 @@ def initial_stats(X, sample_weight, n_components, covariance_type, init_params, 
     if init_params == "k-means++":
         rows = kmeans_plusplus(X, k, sample_weight, rng, backend=backend, sklearn_stream=True)
         return point_stats(X, sample_weight, rows, ctype, backend=backend)
-    centres = kmeans_init(X, k, sample_weight, rng, backend=backend)
-    return nearest_stats(X, sample_weight, centres, ctype, backend=backend)
+    centres = yield from kmeans_init_steps(X, k, sample_weight, rng, backend=backend)
+    return (yield from nearest_stats_steps(X, sample_weight, centres, ctype))
 
 
-def initial_params(X, sample_weight, est, rng, backend) -> tuple[Params, np.ndarray]:
-    """Initial parameters of a Gaussian mixture fitted by EM.
+def initial_params_steps(X, sample_weight, est, rng, backend):
+    """Initial parameters of a Gaussian mixture fitted by EM, as steps
+    (:mod:`fastem._steps`; ``run_alone`` gives them directly).
 
     Parameters
     ----------
@@ -135,7 +146,8 @@ def initial_params(X, sample_weight, est, rng, backend) -> tuple[Params, np.ndar
     given = (est.weights_init is not None, est.means_init is not None, est.precisions_init is not None)
     weights = means = covariances = None
     if not all(given):
-        stats = initial_stats(X, sample_weight, k, ctype, est.init_params, rng, backend)
+        stats = yield from initial_stats_steps(X, sample_weight, k, ctype, est.init_params, rng,
+                                               backend)
         weights, means, covariances = m_step(stats, ctype, est.reg_covar)
     if given[0]:
         # Used as given (within the validated tolerance of summing to 1), as

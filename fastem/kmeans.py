@@ -26,6 +26,7 @@ import numpy as np
 from . import config
 from ._model import Stats, full_from_lower, second_moment_is_full, total_weight
 from ._sampling import sample_rows
+from ._steps import run_alone
 from .backends.cpu import CPUBackend, part_bounds, weights_arg
 from .kernels.cpu import launch
 from .kernels.cpu import kmeans as kernels
@@ -60,28 +61,56 @@ class Assignment:
     labels: object = None
 
 
-def assign_chunk(X, w, centres, second_moments, want_labels):
-    """One :func:`kernels.assign_pass` over a chunk, parts summed in order."""
+def _second_width(mode, d):
+    return {kernels.NO_SECOND: 0, kernels.FULL_SECOND: d * d, kernels.DIAG_SECOND: d}[mode]
+
+
+def _sum_parts(a):
+    """``a.sum(axis=0)`` row after row, whatever the shape: NumPy sums a single
+    column pairwise and several column-wise in sequence, and one model's sums
+    must not depend on how many models shared its pass."""
+    total = a[0].copy()
+    for part in a[1:]:
+        total += part
+    return total
+
+
+def assign_chunk(X, w, requests, want_labels):
+    """One :func:`kernels.assign_pass` over a chunk for every request
+    ``(centres, second_moments)``, parts summed in order; a list of
+    :class:`Assignment` (``far_index`` relative to the chunk)."""
     n, d = X.shape
-    k = centres.shape[0]
-    width = {kernels.NO_SECOND: 0, kernels.FULL_SECOND: d * d, kernels.DIAG_SECOND: d}[second_moments]
-    bounds = part_bounds(n, k * (width + d + 1))
+    ks = [c.shape[0] for c, _ in requests]
+    modes = np.array([m for _, m in requests], dtype=np.int64)
+    widths = [k * _second_width(m, d) for k, (_, m) in zip(ks, requests)]
+    segments = np.cumsum([0] + ks).astype(np.int64)
+    offsets = np.cumsum([0] + widths[:-1]).astype(np.int64)
+    centres = np.ascontiguousarray(np.concatenate([c for c, _ in requests]), dtype=np.float64)
+    g = len(requests)
+    bounds = part_bounds(n, int(segments[-1]) * (d + 1) + sum(widths) + 3 * g)
     n_parts = bounds.shape[0] - 1
     wa, has_w = weights_arg(w)
-    counts = np.zeros((n_parts, k))
-    sums = np.zeros((n_parts, k, d))
-    second = np.zeros((n_parts, k, width))
-    inertia = np.zeros(n_parts)
-    far_index = np.zeros(n_parts, dtype=np.int64)
-    far_dist = np.zeros(n_parts)
+    counts = np.zeros((n_parts, segments[-1]))
+    sums = np.zeros((n_parts, segments[-1], d))
+    second = np.zeros((n_parts, sum(widths)))
+    inertia = np.zeros((n_parts, g))
+    far_index = np.zeros((n_parts, g), dtype=np.int64)
+    far_dist = np.zeros((n_parts, g))
     labels = np.empty(n, dtype=np.int32) if want_labels else np.empty(0, dtype=np.int32)
     with launch():
-        kernels.assign_pass(X, wa, has_w, centres, bounds, want_labels, labels, second_moments,
-                            counts, sums, second, inertia, far_index, far_dist)
-    p = int(np.argmax(far_dist))  # the first part holding the farthest row
-    return Assignment(counts.sum(axis=0), sums.sum(axis=0), second.sum(axis=0),
-                      float(inertia.sum()), int(far_index[p]), float(far_dist[p]),
-                      labels if want_labels else None)
+        kernels.assign_pass(X, wa, has_w, centres, segments, modes, offsets, bounds, want_labels,
+                            labels, counts, sums, second, inertia, far_index, far_dist)
+    counts, sums, second = _sum_parts(counts), _sum_parts(sums), _sum_parts(second)
+    out = []
+    for m in range(g):
+        a, b = segments[m], segments[m + 1]
+        p = int(np.argmax(far_dist[:, m]))  # the first part holding the farthest row
+        out.append(Assignment(counts[a:b], sums[a:b],
+                              second[offsets[m]:offsets[m] + widths[m]].reshape(
+                                  b - a, _second_width(modes[m], d)),
+                              float(_sum_parts(inertia[:, m])), int(far_index[p, m]),
+                              float(far_dist[p, m]), labels if want_labels and m == 0 else None))
+    return out
 
 
 def min_distance_chunk(X, w, centre, closest):
@@ -100,27 +129,60 @@ def min_distance_chunk(X, w, centre, closest):
 # Passes over all rows
 # --------------------------------------------------------------------------
 
+@dataclass
+class AssignPass:
+    """A nearest-centre pass over all rows that an initialisation asks for
+    (see :mod:`fastem._steps`): the centres of one model, and the second
+    moments its statistics need. Answered with an :class:`Assignment`."""
+
+    centres: np.ndarray
+    second_moments: int = kernels.NO_SECOND
+
+    def run(self, backend, X, sample_weight):
+        return assign_many(backend, X, [self], sample_weight)[0]
+
+    @staticmethod
+    def run_many(backend, X, sample_weight, requests):
+        return assign_many(backend, X, requests, sample_weight)
+
+
+def assign_many(backend, X, requests, sample_weight, want_labels=False) -> list:
+    """:class:`AssignPass` requests answered in one pass over X (each chunk read
+    once, where it lives), each result combined over the chunks in row order.
+
+    Returns
+    -------
+    list of Assignment, one per request
+    """
+    args = [(np.ascontiguousarray(r.centres, dtype=np.float64), r.second_moments)
+            for r in requests]
+    chunks = backend.map_chunks(X, assign_chunk, sample_weight, args=(args, want_labels))
+    totals = []
+    for m in range(len(requests)):
+        total = None
+        for start, _, parts in chunks:
+            a = parts[m]
+            a.far_index += start
+            if total is None:
+                total = a
+                continue
+            total.counts = total.counts + a.counts
+            total.sums = total.sums + a.sums
+            total.second = total.second + a.second
+            total.inertia += a.inertia
+            if a.far_dist > total.far_dist:  # strictly: ties keep the earlier row
+                total.far_index, total.far_dist = a.far_index, a.far_dist
+        totals.append(total)
+    if want_labels:
+        totals[0].labels = np.concatenate([parts[0].labels for _, _, parts in chunks])
+    return totals
+
+
 def _assign(backend, X, centres, sample_weight, second_moments=kernels.NO_SECOND,
             want_labels=False) -> Assignment:
-    """:func:`assign_chunk` on every chunk of X, combined in row order."""
-    centres = np.ascontiguousarray(centres, dtype=np.float64)
-    chunks = backend.map_chunks(X, assign_chunk, sample_weight,
-                                args=(centres, second_moments, want_labels))
-    total = None
-    for start, _, a in chunks:
-        a.far_index += start
-        if total is None:
-            total = a
-            continue
-        total.counts = total.counts + a.counts
-        total.sums = total.sums + a.sums
-        total.second = total.second + a.second
-        total.inertia += a.inertia
-        if a.far_dist > total.far_dist:  # strictly: ties keep the earlier row
-            total.far_index, total.far_dist = a.far_index, a.far_dist
-    if want_labels:
-        total.labels = np.concatenate([a.labels for _, _, a in chunks])
-    return total
+    """One model's :func:`assign_many`."""
+    return assign_many(backend, X, [AssignPass(centres, second_moments)], sample_weight,
+                       want_labels)[0]
 
 
 def _n_rows(X) -> int:
@@ -220,10 +282,21 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_p
         (NaN without the final pass)
     """
     backend = backend or CPUBackend()
+    centres, n_iter = run_alone(lloyd_steps(X, centres, max_iter, tol, backend=backend),
+                                backend, X, sample_weight)
+    if not final_pass:
+        return centres, None, n_iter, np.nan
+    a = _assign(backend, X, centres, sample_weight, want_labels=return_labels)
+    return centres, a.labels, n_iter, a.inertia
+
+
+def lloyd_steps(X, centres, max_iter, tol, *, backend):
+    """:func:`lloyd` without the final pass, as steps (:mod:`fastem._steps`):
+    yields an :class:`AssignPass` per iteration; returns ``(centres, n_iter)``."""
     centres = np.array(centres, dtype=np.float64)
     n_iter = 0
     for n_iter in range(1, max_iter + 1):
-        a = _assign(backend, X, centres, sample_weight)
+        a = yield AssignPass(centres)
         new = centres + a.sums / np.maximum(a.counts, np.finfo(np.float64).tiny)[:, None]
         empty = np.flatnonzero(a.counts <= 0)
         if empty.size and a.far_dist > 0:
@@ -232,10 +305,7 @@ def lloyd(X, centres, sample_weight, max_iter, tol, return_labels=False, final_p
         centres = new
         if moved <= tol:
             break
-    if not final_pass:
-        return centres, None, n_iter, np.nan
-    a = _assign(backend, X, centres, sample_weight, want_labels=return_labels)
-    return centres, a.labels, n_iter, a.inertia
+    return centres, n_iter
 
 
 def _tolerance(X, sample_weight):
@@ -261,6 +331,14 @@ def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
     centres : (k, d) float64
     """
     backend = backend or CPUBackend()
+    return run_alone(kmeans_init_steps(X, n_clusters, sample_weight, rng, backend=backend),
+                     backend, X, sample_weight)
+
+
+def kmeans_init_steps(X, n_clusters, sample_weight, rng, *, backend):
+    """:func:`kmeans_init` as steps (:mod:`fastem._steps`). Every draw from
+    ``rng`` comes before the first request (the passes over all rows draw
+    nothing), so initialisations sharing one stream can share passes."""
     n = _n_rows(X)
     m = min(n, max(config.KMEANS_SAMPLE_ROWS, 50 * n_clusters))
     sampled = m < n
@@ -282,8 +360,8 @@ def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
     centres = best[0]
     if sampled:
         # nearest_stats assigns the rows once more; no final Lloyd pass needed.
-        centres = lloyd(X, centres, sample_weight, config.KMEANS_FULL_PASSES, tol, final_pass=False,
-                        backend=backend)[0]
+        centres, _ = yield from lloyd_steps(X, centres, config.KMEANS_FULL_PASSES, tol,
+                                            backend=backend)
     return centres
 
 
@@ -291,11 +369,16 @@ def nearest_stats(X, sample_weight, centres, covariance_type, *, backend=None) -
     """Centred statistics of assigning every row to its nearest centre (the
     one-hot responsibilities of k-means), in one pass without labels."""
     backend = backend or CPUBackend()
+    return run_alone(nearest_stats_steps(X, sample_weight, centres, covariance_type),
+                     backend, X, sample_weight)
+
+
+def nearest_stats_steps(X, sample_weight, centres, covariance_type):
+    """:func:`nearest_stats` as steps (:mod:`fastem._steps`): one request."""
     full = second_moment_is_full(covariance_type)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
     d = centres.shape[1]
-    mode = kernels.FULL_SECOND if full else kernels.DIAG_SECOND
-    a = _assign(backend, X, centres, sample_weight, second_moments=mode)
+    a = yield AssignPass(centres, kernels.FULL_SECOND if full else kernels.DIAG_SECOND)
     second = full_from_lower(a.second, d) if full else a.second
     return Stats(a.counts, a.sums, second, centres, np.nan,
                  total_weight(_n_rows(X), sample_weight))

@@ -163,3 +163,58 @@ def test_row_sampling_memory_and_stream(monkeypatch):
     monkeypatch.setattr(config, "PERMUTATION_MAX_ROWS", 100)
     big = _sampling.sample_rows(10**12, 50, np.random.RandomState(0))  # no 8 TB permutation
     assert len(set(big.tolist())) == 50 and big.min() >= 0 and big.max() < 10**12
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_shared_assignment_pass_equals_passes_of_their_own(weighted):
+    """Several models' assignments in one pass (concatenated centres, one
+    segment each, their own second moments) give each model exactly what a
+    pass of its own gives: the same labels, hence the same sums, to the bit."""
+    X, _ = make_blobs(n=5000, d=4, k=5, seed=21)
+    w = np.random.default_rng(3).uniform(0, 2, size=len(X)) if weighted else None
+    rng = np.random.default_rng(4)
+    requests = [km.AssignPass(X[rng.choice(len(X), k, replace=False)].astype(np.float64) + 0.01, m)
+                for k, m in [(1, km.kernels.FULL_SECOND), (3, km.kernels.NO_SECOND),
+                             (5, km.kernels.DIAG_SECOND), (2, km.kernels.FULL_SECOND)]]
+    backend = km.CPUBackend()
+    together = km.assign_many(backend, X, requests, w)
+    for request, got in zip(requests, together):
+        alone = request.run(backend, X, w)
+        for name in ("counts", "sums", "second"):
+            assert getattr(got, name).shape == getattr(alone, name).shape
+            assert getattr(got, name).tobytes() == getattr(alone, name).tobytes()
+        assert (got.inertia, got.far_index, got.far_dist) == (alone.inertia, alone.far_index,
+                                                              alone.far_dist)
+    # and against the plain NumPy assignment
+    Xf = X.astype(np.float64)
+    ww = np.ones(len(X)) if w is None else w
+    for request, got in zip(requests, together):
+        c = request.centres
+        dist = ((Xf[:, None, :] - c[None]) ** 2).sum(axis=2)
+        labels = dist.argmin(axis=1)
+        np.testing.assert_allclose(got.counts, np.bincount(labels, ww, minlength=len(c)),
+                                   rtol=1e-12)
+        assert got.inertia == pytest.approx(float((ww * dist.min(axis=1)).sum()), rel=1e-12)
+
+
+def test_steps_together_use_a_shared_stream_as_in_turn():
+    """k-means initialisations drawing from one RandomState give, run together
+    (sharing their passes), the centres they give one after the other."""
+    from fastem import config
+    from fastem._steps import run_alone, run_together
+
+    X, _ = make_blobs(n=6000, d=3, k=4, seed=8)
+    backend = km.CPUBackend()
+    old = config.KMEANS_SAMPLE_ROWS
+    config.KMEANS_SAMPLE_ROWS = 500
+    try:
+        rng = np.random.RandomState(3)
+        in_turn = [run_alone(km.kmeans_init_steps(X, k, None, rng, backend=backend), backend, X,
+                             None) for k in (2, 4, 3)]
+        rng = np.random.RandomState(3)
+        together = run_together([km.kmeans_init_steps(X, k, None, rng, backend=backend)
+                                 for k in (2, 4, 3)], backend, X, None)
+    finally:
+        config.KMEANS_SAMPLE_ROWS = old
+    for a, b in zip(in_turn, together):
+        assert a.tobytes() == b.tobytes()

@@ -178,3 +178,48 @@ def test_batched_n_init_falls_back_when_a_start_reseeds(monkeypatch):
     want = _sequential(monkeypatch, lambda: GaussianMixture(**kw).fit(Xr))
     np.testing.assert_array_equal(got.means_, want.means_)
     assert got.lower_bounds_ == want.lower_bounds_
+
+
+def _count_assign_passes(monkeypatch):
+    """Record the number of k-means assignment requests answered by each pass over X."""
+    from fastem import kmeans as km
+
+    passes = []
+    original = km.assign_many
+    monkeypatch.setattr(km, "assign_many", lambda backend, X, requests, *a, **k:
+                        passes.append(len(requests)) or original(backend, X, requests, *a, **k))
+    return passes
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_initialisation_passes_are_shared(weighted, monkeypatch):
+    """Above the k-means sample, the Lloyd passes over all rows and the final
+    assignment of every candidate's initialisation share the passes over X,
+    and each candidate is still the model GaussianMixture fits alone."""
+    from fastem import config
+
+    monkeypatch.setattr(config, "KMEANS_SAMPLE_ROWS", 400)  # X's 3000 rows: sample + full passes
+    sw = SW if weighted else None
+    ks, types = [1, 2, 3, 4, 5], ["full", "diag"]
+    passes = _count_assign_passes(monkeypatch)
+    ic = _quiet(lambda: GaussianMixtureIC(n_components=ks, covariance_type=types, random_state=0,
+                                          tol=1e-6).fit(X, sample_weight=sw))
+    shared = list(passes)
+    passes.clear()
+    alone = [_quiet(lambda: GaussianMixture(int(k), covariance_type=str(t), random_state=0,
+                                            tol=1e-6).fit(X, sample_weight=sw))
+             for k, t in zip(ic.results_["n_components"], ic.results_["covariance_type"])]
+    separate = list(passes)
+    # The separate fits make one pass per request; the sweep answers the 10
+    # candidates' requests together, so it makes as many passes as the
+    # longest initialisation needs (the requests of the Lloyd passes on the
+    # sample are the sample's own, and stay one per call).
+    assert max(shared) == len(ks) * len(types)
+    assert sum(shared) == sum(separate)
+    assert len(shared) < len(separate) - 3 * len(ks) * len(types)
+    for est, ref in zip(ic.estimators_, alone):
+        assert est.n_iter_ == ref.n_iter_
+        assert est.lower_bound_ == pytest.approx(ref.lower_bound_, rel=1e-12)
+        np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-9, atol=1e-12)
+    if sw is None:
+        np.testing.assert_allclose(ic.results_["bic"], [ref.bic(X) for ref in alone], rtol=1e-9)

@@ -27,7 +27,8 @@ from ..io import ModelFile, register_model
 from .._model import (LOG_2PI, _MASS_EPS, factor_inputs, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._special import betaln, digamma, gammaln
-from ..init import column_sum_chunk, initial_stats
+from .._steps import run_alone
+from ..init import column_sum_chunk, initial_stats_steps
 from ._base import MixtureBase
 
 WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
@@ -140,9 +141,13 @@ class VariationalFamily:
     # -- the driver's hooks --------------------------------------------------
 
     def initialize(self, data, backend, sample_weight, rng) -> VariationalParams:
-        est = self.estimator
-        stats = initial_stats(data, sample_weight, self.n_components, self.covariance_type,
-                              est.init_params, rng, backend)
+        return run_alone(self.initialize_steps(data, backend, sample_weight, rng), backend, data,
+                         sample_weight)
+
+    def initialize_steps(self, data, backend, sample_weight, rng):
+        stats = yield from initial_stats_steps(data, sample_weight, self.n_components,
+                                               self.covariance_type, self.estimator.init_params,
+                                               rng, backend)
         return self.update(stats)
 
     def kernel_inputs(self, p: VariationalParams):

@@ -10,7 +10,8 @@ from .._covariance import n_parameters, parameter_shape
 from ..io import ModelFile, register_model
 from .._model import (Params, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
-from ..init import initial_params
+from .._steps import run_alone
+from ..init import initial_params_steps
 from ._base import MixtureBase
 
 
@@ -31,7 +32,12 @@ class GaussianFamily:
         self.reg_covar = estimator.reg_covar
 
     def initialize(self, data, backend, sample_weight, rng) -> Params:
-        params, covariances = initial_params(data, sample_weight, self.estimator, rng, backend)
+        return run_alone(self.initialize_steps(data, backend, sample_weight, rng), backend, data,
+                         sample_weight)
+
+    def initialize_steps(self, data, backend, sample_weight, rng):
+        params, covariances = yield from initial_params_steps(data, sample_weight, self.estimator,
+                                                              rng, backend)
         params.covariances = covariances
         return params
 

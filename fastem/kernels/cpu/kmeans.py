@@ -37,36 +37,48 @@ def block_nearest(xt, centres, best, arg, dist):
                 arg[i] = j
 
 
-#: ``second_moments`` modes of :func:`assign_pass`.
+#: ``second_moments`` modes of :func:`assign_pass`, one per model.
 NO_SECOND, FULL_SECOND, DIAG_SECOND = 0, 1, 2
 
 
 @njit(parallel=True, **JIT_OPTIONS)
-def assign_pass(X, w, has_weights, centres, bounds, write_labels, labels, second_moments,
-                counts, sums, second, inertia, far_index, far_dist):
-    """Assign each row to its nearest centre and accumulate the hard-assignment
-    statistics centred on the centres: one Lloyd step, or (with second moments)
-    the M-step input of a k-means initialisation.
+def assign_pass(X, w, has_weights, centres, segments, second_moments, second_offsets, bounds,
+                write_labels, labels, counts, sums, second, inertia, far_index, far_dist):
+    """Assign each row to its nearest centre of every model and accumulate each
+    model's hard-assignment statistics, centred on the centres: one Lloyd step,
+    or (with second moments) the M-step input of a k-means initialisation.
+
+    Several models share the pass (their centres concatenated, ``segments``
+    their boundaries): a row is read and transposed once, then assigned within
+    each model. A model's numbers are those of a pass of its own (the same
+    distances, the same per-part order of the sums), so sharing changes no
+    assignment.
 
     Parameters
     ----------
     X : (n, d) float32/float64 C-contiguous
     w : (n,) float64, read only when ``has_weights``
-    centres : (k, d) float64
+    centres : (K, d) float64, every model's centres one after the other
+    segments : (n_models + 1,) int64 boundaries of the models in ``centres``
+    second_moments : (n_models,) int64, per model: NO_SECOND; FULL_SECOND, the
+        lower triangles (k_g, d * d); or DIAG_SECOND, the diagonals (k_g, d)
+    second_offsets : (n_models,) int64, where model g's second moments start
+        in a row of ``second``
     bounds : (n_parts + 1,) int64 row boundaries, multiples of B
     write_labels : bool
-        Whether to write ``labels`` (n,) int32 (it may be empty otherwise).
-    second_moments : int
-        NO_SECOND; FULL_SECOND, the lower triangle into ``second`` of shape
-        (n_parts, k, d * d); or DIAG_SECOND, ``second`` of shape (n_parts, k, d).
-    counts : (n_parts, k) out, weighted counts (the mass)
-    sums : (n_parts, k, d) out, weighted sums of ``x - centres[label]``
-    inertia : (n_parts,) out, weighted sum of squared distances
-    far_index, far_dist : (n_parts,) out, the positive-weight row of each part
-        farthest from its centre (ties: the first), for relocating empty clusters.
+        Whether to write ``labels`` (n,) int32, the nearest centre within the
+        first model (it may be empty otherwise).
+    counts : (n_parts, K) out, weighted counts (the mass)
+    sums : (n_parts, K, d) out, weighted sums of ``x - centres[label]``
+    second : (n_parts, total) out, the second moments of every model
+    inertia : (n_parts, n_models) out, weighted sums of squared distances
+    far_index, far_dist : (n_parts, n_models) out, the positive-weight row of
+        each part farthest from its centre (ties: the first), for relocating
+        empty clusters; ``far_dist`` is -1 when the part has no such row.
     """
-    k, d = centres.shape
+    K, d = centres.shape
     n_parts = bounds.shape[0] - 1
+    n_models = segments.shape[0] - 1
     for p in prange(n_parts):
         xt = np.empty((d, B))
         wb = np.empty(B)
@@ -75,38 +87,45 @@ def assign_pass(X, w, has_weights, centres, bounds, write_labels, labels, second
         dist = np.empty(B)
         diff = np.empty(d)
         origin = np.zeros(d)  # k-means runs in float64: rows are not re-centred
-        tot = 0.0
-        fi = bounds[p]
-        fd = -1.0
+        tot = np.zeros(n_models)
+        fi = np.full(n_models, bounds[p])
+        fd = np.full(n_models, -1.0)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, w, has_weights, origin, xt, wb)
-            block_nearest(xt, centres, best, arg, dist)
-            for i in range(stop - start):
-                j = arg[i]
-                if write_labels:
-                    labels[start + i] = j
-                wi = wb[i]
-                if wi == 0.0:
-                    continue
-                counts[p, j] += wi
-                tot += wi * best[i]
-                if best[i] > fd:
-                    fd = best[i]
-                    fi = start + i
-                for a in range(d):
-                    diff[a] = xt[a, i] - centres[j, a]
-                    sums[p, j, a] += wi * diff[a]
-                if second_moments == FULL_SECOND:
+            for g in range(n_models):
+                first = segments[g]
+                block_nearest(xt, centres[first:segments[g + 1]], best, arg, dist)
+                mode = second_moments[g]
+                for i in range(stop - start):
+                    local = arg[i]
+                    j = first + local
+                    if write_labels and g == 0:
+                        labels[start + i] = local
+                    wi = wb[i]
+                    if wi == 0.0:
+                        continue
+                    counts[p, j] += wi
+                    tot[g] += wi * best[i]
+                    if best[i] > fd[g]:
+                        fd[g] = best[i]
+                        fi[g] = start + i
                     for a in range(d):
-                        for b in range(a + 1):
-                            second[p, j, a * d + b] += wi * diff[a] * diff[b]
-                elif second_moments == DIAG_SECOND:
-                    for a in range(d):
-                        second[p, j, a] += wi * diff[a] * diff[a]
-        inertia[p] = tot
-        far_index[p] = fi
-        far_dist[p] = fd
+                        diff[a] = xt[a, i] - centres[j, a]
+                        sums[p, j, a] += wi * diff[a]
+                    if mode == FULL_SECOND:
+                        o = second_offsets[g] + local * d * d
+                        for a in range(d):
+                            for b in range(a + 1):
+                                second[p, o + a * d + b] += wi * diff[a] * diff[b]
+                    elif mode == DIAG_SECOND:
+                        o = second_offsets[g] + local * d
+                        for a in range(d):
+                            second[p, o + a] += wi * diff[a] * diff[a]
+        for g in range(n_models):
+            inertia[p, g] = tot[g]
+            far_index[p, g] = fi[g]
+            far_dist[p, g] = fd[g]
 
 
 @njit(parallel=True, **JIT_OPTIONS)
