@@ -223,3 +223,26 @@ def test_initialisation_passes_are_shared(weighted, monkeypatch):
         np.testing.assert_allclose(est.means_, ref.means_, rtol=1e-9, atol=1e-12)
     if sw is None:
         np.testing.assert_allclose(ic.results_["bic"], [ref.bic(X) for ref in alone], rtol=1e-9)
+
+
+def test_float32_candidates_are_the_models_fitted_alone():
+    """float32 data computes in float32; each candidate's rows are centred on
+    its own reference in the shared pass, so it is still the model fitted
+    alone to float64 round-off (not just to float32's precision)."""
+    X32 = (X + 100.0).astype(np.float32)
+    kw = dict(covariance_type=["full", "diag", "spherical"], random_state=0)
+    ic = _quiet(lambda: GaussianMixtureIC(n_components=[1, 2, 3, 4], **kw).fit(X32))
+    for k, ctype, bic, est in zip(ic.results_["n_components"], ic.results_["covariance_type"],
+                                  ic.results_["bic"], ic.estimators_):
+        alone = _quiet(lambda: GaussianMixture(int(k), covariance_type=str(ctype),
+                                               random_state=0).fit(X32))
+        assert est.n_iter_ == alone.n_iter_
+        assert est.lower_bound_ == pytest.approx(alone.lower_bound_, rel=1e-12)
+        np.testing.assert_allclose(est.means_, alone.means_, rtol=1e-9)
+        # The sweep scores with the fused pass, ``bic`` with the log-density
+        # kernel: two float32 evaluations of one model, 1e-9 apart here. Against
+        # the fused pass of the model fitted alone the criterion agrees to round-off.
+        own = CPUBackend().accumulate(X32, alone._kernel_inputs()).log_likelihood
+        assert bic == pytest.approx(-2 * own + alone._n_parameters() * np.log(len(X32)),
+                                    rel=1e-12)
+        assert bic == pytest.approx(alone.bic(X32), rel=1e-8)

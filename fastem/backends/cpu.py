@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import (KernelInputs, Params, Stats, full_from_lower, second_moment_is_full,
+from .._model import (Params, Stats, full_from_lower, second_moment_is_full,
                       total_weight)
 from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch
@@ -139,51 +139,51 @@ def map_rows_eager(backend, data, inputs, reduce, out_columns=None, dtype=np.flo
     return out
 
 
-def concat_inputs(inputs_list):
-    """Several models' kernel inputs as one pass's: concatenated components and
-    their model boundaries.
+def concat_pass_arrays(inputs_list, pas):
+    """Several models' narrowed kernel inputs as one shared pass takes them
+    (see ``gaussian.accumulate_segments``).
 
-    When any model is 'full'/'tied' the pass runs the full kernel, and the
-    'diag'/'spherical' models' per-feature scales become diagonal factors (the
-    same log-densities; their statistics are the diagonals of the full ones).
+    Parameters
+    ----------
+    inputs_list : list of KernelInputs, one per model
+    pas : list of PassArrays of one compute dtype, one per model
 
     Returns
     -------
-    inputs : KernelInputs of all K components ('full' when ``full``, else 'diag')
-    segments : (n_models + 1,) int64
-    full : bool
+    dict of the kernel's arguments: ``full`` (n_models,) bool, ``ref``
+    (n_models, d), ``reload`` (n_models,) bool, ``means`` (K, d), ``factor``
+    (K, W), ``log_const`` (K,), ``segments`` (n_models + 1,) int64
     """
-    full = any(second_moment_is_full(i.covariance_type) for i in inputs_list)
+    full = np.array([second_moment_is_full(i.covariance_type) for i in inputs_list])
     d = inputs_list[0].means.shape[1]
-    factors = []
-    for inp in inputs_list:
-        f = inp.factor
-        if full and not second_moment_is_full(inp.covariance_type):
-            f = (f[:, :, None] * np.eye(d)).reshape(f.shape[0], d * d)
-        factors.append(f)
+    width = d * d if full.any() else d
     segments = np.cumsum([0] + [i.n_components for i in inputs_list]).astype(np.int64)
-    inputs = KernelInputs(np.ascontiguousarray(np.concatenate([i.means for i in inputs_list])),
-                          np.ascontiguousarray(np.concatenate(factors)),
-                          np.ascontiguousarray(np.concatenate([i.log_const for i in inputs_list])),
-                          "full" if full else "diag")
-    return inputs, segments, full
+    dtype = pas[0].means.dtype
+    factor = np.zeros((segments[-1], width), dtype=dtype)
+    for g, pa in enumerate(pas):
+        factor[segments[g]:segments[g + 1], :pa.factor.shape[1]] = pa.factor
+    ref = np.ascontiguousarray(np.stack([pa.ref for pa in pas]))
+    reload = np.r_[True, np.any(ref[1:] != ref[:-1], axis=1)]
+    return dict(full=full, ref=ref, reload=reload,
+                means=np.ascontiguousarray(np.concatenate([pa.means for pa in pas])),
+                factor=factor,
+                log_const=np.ascontiguousarray(np.concatenate([pa.log_const for pa in pas])),
+                segments=segments)
 
 
-def split_stats(inputs_list, full, mass, first, second, loglik, weight_sum, pa):
+def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_sum):
     """Each model's :class:`Stats` from the summed statistics of a shared pass
-    (``second`` holds lower triangles when ``full``; ``pa`` is the pass's
-    :class:`~fastem._precision.PassArrays`)."""
+    (``second`` (K, W): lower triangles of the full models, diagonals in the
+    first d entries of the others; ``pas`` the models' PassArrays)."""
     d = first.shape[1]
     out = []
-    for g, inp in enumerate(inputs_list):
-        a = int(sum(i.n_components for i in inputs_list[:g]))
-        b = a + inp.n_components
-        sec = second[a:b]
-        if full:
-            sec = full_from_lower(sec, d)
-            if not second_moment_is_full(inp.covariance_type):
-                sec = np.ascontiguousarray(np.diagonal(sec, axis1=1, axis2=2))
-        out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, pa.centres[a:b].copy(),
+    for g, (inp, pa) in enumerate(zip(inputs_list, pas)):
+        a, b = segments[g], segments[g + 1]
+        if second_moment_is_full(inp.covariance_type):
+            sec = full_from_lower(second[a:b], d)
+        else:
+            sec = np.ascontiguousarray(second[a:b, :d])
+        out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, pa.centres,
                          pa.log_likelihood(loglik[g], weight_sum), weight_sum, pa.round_off))
     return out
 
@@ -269,6 +269,11 @@ class CPUBackend:
         """One pass for several models: each gets the :class:`Stats` that
         :meth:`accumulate` would give it alone (to round-off), while X is read once.
 
+        Each model is narrowed for the pass as it would be alone (its own
+        reference and constant shift, its own float32-or-float64 decision):
+        the models of each compute dtype share one pass, so X is read twice
+        only in the rare pass where float32 cannot resolve some model.
+
         Parameters
         ----------
         inputs_list : list of KernelInputs (or Params), each a whole model
@@ -278,19 +283,37 @@ class CPUBackend:
         list of Stats, in the order of ``inputs_list``
         """
         inputs_list = [i.kernel_inputs() for i in inputs_list]
-        inputs, segments, full = concat_inputs(inputs_list)
+        pas = [for_pass(i, X.dtype, self.dtype) for i in inputs_list]
+        by_dtype = {}
+        for g, pa in enumerate(pas):
+            by_dtype.setdefault(pa.means.dtype, []).append(g)
+        out = [None] * len(inputs_list)
+        for members in by_dtype.values():
+            stats = self._accumulate_segments(X, [inputs_list[g] for g in members],
+                                              [pas[g] for g in members], sample_weight)
+            for g, st in zip(members, stats):
+                out[g] = st
+        return out
+
+    def _accumulate_segments(self, X, inputs_list, pas, sample_weight):
+        """One shared pass for models whose PassArrays have one compute dtype."""
+        args = concat_pass_arrays(inputs_list, pas)
         n, d = X.shape
-        bounds, mass, first, second = partial_stats(n, inputs.n_components, d, full)
-        loglik = np.zeros((bounds.shape[0] - 1, len(inputs_list)))
+        k, width = args["factor"].shape
+        bounds = part_bounds(n, k * (width + d + 1))
+        n_parts = bounds.shape[0] - 1
+        mass, first = np.zeros((n_parts, k)), np.zeros((n_parts, k, d))
+        second = np.zeros((n_parts, k, width))
+        loglik = np.zeros((n_parts, len(inputs_list)))
         w, has_weights = weights_arg(sample_weight)
-        pa = for_pass(inputs, X.dtype, self.dtype)
         with launch():
-            gaussian.accumulate_segments(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
-                                         pa.factor, pa.log_const, segments, bounds, mass, first,
+            gaussian.accumulate_segments(kernel_input(X), w, has_weights, args["full"], args["ref"],
+                                         args["reload"], args["means"], args["factor"],
+                                         args["log_const"], args["segments"], bounds, mass, first,
                                          second, loglik)
         mass, first, second = reduce_partial_stats(mass, first, second, d, False)
-        return split_stats(inputs_list, full, mass, first, second, loglik.sum(axis=0),
-                           total_weight(n, sample_weight), pa)
+        return split_stats(inputs_list, pas, args["segments"], mass, first, second,
+                           loglik.sum(axis=0), total_weight(n, sample_weight))
 
     def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""

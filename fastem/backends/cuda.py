@@ -208,45 +208,60 @@ class CUDABackend:
 
     def accumulate(self, data: CudaData, params: Params, sample_weight=None) -> Stats:
         """One fused pass on the GPU; the same contract as the CPU backend."""
-        cuda = self.cuda
-        n, d = data.shape
-        k = params.n_components
-        full = second_moment_is_full(params.covariance_type)
-        width = d * d if full else d
-        pa = for_pass(params, data.dtype, self.dtype)
-        kernel, _ = self.kernels.for_dtype(pa.means.dtype)
-        ref, means, factor, log_const = (cuda.to_device(a) for a in
-                                         (pa.ref, pa.means, pa.factor, pa.log_const))
-        has_w = sample_weight is not None
-        total = None
-        threads = threads_for(d, pa.means.dtype)
-        shared = self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize
-        for start, stop, dev in self._chunks(data):
-            m = stop - start
-            bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
-            n_parts = bounds.shape[0] - 1
-            mass = cuda.to_device(np.zeros((n_parts, k)))
-            first = cuda.to_device(np.zeros((n_parts, k, d)))
-            second = cuda.to_device(np.zeros((n_parts, k, width)))
-            loglik = cuda.to_device(np.zeros(n_parts))
-            w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            kernel[n_parts, threads, 0, shared](
-                dev, w, has_w, full, ref, means, factor, log_const, cuda.to_device(bounds),
-                mass, first, second, loglik)
-            chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                          self._reduce(second, (k, width)), pa.centres,
-                          float(loglik.copy_to_host().sum()), 0.0)
-            total = chunk if total is None else total + chunk
-        second = full_from_lower(total.second, d) if full else total.second
-        weight_sum = total_weight(n, sample_weight)
-        return Stats(total.mass, total.first, second, total.centres,
-                     pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum, pa.round_off)
+        return self.accumulate_many(data, [params], sample_weight)[0]
 
     def accumulate_many(self, data: CudaData, inputs_list, sample_weight=None) -> list:
-        """Several models' statistics. On the GPU still one pass per model: the
-        CUDA kernel has no per-model log-sum-exp yet (the CPU and Dask
-        backends read X once for all of them)."""
-        return [self.accumulate(data, inputs, sample_weight) for inputs in inputs_list]
+        """Several models' statistics from one pass over X: each chunk of rows
+        reaches the GPU once, and every model's kernel runs on it while it is
+        there (streamed X is the case where reading X costs; resident X is
+        read from GPU memory by each model's launch).
+
+        Each model runs the kernel of a pass of its own on the same chunks, so
+        its statistics are the ones :meth:`accumulate` gives it alone.
+        """
+        cuda = self.cuda
+        n, d = data.shape
+        models = [self._launch_inputs(inputs, data.dtype, d) for inputs in inputs_list]
+        has_w = sample_weight is not None
+        totals = [None] * len(models)
+        for start, stop, dev in self._chunks(data):
+            m = stop - start
+            w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
+            for g, mdl in enumerate(models):
+                k, width, threads = mdl["k"], mdl["width"], mdl["threads"]
+                bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
+                n_parts = bounds.shape[0] - 1
+                mass = cuda.to_device(np.zeros((n_parts, k)))
+                first = cuda.to_device(np.zeros((n_parts, k, d)))
+                second = cuda.to_device(np.zeros((n_parts, k, width)))
+                loglik = cuda.to_device(np.zeros(n_parts))
+                mdl["kernel"][n_parts, threads, 0, mdl["shared"]](
+                    dev, w, has_w, mdl["full"], *mdl["arrays"], cuda.to_device(bounds),
+                    mass, first, second, loglik)
+                chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
+                              self._reduce(second, (k, width)), mdl["pa"].centres,
+                              float(loglik.copy_to_host().sum()), 0.0)
+                totals[g] = chunk if totals[g] is None else totals[g] + chunk
+        weight_sum = total_weight(n, sample_weight)
+        out = []
+        for mdl, total in zip(models, totals):
+            second = full_from_lower(total.second, d) if mdl["full"] else total.second
+            pa = mdl["pa"]
+            out.append(Stats(total.mass, total.first, second, total.centres,
+                             pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
+                             pa.round_off))
+        return out
+
+    def _launch_inputs(self, params, data_dtype, d):
+        """One model's kernel, launch shape and device inputs for a pass."""
+        full = second_moment_is_full(params.covariance_type)
+        pa = for_pass(params, data_dtype, self.dtype)
+        threads = threads_for(d, pa.means.dtype)
+        return dict(full=full, pa=pa, k=params.n_components, width=d * d if full else d,
+                    kernel=self.kernels.for_dtype(pa.means.dtype)[0], threads=threads,
+                    shared=self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize,
+                    arrays=tuple(self.cuda.to_device(a)
+                                 for a in (pa.ref, pa.means, pa.factor, pa.log_const)))
 
     def _reduce(self, parts, shape):
         """Fixed-order sum over the leading axis on the device; host result."""

@@ -61,14 +61,19 @@ class GaussianMixtureIC(EstimatorBase):
         ``converged``, ``seconds`` (``pandas.DataFrame(results_)`` loads it)
     n_passes_ : int
         Passes over X during the EM iterations of the sweep, plus the final
-        scoring pass (initialisation passes, per candidate, not counted).
+        scoring pass.
+    n_init_passes_ : int
+        Passes over all of X during the initialisations (the k-means Lloyd
+        passes and final assignment, shared by the candidates; seeding and the
+        first Lloyd iterations run on a sample of rows and are not counted).
     n_features_in_ : int ; feature_names_in_ : as GaussianMixture
 
     Notes
     -----
-    The GPU backend runs the sweep one pass per candidate (its kernel has no
-    per-candidate log-sum-exp yet); the CPU kernels, memory maps and Dask
-    share the passes.
+    On the CPU, memory maps and Dask one kernel computes every candidate in
+    a pass. On the GPU each chunk of X reaches the device once per pass and
+    every candidate's kernel runs on it (for X resident on the GPU, one
+    launch per candidate reads it from GPU memory).
     """
 
     _fitted_attribute = "best_estimator_"
@@ -202,6 +207,7 @@ class GaussianMixtureIC(EstimatorBase):
         self.n_components_ = int(self.results_["n_components"][best_index])
         self.covariance_type_ = str(self.results_["covariance_type"][best_index])
         self.n_passes_ = passes.count
+        self.n_init_passes_ = passes.init_count
         self.sweep_seconds_ = seconds
         self._set_feature_names(n_features)
         return self
@@ -235,15 +241,21 @@ class GaussianMixtureIC(EstimatorBase):
 
 
 class _CountingBackend:
-    """A backend that counts the passes of a sweep (``accumulate_many`` calls)."""
+    """A backend that counts the passes of a sweep (``accumulate_many`` calls)
+    and of its initialisations (``map_chunks`` calls)."""
 
     def __init__(self, backend):
         self._backend = backend
         self.count = 0
+        self.init_count = 0
 
     def accumulate_many(self, data, inputs_list, sample_weight=None):
         self.count += 1
         return self._backend.accumulate_many(data, inputs_list, sample_weight)
+
+    def map_chunks(self, *args, **kwargs):
+        self.init_count += 1
+        return self._backend.map_chunks(*args, **kwargs)
 
     def __getattr__(self, name):
         return getattr(self._backend, name)

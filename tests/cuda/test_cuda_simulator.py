@@ -234,3 +234,38 @@ def test_ppca_on_cuda_equals_cpu():
         np.testing.assert_allclose(got.components_, ref.components_, atol=1e-10)
         assert got.log_likelihood_ == pytest.approx(ref.log_likelihood_, rel=1e-12)
         np.testing.assert_allclose(got.score_samples(data), ref.score_samples(X), rtol=1e-11)
+
+
+def test_shared_pass_sends_each_chunk_once(monkeypatch):
+    """accumulate_many streams X once for all models (each chunk reaches the
+    GPU once per pass), and each model gets the statistics of a pass of its own."""
+    X, _ = make_blobs(n=70, d=2, k=3, seed=7, dtype=np.float32)
+    models = [_params(X, k, t) for k, t in [(1, "full"), (3, "diag"), (2, "tied")]]
+    cuda = CUDABackend()
+    monkeypatch.setattr(config, "CUDA_MAX_RESIDENT_BYTES", 0)
+    monkeypatch.setattr(config, "CUDA_STREAM_BYTES", 25 * X[:1].nbytes)  # 3 chunks
+    data = cuda.prepare(X)
+    sent = []
+    original = CUDABackend._chunks
+    monkeypatch.setattr(CUDABackend, "_chunks",
+                        lambda self, d: (sent.append(1) or c for c in original(self, d)))
+    together = cuda.accumulate_many(data, models)
+    assert len(sent) == 3
+    for p, got in zip(models, together):
+        _assert_stats_close(got, cuda.accumulate(data, p), rtol=1e-12)
+        _assert_stats_close(got, CPUBackend().accumulate(X, p), rtol=1e-5)
+
+
+def test_sweep_on_cuda_equals_cpu():
+    from fastem import GaussianMixtureIC
+
+    X, _ = make_blobs(n=60, d=2, k=2, seed=8)
+    kw = dict(n_components=[1, 2, 3], covariance_type=["full", "spherical"], random_state=0,
+              max_iter=4, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = GaussianMixtureIC(backend="cuda", **kw).fit(X)
+        cpu = GaussianMixtureIC(**kw).fit(X)
+    np.testing.assert_allclose(gpu.results_["bic"], cpu.results_["bic"], rtol=1e-10)
+    assert gpu.n_passes_ == cpu.n_passes_ == 5
+    assert (gpu.n_components_, gpu.covariance_type_) == (cpu.n_components_, cpu.covariance_type_)

@@ -464,26 +464,31 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
         loglik[p] = ll
 
 
-@njit(**HELPER_JIT_OPTIONS)
-def block_responsibilities_segments(logp, wb, mx, s, segments, ll):
-    """:func:`block_responsibilities` for several models at once: components
-    ``segments[g]:segments[g + 1]`` are model ``g``, and each model's
-    responsibilities are normalised over its own components. Adds model g's
-    ``sum_i w_i log p_g(x_i)`` of the block to ``ll[g]``.
-    """
-    for g in range(segments.shape[0] - 1):
-        ll[g] += block_responsibilities(logp, wb, mx, s, segments[g], segments[g + 1])
-
-
 @njit(parallel=True, **JIT_OPTIONS)
-def accumulate_segments(X, w, has_weights, full, ref, means, factor, log_const, segments, bounds,
-                        mass, first, second, loglik):
+def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
+                        bounds, mass, first, second, loglik):
     """:func:`accumulate` for several models in one pass over X.
 
     The models' components are concatenated (``segments``: (n_models + 1,)
-    int64 component boundaries); each model gets its own responsibilities and
-    statistics, and ``loglik`` is (n_parts, n_models). Everything else is as
-    :func:`accumulate`.
+    int64 component boundaries). Each block of rows is read once and each
+    model then runs exactly the arithmetic of a pass of its own: its rows
+    centred on its own reference, its own kernel family, its own
+    responsibilities and statistics. So a model's numbers do not depend on
+    the company it keeps (only on the part boundaries, as always).
+
+    Parameters
+    ----------
+    full : (n_models,) bool, per model: the full/tied family, else diag/spherical
+    ref : (n_models, d) float64, each model's reference (see :func:`accumulate`)
+    reload : (n_models,) bool, whether model g's reference differs from model
+        g - 1's (the block is centred again; model 0 always loads it)
+    factor : (K, W) with ``W = d * d`` when any model is full, else ``d``; a
+        diag/spherical model's ``1/sigma`` fills the first d entries of its rows
+    second : (n_parts, K, W): lower triangles of the full models, diagonals
+        (first d entries) of the others
+    loglik : (n_parts, n_models)
+
+    Everything else is as :func:`accumulate`.
     """
     k, d = means.shape
     n_parts = bounds.shape[0] - 1
@@ -493,16 +498,24 @@ def accumulate_segments(X, w, has_weights, full, ref, means, factor, log_const, 
         ll = np.zeros(n_models)
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, ref, xt, wb)
-            if full:
-                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
-            else:
-                block_log_prob_diag(xt, means, factor, log_const, q, logp)
-            block_responsibilities_segments(logp, wb, mx, s, segments, ll)
-            if full:
-                block_stats_full(xt, means, logp, sd, sr, mass[p], first[p], second[p])
-            else:
-                block_stats_diag(xt, means, logp, mass[p], first[p], second[p])
+            for g in range(n_models):
+                a = segments[g]
+                b = segments[g + 1]
+                if g == 0 or reload[g]:
+                    load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
+                if full[g]:
+                    block_log_prob_full(xt, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
+                                        logp[a:b])
+                else:
+                    block_log_prob_diag(xt, means[a:b], factor[a:b, :d], log_const[a:b], q,
+                                        logp[a:b])
+                ll[g] += block_responsibilities(logp, wb, mx, s, a, b)
+                if full[g]:
+                    block_stats_full(xt, means[a:b], logp[a:b], sd, sr, mass[p, a:b],
+                                     first[p, a:b], second[p, a:b])
+                else:
+                    block_stats_diag(xt, means[a:b], logp[a:b], mass[p, a:b], first[p, a:b],
+                                     second[p, a:b, :d])
         for g in range(n_models):
             loglik[p, g] = ll[g]
 
