@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from fastem._model import Params, m_step, precision_cholesky_from_covariances
-from fastem.backends.cpu import CPUBackend, part_bounds
+from fastem.backends.cpu import CPUBackend
 from fastem.config import BLOCK_ROWS
-from fastem.kernels.cpu import gaussian, kmeans
+from fastem.kernels.cpu import gaussian
 
 N = 100_000
 
@@ -66,17 +66,11 @@ def test_m_step(benchmark, problem):
 
 
 def test_lloyd_pass(benchmark, problem):
+    """One Lloyd assignment pass over all rows (one model, no second moments)."""
+    from fastem import kmeans as km
+
     X, params = problem
-    k, d = params.means.shape
-    bounds = part_bounds(N, k * (d + 1))
-    p = bounds.shape[0] - 1
-    labels = np.empty(N, dtype=np.int32)
-
-    def run():
-        kmeans.assign_pass(X, np.empty(0), False, params.means, bounds, True, labels,
-                           kmeans.NO_SECOND, np.zeros((p, k)), np.zeros((p, k, d)),
-                           np.zeros((p, k, 0)), np.zeros(p), np.zeros(p, dtype=np.int64),
-                           np.zeros(p))
-
-    run()
-    benchmark(run)
+    request = km.AssignPass(params.means)
+    be = CPUBackend()
+    request.run(be, X, None)
+    benchmark(request.run, be, X, None)
