@@ -23,6 +23,12 @@ def cpu_info() -> dict:
     flags = re.search(r"Flags:\s*(.+)", lscpu)
     if model:
         info["cpu"] = model.group(1).strip()
+        # "AMD EPYC" alone names no generation: family 25 is Zen 3 (model 1)
+        # or Zen 4 (model 17), family 26 Zen 5
+        family = re.search(r"CPU family:\s*(\d+)", lscpu)
+        number = re.search(r"^Model:\s*(\d+)", lscpu, re.M)
+        if family and number:
+            info["cpu"] += f" (family {family.group(1)} model {number.group(1)})"
     if flags:
         info["cpu_simd"] = ("AVX-512" if "avx512f" in flags.group(1).split()
                             else "AVX2" if "avx2" in flags.group(1).split() else "other")
