@@ -318,9 +318,13 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
     ``reassoc``) came out differently when a kernel was compiled in the
     process than when the same kernel was loaded from Numba's on-disk cache
     (the statistics differed in the last bits between a first run and every
-    later one); the explicit vectors fix the order of every sum. Measured
-    (``benchmarks/kernel_roofline.py``, Zen 4, one thread, d=16, k=16,
-    float64): 0.238 s per 1M points before, see the README for after.
+    later one); the explicit vectors fix the order of every sum. Speed
+    (``benchmarks/kernel_roofline.py``, one thread, seconds per 1M points,
+    k=16, LLVM's 2 x 2 tiles -> these): Zen 4 AVX-512 d=16 0.238 -> 0.231
+    (float64), 0.170 -> 0.175 (float32); d=32 0.742 -> 0.754, 0.574 -> 0.422;
+    the same code compiled for Zen 3 (AVX2) is no slower anywhere. What still
+    limits it (41-53 % of the one-thread dgemm peak at float64) is the
+    per-tile reduction and scalar updates, not the FMAs.
     Entries above the diagonal inside a tile are computed and not written;
     past the last feature the tile repeats it and does not write the repeat.
     """
