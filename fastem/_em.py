@@ -129,6 +129,7 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
             best = run
     return best
 
+
 class _Start:
     """One start while it iterates: the driver's bookkeeping around a family's
     M-step and bound, fed one pass's statistics at a time (so that several
@@ -236,6 +237,7 @@ def _batched_starts(family, data, backend, sample_weight, rng, settings):
             prev = best.history[n_iter - 2] if n_iter > 1 else -np.inf
             settings.progress(n_iter, settings.max_iter, bound, bound - prev, seconds)
     return best
+
 
 def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSettings) -> list:
     """Fit several models in shared passes; returns each one's best start.

@@ -19,7 +19,6 @@ from . import config
 from ._model import (Params, Stats, m_step, precision_cholesky_from_covariances,
                      precision_cholesky_from_precisions, second_moment_is_full, total_weight)
 from ._sampling import choose_rows
-from ._steps import run_alone
 from .kmeans import kmeans_init_steps, kmeans_plusplus, nearest_stats_steps
 
 
@@ -86,8 +85,12 @@ def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats
                  total_weight(X.shape[0], sample_weight))
 
 
-def initial_stats(X, sample_weight, n_components, covariance_type, init_params, rng, backend):
-    """Statistics of the initial responsibilities of ``init_params``.
+def initial_stats_steps(X, sample_weight, n_components, covariance_type, init_params, rng,
+                        backend):
+    """Statistics of the initial responsibilities of ``init_params``, as steps
+    (:mod:`fastem._steps`; ``run_alone`` gives them directly): the k-means
+    passes over all rows are requests that several initialisations can share;
+    the other methods make their (few) passes directly.
 
     Parameters
     ----------
@@ -102,15 +105,6 @@ def initial_stats(X, sample_weight, n_components, covariance_type, init_params, 
     Stats
         One M-step of any family turns them into initial parameters.
     """
-    return run_alone(initial_stats_steps(X, sample_weight, n_components, covariance_type,
-                                         init_params, rng, backend), backend, X, sample_weight)
-
-
-def initial_stats_steps(X, sample_weight, n_components, covariance_type, init_params, rng,
-                        backend):
-    """:func:`initial_stats` as steps (:mod:`fastem._steps`): the k-means
-    passes over all rows are requests that several initialisations can share;
-    the other methods make their (few) passes directly."""
     k, ctype = n_components, covariance_type
     if init_params == "random":
         return random_stats(X, sample_weight, k, ctype, rng, backend=backend)
