@@ -35,7 +35,7 @@ from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
 from numba.extending import overload
 
 from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
-                    vadd, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero)
+                    vadd, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero)
 from ._stack import stack_like
 
 B = BLOCK_ROWS
@@ -318,15 +318,20 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
     ``reassoc``) came out differently when a kernel was compiled in the
     process than when the same kernel was loaded from Numba's on-disk cache
     (the statistics differed in the last bits between a first run and every
-    later one); the explicit vectors fix the order of every sum. Speed
-    (``benchmarks/kernel_roofline.py``, one thread, seconds per 1M points,
-    k=16, LLVM's 2 x 2 tiles -> these): Zen 4 AVX-512 d=16 0.238 -> 0.231
-    (float64), 0.170 -> 0.175 (float32); d=32 0.742 -> 0.754, 0.574 -> 0.422;
-    the same code compiled for Zen 3 (AVX2) is no slower anywhere. What still
-    limits it (41-53 % of the one-thread dgemm peak at float64) is the
-    per-tile reduction and scalar updates, not the FMAs.
-    Entries above the diagonal inside a tile are computed and not written;
-    past the last feature the tile repeats it and does not write the repeat.
+    later one); the explicit vectors fix the order of every sum. Each tile's
+    8 sums are two runs of 4 entries of ``second`` (rows a0 and a0 + 1), added
+    with one vector add each (:func:`vadd4_into`) where the run lies inside
+    the row; entries above the diagonal land in the upper triangle, which the
+    caller ignores. Past the last feature a tile repeats it and does not write
+    the repeat. Speed (``benchmarks/kernel_roofline.py``, one thread, seconds
+    per 1M points, k=16; LLVM's 2 x 2 tiles -> these tiles with scalar
+    updates -> with vector updates), Zen 4 AVX-512: d=16 float64 0.238 ->
+    0.231 -> 0.201, float32 0.170 -> 0.175 -> 0.130; d=32 float64 0.742 ->
+    0.754 -> 0.585, float32 0.574 -> 0.422 -> 0.436. Compiled for Zen 3
+    (AVX2) the scalar-update tiles were no slower than LLVM's anywhere. What
+    still limits it at float64 (49 % of the one-thread dgemm peak at d=16,
+    62 % at d=32, against the log-densities' 80-88 %) is the per-tile
+    reduction (one vsum8 per 8 entries per block of 64 points).
     """
     k, d = means.shape
     zero = like(0.0, resp)
@@ -379,7 +384,13 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
                     s12 = vfma(r1, x2, s12)
                     s13 = vfma(r1, x3, s13)
                 sums = vsum8(s00, s01, s02, s03, s10, s11, s12, s13)
-                for m in range(4):
+                if b0 + 4 <= d:  # whole rows of 4: one vector add each (the upper
+                    # entries among them land in the upper triangle, which is ignored)
+                    vadd4_into(second, j * d * d + a0 * d + b0, sums, 0)
+                    if a1 != a0:
+                        vadd4_into(second, j * d * d + a1 * d + b0, sums, 4)
+                    continue
+                for m in range(d - b0):
                     b = b0 + m
                     if b <= a0:
                         second[j, a0 * d + b] += vlane(sums, m)
