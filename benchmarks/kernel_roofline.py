@@ -52,13 +52,13 @@ def _loops():
     (fast-math) and stack accumulators, as the parallel drivers compile them."""
     from fastem.config import BLOCK_ROWS as B, JIT_OPTIONS
     from fastem.kernels.cpu import gaussian as g
-    from fastem.kernels.cpu._stack import stack_like
+    from fastem.kernels.cpu._stack import stack_panel
 
     jit = njit(**{**JIT_OPTIONS, "cache": False})
 
     @jit
     def log_prob(reps, full, xt, means, factor, log_const, logp):
-        t, t2, q = stack_like(B, means), stack_like(B, means), stack_like(B, means)
+        t, t2, q = stack_panel(means), stack_panel(means), stack_panel(means)
         for _ in range(reps):
             if full:
                 g.block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)

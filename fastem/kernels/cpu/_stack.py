@@ -8,17 +8,16 @@ speed of the store port rather than the FMA units. A stack buffer whose
 address never escapes cannot alias anything, so LLVM keeps it in vector
 registers across the loop.
 
-Use only for small buffers whose size is a compile-time constant (the block
-size), and never return them or store them in another array: the memory is
+Use only for small buffers whose size is a compile-time constant (one
+register panel), and never return them or store them in another array: the memory is
 the calling function's frame.
 """
 
-import numpy as np
 from llvmlite import ir
-from numba import carray, njit, types
-from numba.extending import intrinsic
+from numba import carray, types
+from numba.extending import intrinsic, overload
 
-from ...config import HELPER_JIT_OPTIONS
+from ...config import BLOCK_ROWS
 
 
 @intrinsic
@@ -39,13 +38,38 @@ def _stack_pointer(typingctx, n, dtype):
     return types.CPointer(elty)(n, dtype), codegen
 
 
-@njit(**HELPER_JIT_OPTIONS)
-def stack_f64(n):
-    """Uninitialised ``(n,)`` float64 scratch on the stack; ``n`` must be a constant."""
-    return carray(_stack_pointer(n, np.float64), n)
+def panel_rows(arr):
+    """Points in one register panel: 8 vectors of 512 bits of ``arr``'s dtype
+    (64 float64, 128 float32), a compile-time constant. Jitted code only.
+
+    A kernel that keeps a vector accumulator per point (the log-densities)
+    walks its block panel by panel; three such accumulators are then 24
+    AVX-512 registers whatever the dtype, whereas the block, which the
+    reductions over points want long, is ``BLOCK_ROWS`` points.
+    """
+    raise NotImplementedError("panel_rows() is a jitted helper")
 
 
-@njit(**HELPER_JIT_OPTIONS)
-def stack_like(n, arr):
-    """Uninitialised ``(n,)`` scratch of ``arr``'s dtype on the stack; ``n`` a constant."""
-    return carray(_stack_pointer(n, arr), n)
+def stack_panel(arr):
+    """Uninitialised ``(panel_rows(arr),)`` scratch of ``arr``'s dtype on the
+    stack. Jitted code only."""
+    raise NotImplementedError("stack_panel() is a jitted helper")
+
+
+def _panel_size(arr):
+    n = 4096 // arr.dtype.bitwidth
+    if BLOCK_ROWS % n:
+        raise ValueError(f"BLOCK_ROWS={BLOCK_ROWS} is not a whole number of {n}-point panels")
+    return n
+
+
+@overload(panel_rows, inline="always")
+def _panel_rows(arr):
+    n = _panel_size(arr)
+    return lambda arr: n
+
+
+@overload(stack_panel, inline="always")
+def _stack_panel(arr):
+    n = _panel_size(arr)
+    return lambda arr: carray(_stack_pointer(n, arr), n)

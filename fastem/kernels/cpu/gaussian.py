@@ -36,9 +36,10 @@ from numba.extending import overload
 
 from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
                     vadd, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero)
-from ._stack import stack_like
+from ._stack import panel_rows, stack_panel
 
 B = BLOCK_ROWS
+
 
 
 @njit(**HELPER_JIT_OPTIONS)
@@ -74,53 +75,61 @@ def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
     5.4 us per 64 points at d = k = 16, about the FMA bound). The values are
     the same either way.
 
+    The block is walked in register panels of :func:`~._stack.panel_rows`
+    points (8 vectors: 64 float64 or 128 float32), so that the three
+    accumulators ``t``, ``t2``, ``q`` stay 24 registers for either dtype
+    while the block itself is 128 points (whole-block loops over 128 float64
+    points spilled them: 0.086 -> 0.108 s per 1M points, d = k = 16).
+
     Parameters
     ----------
     xt : (d, B) block of points, compute dtype
     means : (k, d)
     factor : (k, d * d) upper-triangular precision Cholesky factors, row-major
     log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j``
-    t, t2, q : (B,) scratch; pass stack buffers (``stack_like``) so that LLVM
-        keeps the accumulators in registers (see ``_stack.py``)
+    t, t2, q : (P,) scratch, one panel; pass stack buffers (``stack_panel``)
+        so that LLVM keeps the accumulators in registers (see ``_stack.py``)
     logp : (k, B) output
     """
     k, d = means.shape
     half = like(0.5, logp)
-    for j in range(k):
-        for i in range(B):
-            q[i] = 0.0
-        a = 0
-        while a + 1 < d:
-            for i in range(B):
-                t[i] = 0.0
-                t2[i] = 0.0
-            for b in range(a + 1):
-                u = factor[j, b * d + a]
-                u2 = factor[j, b * d + a + 1]
-                mu = means[j, b]
-                for i in range(B):
-                    x = xt[b, i] - mu
-                    t[i] += u * x
-                    t2[i] += u2 * x
-            u2 = factor[j, (a + 1) * d + a + 1]
-            mu = means[j, a + 1]
-            for i in range(B):
-                y2 = t2[i] + u2 * (xt[a + 1, i] - mu)
-                q[i] += t[i] * t[i] + y2 * y2
-            a += 2
-        if a < d:  # odd d: the last column alone
-            for i in range(B):
-                t[i] = 0.0
-            for b in range(a + 1):
-                u = factor[j, b * d + a]
-                mu = means[j, b]
-                for i in range(B):
-                    t[i] += u * (xt[b, i] - mu)
-            for i in range(B):
-                q[i] += t[i] * t[i]
-        c = log_const[j]
-        for i in range(B):
-            logp[j, i] = c - half * q[i]
+    P = panel_rows(logp)
+    for h in range(0, B, P):
+        for j in range(k):
+            for i in range(P):
+                q[i] = 0.0
+            a = 0
+            while a + 1 < d:
+                for i in range(P):
+                    t[i] = 0.0
+                    t2[i] = 0.0
+                for b in range(a + 1):
+                    u = factor[j, b * d + a]
+                    u2 = factor[j, b * d + a + 1]
+                    mu = means[j, b]
+                    for i in range(P):
+                        x = xt[b, h + i] - mu
+                        t[i] += u * x
+                        t2[i] += u2 * x
+                u2 = factor[j, (a + 1) * d + a + 1]
+                mu = means[j, a + 1]
+                for i in range(P):
+                    y2 = t2[i] + u2 * (xt[a + 1, h + i] - mu)
+                    q[i] += t[i] * t[i] + y2 * y2
+                a += 2
+            if a < d:  # odd d: the last column alone
+                for i in range(P):
+                    t[i] = 0.0
+                for b in range(a + 1):
+                    u = factor[j, b * d + a]
+                    mu = means[j, b]
+                    for i in range(P):
+                        t[i] += u * (xt[b, h + i] - mu)
+                for i in range(P):
+                    q[i] += t[i] * t[i]
+            c = log_const[j]
+            for i in range(P):
+                logp[j, h + i] = c - half * q[i]
 
 
 @njit(**HELPER_JIT_OPTIONS)
@@ -128,22 +137,24 @@ def block_log_prob_diag(xt, means, factor, log_const, q, logp):
     """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor.
 
     No ``x - mu`` scratch: each feature's term is squared as it is formed.
-    ``q`` is the (B,) stack accumulator.
+    ``q`` is the (P,) stack accumulator of one register panel.
     """
     k, d = means.shape
     half = like(0.5, logp)
-    for j in range(k):
-        for i in range(B):
-            q[i] = 0.0
-        for a in range(d):
-            mu = means[j, a]
-            p = factor[j, a]
-            for i in range(B):
-                z = (xt[a, i] - mu) * p
-                q[i] += z * z
-        c = log_const[j]
-        for i in range(B):
-            logp[j, i] = c - half * q[i]
+    P = panel_rows(logp)
+    for h in range(0, B, P):
+        for j in range(k):
+            for i in range(P):
+                q[i] = 0.0
+            for a in range(d):
+                mu = means[j, a]
+                p = factor[j, a]
+                for i in range(P):
+                    z = (xt[a, h + i] - mu) * p
+                    q[i] += z * z
+            c = log_const[j]
+            for i in range(P):
+                logp[j, h + i] = c - half * q[i]
 
 
 _LOG2E = 1.4426950408889634
@@ -479,14 +490,14 @@ def _pass_buffers(means):
     """One part's scratch, of the compute dtype (that of ``means``).
 
     ``xt``, ``sd`` (d, B); ``sr``, ``wb`` (B,); ``logp`` (k, B); the log-density
-    accumulators ``t``, ``t2``, ``q`` (B,) on the stack, where they stay in
+    accumulators ``t``, ``t2``, ``q`` (one register panel) on the stack, where they stay in
     registers; the log-sum-exp scratch ``mx``, ``s`` (B,) on the heap (measured
     faster there).
     """
     k, d = means.shape
     dt = means.dtype
     return (np.empty((d, B), dt), np.empty((d, B), dt), np.empty(B, dt), np.empty((k, B), dt),
-            np.empty(B, dt), stack_like(B, means), stack_like(B, means), stack_like(B, means),
+            np.empty(B, dt), stack_panel(means), stack_panel(means), stack_panel(means),
             np.empty(B, dt), np.empty(B, dt))
 
 
