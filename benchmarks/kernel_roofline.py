@@ -11,7 +11,10 @@ each step does (the log-densities of a full model: ``d (d + 1)`` per point and
 component, the triangular product and its square; the statistics: the same
 for the lower triangle plus the first moments; diag: ``4 d`` each), reported
 as GFLOP/s and as a fraction of the single-thread dgemm peak measured in the
-same run. Prints the CPU model and its vector extension with every figure.
+same run. The full statistics are also split into their steps (the masses and
+``sqrt(r) (x - mu)``, the first moments, the second-moment tiles) by timing the
+kernel stopped after each. Prints the CPU model and its vector extension with
+every figure.
 """
 
 from __future__ import annotations
@@ -81,10 +84,10 @@ def _loops():
         return logp[0, 0]
 
     @jit
-    def stats(reps, full, xt, means, resp, sd, sr, mass, first, second):
+    def stats(reps, full, xt, means, resp, sd, sr, mass, first, second, steps=3):
         for _ in range(reps):
             if full:
-                g.block_stats_full(xt, means, resp, sd, sr, mass, first, second)
+                g.block_stats_full(xt, means, resp, sd, sr, mass, first, second, steps)
             else:
                 g.block_stats_diag(xt, means, resp, mass, first, second)
         return mass[0]
@@ -137,6 +140,13 @@ def measure(covariance_type, d, k, dtype, reps, repeats=5):
     out["responsibilities"] = (s_r, None)
     s_st = best(stats, full, xt, means, resp, sd, sr, mass, first, second)
     out["statistics"] = (s_st, (per_point + 2 * d) * k / s_st / 1e3)
+    if full:  # its steps: masses and sqrt(r) (x - mu); first moments; the tiles
+        s_sd = best(stats, full, xt, means, resp, sd, sr, mass, first, second, 1)
+        s_first = best(stats, full, xt, means, resp, sd, sr, mass, first, second, 2) - s_sd
+        s_tiles = s_st - s_sd - s_first
+        out["  centring"] = (s_sd, None)
+        out["  first moments"] = (s_first, 2 * d * k / s_first / 1e3)
+        out["  second moments"] = (s_tiles, per_point * k / s_tiles / 1e3)
     return out
 
 

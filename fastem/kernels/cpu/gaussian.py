@@ -311,7 +311,7 @@ def _first_moments8(sd, sr, a0, d, step, like_arr):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
+def block_stats_full(xt, means, resp, sd, sr, mass, first, second, steps=3):
     """Add a block's centred statistics to ``mass`` (k,), ``first`` (k, d) and
     the lower triangle of ``second`` (k, d * d), row-major.
 
@@ -339,10 +339,22 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
     updates -> with vector updates), Zen 4 AVX-512: d=16 float64 0.238 ->
     0.231 -> 0.201, float32 0.170 -> 0.175 -> 0.130; d=32 float64 0.742 ->
     0.754 -> 0.585, float32 0.574 -> 0.422 -> 0.436. Compiled for Zen 3
-    (AVX2) the scalar-update tiles were no slower than LLVM's anywhere. What
-    still limits it at float64 (49 % of the one-thread dgemm peak at d=16,
-    62 % at d=32, against the log-densities' 80-88 %) is the per-tile
-    reduction (one vsum8 per 8 entries per block of 64 points).
+    (AVX2) the scalar-update tiles were no slower than LLVM's anywhere.
+
+    ``steps`` < 3 stops after the masses and ``sd`` (1) or also the first
+    moments (2): for ``benchmarks/kernel_roofline.py``, which times each
+    step; the passes use the default. What limits the float64 kernel (about
+    55 % of the one-thread dgemm peak at d=16): with blocks of 128 points the tiles
+    run at 85-95 % of the FMA rate (their time did not change when the
+    vsum8 reductions were left out), on 160 entries where the lower triangle
+    has 136 at d = 16; building ``sd`` and the first moments take the rest
+    (Zen 4, d = 16, float64, one thread: 0.042, 0.016 and 0.10 s of 0.15 s
+    per 1M points). Measured and lost: forming ``x - mu`` of the columns
+    inside the tiles instead of storing ``sqrt(r) (x - mu)`` (no square
+    roots; 0.84x), explicit vectors for ``sd`` (same speed), and a
+    point-major, GEMM-like micro-kernel without per-tile reductions (4 x 16
+    register tiles: 0.5-0.9x at d = 16, whose triangle wastes more of 8-wide
+    column vectors).
     """
     k, d = means.shape
     zero = like(0.0, resp)
@@ -361,10 +373,14 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second):
             mu = means[j, a]
             for i in range(B):
                 sd[a, i] = (xt[a, i] - mu) * sr[i]
+        if steps < 2:
+            continue
         for a0 in range(0, d, 8):
             sums = _first_moments8(sd, sr, a0, d, step, resp)
             for m in range(min(8, d - a0)):
                 first[j, a0 + m] += vlane(sums, m)
+        if steps < 3:
+            continue
         for a0 in range(0, d, 2):
             a1 = min(a0 + 1, d - 1)
             for b0 in range(0, min(a0 + 2, d), 4):
