@@ -517,10 +517,53 @@ def _pass_buffers(means):
             np.empty(B, dt), np.empty(B, dt))
 
 
+@njit(**HELPER_JIT_OPTIONS)
+def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, first_row, end_row,
+                     mass, first, second):
+    """Rows ``first_row:end_row`` of :func:`accumulate`: one part's statistics
+    added to ``mass`` (k,), ``first`` (k, d), ``second``; returns its
+    ``sum_i w_i log p(x_i)``. ``full`` is a constant where the drivers inline it."""
+    xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+    ll = 0.0
+    for start in range(first_row, end_row, B):
+        stop = min(start + B, end_row)
+        load_block(X, start, stop, w, has_weights, ref, xt, wb)
+        if full:
+            block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
+        else:
+            block_log_prob_diag(xt, means, factor, log_const, q, logp)
+        ll += block_responsibilities(logp, wb, mx, s)
+        if full:
+            block_stats_full(xt, means, logp, sd, sr, mass, first, second)
+        else:
+            block_stats_diag(xt, means, logp, mass, first, second)
+    return ll
+
+
 @njit(parallel=True, **JIT_OPTIONS)
+def _accumulate_full(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
+                     loglik):
+    for p in prange(bounds.shape[0] - 1):
+        loglik[p] = _accumulate_part(X, w, has_weights, True, ref, means, factor, log_const,
+                                     bounds[p], bounds[p + 1], mass[p], first[p], second[p])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _accumulate_diag(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
+                     loglik):
+    for p in prange(bounds.shape[0] - 1):
+        loglik[p] = _accumulate_part(X, w, has_weights, False, ref, means, factor, log_const,
+                                     bounds[p], bounds[p + 1], mass[p], first[p], second[p])
+
+
 def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
                mass, first, second, loglik):
     """Fused E-step and statistics over row parts.
+
+    One compiled driver per family (``_accumulate_full``, ``_accumulate_diag``),
+    so that the family is a compile-time constant: with both families'
+    kernels inlined behind a run-time flag, the full pass took 0.44 s per 1M
+    points (d = k = 16, one thread, Zen 4) against 0.36-0.38 s specialised.
 
     Parameters
     ----------
@@ -539,27 +582,69 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
     second : (n_parts, k, d * d) if ``full`` else (n_parts, k, d), loglik : (n_parts,)
         Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
     """
-    k, d = means.shape
-    n_parts = bounds.shape[0] - 1
-    for p in prange(n_parts):
-        xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-        ll = 0.0
-        for start in range(bounds[p], bounds[p + 1], B):
-            stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, w, has_weights, ref, xt, wb)
-            if full:
-                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
+    driver = _accumulate_full if full else _accumulate_diag
+    driver(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second, loglik)
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, log_const,
+                   segments, first_row, end_row, mass, first, second, loglik):
+    """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
+    part's outputs. ``family``: 1 every model full, 2 every model diag, 0 per
+    model as ``full`` says (a constant where the drivers inline it)."""
+    d = means.shape[1]
+    n_models = segments.shape[0] - 1
+    xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+    ll = np.zeros(n_models)
+    for start in range(first_row, end_row, B):
+        stop = min(start + B, end_row)
+        for g in range(n_models):
+            a = segments[g]
+            b = segments[g + 1]
+            is_full = full[g] if family == 0 else family == 1
+            if g == 0 or reload[g]:
+                load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
+            if is_full:
+                block_log_prob_full(xt, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
+                                    logp[a:b])
             else:
-                block_log_prob_diag(xt, means, factor, log_const, q, logp)
-            ll += block_responsibilities(logp, wb, mx, s)
-            if full:
-                block_stats_full(xt, means, logp, sd, sr, mass[p], first[p], second[p])
+                block_log_prob_diag(xt, means[a:b], factor[a:b, :d], log_const[a:b], q,
+                                    logp[a:b])
+            ll[g] += block_responsibilities(logp, wb, mx, s, a, b)
+            if is_full:
+                block_stats_full(xt, means[a:b], logp[a:b], sd, sr, mass[a:b], first[a:b],
+                                 second[a:b])
             else:
-                block_stats_diag(xt, means, logp, mass[p], first[p], second[p])
-        loglik[p] = ll
+                block_stats_diag(xt, means[a:b], logp[a:b], mass[a:b], first[a:b],
+                                 second[a:b, :d])
+    for g in range(n_models):
+        loglik[g] = ll[g]
 
 
 @njit(parallel=True, **JIT_OPTIONS)
+def _segments_mixed(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
+                    bounds, mass, first, second, loglik):
+    for p in prange(bounds.shape[0] - 1):
+        _segments_part(X, w, has_weights, 0, full, ref, reload, means, factor, log_const,
+                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _segments_full(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
+                   bounds, mass, first, second, loglik):
+    for p in prange(bounds.shape[0] - 1):
+        _segments_part(X, w, has_weights, 1, full, ref, reload, means, factor, log_const,
+                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _segments_diag(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
+                   bounds, mass, first, second, loglik):
+    for p in prange(bounds.shape[0] - 1):
+        _segments_part(X, w, has_weights, 2, full, ref, reload, means, factor, log_const,
+                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
+
+
 def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
                         bounds, mass, first, second, loglik):
     """:func:`accumulate` for several models in one pass over X.
@@ -583,56 +668,49 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
         (first d entries) of the others
     loglik : (n_parts, n_models)
 
-    Everything else is as :func:`accumulate`.
+    Everything else is as :func:`accumulate`. When every model has the same
+    family the pass runs a driver compiled for it (see :func:`accumulate`).
     """
-    k, d = means.shape
-    n_parts = bounds.shape[0] - 1
-    n_models = segments.shape[0] - 1
-    for p in prange(n_parts):
-        xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-        ll = np.zeros(n_models)
-        for start in range(bounds[p], bounds[p + 1], B):
-            stop = min(start + B, bounds[p + 1])
-            for g in range(n_models):
-                a = segments[g]
-                b = segments[g + 1]
-                if g == 0 or reload[g]:
-                    load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
-                if full[g]:
-                    block_log_prob_full(xt, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
-                                        logp[a:b])
-                else:
-                    block_log_prob_diag(xt, means[a:b], factor[a:b, :d], log_const[a:b], q,
-                                        logp[a:b])
-                ll[g] += block_responsibilities(logp, wb, mx, s, a, b)
-                if full[g]:
-                    block_stats_full(xt, means[a:b], logp[a:b], sd, sr, mass[p, a:b],
-                                     first[p, a:b], second[p, a:b])
-                else:
-                    block_stats_diag(xt, means[a:b], logp[a:b], mass[p, a:b], first[p, a:b],
-                                     second[p, a:b, :d])
-        for g in range(n_models):
-            loglik[p, g] = ll[g]
+    driver = _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
+    driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
+           mass, first, second, loglik)
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def _log_prob_part(X, full, ref, means, factor, log_const, first_row, end_row, out):
+    """Rows ``first_row:end_row`` of :func:`log_prob`."""
+    k = means.shape[0]
+    no_weights = np.empty(0)
+    xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
+    for start in range(first_row, end_row, B):
+        stop = min(start + B, end_row)
+        load_block(X, start, stop, no_weights, False, ref, xt, wb)
+        if full:
+            block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
+        else:
+            block_log_prob_diag(xt, means, factor, log_const, q, logp)
+        for i in range(stop - start):
+            for j in range(k):
+                out[start + i, j] = logp[j, i]
 
 
 @njit(parallel=True, **JIT_OPTIONS)
+def _log_prob_full(X, ref, means, factor, log_const, bounds, out):
+    for p in prange(bounds.shape[0] - 1):
+        _log_prob_part(X, True, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+
+
+@njit(parallel=True, **JIT_OPTIONS)
+def _log_prob_diag(X, ref, means, factor, log_const, bounds, out):
+    for p in prange(bounds.shape[0] - 1):
+        _log_prob_part(X, False, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+
+
 def log_prob(X, full, ref, means, factor, log_const, bounds, out):
-    """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k).
+    """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k),
+    by a driver compiled for the family (see :func:`accumulate`).
 
     Arguments as in :func:`accumulate`.
     """
-    k, d = means.shape
-    n_parts = bounds.shape[0] - 1
-    no_weights = np.empty(0)
-    for p in prange(n_parts):
-        xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
-        for start in range(bounds[p], bounds[p + 1], B):
-            stop = min(start + B, bounds[p + 1])
-            load_block(X, start, stop, no_weights, False, ref, xt, wb)
-            if full:
-                block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
-            else:
-                block_log_prob_diag(xt, means, factor, log_const, q, logp)
-            for i in range(stop - start):
-                for j in range(k):
-                    out[start + i, j] = logp[j, i]
+    driver = _log_prob_full if full else _log_prob_diag
+    driver(X, ref, means, factor, log_const, bounds, out)
