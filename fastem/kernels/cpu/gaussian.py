@@ -41,7 +41,6 @@ from ._stack import panel_rows, stack_panel
 B = BLOCK_ROWS
 
 
-
 @njit(**HELPER_JIT_OPTIONS)
 def load_block(X, start, stop, w, has_weights, ref, xt, wb):
     """Transpose rows ``start:stop`` of X, centred on ``ref`` (d,) in float64,
