@@ -131,22 +131,27 @@ def measure(covariance_type, d, k, dtype, reps, repeats=5):
             times.append(time.perf_counter() - t0)
         return float(np.median(times)) / (reps * B) * 1e6  # seconds per 1M points
 
+    def rate(flops_per_point, seconds):
+        # A step timed as a difference of two timings can come out <= 0 in
+        # noise (tiny shapes, few repetitions): no rate then.
+        return flops_per_point / seconds / 1e3 if seconds > 0 else None
+
     per_point = d * (d + 1) if full else 4 * d
     out = {}
     s_lp = best(log_prob, full, xt, means, factor, log_const, logp)
-    out["log-densities"] = (s_lp, per_point * k / s_lp / 1e3)
+    out["log-densities"] = (s_lp, rate(per_point * k, s_lp))
     s_copy = best(copy_only, logp0, logp)
     s_r = best(responsibilities, logp0, logp, wb, mx, s) - s_copy
     out["responsibilities"] = (s_r, None)
     s_st = best(stats, full, xt, means, resp, sd, sr, mass, first, second)
-    out["statistics"] = (s_st, (per_point + 2 * d) * k / s_st / 1e3)
+    out["statistics"] = (s_st, rate((per_point + 2 * d) * k, s_st))
     if full:  # its steps: masses and sqrt(r) (x - mu); first moments; the tiles
         s_sd = best(stats, full, xt, means, resp, sd, sr, mass, first, second, 1)
         s_first = best(stats, full, xt, means, resp, sd, sr, mass, first, second, 2) - s_sd
         s_tiles = s_st - s_sd - s_first
         out["  centring"] = (s_sd, None)
-        out["  first moments"] = (s_first, 2 * d * k / s_first / 1e3)
-        out["  second moments"] = (s_tiles, per_point * k / s_tiles / 1e3)
+        out["  first moments"] = (s_first, rate(2 * d * k, s_first))
+        out["  second moments"] = (s_tiles, rate(per_point * k, s_tiles))
     return out
 
 

@@ -83,6 +83,22 @@ def test_out_of_core_script_runs(tmp_path):
     assert not list(tmp_path.glob("*.npy"))  # the data file is removed
 
 
+def test_kernel_roofline_script_runs():
+    """kernel_roofline.py times every step of a pass, the full statistics split
+    into their steps, on tiny shapes (one dtype, both families, to keep CI short)."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_roofline.py"),
+                          "--config", "full:5:3", "--config", "diag:6:3", "--dtypes", "float32",
+                          "--reps", "2"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "dgemm peak on one thread in this run" in out.stdout
+    sections = out.stdout.split("\n\n")[1:]
+    assert [s.splitlines()[0] for s in sections] == ["full d=5 k=3 float32", "diag d=6 k=3 float32"]
+    steps = {s.splitlines()[0]: [line.split()[0] for line in s.splitlines()[2:]] for s in sections}
+    assert steps["full d=5 k=3 float32"] == ["log-densities", "responsibilities", "statistics",
+                                             "centring", "first", "second"]
+    assert steps["diag d=6 k=3 float32"] == ["log-densities", "responsibilities", "statistics"]
+
+
 def test_gpu_compare_script_on_cpu(tmp_path):
     """The PyTorch reference EM agrees with fastem (run on the CPU; the GPU
     figures come from running the same script on a GPU machine)."""

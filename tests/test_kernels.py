@@ -148,3 +148,41 @@ def test_non_positive_definite_covariance_raises():
     cov = np.array([[[1.0, 2.0], [2.0, 1.0]]])
     with pytest.raises(ValueError, match="ill-defined empirical covariance"):
         precision_cholesky_from_covariances(cov, "full")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("d", [5, 16])
+def test_block_stats_full_steps_stop_where_they_say(dtype, d):
+    """``block_stats_full(..., steps)``, which benchmarks/kernel_roofline.py
+    times step by step: 1 adds only the masses, 2 also the first moments, 3
+    (the passes' default) also the lower triangle of the second moments;
+    each against the NumPy sums over one block."""
+    from fastem.kernels.cpu.gaussian import block_stats_full
+
+    k = 3
+    rng = np.random.default_rng(d)
+    xt = rng.normal(size=(d, B)).astype(dtype)
+    means = rng.normal(size=(k, d)).astype(dtype)
+    resp = rng.uniform(0, 1, size=(k, B)).astype(dtype)
+    resp[1] = 0.0  # a component without mass is skipped
+    diff = xt.astype(np.float64)[None] - means.astype(np.float64)[:, :, None]  # (k, d, B)
+    r = resp.astype(np.float64)
+    mass_ref = r.sum(axis=1)
+    first_ref = np.einsum("jb,jab->ja", r, diff)
+    second_ref = np.einsum("jb,jab,jcb->jac", r, diff, diff)
+    lower = np.tril(np.ones((d, d), dtype=bool))
+    rtol = 1e-12 if dtype == np.float64 else 1e-5
+    for steps in (1, 2, 3):
+        mass, first, second = np.zeros(k), np.zeros((k, d)), np.zeros((k, d * d))
+        block_stats_full(xt, means, resp, np.empty((d, B), dtype), np.empty(B, dtype), mass,
+                         first, second, steps)
+        np.testing.assert_allclose(mass, mass_ref, rtol=rtol)
+        if steps < 2:
+            assert not first.any()
+        else:
+            np.testing.assert_allclose(first, first_ref, rtol=rtol, atol=rtol * B)
+        if steps < 3:
+            assert not second.any()
+        else:
+            np.testing.assert_allclose(second.reshape(k, d, d)[:, lower], second_ref[:, lower],
+                                       rtol=rtol, atol=rtol * B)
