@@ -13,8 +13,10 @@ measured in the same run::
 
 Every configuration runs for each of ``--dtypes`` (default float64 and
 float32: the data cast to it, the same initial parameters), and the run ends
-with float32 against float64 per library: the speed ratio and how far the
-float32 fit's log-likelihood is from the float64 one.
+with float32 against float64 per library: the speed ratio (of the pooled
+medians, and round by round: with ``--runs N`` the dtypes and libraries take
+turns within each round) and how far the float32 fit's log-likelihood is from
+the float64 one.
 
 Reported per configuration and library: median seconds per EM iteration (one
 E-step plus one M-step; with ``--runs N``, pooled over N worker runs taken in
@@ -320,49 +322,73 @@ def _shared_vb_start(X, covariance_type, k, seed, path):
                             random_state=seed).fit(X).save(path)
 
 
-def expand_configs(configs, dtypes):
-    """``type:n:d:k[:dtype]`` specs, one per dtype where none is given."""
+def group_configs(configs, dtypes):
+    """``(type:n:d:k, [dtype, ...])`` per ``type:n:d:k[:dtype]`` spec: the
+    dtype it names, else every one of ``dtypes``."""
     out = []
     for spec in configs:
         parts = spec.split(":")
-        out += [spec] if len(parts) == 5 else [f"{spec}:{dt}" for dt in dtypes]
+        out.append((":".join(parts[:4]), [parts[4]] if len(parts) == 5 else list(dtypes)))
     return out
 
 
-def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
+def run_config(base, dtypes, iters, libs, workdir, seed, peak, runs=1):
+    """Every library on ``base`` (``type:n:d:k``) for each dtype; returns
+    ``{f"{base}:{dtype}": (results, target)}``.
+
+    All dtypes and libraries take turns within each round, so that a slow
+    spell of the machine hits all of them rather than one: the float32 against
+    float64 ratio of a library compares timings taken minutes, not a whole
+    configuration, apart. Each round's median is kept (``round_medians``)
+    beside the pooled median.
+    """
     from fastem.cli import make_mixture
 
-    covariance_type, n, d, k, dtype = spec.split(":")
+    covariance_type, n, d, k = base.split(":")
     n, d, k = int(n), int(d), int(k)
     X = make_mixture(n, d, k, seed)[0]
-    data_path = os.path.join(workdir, "X.npy")
-    init_path = os.path.join(workdir, "init.npz")
     # The same start for every dtype: the float64 data's initialisation.
-    np.savez(init_path, **_shared_init(X, covariance_type, k, seed))
-    X = X.astype(dtype)
-    np.save(data_path, X)
-    if any(lib in VB_WORKERS for lib in libs):
-        _shared_vb_start(X, covariance_type, k, seed, os.path.join(workdir, "vb_start.npz"))
+    init = _shared_init(X, covariance_type, k, seed)
+    paths = {}
+    for dtype in dtypes:  # one folder per dtype: its data, the start, its VB start
+        folder = os.path.join(workdir, dtype)
+        os.makedirs(folder, exist_ok=True)
+        paths[dtype] = (os.path.join(folder, "X.npy"), os.path.join(folder, "init.npz"))
+        np.savez(paths[dtype][1], **init)
+        Xd = X.astype(dtype)
+        np.save(paths[dtype][0], Xd)
+        if any(lib in VB_WORKERS for lib in libs):
+            _shared_vb_start(Xd, covariance_type, k, seed, os.path.join(folder, "vb_start.npz"))
+        del Xd
     del X
     flops = flops_per_iteration(covariance_type, n, d, k)
-    rows = {}
-    # Libraries take turns within each round, so that a slow spell of the
-    # machine hits all of them rather than one.
+    rows = {dtype: {} for dtype in dtypes}
     for _ in range(runs):
-        for lib in libs:
-            cmd = [sys.executable, __file__, "--worker", lib, data_path, init_path,
-                   covariance_type, str(iters)]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            if out.returncode != 0:
-                print(f"  {lib}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
-                continue
-            r = json.loads(out.stdout.strip().splitlines()[-1])
-            if lib in rows:  # pool the iteration times; keep the largest peak memory
-                r["times"] = rows[lib]["times"] + r["times"]
-                r["peak_above_data"] = max(r["peak_above_data"], rows[lib]["peak_above_data"])
-            rows[lib] = r
-    print(f"\n{covariance_type} n={n:,} d={d} k={k} {dtype}  ({runs} x {iters} iterations, flop model "
-          f"{flops / 1e9:.2f} GFLOP/iteration)")
+        for dtype in dtypes:
+            for lib in libs:
+                cmd = [sys.executable, __file__, "--worker", lib, *paths[dtype], covariance_type,
+                       str(iters)]
+                out = subprocess.run(cmd, capture_output=True, text=True)
+                if out.returncode != 0:
+                    print(f"  {lib} ({dtype}): failed\n{out.stderr[-2000:]}", file=sys.stderr)
+                    continue
+                r = json.loads(out.stdout.strip().splitlines()[-1])
+                r["round_medians"] = [float(np.median(r["times"]))]
+                old = rows[dtype].get(lib)
+                if old is not None:  # pool the iteration times; keep the largest peak memory
+                    r["times"] = old["times"] + r["times"]
+                    r["round_medians"] = old["round_medians"] + r["round_medians"]
+                    r["peak_above_data"] = max(r["peak_above_data"], old["peak_above_data"])
+                rows[dtype][lib] = r
+    return {f"{base}:{dtype}": _report(f"{base}:{dtype}", rows[dtype], flops, peak, runs, iters)
+            for dtype in dtypes}
+
+
+def _report(spec, rows, flops, peak, runs, iters):
+    """Print one configuration's table; returns its results and the 20x target."""
+    covariance_type, n, d, k, dtype = spec.split(":")
+    print(f"\n{covariance_type} n={int(n):,} d={d} k={k} {dtype}  ({runs} x {iters} iterations, "
+          f"flop model {flops / 1e9:.2f} GFLOP/iteration)")
     print(f"  {'library':<13}{'s/iter':>10}{'speed-up':>10}{'peak MB':>10}"
           f"{'GFLOP/s':>10}{'% dgemm':>9}{'final LL':>14}")
     def reference(lib):
@@ -377,7 +403,7 @@ def run_config(spec, iters, libs, workdir, seed, peak, runs=1):
         rate = flops / med / 1e9
         results[lib] = dict(seconds_per_iter=med, speedup=ref / med, gflops=rate,
                             fraction_of_peak=rate / peak, peak_mb=r["peak_above_data"] / 2**20,
-                            lower_bound=r["lower_bound"])
+                            lower_bound=r["lower_bound"], round_medians=r["round_medians"])
         print(f"  {lib:<13}{med:>10.4f}{ref / med:>10.1f}{r['peak_above_data'] / 2**20:>10.1f}"
               f"{rate:>10.1f}{100 * rate / peak:>8.1f}%{r['lower_bound']:>14.6f}")
     target = None
@@ -405,12 +431,18 @@ def print_dtype_comparison(all_results):
                 continue
             r64 = res64[lib]
             ratio = r64["seconds_per_iter"] / r32["seconds_per_iter"]
+            # The rounds took float64 and float32 in turns: each round's ratio
+            # compares timings minutes apart, so their spread shows the noise.
+            rounds = [a / b for a, b in zip(r64["round_medians"], r32["round_medians"])]
             diff = abs(r32["lower_bound"] - r64["lower_bound"]) / max(1e-300, abs(r64["lower_bound"]))
             r32["float32_speedup"], r32["float32_relative_ll_difference"] = ratio, diff
-            lines.append(f"  {spec[:-8]:<22}{lib:<13}{ratio:>8.2f}x{diff:>14.1e}")
+            r32["float32_speedup_rounds"] = rounds
+            spread = " ".join(f"{x:.2f}" for x in rounds)
+            lines.append(f"  {spec[:-8]:<22}{lib:<13}{ratio:>8.2f}x{diff:>14.1e}   {spread}")
     if lines:
-        print("\nfloat32 against float64 (same run, same start)")
-        print(f"  {'configuration':<22}{'library':<13}{'speed-up':>9}{'rel. LL diff':>14}")
+        print("\nfloat32 against float64 (same run, same start; rounds in turns)")
+        print(f"  {'configuration':<22}{'library':<13}{'speed-up':>9}{'rel. LL diff':>14}"
+              f"   per round")
         print("\n".join(lines))
 
 
@@ -438,7 +470,7 @@ def main(argv=None):
     configs = args.config or DEFAULT_CONFIGS
     if args.n_samples:
         configs = [":".join([c.split(":")[0], str(args.n_samples)] + c.split(":")[2:]) for c in configs]
-    configs = expand_configs(configs, args.dtypes.split(","))
+    groups = group_configs(configs, args.dtypes.split(","))
     libs = [lib for lib in args.libs.split(",") if _available(lib)]
     peak = dgemm_peak()
     cpu = cpu_info()
@@ -446,11 +478,12 @@ def main(argv=None):
           f"run: {peak:.1f} GFLOP/s; libraries: {', '.join(libs)}")
     all_results = {"dgemm_gflops": peak, "machine": cpu}
     with tempfile.TemporaryDirectory() as workdir:
-        for spec in configs:
-            all_results[spec], target = run_config(spec, args.iters, libs, workdir, args.seed,
-                                                    peak, args.runs)
-            if target is not None:  # kept apart from the per-library results
-                all_results.setdefault("targets", {})[spec] = target
+        for base, dtypes in groups:
+            for spec, (results, target) in run_config(base, dtypes, args.iters, libs, workdir,
+                                                      args.seed, peak, args.runs).items():
+                all_results[spec] = results
+                if target is not None:  # kept apart from the per-library results
+                    all_results.setdefault("targets", {})[spec] = target
     print_dtype_comparison({k: v for k, v in all_results.items() if ":" in k})
     if args.json:
         with open(args.json, "w") as f:

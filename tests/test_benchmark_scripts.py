@@ -60,9 +60,13 @@ def test_compare_script_runs(tmp_path):
     assert "diag:3000:4:3:float32" not in data
     for c in configs[:1]:
         for lib in ("fastem", "sklearn"):
-            r32 = data[f"{c}:float32"][lib]
+            r32, r64 = data[f"{c}:float32"][lib], data[f"{c}:float64"][lib]
             assert r32["float32_speedup"] > 0
             assert r32["float32_relative_ll_difference"] < 1e-4
+            # one median per round, and the ratio of each round's pair
+            assert len(r32["round_medians"]) == len(r64["round_medians"]) == 2
+            assert r32["float32_speedup_rounds"] == pytest.approx(
+                [a / b for a, b in zip(r64["round_medians"], r32["round_medians"])])
 
 
 def test_compare_mlpack_worker(tmp_path):
