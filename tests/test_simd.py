@@ -6,8 +6,8 @@ import pytest
 from numba import njit
 
 from fastem.kernels.cpu._simd import (LANES, bits_from_f32, f32_from_bits, f64_from_bits, lanes,
-                                      like, vadd, vadd4_into, vfma, vlane, vload, vmul, vsplat,
-                                      vsub, vsum8, vzero)
+                                      like, vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul,
+                                      vsplat, vsub, vsum8, vzero)
 from fastem.kernels.cpu.gaussian import fast_exp
 
 
@@ -177,18 +177,24 @@ def _add_into(target, src, index):
     v = vload(src, 0)
     vadd4_into(target, index, v, 0)
     vadd4_into(target, index + 7, v, 4)
+    vadd2_into(target, index - 5, v, 2)
+    vadd2_into(target, index + 11, v, 6)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_vadd4_into_adds_four_lanes_widened(dtype):
-    """Lanes 0-3 and 4-7 of a vector added into a float64 2-D array at flat
-    offsets (unaligned, across a row boundary): exactly the scalar ``+=``."""
+def test_vadd_into_adds_runs_of_lanes_widened(dtype):
+    """Lanes 0-3 and 4-7 (``vadd4_into``), 2-3 and 6-7 (``vadd2_into``) of a
+    vector added into a float64 2-D array at flat offsets (unaligned, across
+    a row boundary): exactly the scalar ``+=``."""
     rng = np.random.default_rng(3)
     src = rng.normal(size=16).astype(dtype)
-    target = rng.normal(size=(3, 6))
+    target = rng.normal(size=(4, 6))
     want = target.copy().ravel()
     for m in range(4):
         want[5 + m] += np.float64(src[m])
         want[12 + m] += np.float64(src[4 + m])
+    for m in range(2):
+        want[0 + m] += np.float64(src[2 + m])
+        want[16 + m] += np.float64(src[6 + m])
     _add_into(target, src, 5)
     assert target.ravel().tobytes() == want.tobytes()

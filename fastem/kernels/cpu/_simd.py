@@ -206,31 +206,43 @@ def vsum8(v0, v1, v2, v3, v4, v5, v6, v7):
     return _fold_to_eight(_pair_sums(_pair_sums(a, b, 2), _pair_sums(c, e, 2), 4))
 
 
-@intrinsic
-def vadd4_into(typingctx, arr, index, vec, first):
-    """``arr.flat[index:index + 4] += lanes first .. first + 3 of vec``: four
-    lanes (widened to ``arr``'s dtype, as a scalar ``+=`` would) added into a
-    C-contiguous float array with one vector load, add and store."""
-    if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.dtype in _LLVM_ELEMENT
-            and isinstance(index, types.Integer) and isinstance(vec, VectorType)
-            and isinstance(first, types.IntegerLiteral)
-            and arr.dtype.bitwidth >= vec.dtype.bitwidth):
-        return None
-    f0 = first.literal_value
-    dst = ir.VectorType(_LLVM_ELEMENT[arr.dtype], 4)
+def _add_lanes_into(width):
+    """An intrinsic ``f(arr, index, vec, first)``: ``arr.flat[index:index +
+    width] += lanes first .. first + width - 1 of vec``, the lanes widened to
+    ``arr``'s dtype (as a scalar ``+=`` would), with one vector load, add and
+    store into the C-contiguous float array."""
 
-    def codegen(context, builder, sig, args):
-        idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        part = _shuffle(builder, args[2], args[2], [f0, f0 + 1, f0 + 2, f0 + 3])
-        if vec.dtype != arr.dtype:
-            part = builder.fpext(part, dst)
-        ptr = builder.bitcast(builder.gep(data, [idx]), dst.as_pointer())
-        align = arr.dtype.bitwidth // 8
-        builder.store(builder.fadd(builder.load(ptr, align=align), part), ptr, align=align)
-        return context.get_dummy_value()
+    @intrinsic
+    def impl(typingctx, arr, index, vec, first):
+        if not (isinstance(arr, types.Array) and arr.layout == "C" and arr.dtype in _LLVM_ELEMENT
+                and isinstance(index, types.Integer) and isinstance(vec, VectorType)
+                and isinstance(first, types.IntegerLiteral)
+                and arr.dtype.bitwidth >= vec.dtype.bitwidth):
+            return None
+        f0 = first.literal_value
+        dst = ir.VectorType(_LLVM_ELEMENT[arr.dtype], width)
 
-    return types.none(arr, index, vec, first), codegen
+        def codegen(context, builder, sig, args):
+            idx = context.cast(builder, args[1], sig.args[1], types.intp)
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            part = _shuffle(builder, args[2], args[2], list(range(f0, f0 + width)))
+            if vec.dtype != arr.dtype:
+                part = builder.fpext(part, dst)
+            ptr = builder.bitcast(builder.gep(data, [idx]), dst.as_pointer())
+            align = arr.dtype.bitwidth // 8
+            builder.store(builder.fadd(builder.load(ptr, align=align), part), ptr, align=align)
+            return context.get_dummy_value()
+
+        return types.none(arr, index, vec, first), codegen
+
+    return impl
+
+
+#: ``arr.flat[index:index + 4] += lanes first .. first + 3 of vec`` (see
+#: :func:`_add_lanes_into`): a run of 4 entries of a second-moment row.
+vadd4_into = _add_lanes_into(4)
+#: The same for 2 lanes: a pair of features of one component (diag statistics).
+vadd2_into = _add_lanes_into(2)
 
 
 @intrinsic

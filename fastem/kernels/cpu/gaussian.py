@@ -35,7 +35,8 @@ from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
 from numba.extending import overload
 
 from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
-                    vadd, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8, vzero)
+                    vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8,
+                    vzero)
 from ._stack import panel_rows, stack_panel
 
 B = BLOCK_ROWS
@@ -471,7 +472,14 @@ def block_stats_diag(xt, means, resp, mass, first, second):
     instructions instead of 8 separate horizontal sums. With odd ``k`` or
     ``d`` the last tile repeats its last component or feature and does not
     write the repeat. Measured on 1M x 32, k=64: the pass took 0.24 s
-    instead of 0.29 s with one reduction per entry.
+    instead of 0.29 s with one reduction per entry. The 8 sums go into
+    ``first`` and ``second`` as 4 two-lane vector adds (:func:`vadd2_into`)
+    rather than 8 scalar ones: the same bits, the kernel 1.02-1.04x faster
+    at float64 and 1.03-1.08x at float32 (one thread, one cached block, in
+    one process; Zen 4). At float32 the reductions, updates and masses take
+    a third of this kernel (0.135 against 0.088 s per 1M points without
+    them, d=32, k=64), a sixth at float64: a float32 vector covers twice the
+    points, so a block of 128 has half as many vector steps per reduction.
     """
     k, d = means.shape
     for j0 in range(0, k, 2):
@@ -514,6 +522,12 @@ def block_stats_diag(xt, means, resp, mass, first, second):
                 f10, s10 = _diag_entry(x0, m10, r1, f10, s10)
                 f11, s11 = _diag_entry(x1, m11, r1, f11, s11)
             sums = vsum8(f00, f01, f10, f11, s00, s01, s10, s11)
+            if a1 != a0 and j1 != j0:  # two features of two components: 4 vector adds
+                vadd2_into(first, j0 * d + a0, sums, 0)
+                vadd2_into(first, j1 * d + a0, sums, 2)
+                vadd2_into(second, j0 * d + a0, sums, 4)
+                vadd2_into(second, j1 * d + a0, sums, 6)
+                continue
             first[j0, a0] += vlane(sums, 0)
             second[j0, a0] += vlane(sums, 4)
             if a1 != a0:
