@@ -53,8 +53,10 @@ def _check_against_reference(X, params, cov_mats, covariance_type, weights, comp
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("n", [1, B - 1, B, 3 * B + 5, 40 * B + 17])
+@pytest.mark.parametrize("n", [1, B - 1, B, 3 * B + 5, 40 * B + 17, 600 * B + 7])
 def test_accumulate_matches_reference(covariance_type, dtype, n):
+    # 600 B + 7 rows: parts of 3 blocks (MAX_PARTS = 256), so a diag pass
+    # sums a pair of blocks per statistics call and then a single one
     d, k = 4, 3
     X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed=n)
     sw = np.random.default_rng(1).uniform(0, 2, size=n)
@@ -186,3 +188,35 @@ def test_block_stats_full_steps_stop_where_they_say(dtype, d):
         else:
             np.testing.assert_allclose(second.reshape(k, d, d)[:, lower], second_ref[:, lower],
                                        rtol=rtol, atol=rtol * B)
+
+
+@pytest.mark.parametrize("families", [("diag", "full", "spherical"), ("diag", "spherical")])
+@pytest.mark.parametrize("n", [300 * B + 5, 600 * B + 7])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_shared_pass_matches_separate_passes(families, n, dtype):
+    """A pass over diag models sums two blocks per statistics call
+    (``gaussian.block_stats_diag``), in a model's own pass and in a shared
+    one (mixed families, or diag only) alike: each model gets its own pass's
+    statistics, to round-off. Parts hold more than one block only
+    past ``MAX_PARTS`` blocks: here 2 blocks per part (pairs, and a last
+    part of one partial block) and 3 (a pair and a single)."""
+    assert -(-n // B) > config.MAX_PARTS
+    d = 5
+    rng = np.random.default_rng(n)
+    X = rng.normal(scale=3.0, size=(n, d)).astype(dtype)
+    sw = rng.uniform(0, 2, size=n)
+    models = []
+    for g, ctype in enumerate(families):
+        weights, means, cov = random_params(3 + g, d, ctype, seed=g)
+        models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
+                             ctype))
+    backend = CPUBackend()
+    shared = backend.accumulate_many(X, models, sw)
+    rtol = 2e-6 if dtype == np.float32 else 1e-12
+    for params, got in zip(models, shared):
+        want = backend.accumulate(X, params, sw)
+        scale = want.mass.sum()
+        np.testing.assert_allclose(got.mass, want.mass, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(got.first, want.first, rtol=rtol, atol=rtol * scale)
+        np.testing.assert_allclose(got.second, want.second, rtol=rtol, atol=rtol * scale)
+        assert got.log_likelihood == pytest.approx(want.log_likelihood, rel=rtol)

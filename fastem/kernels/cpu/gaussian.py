@@ -461,8 +461,36 @@ def _diag_entry(x, mu, r, f, q):
 
 
 @njit(**HELPER_JIT_OPTIONS)
-def block_stats_diag(xt, means, resp, mass, first, second):
-    """Same as :func:`block_stats_full` keeping only the diagonal, ``second`` (k, d).
+def _diag_tile_points(xt, resp, a0, a1, j0, j1, m00, m01, m10, m11, f00, f01, f10, f11,
+                      s00, s01, s10, s11):
+    """One block's points added to a diag tile's 8 accumulators (returned)."""
+    for i in range(0, B, lanes(resp)):
+        x0 = vload(xt, a0 * B + i)
+        x1 = vload(xt, a1 * B + i)
+        r0 = vload(resp, j0 * B + i)
+        r1 = vload(resp, j1 * B + i)
+        f00, s00 = _diag_entry(x0, m00, r0, f00, s00)
+        f01, s01 = _diag_entry(x1, m01, r0, f01, s01)
+        f10, s10 = _diag_entry(x0, m10, r1, f10, s10)
+        f11, s11 = _diag_entry(x1, m11, r1, f11, s11)
+    return f00, f01, f10, f11, s00, s01, s10, s11
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def _row_pair_sums(resp, j0, j1, n0, n1):
+    """Rows ``j0`` and ``j1`` of a block's ``resp`` added to the vectors ``n0``, ``n1``."""
+    for i in range(0, B, lanes(resp)):
+        n0 = vadd(n0, vload(resp, j0 * B + i))
+        n1 = vadd(n1, vload(resp, j1 * B + i))
+    return n0, n1
+
+
+@njit(**HELPER_JIT_OPTIONS)
+def block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, two):
+    """Same as :func:`block_stats_full` keeping only the diagonal: ``second``
+    is (k, W) with W >= d (a shared pass's rows are wider) and only its first
+    d columns are written. With ``two`` the sums run over the points of a
+    second block (``xt2``, ``resp2``) as well, before one reduction.
 
     Register tiles of 2 components x 2 features, written with explicit
     8-lane vectors (``_simd.py``): per 8 points, 4 vector loads (two features
@@ -476,19 +504,26 @@ def block_stats_diag(xt, means, resp, mass, first, second):
     ``first`` and ``second`` as 4 two-lane vector adds (:func:`vadd2_into`)
     rather than 8 scalar ones: the same bits, the kernel 1.02-1.04x faster
     at float64 and 1.03-1.08x at float32 (one thread, one cached block, in
-    one process; Zen 4). At float32 the reductions, updates and masses take
-    a third of this kernel (0.135 against 0.088 s per 1M points without
-    them, d=32, k=64), a sixth at float64: a float32 vector covers twice the
+    one process; Zen 4).
+
+    Why two blocks: the reductions, updates and masses took a third of this
+    kernel at float32 (0.135 against 0.088 s per 1M points without them,
+    d=32, k=64) and a sixth at float64; a float32 vector covers twice the
     points, so a block of 128 has half as many vector steps per reduction.
+    The passes therefore hand two blocks to one call, while the E-step still
+    runs block by block (blocks of 256 rows throughout were slower: the
+    responsibilities of 64 components then outgrow L1). Per kernel, one
+    thread, d=32, k=64: float32 0.130 -> 0.116 s and float64 0.215 -> 0.200 s
+    per 1M points; whole passes (two threads, in one process against the
+    unpaired pass): float32 1.06-1.11x and float64 1.04-1.05x faster.
     """
     k, d = means.shape
+    ws = second.shape[1]  # d, or wider in a shared pass (only the first d entries are written)
     for j0 in range(0, k, 2):
         j1 = min(j0 + 1, k - 1)
-        n0 = vzero(resp)
-        n1 = vzero(resp)
-        for i in range(0, B, lanes(resp)):
-            n0 = vadd(n0, vload(resp, j0 * B + i))
-            n1 = vadd(n1, vload(resp, j1 * B + i))
+        n0, n1 = _row_pair_sums(resp, j0, j1, vzero(resp), vzero(resp))
+        if two:
+            n0, n1 = _row_pair_sums(resp2, j0, j1, n0, n1)
         # Both masses from one vsum8 (lanes 2-7 unused): measured 1.2 us per
         # block faster (d=32, k=64) than two scalar reductions as in the full
         # kernel, which change how LLVM schedules the tile loop below.
@@ -504,29 +539,19 @@ def block_stats_diag(xt, means, resp, mass, first, second):
             m01 = vsplat(means[j0, a1])
             m10 = vsplat(means[j1, a0])
             m11 = vsplat(means[j1, a1])
-            f00 = vzero(resp)
-            f01 = vzero(resp)
-            f10 = vzero(resp)
-            f11 = vzero(resp)
-            s00 = vzero(resp)
-            s01 = vzero(resp)
-            s10 = vzero(resp)
-            s11 = vzero(resp)
-            for i in range(0, B, lanes(resp)):
-                x0 = vload(xt, a0 * B + i)
-                x1 = vload(xt, a1 * B + i)
-                r0 = vload(resp, j0 * B + i)
-                r1 = vload(resp, j1 * B + i)
-                f00, s00 = _diag_entry(x0, m00, r0, f00, s00)
-                f01, s01 = _diag_entry(x1, m01, r0, f01, s01)
-                f10, s10 = _diag_entry(x0, m10, r1, f10, s10)
-                f11, s11 = _diag_entry(x1, m11, r1, f11, s11)
+            z = vzero(resp)
+            f00, f01, f10, f11, s00, s01, s10, s11 = _diag_tile_points(
+                xt, resp, a0, a1, j0, j1, m00, m01, m10, m11, z, z, z, z, z, z, z, z)
+            if two:
+                f00, f01, f10, f11, s00, s01, s10, s11 = _diag_tile_points(
+                    xt2, resp2, a0, a1, j0, j1, m00, m01, m10, m11, f00, f01, f10, f11,
+                    s00, s01, s10, s11)
             sums = vsum8(f00, f01, f10, f11, s00, s01, s10, s11)
             if a1 != a0 and j1 != j0:  # two features of two components: 4 vector adds
                 vadd2_into(first, j0 * d + a0, sums, 0)
                 vadd2_into(first, j1 * d + a0, sums, 2)
-                vadd2_into(second, j0 * d + a0, sums, 4)
-                vadd2_into(second, j1 * d + a0, sums, 6)
+                vadd2_into(second, j0 * ws + a0, sums, 4)
+                vadd2_into(second, j1 * ws + a0, sums, 6)
                 continue
             first[j0, a0] += vlane(sums, 0)
             second[j0, a0] += vlane(sums, 4)
@@ -558,25 +583,48 @@ def _pass_buffers(means):
 
 
 @njit(**HELPER_JIT_OPTIONS)
+def _second_block_buffers(means, paired):
+    """``xt2`` (d, B), ``logp2`` (k, B) and ``wb2`` (B,) for the second block
+    of a paired diag statistics call (:func:`block_stats_diag`); empty when
+    ``paired`` is False (the full family)."""
+    k, d = means.shape
+    n = B if paired else 0
+    dt = means.dtype
+    return np.empty((d, n), dt), np.empty((k, n), dt), np.empty(n, dt)
+
+
+@njit(**HELPER_JIT_OPTIONS)
 def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, first_row, end_row,
                      mass, first, second):
     """Rows ``first_row:end_row`` of :func:`accumulate`: one part's statistics
     added to ``mass`` (k,), ``first`` (k, d), ``second``; returns its
-    ``sum_i w_i log p(x_i)``. ``full`` is a constant where the drivers inline it."""
+    ``sum_i w_i log p(x_i)``. ``full`` is a constant where the drivers inline it.
+
+    A diag pass takes its blocks in pairs from the part's start: the E-step
+    runs block by block, then one statistics call covers the pair
+    (:func:`block_stats_diag`). Each kernel appears once in the loop body, so
+    that it is inlined once."""
     xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+    paired = not full
+    xt2, logp2, wb2 = _second_block_buffers(means, paired)
     ll = 0.0
-    for start in range(first_row, end_row, B):
-        stop = min(start + B, end_row)
-        load_block(X, start, stop, w, has_weights, ref, xt, wb)
-        if full:
-            block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
-        else:
-            block_log_prob_diag(xt, means, factor, log_const, q, logp)
-        ll += block_responsibilities(logp, wb, mx, s)
-        if full:
-            block_stats_full(xt, means, logp, sd, sr, mass, first, second)
-        else:
-            block_stats_diag(xt, means, logp, mass, first, second)
+    for start in range(first_row, end_row, 2 * B if paired else B):
+        two = paired and start + B < end_row
+        for h in range(2 if two else 1):
+            bx = xt2 if h else xt
+            bp = logp2 if h else logp
+            bw = wb2 if h else wb
+            lo = start + h * B
+            load_block(X, lo, min(lo + B, end_row), w, has_weights, ref, bx, bw)
+            if full:
+                block_log_prob_full(bx, means, factor, log_const, t, t2, q, bp)
+            else:
+                block_log_prob_diag(bx, means, factor, log_const, q, bp)
+            ll += block_responsibilities(bp, bw, mx, s)
+            if full:
+                block_stats_full(bx, means, bp, sd, sr, mass, first, second)
+        if not full:
+            block_stats_diag(xt, means, logp, mass, first, second, xt2, logp2, two)
     return ll
 
 
@@ -631,32 +679,44 @@ def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, 
                    segments, first_row, end_row, mass, first, second, loglik):
     """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
     part's outputs. ``family``: 1 every model full, 2 every model diag, 0 per
-    model as ``full`` says (a constant where the drivers inline it)."""
+    model as ``full`` says (a constant where the drivers inline it). Blocks
+    are taken in pairs when any model is diag, as :func:`_accumulate_part`
+    pairs them, and each model's arithmetic is the same as there: a full
+    model runs each block of a pair in turn."""
     d = means.shape[1]
     n_models = segments.shape[0] - 1
     xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+    paired = family != 1
+    xt2, logp2, wb2 = _second_block_buffers(means, paired)
     ll = np.zeros(n_models)
-    for start in range(first_row, end_row, B):
+    for start in range(first_row, end_row, 2 * B if paired else B):
         stop = min(start + B, end_row)
+        two = paired and stop < end_row
         for g in range(n_models):
             a = segments[g]
             b = segments[g + 1]
             is_full = full[g] if family == 0 else family == 1
             if g == 0 or reload[g]:
                 load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
-            if is_full:
-                block_log_prob_full(xt, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
-                                    logp[a:b])
-            else:
-                block_log_prob_diag(xt, means[a:b], factor[a:b, :d], log_const[a:b], q,
-                                    logp[a:b])
-            ll[g] += block_responsibilities(logp, wb, mx, s, a, b)
-            if is_full:
-                block_stats_full(xt, means[a:b], logp[a:b], sd, sr, mass[a:b], first[a:b],
-                                 second[a:b])
-            else:
-                block_stats_diag(xt, means[a:b], logp[a:b], mass[a:b], first[a:b],
-                                 second[a:b, :d])
+                if two:
+                    load_block(X, stop, min(stop + B, end_row), w, has_weights, ref[g], xt2, wb2)
+            for h in range(2 if two else 1):
+                bx = xt2 if h else xt
+                bp = logp2 if h else logp
+                bw = wb2 if h else wb
+                if is_full:
+                    block_log_prob_full(bx, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
+                                        bp[a:b])
+                else:
+                    block_log_prob_diag(bx, means[a:b], factor[a:b, :d], log_const[a:b], q,
+                                        bp[a:b])
+                ll[g] += block_responsibilities(bp, bw, mx, s, a, b)
+                if is_full:
+                    block_stats_full(bx, means[a:b], bp[a:b], sd, sr, mass[a:b], first[a:b],
+                                     second[a:b])
+            if not is_full:
+                block_stats_diag(xt, means[a:b], logp[a:b], mass[a:b], first[a:b], second[a:b],
+                                 xt2, logp2[a:b], two)
     for g in range(n_models):
         loglik[g] = ll[g]
 
