@@ -53,11 +53,12 @@ def dgemm_peak_one_thread(size=2000, repeats=5):
 def _loops():
     """Jitted loops over one block, compiled with the kernels' own options
     (fast-math) and stack accumulators, as the parallel drivers compile them."""
-    from fastem.config import BLOCK_ROWS as B, JIT_OPTIONS
+    from fastem.config import BLOCK_ROWS as B
+    from fastem.kernels.cpu._jit import OPTIONS
     from fastem.kernels.cpu import gaussian as g
     from fastem.kernels.cpu._stack import stack_panel
 
-    jit = njit(**{**JIT_OPTIONS, "cache": False})
+    jit = njit(cache=False, **OPTIONS)
 
     @jit
     def log_prob(reps, full, xt, means, factor, log_const, logp):

@@ -78,20 +78,12 @@ PARTIAL_STATS_BYTES = 64 * 2**20
 #: (predict/score outputs, initialisation from responsibilities, input checks).
 CHUNK_ROWS = 65536
 
-#: Options shared by every CPU kernel. ``fastmath`` lets LLVM reassociate the
-#: per-block reductions so they vectorise (the code path is fixed, so results
-#: stay deterministic); it deliberately excludes ``nnan`` and ``ninf``, since
-#: log-sum-exp relies on -inf for components with zero weight.
+#: Floating-point flags of every CPU kernel (``kernels/cpu/_jit.py`` applies
+#: them). ``reassoc`` lets LLVM reassociate the per-block reductions so they
+#: vectorise (the code path is fixed, so results stay deterministic); the set
+#: deliberately excludes ``nnan`` and ``ninf``, since log-sum-exp relies on
+#: -inf for components with zero weight.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
-JIT_OPTIONS = {"cache": True, "fastmath": FASTMATH, "nogil": True, "error_model": "numpy"}
-
-#: Options of the per-block helpers that the parallel drivers call. They are
-#: inlined at Numba-IR level, so every driver is compiled from its own source
-#: alone. Otherwise LLVM may or may not inline a helper depending on whether it
-#: was compiled in this process or loaded from the on-disk cache, and with
-#: ``reassoc`` the vectorised reductions, hence the last bits of a fit, would
-#: depend on the cache's state.
-HELPER_JIT_OPTIONS = {**JIT_OPTIONS, "inline": "always"}
 
 # --- CUDA backend -----------------------------------------------------------
 

@@ -34,7 +34,7 @@ from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 from numba.np.numpy_support import as_dtype
 
-from ...config import HELPER_JIT_OPTIONS
+from ._jit import helper
 
 #: Lanes of the float64 vector type (what callers that only use float64 need).
 LANES = 8
@@ -195,7 +195,7 @@ def _fold_to_eight(typingctx, a):
     return a(a), codegen
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def vsum8(v0, v1, v2, v3, v4, v5, v6, v7):
     """The horizontal sums of eight vectors: lane ``i`` of the result is the
     sum of the lanes of ``v_i``, always added in the same tree order."""

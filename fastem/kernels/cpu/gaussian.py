@@ -29,20 +29,22 @@ results for any number of threads.
 """
 
 import numpy as np
-from numba import njit, prange, types
+from numba import types
 
-from ...config import BLOCK_ROWS, HELPER_JIT_OPTIONS, JIT_OPTIONS
+from ...config import BLOCK_ROWS
+from ._jit import driver as _jit_driver, helper, stack_helper
 from numba.extending import overload
 
 from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
                     vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8,
                     vzero)
+from ._parts import next_part, run_parts
 from ._stack import panel_rows, stack_panel
 
 B = BLOCK_ROWS
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def load_block(X, start, stop, w, has_weights, ref, xt, wb):
     """Transpose rows ``start:stop`` of X, centred on ``ref`` (d,) in float64,
     into ``xt`` (d, B) of the compute dtype (narrowed after the subtraction).
@@ -63,7 +65,7 @@ def load_block(X, start, stop, w, has_weights, ref, xt, wb):
             wb[i] = 1.0
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
     """Weighted log-densities ``log w_j + log N(x_i; mu_j, Sigma_j)`` of a block.
 
@@ -132,7 +134,7 @@ def block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp):
                 logp[j, h + i] = c - half * q[i]
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_log_prob_diag(xt, means, factor, log_const, q, logp):
     """Same as :func:`block_log_prob_full` for a (k, d) ``1/sigma`` factor.
 
@@ -179,7 +181,7 @@ _ONE_F = np.float32(1.0)
 _ZERO_F = np.float32(0.0)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _exp_f64(x):
     """Cody-Waite range reduction ``x = n ln2 + r`` (|r| <= ln2 / 2) with a
     degree-12 Taylor polynomial (truncation error < 3e-16 relative) scaled by
@@ -205,7 +207,7 @@ def _exp_f64(x):
     return p * scale if x >= _EXP_MIN else 0.0
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _exp_f32(x):
     """The float32 twin of :func:`_exp_f64`: a degree-7 Taylor polynomial
     (truncation error < 6e-9, below float32's rounding); inputs below -87
@@ -243,7 +245,7 @@ def _fast_exp(x):
     return None
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_responsibilities(logp, wb, mx, s, first=0, stop=-1):
     """Turn rows ``first:stop`` of ``logp`` (k, B) (all rows by default) into
     weighted responsibilities ``w_i r_ij`` in place, normalised over those rows.
@@ -281,7 +283,7 @@ def block_responsibilities(logp, wb, mx, s, first=0, stop=-1):
     return total
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _first_moments8(sd, sr, a0, d, step, like_arr):
     """``sum_i sd[a, i] sr[i]`` of the 8 features from ``a0`` (the last one
     repeated past ``d``), in the lanes of one vector, reduced by :func:`vsum8`."""
@@ -310,7 +312,7 @@ def _first_moments8(sd, sr, a0, d, step, like_arr):
     return vsum8(f0, f1, f2, f3, f4, f5, f6, f7)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _diagonal_tile(sd, a0, a1, d, step, like_arr, second):
     """Entries (a0, a0), (a1, a0) and (a1, a1) of one component's ``second``
     (d * d,) from rows ``a0`` and ``a1`` of ``sd``: the diagonal 2 x 2 block,
@@ -331,7 +333,7 @@ def _diagonal_tile(sd, a0, a1, d, step, like_arr, second):
         second[a1 * d + a1] += vlane(sums, 2)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_stats_full(xt, means, resp, sd, sr, mass, first, second, steps=3):
     """Add a block's centred statistics to ``mass`` (k,), ``first`` (k, d) and
     the lower triangle of ``second`` (k, d * d), row-major.
@@ -452,7 +454,7 @@ def block_stats_full(xt, means, resp, sd, sr, mass, first, second, steps=3):
                         second[j, a1 * d + b] += vlane(sums, 4 + m)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _diag_entry(x, mu, r, f, q):
     """One entry's update from 8 points: ``f += r (x - mu)``, ``q += r (x - mu)**2``."""
     e = vsub(x, mu)  # subtract before multiplying
@@ -460,7 +462,7 @@ def _diag_entry(x, mu, r, f, q):
     return vadd(f, re), vfma(re, e, q)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _diag_tile_points(xt, resp, a0, a1, j0, j1, m00, m01, m10, m11, f00, f01, f10, f11,
                       s00, s01, s10, s11):
     """One block's points added to a diag tile's 8 accumulators (returned)."""
@@ -476,7 +478,7 @@ def _diag_tile_points(xt, resp, a0, a1, j0, j1, m00, m01, m10, m11, f00, f01, f1
     return f00, f01, f10, f11, s00, s01, s10, s11
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def _row_pair_sums(resp, j0, j1, n0, n1):
     """Rows ``j0`` and ``j1`` of a block's ``resp`` added to the vectors ``n0``, ``n1``."""
     for i in range(0, B, lanes(resp)):
@@ -485,7 +487,7 @@ def _row_pair_sums(resp, j0, j1, n0, n1):
     return n0, n1
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, two):
     """Same as :func:`block_stats_full` keeping only the diagonal: ``second``
     is (k, W) with W >= d (a shared pass's rows are wider) and only its first
@@ -566,7 +568,7 @@ def block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, two):
                     second[j1, a1] += vlane(sums, 7)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def _pass_buffers(means):
     """One part's scratch, of the compute dtype (that of ``means``).
 
@@ -582,7 +584,7 @@ def _pass_buffers(means):
             np.empty(B, dt), np.empty(B, dt))
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def _second_block_buffers(means, paired):
     """``xt2`` (d, B), ``logp2`` (k, B) and ``wb2`` (B,) for the second block
     of a paired diag statistics call (:func:`block_stats_diag`); empty when
@@ -593,7 +595,7 @@ def _second_block_buffers(means, paired):
     return np.empty((d, n), dt), np.empty((k, n), dt), np.empty(n, dt)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, first_row, end_row,
                      mass, first, second):
     """Rows ``first_row:end_row`` of :func:`accumulate`: one part's statistics
@@ -628,20 +630,22 @@ def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, fir
     return ll
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _accumulate_full(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
-                     loglik):
-    for p in prange(bounds.shape[0] - 1):
-        loglik[p] = _accumulate_part(X, w, has_weights, True, ref, means, factor, log_const,
-                                     bounds[p], bounds[p + 1], mass[p], first[p], second[p])
+def _make_accumulate(full):
+    """The pass driver of one family (``full`` a compile-time constant)."""
+    def driver(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
+               loglik, counter):
+        n_parts = bounds.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            loglik[p] = _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const,
+                                         bounds[p], bounds[p + 1], mass[p], first[p], second[p])
+    return _jit_driver(driver)
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _accumulate_diag(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
-                     loglik):
-    for p in prange(bounds.shape[0] - 1):
-        loglik[p] = _accumulate_part(X, w, has_weights, False, ref, means, factor, log_const,
-                                     bounds[p], bounds[p + 1], mass[p], first[p], second[p])
+_accumulate_full = _make_accumulate(True)
+_accumulate_diag = _make_accumulate(False)
 
 
 def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
@@ -671,10 +675,11 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
         Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
     """
     driver = _accumulate_full if full else _accumulate_diag
-    driver(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second, loglik)
+    run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, ref, means, factor, log_const,
+              bounds, mass, first, second, loglik)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, log_const,
                    segments, first_row, end_row, mass, first, second, loglik):
     """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
@@ -721,28 +726,24 @@ def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, 
         loglik[g] = ll[g]
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _segments_mixed(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
-                    bounds, mass, first, second, loglik):
-    for p in prange(bounds.shape[0] - 1):
-        _segments_part(X, w, has_weights, 0, full, ref, reload, means, factor, log_const,
-                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
+def _make_segments(family):
+    """The shared-pass driver for ``family`` (see :func:`_segments_part`)."""
+    def driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
+               mass, first, second, loglik, counter):
+        n_parts = bounds.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            _segments_part(X, w, has_weights, family, full, ref, reload, means, factor,
+                           log_const, segments, bounds[p], bounds[p + 1], mass[p], first[p],
+                           second[p], loglik[p])
+    return _jit_driver(driver)
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _segments_full(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
-                   bounds, mass, first, second, loglik):
-    for p in prange(bounds.shape[0] - 1):
-        _segments_part(X, w, has_weights, 1, full, ref, reload, means, factor, log_const,
-                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
-
-
-@njit(parallel=True, **JIT_OPTIONS)
-def _segments_diag(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
-                   bounds, mass, first, second, loglik):
-    for p in prange(bounds.shape[0] - 1):
-        _segments_part(X, w, has_weights, 2, full, ref, reload, means, factor, log_const,
-                       segments, bounds[p], bounds[p + 1], mass[p], first[p], second[p], loglik[p])
+_segments_mixed = _make_segments(0)
+_segments_full = _make_segments(1)
+_segments_diag = _make_segments(2)
 
 
 def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
@@ -772,11 +773,11 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
     family the pass runs a driver compiled for it (see :func:`accumulate`).
     """
     driver = _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
-    driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
-           mass, first, second, loglik)
+    run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, full, ref, reload, means, factor,
+              log_const, segments, bounds, mass, first, second, loglik)
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@stack_helper
 def _log_prob_part(X, full, ref, means, factor, log_const, first_row, end_row, out):
     """Rows ``first_row:end_row`` of :func:`log_prob`."""
     k = means.shape[0]
@@ -794,16 +795,20 @@ def _log_prob_part(X, full, ref, means, factor, log_const, first_row, end_row, o
                 out[start + i, j] = logp[j, i]
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _log_prob_full(X, ref, means, factor, log_const, bounds, out):
-    for p in prange(bounds.shape[0] - 1):
-        _log_prob_part(X, True, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+def _make_log_prob(full):
+    """The log-density driver of one family."""
+    def driver(X, ref, means, factor, log_const, bounds, out, counter):
+        n_parts = bounds.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            _log_prob_part(X, full, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+    return _jit_driver(driver)
 
 
-@njit(parallel=True, **JIT_OPTIONS)
-def _log_prob_diag(X, ref, means, factor, log_const, bounds, out):
-    for p in prange(bounds.shape[0] - 1):
-        _log_prob_part(X, False, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+_log_prob_full = _make_log_prob(True)
+_log_prob_diag = _make_log_prob(False)
 
 
 def log_prob(X, full, ref, means, factor, log_const, bounds, out):
@@ -813,4 +818,4 @@ def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     Arguments as in :func:`accumulate`.
     """
     driver = _log_prob_full if full else _log_prob_diag
-    driver(X, ref, means, factor, log_const, bounds, out)
+    run_parts(driver, bounds.shape[0] - 1, X, ref, means, factor, log_const, bounds, out)

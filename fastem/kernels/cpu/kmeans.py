@@ -6,13 +6,13 @@ thread count. No n x k distance matrix is built.
 """
 
 import numpy as np
-from numba import njit, prange
 
-from ...config import HELPER_JIT_OPTIONS, JIT_OPTIONS
+from ._jit import driver, helper
+from ._parts import next_part, run_parts
 from .gaussian import B, load_block
 
 
-@njit(**HELPER_JIT_OPTIONS)
+@helper
 def block_nearest(xt, centres, best, arg, dist):
     """Nearest centre of each of the B points in ``xt`` (d, B).
 
@@ -41,7 +41,6 @@ def block_nearest(xt, centres, best, arg, dist):
 NO_SECOND, FULL_SECOND, DIAG_SECOND = 0, 1, 2
 
 
-@njit(parallel=True, **JIT_OPTIONS)
 def assign_pass(X, w, has_weights, centres, segments, second_moments, second_offsets, bounds,
                 write_labels, labels, counts, sums, second, inertia, far_index, far_dist):
     """Assign each row to its nearest centre of every model and accumulate each
@@ -76,10 +75,22 @@ def assign_pass(X, w, has_weights, centres, segments, second_moments, second_off
         each part farthest from its centre (ties: the first), for relocating
         empty clusters; ``far_dist`` is -1 when the part has no such row.
     """
-    K, d = centres.shape
-    n_parts = bounds.shape[0] - 1
+    run_parts(_assign_parts, bounds.shape[0] - 1, X, w, has_weights, centres, segments,
+              second_moments, second_offsets, bounds, write_labels, labels, counts, sums, second,
+              inertia, far_index, far_dist)
+
+
+@driver
+def _assign_parts(X, w, has_weights, centres, segments, second_moments, second_offsets, bounds,
+                  write_labels, labels, counts, sums, second, inertia, far_index, far_dist, counter):
+    """The parts of :func:`assign_pass` that ``counter`` hands this thread."""
+    d = centres.shape[1]
     n_models = segments.shape[0] - 1
-    for p in prange(n_parts):
+    n_parts = bounds.shape[0] - 1
+    while True:
+        p = next_part(counter)
+        if p >= n_parts:
+            break
         xt = np.empty((d, B))
         wb = np.empty(B)
         best = np.empty(B)
@@ -128,7 +139,6 @@ def assign_pass(X, w, has_weights, centres, segments, second_moments, second_off
             far_dist[p, g] = fd[g]
 
 
-@njit(parallel=True, **JIT_OPTIONS)
 def update_min_distance(X, w, has_weights, centre, bounds, closest, potential):
     """``closest = min(closest, ||x - centre||^2)`` row-wise; per-part potential.
 
@@ -137,9 +147,19 @@ def update_min_distance(X, w, has_weights, centre, bounds, closest, potential):
     X : (n, d), centre : (d,) float64, closest : (n,) float64 in/out
     potential : (n_parts,) out, ``sum_i w_i closest_i`` per part
     """
+    run_parts(_min_distance_parts, bounds.shape[0] - 1, X, w, has_weights, centre, bounds, closest,
+              potential)
+
+
+@driver
+def _min_distance_parts(X, w, has_weights, centre, bounds, closest, potential, counter):
+    """The parts of :func:`update_min_distance` that ``counter`` hands this thread."""
     d = X.shape[1]
     n_parts = bounds.shape[0] - 1
-    for p in prange(n_parts):
+    while True:
+        p = next_part(counter)
+        if p >= n_parts:
+            break
         tot = 0.0
         for i in range(bounds[p], bounds[p + 1]):
             s = 0.0
