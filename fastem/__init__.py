@@ -12,10 +12,12 @@ from . import exceptions
 from .io import load_model as load
 from .latent import PPCA, VAE
 from .mixture import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
+from .warmup import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "__version__"]
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "warmup",
+           "__version__"]
 
 
 def __getattr__(name):

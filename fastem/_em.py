@@ -44,6 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import config
+from ._compile_clock import compile_seconds
 from ._sampling import choose_rows
 from ._steps import run_together
 
@@ -65,6 +66,8 @@ class FitResult:
     init_seconds : float, wall time of this start's initialisation (of an
         initialisation shared by several models, an equal share of its time)
     seconds : list of float, wall time of every iteration
+    compile_seconds : float, time spent compiling kernels during this start
+        (first use on this CPU only), left out of ``init_seconds`` and ``seconds``
     """
 
     params: object
@@ -75,6 +78,31 @@ class FitResult:
     n_reseeds: int = 0
     init_seconds: float = 0.0
     seconds: list = field(default_factory=list)
+    compile_seconds: float = 0.0
+
+
+class _Stopwatch:
+    """Wall time of a piece of work without the kernels compiled during it
+    (``_compile_clock``): a first fit's compilation is reported on its own,
+    not as the time of its initialisation or first iteration."""
+
+    def __init__(self):
+        self.t0 = time.perf_counter()
+        self.c0 = compile_seconds()
+
+    def stop(self):
+        """``(seconds of work since construction, seconds of compilation since
+        construction or the previous stop)``: several starts stepped after one
+        shared pass count its compilation once."""
+        now = compile_seconds()
+        compiled, self.c0 = now - self.c0, now
+        self.compiled_total = getattr(self, "compiled_total", 0.0) + compiled
+        return max(0.0, time.perf_counter() - self.t0 - self.compiled_total), compiled
+
+
+def _report_compile(settings, seconds):
+    if settings.verbose and seconds > 0:
+        print(f"  compiling kernels for this CPU, first use only: {seconds:.2f}s")
 
 
 @dataclass
@@ -115,16 +143,18 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
     for init in range(n_init):
         if settings.verbose:
             print(f"Initialization {init}")
-        t0 = time.perf_counter()
+        watch = _Stopwatch()
         if start is None:
             params, bound = family.initialize(data, backend, sample_weight, rng), -np.inf
         else:
             params, bound = start
-        init_seconds = time.perf_counter() - t0
+        init_seconds, compiled = watch.stop()
+        _report_compile(settings, compiled)
         if settings.verbose >= 2:
             print(f"  Initialization took {init_seconds:.3f}s")
         run = _run(family, data, backend, sample_weight, rng, settings, params, bound)
         run.init_seconds = init_seconds
+        run.compile_seconds += compiled
         if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
             best = run
     return best
@@ -139,6 +169,7 @@ class _Start:
         self.family, self.settings = family, settings
         self.params, self.bound = params, bound
         self.history, self.seconds = [], []
+        self.compile_seconds = 0.0
         self.converged = False
         self.n_reseeds = 0
         self.reseeded_last = False
@@ -154,9 +185,9 @@ class _Start:
     def n_iter(self):
         return len(self.history)
 
-    def step(self, stats, t0):
+    def step(self, stats, watch):
         """One iteration from the statistics of a pass under ``self.params``
-        (the pass started at ``time.perf_counter() == t0``)."""
+        (``watch``: a :class:`_Stopwatch` started with the pass)."""
         settings, family = self.settings, self.family
         prev = self.bound
         if not np.isfinite(stats.log_likelihood):
@@ -171,7 +202,10 @@ class _Start:
         self.params = new
         self.n_reseeds += reseeded
         self.history.append(self.bound)
-        self.seconds.append(time.perf_counter() - t0)
+        seconds, compiled = watch.stop()
+        self.seconds.append(seconds)
+        self.compile_seconds += compiled
+        _report_compile(settings, compiled)
         n_iter = self.n_iter
         change = self.bound - prev
         if (np.isfinite(prev) and not self.reseeded_last
@@ -191,20 +225,22 @@ class _Start:
         if abs(change) < settings.tol:
             self.converged = True
 
-    def result(self, init_seconds=0.0) -> FitResult:
+    def result(self, init_seconds=0.0, init_compile_seconds=0.0) -> FitResult:
         if self.settings.verbose:
             state = "converged" if self.converged else "did not converge"
             print(f"Initialization {state}. n_iter={self.n_iter}, lower bound {self.bound:.8f}")
+        self.compile_seconds += init_compile_seconds
         return FitResult(self.params, self.bound, self.converged, self.n_iter, self.history,
-                         self.n_reseeds, init_seconds, self.seconds)
+                         self.n_reseeds, init_seconds, self.seconds, self.compile_seconds)
 
 
 def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> FitResult:
     """One start: iterate from ``params`` until converged or ``max_iter``."""
     start = _Start(family, data, backend, sample_weight, rng, settings, params, bound)
     for _ in range(settings.max_iter):
-        t0 = time.perf_counter()
-        start.step(backend.accumulate(data, family.kernel_inputs(start.params), sample_weight), t0)
+        watch = _Stopwatch()
+        start.step(backend.accumulate(data, family.kernel_inputs(start.params), sample_weight),
+                   watch)
         if start.converged:
             break
     return start.result()
@@ -263,10 +299,12 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
     for init in range(settings.n_init):
         starts, init_seconds = [], []
         # Every model's initialisation at once: the passes they ask for are shared.
-        t0 = time.perf_counter()
+        watch = _Stopwatch()
         initial = run_together([_initialize_steps(f, data, backend, sample_weight, rng)
                                 for f, rng in zip(families, rngs)], backend, data, sample_weight)
-        seconds = (time.perf_counter() - t0) / len(families)
+        seconds, compiled = watch.stop()
+        _report_compile(settings, compiled)
+        seconds, compiled = seconds / len(families), compiled / len(families)
         for family, rng, params in zip(families, rngs, initial):
             init_seconds.append(seconds)
             starts.append(_Start(family, data, backend, sample_weight, rng, settings, params,
@@ -275,14 +313,14 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
         for _ in range(settings.max_iter):
             if not active:
                 break
-            t0 = time.perf_counter()
+            watch = _Stopwatch()
             stats = backend.accumulate_many(data, [s.family.kernel_inputs(s.params) for s in active],
                                             sample_weight)
             for start, st in zip(active, stats):
-                start.step(st, t0)
+                start.step(st, watch)
             active = [s for s in active if not s.converged]
         for c, start in enumerate(starts):
-            run = start.result(init_seconds[c])
+            run = start.result(init_seconds[c], compiled)
             if (best[c] is None or run.lower_bound > best[c].lower_bound
                     or best[c].lower_bound == -np.inf):
                 best[c] = run

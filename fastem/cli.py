@@ -256,6 +256,23 @@ def _add_fit_options(parser, random_state):
     parser.add_argument("--random-state", type=int, default=random_state)
 
 
+def _warmup(args):
+    from .warmup import warmup
+
+    dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
+    if args.scheduler:
+        from dask.distributed import Client
+
+        with Client(args.scheduler) as client:
+            per_worker = warmup(dtypes, progress=False, client=client)
+        for worker, seconds in sorted(per_worker.items()):
+            print(f"{worker}: compiled for {seconds:.1f}s")
+        return 0
+    seconds = warmup(dtypes, progress=not args.quiet)
+    print(f"kernels ready for this CPU ({seconds:.1f}s compiling; 0 means all were cached)")
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="fastem", description="Fast Gaussian mixture models.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -309,6 +326,14 @@ def build_parser():
     predict.add_argument("--proba", action="store_true",
                          help="write component probabilities instead of labels")
     predict.set_defaults(func=_predict)
+
+    warm = sub.add_parser("warmup", help="compile every CPU kernel for this CPU into the cache "
+                                         "(for container images, CI and clusters)")
+    warm.add_argument("--dtypes", default="float64,float32",
+                      help="row dtypes to compile for, comma-separated (default both)")
+    warm.add_argument("--scheduler", help="warm every worker of the Dask cluster at this address")
+    warm.add_argument("--quiet", action="store_true", help="no progress bar")
+    warm.set_defaults(func=_warmup)
 
     info = sub.add_parser("info", help="describe a model file")
     info.add_argument("model")

@@ -103,6 +103,7 @@ class MixtureBase(EstimatorBase):
         self.n_reseeds_ = best.n_reseeds
         self.init_seconds_ = best.init_seconds
         self.iteration_seconds_ = best.seconds
+        self.compile_seconds_ = best.compile_seconds
         self._fitted_covariance_type = self.covariance_type
         self._set_feature_names(n_features)
 

@@ -128,9 +128,13 @@ class GaussianMixture(MixtureBase):
     n_reseeds_ : int
         Components re-seeded because they lost all their points (best run).
     init_seconds_ : float
-        Wall time of the best run's initialisation.
+        Wall time of the best run's initialisation, without compilation.
     iteration_seconds_ : list of float
-        Wall time of each EM iteration of the best run.
+        Wall time of each EM iteration of the best run, without compilation.
+    compile_seconds_ : float
+        Wall time the best run spent compiling kernels: only on the first use
+        of a kernel on this CPU, since kernels are cached on disk
+        (``fastem warmup`` compiles them all ahead of time).
 
     progress_callback : callable, optional (attribute, not a constructor parameter)
         When set, called after every EM iteration as

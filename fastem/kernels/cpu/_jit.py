@@ -52,9 +52,19 @@ def driver(fn):
     return njit(cache=True, pipeline_class=_NoAliasCompiler, **OPTIONS)(fn)
 
 
-def helper(fn):
-    """Compile ``fn`` as an uncached helper that LLVM inlines into its callers."""
-    return njit(cache=False, forceinline=True, pipeline_class=_NoAliasCompiler, **OPTIONS)(fn)
+def helper(fn=None, *, ordered=False):
+    """Compile ``fn`` as an uncached helper that LLVM inlines into its callers.
+
+    ``ordered=True`` leaves out ``reassoc``, for arithmetic whose order is
+    its accuracy (the Cody-Waite range reduction of ``fast_exp``): fast-math
+    flags are per instruction, so they stay the helper's own inside any caller.
+    """
+    if fn is None:
+        return lambda f: helper(f, ordered=ordered)
+    options = dict(OPTIONS)
+    if ordered:
+        options["fastmath"] = OPTIONS["fastmath"] - {"reassoc"}
+    return njit(cache=False, forceinline=True, pipeline_class=_NoAliasCompiler, **options)(fn)
 
 
 def stack_helper(fn):

@@ -181,7 +181,7 @@ _ONE_F = np.float32(1.0)
 _ZERO_F = np.float32(0.0)
 
 
-@helper
+@helper(ordered=True)
 def _exp_f64(x):
     """Cody-Waite range reduction ``x = n ln2 + r`` (|r| <= ln2 / 2) with a
     degree-12 Taylor polynomial (truncation error < 3e-16 relative) scaled by
@@ -207,7 +207,7 @@ def _exp_f64(x):
     return p * scale if x >= _EXP_MIN else 0.0
 
 
-@helper
+@helper(ordered=True)
 def _exp_f32(x):
     """The float32 twin of :func:`_exp_f64`: a degree-7 Taylor polynomial
     (truncation error < 6e-9, below float32's rounding); inputs below -87

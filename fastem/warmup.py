@@ -1,0 +1,113 @@
+"""``fastem.warmup()``: compile every CPU kernel for this CPU ahead of time.
+
+Kernels compile on their first use and are then loaded from Numba's on-disk
+cache (next to the installed package, or under ``NUMBA_CACHE_DIR``). A
+container image, a CI job or every worker of a cluster starts with an empty
+cache; warming it once there spares each first fit its compilation.
+
+The warm-up fits tiny problems through the public estimators, so it compiles
+exactly the kernels that fits reach: each covariance layout, in each compute
+dtype (float64 rows; float32 rows computed in float32, and in float64 as
+``dtype=np.float64`` or the float32 fallback runs them), with and without
+sample weights, the shared pass of ``GaussianMixtureIC`` and the
+initialisations' passes.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from ._compile_clock import compile_seconds
+
+#: ``(rows dtype, compute dtype)`` pairs of ``warmup(dtypes=...)``: float32
+#: rows may compute in either.
+_ROW_AND_COMPUTE = {"float64": [("float64", "float64")],
+                    "float32": [("float32", "float32"), ("float32", "float64")]}
+
+
+def _jobs(dtypes):
+    """``[(label, callable)]``: one tiny fit per kernel configuration."""
+    from . import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(150, 3)), rng.normal(size=(150, 3)) + 4.0]
+    w = rng.uniform(0.5, 1.5, size=X.shape[0])
+    jobs = []
+    for name in dtypes:
+        for rows, compute in _ROW_AND_COMPUTE[name]:
+            Xd = X.astype(rows)
+            label = rows if rows == compute else f"{rows} rows in {compute}"
+            for cov in ("full", "diag", "spherical", "tied"):
+                def job(cov=cov, Xd=Xd, compute=compute):
+                    g = GaussianMixture(2, covariance_type=cov, max_iter=2, random_state=0,
+                                        dtype=np.dtype(compute)).fit(Xd, sample_weight=w)
+                    g.score_samples(Xd)
+                    BayesianGaussianMixture(n_components=2, covariance_type=cov, max_iter=2, random_state=0,
+                                            dtype=np.dtype(compute)).fit(Xd)
+                jobs.append((f"{cov} {label}", job))
+
+            def select(Xd=Xd, compute=compute):
+                GaussianMixtureIC(min_components=1, max_components=2, covariance_type="all",
+                                  max_iter=2, random_state=0, dtype=np.dtype(compute)).fit(Xd)
+                GaussianMixture(2, max_iter=2, random_state=0, init_params="k-means++",
+                                dtype=np.dtype(compute)).fit(Xd)
+            jobs.append((f"model selection {label}", select))
+    return jobs
+
+
+def warmup(dtypes=("float64", "float32"), progress=True, client=None):
+    """Compile the CPU kernels of every model for this CPU into Numba's cache.
+
+    Parameters
+    ----------
+    dtypes : sequence of {"float64", "float32"}, default both
+        Row dtypes to compile for (float32 rows compile both compute dtypes).
+    progress : bool, default True
+        Draw a progress bar on stderr.
+    client : dask.distributed.Client, optional
+        Warm every worker of this cluster instead (``client.run``): each
+        worker compiles into its own cache, all at once.
+
+    Returns
+    -------
+    float or dict
+        Seconds spent compiling (0 when everything was cached already); with
+        ``client``, a dict of them per worker address.
+
+    Examples
+    --------
+    >>> import fastem
+    >>> seconds = fastem.warmup(progress=False)   # doctest: +SKIP
+    """
+    dtypes = tuple(dtypes)
+    bad = [d for d in dtypes if d not in _ROW_AND_COMPUTE]
+    if bad or not dtypes:
+        raise ValueError(f"dtypes must be a non-empty sequence of 'float64' and 'float32', "
+                         f"got {list(dtypes)!r}")
+    if client is not None:
+        return client.run(warmup, dtypes=dtypes, progress=False)
+    jobs = _jobs(dtypes)
+    before = compile_seconds()
+    t0 = time.perf_counter()
+    for i, (label, job) in enumerate(jobs):
+        if progress:
+            _draw(i, len(jobs), label, time.perf_counter() - t0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # tiny fits stop at max_iter=2 by design
+            job()
+    if progress:
+        _draw(len(jobs), len(jobs), "done", time.perf_counter() - t0)
+        sys.stderr.write("\n")
+        sys.stderr.flush()
+    return compile_seconds() - before
+
+
+def _draw(done, total, label, seconds, width=24):
+    filled = width * done // total
+    sys.stderr.write(f"\rcompiling kernels for this CPU [{'#' * filled}{'.' * (width - filled)}] "
+                     f"{done}/{total} {seconds:5.1f}s  {label:<32}")
+    sys.stderr.flush()

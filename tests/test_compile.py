@@ -1,0 +1,139 @@
+"""Compilation: the threads that run the drivers, the compile clock, what a
+fit reports of its compilation, and ``fastem warmup``."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import numba
+import numpy as np
+import pytest
+from numba import njit
+
+from fastem._compile_clock import compile_seconds
+from fastem.kernels.cpu._jit import driver
+from fastem.kernels.cpu._parts import next_part, run_parts
+
+
+@driver
+def _claim_parts(n_parts, runs, counter):
+    """Marks each part it is handed; a part handed out twice shows as 2."""
+    while True:
+        p = next_part(counter)
+        if p >= n_parts:
+            break
+        runs[p] += 1
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("n_parts", [0, 1, 2, 3, 257])
+def test_run_parts_runs_every_part_once(threads, n_parts):
+    threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    before = numba.get_num_threads()
+    try:
+        numba.set_num_threads(threads)
+        for _ in range(20):  # races, if any, show over repeats
+            runs = np.zeros(n_parts, dtype=np.int64)
+            run_parts(_claim_parts, n_parts, n_parts, runs)
+            assert np.array_equal(runs, np.ones(n_parts, dtype=np.int64))
+    finally:
+        numba.set_num_threads(before)
+
+
+def test_run_parts_from_several_python_threads_at_once():
+    """Launches from several Python threads (a threaded scheduler) each get
+    their own counter: every launch runs each of its parts once."""
+    results = []
+
+    def launch():
+        runs = np.zeros(300, dtype=np.int64)
+        run_parts(_claim_parts, 300, 300, runs)
+        results.append(runs)
+
+    threads = [threading.Thread(target=launch) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(results) == 4
+    for runs in results:
+        assert np.array_equal(runs, np.ones(300, dtype=np.int64))
+
+
+def test_run_parts_raises_what_the_driver_raises():
+    with pytest.raises(Exception):  # a typing error: an argument the driver cannot take
+        run_parts(_claim_parts, 4, 4, "not an array")
+
+
+def test_compile_clock_counts_compiling_not_calling():
+    @njit
+    def fresh(x):
+        return x + 1
+
+    before = compile_seconds()
+    fresh(1)
+    compiled = compile_seconds()
+    assert compiled > before
+    fresh(2)
+    assert compile_seconds() == compiled
+
+
+_FIT = r"""
+import json, sys, warnings
+import numpy as np
+from fastem import GaussianMixture
+warnings.simplefilter("ignore")
+rng = np.random.default_rng(0)
+X = np.r_[rng.normal(size=(500, 3)), rng.normal(size=(500, 3)) + 5].astype(sys.argv[1])
+out = {}
+for cov in sys.argv[2].split(","):
+    gm = GaussianMixture(2, covariance_type=cov, random_state=0, verbose=int(sys.argv[3]))
+    gm.fit(X)
+    gm.predict(X); gm.score_samples(X)
+    out[cov] = [gm.compile_seconds_, gm.init_seconds_, sum(gm.iteration_seconds_)]
+print(json.dumps(out))
+"""
+
+
+def _fit_in_process(cache, dtype="float64", covs="full", verbose=0):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+    out = subprocess.run([sys.executable, "-c", _FIT, dtype, covs, str(verbose)], env=env,
+                         capture_output=True, text=True, check=True)
+    lines = out.stdout.strip().splitlines()
+    return json.loads(lines[-1]), lines[:-1]
+
+
+def test_first_fit_reports_compiling_apart_and_a_second_process_loads_the_cache(tmp_path):
+    first, printed = _fit_in_process(tmp_path, verbose=2)
+    compiled, init, iterations = first["full"]
+    assert compiled > 0
+    assert any(line.startswith("  compiling kernels for this CPU, first use only: ")
+               for line in printed)
+    # The init and iteration times are the work's: far below the compile time here.
+    assert init + iterations < compiled
+    second, printed = _fit_in_process(tmp_path, verbose=2)
+    assert second["full"][0] == 0.0  # everything loaded from the cache
+    assert not any("compiling kernels" in line for line in printed)
+
+
+def test_warmup_compiles_what_fits_use(tmp_path):
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(tmp_path))
+    out = subprocess.run([sys.executable, "-m", "fastem.cli", "warmup", "--dtypes", "float64",
+                          "--quiet"], env=env, capture_output=True, text=True, check=True)
+    assert "kernels ready for this CPU" in out.stdout
+    after, _ = _fit_in_process(tmp_path, "float64", "full,diag,spherical,tied")
+    assert all(v[0] == 0.0 for v in after.values()), after
+
+
+def test_warmup_refuses_unknown_dtypes():
+    import fastem
+
+    with pytest.raises(ValueError, match="dtypes"):
+        fastem.warmup(dtypes=("float16",), progress=False)
+    with pytest.raises(ValueError, match="dtypes"):
+        fastem.warmup(dtypes=(), progress=False)
+    out = subprocess.run([sys.executable, "-m", "fastem.cli", "warmup", "--dtypes", "int8"],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "dtypes" in out.stderr
