@@ -1,7 +1,7 @@
 """The compute dtype of a pass, and the kernel inputs narrowed to it.
 
 float32 input computes in float32 by default (twice the SIMD lanes) without
-the raw-moment trap (see DESIGN.md, Numerics):
+the raw-moment trap:
 
 - every row is centred on a reference ``ref`` in float64 before it is
   narrowed, so an offset such as ``1e4 + 0.01 * noise`` never meets float32

@@ -71,6 +71,9 @@ def _demo(args):
     print(f"  final mean log-likelihood: {gm.lower_bound_:.6f}")
     print(f"  time: {total:.2f}s total, initialisation {gm.init_seconds_:.2f}s, "
           f"median {np.median(per_iter):.3f}s per EM iteration")
+    if gm.compile_seconds_ > 0:
+        print(f"  of the total, compiling kernels for this CPU (first use only, then cached): "
+              f"{gm.compile_seconds_:.2f}s")
     order = np.argsort(-gm.weights_)
     # Match each fitted component to the nearest true mean.
     dist = np.linalg.norm(gm.means_[:, None, :] - true_means[None], axis=2)

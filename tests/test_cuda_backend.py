@@ -40,38 +40,12 @@ def test_cuda_backend_without_gpu_raises_clear_error():
         GaussianMixture(2, backend="cuda").fit(X)
 
 
-def _ptx_types():
-    from numba import types
-
-    def arr(dtype, ndim):
-        return types.Array(dtype, ndim, "C")
-
-    f64 = types.float64
-
-    def accumulate(cdt):
-        return lambda xdt: (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean, arr(f64, 1),
-                            arr(cdt, 2), arr(cdt, 2), arr(cdt, 1), arr(types.int64, 1),
-                            arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1))
-
-    def log_prob(cdt):
-        return lambda xdt: (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
-                            arr(cdt, 1), arr(types.int64, 1), arr(f64, 2))
-
-    return {
-        "accumulate": accumulate(f64), "accumulate_f32": accumulate(types.float32),
-        "log_prob": log_prob(f64), "log_prob_f32": log_prob(types.float32),
-        "reduce_parts": lambda xdt: (arr(f64, 2), arr(f64, 1)),
-        "count_nonfinite": lambda xdt: (arr(xdt, 2), arr(types.int64, 1)),
-    }
-
-
 @pytest.mark.parametrize("name", ["accumulate", "accumulate_f32", "log_prob", "log_prob_f32",
                                   "reduce_parts", "count_nonfinite"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
     """Compile every CUDA kernel for Hopper without a device (needs NVVM/NVRTC)."""
     cuda = pytest.importorskip("numba.cuda")
-    from numba import types
 
     from fastem.kernels.cuda import gaussian
 
@@ -83,7 +57,7 @@ def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
             compute_capability = (9, 0)
         monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Hopper())
 
-    sig = _ptx_types()[name](getattr(types, dtype))
+    sig = gaussian.signature(name, dtype)
     try:
         ptx, _ = cuda.compile_ptx(getattr(gaussian, name).py_func, sig, cc=(9, 0))
     except Exception as exc:  # no NVVM / NVRTC libraries on this machine

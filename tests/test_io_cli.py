@@ -229,3 +229,11 @@ def test_cli_info_and_predict_for_latent_models(data_files, capsys):
     assert "(PPCA)" in out and "2 latent dimensions" in out and "noise variance" in out
     _fails(["predict", str(d / "p.npz"), str(d / "X.npy"), "--out", str(d / "o.npy")],
            capsys, "no component labels", d / "o.npy")
+
+
+def test_cli_demo_runs_and_reports(capsys):
+    assert main(["demo", "--n-samples", "3000", "--n-features", "3", "--n-components", "2",
+                 "--max-iter", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "summary" in out and "final mean log-likelihood" in out
+    assert "components recovered: 2 of 2" in out

@@ -11,7 +11,7 @@ Compute dtype: the kernels are dtype-generic and run in the dtype of
 ``means`` (float64, or float32 for twice the SIMD lanes). ``means``,
 ``factor`` and ``log_const`` are then relative to ``ref``: the caller passes
 ``means - ref`` narrowed after the float64 subtraction, so large offsets in
-the data never meet float32 arithmetic (see DESIGN.md, Numerics). Sums over
+the data never meet float32 arithmetic. Sums over
 one block's points run in the compute dtype; they are added to the float64
 per-part statistics, and everything after the pass is float64. With float64
 compute the caller passes ``ref = 0``, which changes no bit.

@@ -239,3 +239,40 @@ def count_nonfinite(X, out):
                 bad += 1
         if bad:
             cuda.atomic.add(out, 0, bad)
+
+
+def signature(name, x_dtype):
+    """The argument types (a tuple of Numba types) with which the backend
+    launches kernel ``name`` on rows of ``x_dtype`` ('float32' or 'float64'):
+    what ``cuda.compile_ptx`` needs to compile a kernel ahead of a launch
+    (the PTX test, ``benchmarks/cuda_compile.py``)."""
+    from numba import types
+
+    def arr(dtype, ndim):
+        return types.Array(dtype, ndim, "C")
+
+    f64, xdt = types.float64, getattr(types, x_dtype)
+
+    def accumulate_types(cdt):
+        return (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean, arr(f64, 1),
+                arr(cdt, 2), arr(cdt, 2), arr(cdt, 1), arr(types.int64, 1),
+                arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1))
+
+    def log_prob_types(cdt):
+        return (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
+                arr(cdt, 1), arr(types.int64, 1), arr(f64, 2))
+
+    table = {
+        "accumulate": lambda: accumulate_types(f64),
+        "accumulate_f32": lambda: accumulate_types(types.float32),
+        "log_prob": lambda: log_prob_types(f64),
+        "log_prob_f32": lambda: log_prob_types(types.float32),
+        "reduce_parts": lambda: (arr(f64, 2), arr(f64, 1)),
+        "count_nonfinite": lambda: (arr(xdt, 2), arr(types.int64, 1)),
+    }
+    return table[name]()
+
+
+#: Every kernel of this module, by name.
+KERNELS = ("accumulate", "accumulate_f32", "log_prob", "log_prob_f32", "reduce_parts",
+           "count_nonfinite")

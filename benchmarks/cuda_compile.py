@@ -1,0 +1,47 @@
+"""First-call compile time of the CUDA kernels, measured on the CPU.
+
+A GPU fit compiles each kernel it launches on its first use: Numba types the
+kernel and generates its PTX on the CPU (then the driver assembles it for
+the card). This script times ``cuda.compile_ptx`` of every kernel for sm_90,
+for float64 and float32 rows, in one process, so it needs NVVM (numba-cuda's
+``cu13`` extra) but no GPU::
+
+    python benchmarks/cuda_compile.py
+"""
+
+from __future__ import annotations
+
+import time
+
+try:
+    from .common import cpu_info
+except ImportError:  # run as a script
+    from common import cpu_info
+
+
+def main():
+    from numba import cuda
+    from numba.cuda import dispatcher
+
+    from fastem.kernels.cuda import gaussian
+
+    if not cuda.is_available() and hasattr(dispatcher, "get_current_device"):
+        class _Hopper:  # compile_ptx asks the current device for device functions
+            compute_capability = (9, 0)
+        dispatcher.get_current_device = lambda: _Hopper()
+    info = cpu_info()
+    print(f"CPU: {info['cpu']} ({info['cpu_simd']}); PTX for sm_90, seconds per kernel")
+    total = 0.0
+    for x_dtype in ("float64", "float32"):
+        for name in gaussian.KERNELS:
+            t0 = time.perf_counter()
+            cuda.compile_ptx(getattr(gaussian, name).py_func, gaussian.signature(name, x_dtype),
+                             cc=(9, 0))
+            seconds = time.perf_counter() - t0
+            total += seconds
+            print(f"  {x_dtype} rows  {name:<16} {seconds:6.2f}")
+    print(f"  total {total:.2f}")
+
+
+if __name__ == "__main__":
+    main()
