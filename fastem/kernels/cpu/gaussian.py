@@ -22,10 +22,12 @@ Two families share one structure:
   precision, flattened to ``(k, d * d)``; tied repeats the same factor),
 * ``*_diag`` for 'diag' and 'spherical' (a ``(k, d)`` array of ``1/sigma``).
 
-The parallel drivers split rows into parts given by ``bounds`` (fixed by the
-data shape, not the thread count); each part writes its own partial
-statistics, which the caller sums in a fixed order. Hence bit-identical
-results for any number of threads.
+The drivers split rows into parts given by ``bounds`` (fixed by the data
+shape, not the thread count); each part writes its own partial statistics,
+which the caller sums in a fixed order. Hence bit-identical results for any
+number of threads. Threads take the parts one at a time
+(:func:`._parts.run_parts`); how drivers and helpers are compiled, and why,
+is :mod:`._jit`.
 """
 
 import numpy as np
