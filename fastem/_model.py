@@ -19,6 +19,7 @@ LOG_2PI = float(np.log(2.0 * np.pi))
 
 # scikit-learn adds 10 * eps to each component's mass before dividing, so an
 # empty component does not divide by zero; doing the same keeps fits identical.
+# fastem adds it in units of the mean weight (:func:`mass_guard`).
 _MASS_EPS = 10.0 * np.finfo(np.float64).eps
 
 
@@ -119,6 +120,10 @@ class Stats:
     round_off : float
         Relative round-off of ``log_likelihood`` beyond float64's (nonzero for
         passes computed in float32; see ``fastem._precision``).
+    rows : float
+        Rows the pass read, whatever their weights (0: unknown).
+        ``weight_sum / rows`` is the mean weight, the unit of the M-step's
+        guard against empty components (:func:`mass_guard`).
     """
 
     mass: np.ndarray
@@ -128,6 +133,7 @@ class Stats:
     log_likelihood: float
     weight_sum: float
     round_off: float = 0.0
+    rows: float = 0.0
 
     def __add__(self, other: "Stats") -> "Stats":
         if not np.array_equal(self.centres, other.centres):
@@ -135,7 +141,19 @@ class Stats:
         return Stats(self.mass + other.mass, self.first + other.first,
                      self.second + other.second, self.centres,
                      self.log_likelihood + other.log_likelihood,
-                     self.weight_sum + other.weight_sum, max(self.round_off, other.round_off))
+                     self.weight_sum + other.weight_sum, max(self.round_off, other.round_off),
+                     self.rows + other.rows)
+
+
+def mass_guard(stats: "Stats") -> float:
+    """What the M-step adds to every component's mass: scikit-learn's
+    ``10 * eps`` in units of the mean weight, so that multiplying every
+    sample weight by a constant leaves the fit unchanged (an absolute
+    ``10 * eps`` against weights of 1e-20 turned a covariance of 1.01 into
+    0.0014). Unweighted, the mean weight is 1: scikit-learn's own guard."""
+    if stats.rows > 0 and stats.weight_sum > 0:
+        return _MASS_EPS * (stats.weight_sum / stats.rows)
+    return _MASS_EPS
 
 
 def total_weight(n_samples: int, sample_weight) -> float:
@@ -164,7 +182,7 @@ def m_step(stats: Stats, covariance_type: str, reg_covar: float):
     means : ndarray of shape (k, d)
     covariances : ndarray, shape by covariance type
     """
-    mass = stats.mass + _MASS_EPS
+    mass = stats.mass + mass_guard(stats)
     # The mean moves by ``e = S / (N + 10 eps)`` from the centre, and the
     # scatter about the new mean is exactly ``SS - S e^T - e S^T + N e e^T``.
     # (scikit-learn divides raw sums, ``resp.T @ X / (N + 10 eps)``, which

@@ -71,7 +71,7 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng, *, backen
         chunk_args=lambda a, b: (rng.uniform(size=(b - a, k)),), max_rows=config.CHUNK_ROWS)
     mass, first, second = _sum_in_order(parts)
     return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan,
-                 total_weight(n, sample_weight))
+                 total_weight(n, sample_weight), rows=n)
 
 
 def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats:
@@ -82,7 +82,7 @@ def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats
     mass = np.ones(k) if sample_weight is None else sample_weight[indices].astype(np.float64)
     second = np.zeros((k, d, d) if full else (k, d))
     return Stats(mass, np.zeros((k, d)), second, centres, np.nan,
-                 total_weight(X.shape[0], sample_weight))
+                 total_weight(X.shape[0], sample_weight), rows=X.shape[0])
 
 
 def initial_stats_steps(X, sample_weight, n_components, covariance_type, init_params, rng,

@@ -381,4 +381,4 @@ def nearest_stats_steps(X, sample_weight, centres, covariance_type):
     a = yield AssignPass(centres, kernels.FULL_SECOND if full else kernels.DIAG_SECOND)
     second = full_from_lower(a.second, d) if full else a.second
     return Stats(a.counts, a.sums, second, centres, np.nan,
-                 total_weight(_n_rows(X), sample_weight))
+                 total_weight(_n_rows(X), sample_weight), rows=_n_rows(X))

@@ -134,3 +134,42 @@ def test_weights_scale_invariant_and_zero_weight_rows_ignored():
     np.testing.assert_allclose(a.means_, b.means_, rtol=1e-10)
     np.testing.assert_allclose(a.means_, c.means_, rtol=1e-10)
     np.testing.assert_allclose(a.covariances_, c.covariances_, rtol=1e-9)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(30, 300), d=st.integers(1, 4), k=st.integers(1, 4),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES),
+       init_params=st.sampled_from(["random", "random_from_data", "kmeans", "k-means++"]),
+       log10_scale=st.floats(-30, 30), seed=st.integers(0, 2**16))
+def test_rescaled_weights_fit_the_same_model(n, d, k, covariance_type, init_params, log10_scale,
+                                              seed):
+    """Multiplying every sample weight by a constant changes nothing: the
+    M-step's guard against empty components is in units of the mean weight
+    (an absolute 10 eps against weights of 1e-20 gave a covariance of 0.0014
+    instead of 1.01)."""
+    X, _ = make_blobs(n=n, d=d, k=max(k, 2), seed=seed)
+    w = np.random.default_rng(seed).uniform(0.1, 3.0, size=n)
+    fits = []
+    for weights in (w, w * 10.0 ** log10_scale):
+        gm = GaussianMixture(k, covariance_type=covariance_type, init_params=init_params,
+                             max_iter=10, tol=0.0, random_state=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fits.append(gm.fit(X, sample_weight=weights))
+    a, b = fits
+    np.testing.assert_allclose(b.weights_, a.weights_, rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=1e-7, atol=1e-9)
+    np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=1e-9)
+
+
+def test_tiny_weights_fit_the_unweighted_model():
+    """The adversarial battery's case: weights of 1e-20 on two clusters."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 6]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = GaussianMixture(2, random_state=0).fit(X)
+        tiny = GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(600, 1e-20))
+    np.testing.assert_allclose(tiny.covariances_, plain.covariances_, rtol=1e-9)
+    assert tiny.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)

@@ -171,7 +171,7 @@ def concat_pass_arrays(inputs_list, pas):
                 segments=segments)
 
 
-def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_sum):
+def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_sum, rows):
     """Each model's :class:`Stats` from the summed statistics of a shared pass
     (``second`` (K, W): lower triangles of the full models, diagonals in the
     first d entries of the others; ``pas`` the models' PassArrays)."""
@@ -184,7 +184,8 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
         else:
             sec = np.ascontiguousarray(second[a:b, :d])
         out.append(Stats(mass[a:b].copy(), first[a:b].copy(), sec, pa.centres,
-                         pa.log_likelihood(loglik[g], weight_sum), weight_sum, pa.round_off))
+                         pa.log_likelihood(loglik[g], weight_sum), weight_sum, pa.round_off,
+                         rows))
     return out
 
 
@@ -263,7 +264,7 @@ class CPUBackend:
         mass, first, second = reduce_partial_stats(mass, first, second, d, full)
         weight_sum = total_weight(n, sample_weight)
         return Stats(mass, first, second, pa.centres, pa.log_likelihood(loglik.sum(), weight_sum),
-                     weight_sum, pa.round_off)
+                     weight_sum, pa.round_off, n)
 
     def accumulate_many(self, X: np.ndarray, inputs_list, sample_weight=None) -> list:
         """One pass for several models: each gets the :class:`Stats` that
@@ -313,7 +314,7 @@ class CPUBackend:
                                          second, loglik)
         mass, first, second = reduce_partial_stats(mass, first, second, d, False)
         return split_stats(inputs_list, pas, args["segments"], mass, first, second,
-                           loglik.sum(axis=0), total_weight(n, sample_weight))
+                           loglik.sum(axis=0), total_weight(n, sample_weight), n)
 
     def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""

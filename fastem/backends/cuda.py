@@ -249,7 +249,7 @@ class CUDABackend:
             pa = mdl["pa"]
             out.append(Stats(total.mass, total.first, second, total.centres,
                              pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
-                             pa.round_off))
+                             pa.round_off, n))
         return out
 
     def _launch_inputs(self, params, data_dtype, d):

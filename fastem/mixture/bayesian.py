@@ -24,7 +24,7 @@ import numpy as np
 from .. import _validation as val
 from .._covariance import parameter_shape
 from ..io import ModelFile, register_model
-from .._model import (LOG_2PI, _MASS_EPS, factor_inputs, log_det_cholesky, m_step,
+from .._model import (LOG_2PI, factor_inputs, mass_guard, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._special import betaln, digamma, gammaln
 from .._steps import run_alone
@@ -234,7 +234,7 @@ class VariationalFamily:
         """The variational M-step from the statistics of one pass (or of the
         initial responsibilities)."""
         pr, ctype, k = self.priors, self.covariance_type, self.n_components
-        nk = stats.mass + _MASS_EPS
+        nk = stats.mass + mass_guard(stats)
         _, xk, sk = m_step(stats, ctype, self.reg_covar)
         if self.prior_type == "dirichlet_process":
             tail = np.hstack((np.cumsum(nk[::-1])[-2::-1], 0.0))
