@@ -88,16 +88,15 @@ class _Stopwatch:
 
     def __init__(self):
         self.t0 = time.perf_counter()
-        self.c0 = compile_seconds()
+        self.c0 = self.c_last = compile_seconds()
 
     def stop(self):
         """``(seconds of work since construction, seconds of compilation since
         construction or the previous stop)``: several starts stepped after one
         shared pass count its compilation once."""
         now = compile_seconds()
-        compiled, self.c0 = now - self.c0, now
-        self.compiled_total = getattr(self, "compiled_total", 0.0) + compiled
-        return max(0.0, time.perf_counter() - self.t0 - self.compiled_total), compiled
+        compiled, self.c_last = now - self.c_last, now
+        return max(0.0, time.perf_counter() - self.t0 - (now - self.c0)), compiled
 
 
 def _report_compile(settings, seconds):

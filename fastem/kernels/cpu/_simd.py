@@ -29,7 +29,7 @@ modules it inlines: after editing this file, delete
 """
 
 from llvmlite import ir
-from numba import njit, types
+from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic, models, overload, register_model
 from numba.np.numpy_support import as_dtype
