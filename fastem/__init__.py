@@ -9,7 +9,7 @@ scikit-learn's interfaces, on NumPy arrays, memory maps, Dask arrays and GPUs.
 """
 
 from . import exceptions
-from .io import load_model as load
+from .model_file import load_model as load
 from .latent import PPCA, VAE
 from .mixture import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
 from .warmup import warmup

@@ -172,6 +172,8 @@ class _Start:
         self.converged = False
         self.n_reseeds = 0
         self.reseeded_last = False
+        self.warm = bool(np.isfinite(bound))  # started from a fitted model's bound
+        self.allowance = 0.0  # what reg_covar may cost the next bound (family.bound_allowance)
 
         def draw_rows(count):
             n = data.shape[0]
@@ -199,6 +201,8 @@ class _Start:
         new, reseeded = family.m_step(stats, self.draw_rows)
         self.bound = family.lower_bound(stats, self.params, new)
         self.params = new
+        allowance, self.allowance = self.allowance, (
+            family.bound_allowance(new) if hasattr(family, "bound_allowance") else 0.0)
         self.n_reseeds += reseeded
         self.history.append(self.bound)
         seconds, compiled = watch.stop()
@@ -207,9 +211,12 @@ class _Start:
         _report_compile(settings, compiled)
         n_iter = self.n_iter
         change = self.bound - prev
+        # A bound carried over from a previous fit (warm_start) may belong to
+        # other rows: the first change of such a start is not a decrease.
         if (np.isfinite(prev) and not self.reseeded_last
+                and not (n_iter == 1 and self.warm)
                 and change < -max(config.MONOTONICITY_SLACK, stats.round_off)
-                * max(1.0, abs(prev))):
+                * max(1.0, abs(prev)) - allowance):
             warnings.warn(
                 f"{family.name} lower bound decreased by {-change:.3g} at iteration {n_iter}, "
                 "more than round-off; the fit may be numerically unstable.",

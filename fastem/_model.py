@@ -225,6 +225,51 @@ _ILL_DEFINED = (
 )
 
 
+def regularisation_loss(weights, prec_chol, covariance_type, reg_covar, n_features) -> float:
+    """How much log-likelihood per unit weight adding ``reg_covar`` to the
+    M-step's covariances can cost (an upper bound), so that EM's bound may
+    fall by this much from one iteration to the next.
+
+    EM's bound never decreases when the M-step maximises; with ``S`` the
+    maximising covariance and ``C = S + c I`` the one used, component ``j``
+    loses ``1/2 sum_i (-log(1 - y_i) - y_i)``, ``y_i = c / lambda_i(C)``, per
+    unit weight. 'diag' and 'spherical' sum this exactly; 'full' and 'tied'
+    bound it by ``c^2 ||C^-1||_F^2 / (2 (1 - c ||C^-1||_F))`` (no
+    eigendecomposition). On data whose variances are ~100 ``reg_covar`` the
+    loss is ~1e-4 nats per row, which a warning used to report as instability.
+
+    Parameters
+    ----------
+    weights : ndarray of shape (k,)
+    prec_chol : ndarray, shape by ``covariance_type`` (of ``C``)
+    covariance_type : str
+    reg_covar : float
+    n_features : int
+
+    Returns
+    -------
+    float, non-negative (inf when ``reg_covar`` dominates a variance)
+    """
+    c = float(reg_covar)
+    if c == 0.0:
+        return 0.0
+    if covariance_type in ("diag", "spherical"):
+        y = c * np.asarray(prec_chol) ** 2
+        if np.any(y >= 1.0):
+            return np.inf
+        loss = -np.log1p(-y) - y
+        per_component = loss.sum(axis=1) if covariance_type == "diag" else n_features * loss
+        return float(0.5 * np.dot(weights, per_component))
+    U = np.asarray(prec_chol).reshape(-1, *np.shape(prec_chol)[-2:])
+    fro = np.linalg.norm(U @ np.swapaxes(U, 1, 2), axis=(1, 2))
+    s = c * fro
+    if np.any(s >= 1.0):
+        return np.inf
+    per_component = c * c * fro**2 / (2.0 * (1.0 - s))
+    share = np.asarray(weights) if covariance_type == "full" else np.ones(1)
+    return float(0.5 * np.dot(share, per_component))
+
+
 def precision_cholesky_from_covariances(covariances: np.ndarray, covariance_type: str) -> np.ndarray:
     """Upper-triangular ``U`` with ``inv(cov) = U @ U.T`` (or ``1/sqrt(var)``).
 

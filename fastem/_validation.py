@@ -87,6 +87,13 @@ def check_array(X, name: str = "X", n_features: int | None = None,
         raise TypeError(f"{name} is a sparse matrix; fastem needs dense data (use {name}.toarray()).")
     if isinstance(X, np.matrix):
         X = np.asarray(X)
+    if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
+        # A pandas dataframe: missing values (pd.NA, None in nullable columns) become
+        # NaN, which the finiteness check below names, as scikit-learn does.
+        try:
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+        except (ValueError, TypeError) as exc:
+            raise TypeError(f"{name} contains non-numeric values: {exc}") from None
     if not isinstance(X, np.ndarray):
         if hasattr(X, "__cuda_array_interface__") and not hasattr(X, "__array__"):
             raise TypeError(f"{name} is a GPU array; the 'cpu' backend needs host data.")
@@ -149,6 +156,9 @@ def check_sample_weight(sample_weight, n_samples: int):
     except (ValueError, TypeError) as exc:
         raise ValueError(f"sample_weight could not be converted to an array: {exc}") from None
     if sw.dtype.kind not in "fiub":
+        if hasattr(sample_weight, "toarray") and hasattr(sample_weight, "nnz"):
+            raise TypeError("sample_weight is a sparse matrix; pass a dense 1-D array "
+                            "(sample_weight.toarray().ravel()).")
         raise TypeError(f"sample_weight must be numeric, got dtype {sw.dtype}.")
     sw = np.array(sw, dtype=np.float64, copy=True)
     if sw.ndim != 1 or sw.shape[0] != n_samples:
@@ -221,9 +231,18 @@ def _as_float_array(value, name, label, shape):
     return arr
 
 
+#: Largest asymmetry ``max|A - A^T|`` accepted, relative to ``max|A|``: an
+#: inverse computed in float64 of a matrix with condition number 1e8 is
+#: symmetric only to about that (an element-wise rtol refused the inverse of
+#: strongly anisotropic covariances over an asymmetry of 4e-13 of the norm).
+SYMMETRY_RTOL = 1e-8
+
+
 def _symmetric_positive_definite(mats):
-    """``(symmetric, positive_definite)`` of a stack of matrices (m, d, d)."""
-    symmetric = np.allclose(mats, np.swapaxes(mats, 1, 2), rtol=1e-10, atol=0)
+    """``(symmetric, positive_definite)`` of a stack of matrices (m, d, d);
+    symmetric to :data:`SYMMETRY_RTOL` of each matrix's largest element."""
+    gap = np.abs(mats - np.swapaxes(mats, 1, 2)).max(axis=(1, 2))
+    symmetric = bool(np.all(gap <= SYMMETRY_RTOL * np.abs(mats).max(axis=(1, 2))))
     try:
         np.linalg.cholesky(mats)
         return symmetric, True
@@ -267,7 +286,7 @@ def check_precisions(precisions, covariance_type, n_components, n_features):
         what = "symmetric" if not symmetric else "positive-definite"
         raise ValueError(f"'{label}' should be symmetric, positive-definite ('precisions_init' "
                          f"is not {what}).")
-    return p
+    return 0.5 * (p + np.swapaxes(p, -1, -2))  # symmetric to round-off: exactly, now
 
 
 # --------------------------------------------------------------------------
@@ -279,7 +298,16 @@ def check_positive_real(value, name, above=0.0):
     if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value)
             or not value > above):
         raise ValueError(f"The parameter '{name}' should be greater than {above:g}, but got "
-                         f"{value!r}.")
+                         f"{_as_sklearn_writes(value)}.")
+
+
+def _as_sklearn_writes(value):
+    """A number as scikit-learn's messages write it (``%.3f``), exact value added
+    when three decimals hide it; anything else as its repr."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        return repr(value)
+    text = f"{value:.3f}"
+    return text if float(text) == value else f"{text} ({value!r})"
 
 
 def check_vector(value, name, n_features):
@@ -304,7 +332,7 @@ def check_covariance_prior(value, covariance_type, n_features):
     if not (symmetric and positive):
         raise ValueError(f"'{covariance_type} covariance_prior' should be symmetric, "
                          "positive-definite.")
-    return arr
+    return 0.5 * (arr + arr.T)
 
 
 # --------------------------------------------------------------------------

@@ -50,6 +50,14 @@ def make_mixture(n_samples, n_features, n_components, seed=0, dtype=np.float64):
 def _demo(args):
     from . import GaussianMixture
 
+    for name in ("n_samples", "n_features", "n_components", "max_iter"):
+        if getattr(args, name) < (0 if name == "max_iter" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be at least "
+                             f"{0 if name == 'max_iter' else 1}, got {getattr(args, name)}")
+    if args.n_samples < args.n_components:
+        raise ValueError(f"--n-samples ({args.n_samples}) must be at least --n-components "
+                         f"({args.n_components})")
+
     print(f"fastem demo: {args.n_samples:,} points, {args.n_features} features, "
           f"{args.n_components} components, covariance_type={args.covariance_type!r}, "
           f"{args.dtype}")
@@ -111,9 +119,10 @@ MODELS = {"gaussian": "GaussianMixture", "bayesian": "BayesianGaussianMixture"}
 
 def _fit(args):
     import fastem
-    from .io import read_data
+    from .io import read_data, write_together
+    from .model_file import model_writer
 
-    X = read_data(args.data)
+    X = read_data(args.data, header=args.header)
     cls = getattr(fastem, MODELS[args.model])
     gm = cls(n_components=args.n_components, covariance_type=args.covariance_type,
              max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
@@ -130,11 +139,12 @@ def _fit(args):
         if bar is not None:
             bar.close()
     gm.progress_callback = None
-    gm.save(args.out)
+    outputs = {args.out: model_writer(gm, args.out)}
     if args.plot:
         from .plot import plot_lower_bound
 
-        _save_plot(args.plot, lambda ax: plot_lower_bound(gm, ax=ax))
+        outputs[args.plot] = _plot_writer(lambda ax: plot_lower_bound(gm, ax=ax))
+    write_together(outputs)  # the model and the plot, or neither
     print(f"fitted {args.n_components} components on {X.shape[0]:,} x {X.shape[1]} in "
           f"{time.perf_counter() - t0:.2f}s: converged={gm.converged_}, n_iter={gm.n_iter_}, "
           f"log-likelihood {gm.lower_bound_:.6f}; model written to {args.out}")
@@ -154,9 +164,10 @@ def _parse_components(text):
 
 def _select(args):
     from . import GaussianMixtureIC
-    from .io import read_data
+    from .io import read_data, write_together
+    from .model_file import model_writer
 
-    X = read_data(args.data)
+    X = read_data(args.data, header=args.header)
     types = args.covariance_type if args.covariance_type == "all" else args.covariance_type.split(",")
     ic = GaussianMixtureIC(n_components=_parse_components(args.n_components),
                            covariance_type=types, criterion=args.criterion, n_init=args.n_init,
@@ -175,18 +186,22 @@ def _select(args):
     print(f"best by {args.criterion}: n_components={ic.n_components_}, "
           f"covariance_type={ic.covariance_type_!r} ({len(r['bic'])} candidates in "
           f"{ic.n_passes_} shared passes, {time.perf_counter() - t0:.2f}s)")
+    outputs = {}
     if args.plot:
         from .plot import plot_criterion
 
-        _save_plot(args.plot, lambda ax: plot_criterion(r, args.criterion, ax=ax))
+        outputs[args.plot] = _plot_writer(lambda ax: plot_criterion(r, args.criterion, ax=ax))
     if args.out:
-        ic.best_estimator_.save(args.out)
+        outputs[args.out] = model_writer(ic.best_estimator_, args.out)
+    write_together(outputs)  # the plot and the model, or neither
+    if args.out:
         print(f"best model written to {args.out}")
     return 0
 
 
-def _save_plot(path, draw):
-    """Draw with ``draw(ax)`` on a new Agg figure and write it to ``path`` (PNG, PDF, SVG)."""
+def _plot_writer(draw):
+    """``write(path)`` that draws with ``draw(ax)`` on a new Agg figure and saves
+    it (PNG, PDF, SVG by the path's suffix), for :func:`fastem.io.write_together`."""
     try:
         import matplotlib
     except ImportError:
@@ -194,21 +209,27 @@ def _save_plot(path, draw):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4.5))
-    draw(ax)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    def write(path):
+        fig, ax = plt.subplots(figsize=(6, 4.5))
+        try:
+            draw(ax)
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        finally:
+            plt.close(fig)
+
+    return write
 
 
 def _predict(args):
-    from .io import load_model, read_data, write_array
+    from .io import read_data, write_array
+    from .model_file import load_model
 
     gm = load_model(args.model)
     if not hasattr(gm, "predict_proba"):
         raise ValueError(f"{args.model} holds a {type(gm).__name__}, which has no component "
                          "labels to predict; 'fastem predict' takes mixture models.")
-    X = read_data(args.data)
+    X = read_data(args.data, header=args.header)
     if X.ndim != 2 or X.shape[1] != gm.n_features_in_:
         cols = X.shape[1] if X.ndim == 2 else "?"
         raise ValueError(f"{args.data} has {cols} columns, but the model {args.model} was "
@@ -220,10 +241,10 @@ def _predict(args):
 
 
 def _info(args):
-    from .io import load_model
+    from .model_file import load_model
 
     gm = load_model(args.model)
-    print(f"model: {args.model} ({type(gm).__name__})")
+    print(f"model: {printable(args.model)} ({type(gm).__name__})")
     params = gm.get_params()
     if "covariance_type" in params:
         shape = f"{gm.n_components} components, covariance_type={gm.covariance_type!r}"
@@ -234,7 +255,7 @@ def _info(args):
         shape = f"{gm.n_components} latent dimensions"
     print(f"  {shape}, {gm.n_features_in_} features")
     if hasattr(gm, "feature_names_in_"):
-        print("  feature names: " + ", ".join(str(v) for v in gm.feature_names_in_))
+        print("  feature names: " + ", ".join(printable(v) for v in gm.feature_names_in_))
     if hasattr(gm, "lower_bound_"):
         print(f"  converged={gm.converged_}, n_iter={gm.n_iter_}, "
               f"lower bound {gm.lower_bound_:.6f}")
@@ -247,8 +268,16 @@ def _info(args):
     return 0
 
 
+def _add_header_option(parser):
+    parser.add_argument("--header", action=argparse.BooleanOptionalAction, default=None,
+                        help="CSV: the first line names the columns (--header) or is data "
+                             "(--no-header); by default it is a header when any of its "
+                             "cells is not a number")
+
+
 def _add_fit_options(parser, random_state):
     """The fitting options that ``fit`` and ``select`` share (GaussianMixture's parameters)."""
+    _add_header_option(parser)
     parser.add_argument("--backend", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--tol", type=float, default=1e-3)
@@ -328,6 +357,7 @@ def build_parser():
     predict.add_argument("--out", required=True, help="labels file to write (.npy or .csv)")
     predict.add_argument("--proba", action="store_true",
                          help="write component probabilities instead of labels")
+    _add_header_option(predict)
     predict.set_defaults(func=_predict)
 
     warm = sub.add_parser("warmup", help="compile every CPU kernel for this CPU into the cache "
@@ -344,12 +374,19 @@ def build_parser():
     return parser
 
 
+def printable(text):
+    """``text`` with every non-printable character (terminal escapes, newlines,
+    controls) written as its Python escape, so a name from a file cannot
+    drive the terminal or forge lines of output."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, TypeError, OSError) as exc:
-        print(f"fastem: error: {exc}", file=sys.stderr)
+        print(f"fastem: error: {printable(exc)}", file=sys.stderr)
         return 2
 
 

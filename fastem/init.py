@@ -150,7 +150,10 @@ def initial_params_steps(X, sample_weight, est, rng, backend):
     if given[1]:
         means = np.array(est.means_init, dtype=np.float64)
     if given[2]:
-        prec_chol = precision_cholesky_from_precisions(est.precisions_init, ctype)
+        precisions = np.array(est.precisions_init, dtype=np.float64)
+        if ctype in ("full", "tied"):  # checked symmetric to round-off; made exactly so
+            precisions = 0.5 * (precisions + np.swapaxes(precisions, -1, -2))
+        prec_chol = precision_cholesky_from_precisions(precisions, ctype)
         covariances = None
     else:
         prec_chol = precision_cholesky_from_covariances(covariances, ctype)

@@ -13,7 +13,7 @@ import fastem
 from conftest import make_blobs
 from fastem import GaussianMixture, load
 from fastem.cli import main
-from fastem.io import FORMAT_VERSION
+from fastem.model_file import FORMAT_VERSION
 
 X, _ = make_blobs(n=600, d=3, k=3, seed=11, dtype=np.float32)
 
@@ -73,7 +73,8 @@ def test_model_file_with_pickled_object_is_refused(tmp_path):
     path = tmp_path / "m.npz"
     np.savez(path, weights=np.ones(1), means=np.ones((1, 1)), covariances=np.ones((1, 1, 1)),
              precisions_cholesky=np.ones((1, 1, 1)), metadata=np.array([{"x": 1}], dtype=object))
-    with pytest.raises(ValueError, match="not a fastem model file"):
+    with pytest.raises(ValueError, match="damaged or altered fastem model file .metadata: has "
+                                         "dtype object"):
         load(path)
 
 

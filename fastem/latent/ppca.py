@@ -24,7 +24,7 @@ from .._estimator import EstimatorBase
 from .._model import LOG_2PI, KernelInputs
 from .._sampling import check_random_state
 from ..backends import backend_for
-from ..io import ModelFile, register_model
+from ..model_file import FileError, ModelFile, check_positive, register_model
 
 
 def _column(wlp):
@@ -80,6 +80,9 @@ class PPCA(EstimatorBase):
         self.backend = backend
         self.random_state = random_state
 
+    def _check_params(self):
+        val._check_int(self.n_components, "n_components", 1)
+
     # ------------------------------------------------------------------
     # Fit: one pass of centred scatter, then an eigendecomposition
     # ------------------------------------------------------------------
@@ -107,10 +110,7 @@ class PPCA(EstimatorBase):
             affine subspace of dimension ``<= n_components`` (then ``sigma^2 = 0``
             and the likelihood is unbounded).
         """
-        if (isinstance(self.n_components, bool) or not isinstance(self.n_components, (int, np.integer))
-                or self.n_components < 1):
-            raise ValueError(f"Invalid value for 'n_components': {self.n_components!r}; "
-                             "expected an integer >= 1.")
+        self._check_params()
         backend = backend_for(X, self.backend, np.float64)
         X = self._check_X(X, reset=True, backend=backend)
         n, d = X.shape
@@ -125,7 +125,12 @@ class PPCA(EstimatorBase):
         eigval, eigvec = np.linalg.eigh(cov)
         eigval, eigvec = np.maximum(eigval[::-1], 0.0), eigvec[:, ::-1]
         sigma2 = float(eigval[q:].mean())
-        if not sigma2 > 1e-12 * max(float(eigval[0]), np.finfo(np.float64).tiny):
+        # The eigenvalues of a covariance summed in float64 are known to about
+        # d * eps * (largest eigenvalue); a mean of discarded ones below a
+        # margin of that is round-off, not variance. (A fixed 1e-12 of the
+        # largest refused a real variance of 1 beside one of 4e12.)
+        resolution = _NOISE_MARGIN * d * np.finfo(np.float64).eps * float(eigval[0])
+        if not sigma2 > max(resolution, np.finfo(np.float64).tiny):
             raise ValueError(
                 f"X lies in an affine subspace of dimension <= {q} (the discarded eigenvalues "
                 "are 0), so the noise variance would be 0 and the likelihood unbounded; "
@@ -237,16 +242,38 @@ class PPCA(EstimatorBase):
 
     def save(self, path):
         """Save to ``path`` (.npz + JSON, no pickle); :func:`fastem.load` reads it."""
-        from ..io import save_model
+        from ..model_file import save_model
         save_model(self, path)
 
     def _saved_array(self, name):
         return getattr(self, name + "_")
 
+    def _check_file_arrays(self, arrays):
+        """A model file's arrays obey what a fit produces (``fastem.model_file``):
+        orthonormal components, eigenvalues in decreasing order above a
+        positive noise variance."""
+        components, variance = arrays["components"], arrays["explained_variance"]
+        q, d = components.shape
+        if q >= d:
+            raise FileError("components", f"{q} components of {d} features; need fewer")
+        gap = np.abs(components @ components.T - np.eye(q)).max()
+        if gap > 1e-6:
+            raise FileError("components", f"rows must be orthonormal (off by {gap:.3g})")
+        check_positive("noise_variance_", self.noise_variance_)
+        if np.any(np.diff(variance) > 0) or not variance[-1] >= self.noise_variance_:
+            raise FileError("explained_variance", "must decrease and stay >= noise_variance_")
+        if not np.isfinite(self.noise_variance_) or not np.isfinite(self.log_likelihood_):
+            raise FileError("noise_variance_", "and log_likelihood_ must be finite")
+
     def _restore_arrays(self, arrays):
         self.mean_ = arrays["mean"]
         self.components_ = arrays["components"]
         self.explained_variance_ = arrays["explained_variance"]
+
+
+#: Multiple of ``d * eps * largest eigenvalue`` below which the noise variance
+#: is round-off (the data lie in an affine subspace).
+_NOISE_MARGIN = 64
 
 
 def _mean_and_covariance(data, backend, sample_weight, n_features):

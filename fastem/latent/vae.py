@@ -31,7 +31,7 @@ import numpy as np
 from .. import _validation as val
 from .. import config
 from .._estimator import EstimatorBase
-from ..io import ModelFile, register_model
+from ..model_file import ModelFile, register_model
 
 INSTALL_HINT = "the VAE needs PyTorch: pip install 'fastem[vae]' (or pip install torch)"
 LIKELIHOODS = ("gaussian", "bernoulli")
@@ -217,6 +217,14 @@ class VAE(EstimatorBase):
         if not (rs is None or isinstance(rs, (int, np.integer))) or isinstance(rs, bool):
             raise ValueError(f"Invalid value for 'random_state': {rs!r}; expected None or an int.")
 
+    @staticmethod
+    def _check_range(X):
+        """'bernoulli' models data in [0, 1]: fit and every method refuse the rest."""
+        lo, hi = _column_range(X)
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError("likelihood='bernoulli' needs X in [0, 1]; got values in "
+                             f"[{lo:.4g}, {hi:.4g}].")
+
     def _torch_device(self, torch):
         if self.device == "cuda" and not torch.cuda.is_available():
             raise ValueError("device='cuda' but PyTorch sees no CUDA GPU; use device='cpu'.")
@@ -248,24 +256,23 @@ class VAE(EstimatorBase):
         n, d = X.shape
         sw = val.check_sample_weight(sample_weight, n)
         if self.likelihood == "bernoulli":
-            lo, hi = _column_range(X)
-            if lo < 0.0 or hi > 1.0:
-                raise ValueError("likelihood='bernoulli' needs X in [0, 1]; got values in "
-                                 f"[{lo:.4g}, {hi:.4g}].")
+            self._check_range(X)
             shift, scale = np.zeros(d), 1.0
         else:
             shift, scale = _centre_and_scale(X, sw)
         device = self._torch_device(torch)
+        rng = np.random.RandomState(self.random_state)
         seed = 0 if self.random_state is None else int(self.random_state)
-        if self.random_state is not None:
-            torch.manual_seed(seed)
-        rng = np.random.RandomState(None if self.random_state is None else seed)
         gen = torch.Generator(device=device)
         gen.manual_seed(int(rng.randint(2**31)))
         fixed = self.noise_variance is not None
         log_noise = math.log(self.noise_variance / scale**2) if fixed else 0.0
-        encoder, decoder = _build(torch, d, self.n_latent, tuple(self.hidden_layers),
-                                  self.likelihood, (log_noise, not fixed))
+        # PyTorch draws initial weights from its global generator: seed it
+        # inside fork_rng, which restores the caller's state afterwards.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(rng.randint(2**31)))
+            encoder, decoder = _build(torch, d, self.n_latent, tuple(self.hidden_layers),
+                                      self.likelihood, (log_noise, not fixed))
         encoder.to(device)
         decoder.to(device)
         params = [p for p in list(encoder.parameters()) + list(decoder.parameters())
@@ -334,6 +341,8 @@ class VAE(EstimatorBase):
         self._check_fitted()
         torch = _torch()
         X = self._check_X(X, reset=False, backend=_HostInput())
+        if self.likelihood == "bernoulli":
+            self._check_range(X)
         device = next(self.encoder_.parameters()).device
         n = X.shape[0]
         out = np.empty((n,) if out_columns is None else (n, out_columns))
@@ -417,7 +426,7 @@ class VAE(EstimatorBase):
 
     def save(self, path):
         """Save to ``path`` (.npz + JSON; the network weights as arrays, no pickle)."""
-        from ..io import save_model
+        from ..model_file import save_model
         save_model(self, path)
 
     def _file_contents(self):
@@ -434,29 +443,67 @@ class VAE(EstimatorBase):
         return arrays, fitted
 
     @classmethod
-    def _from_file(cls, path, params, fitted, data):
+    def _from_file(cls, model, fitted, members):
+        """The fitted VAE of a model file: ``model`` carries the file's checked
+        parameters, ``fitted`` its JSON, ``members`` its arrays (each read only
+        after its declared shape matches the network the parameters build).
+
+        The network is loaded onto the CPU (``device='cpu'``) unless the
+        caller asks for a device (:func:`fastem.load`'s ``device``): a model
+        trained on a GPU loads on a machine without one.
+        """
+        from ..model_file import FileError, is_float, is_int
+
         torch = _torch()
-        model = cls(**params)
+
+        def value(name, check, what):
+            v = fitted.get(name)
+            if not check(v):
+                raise FileError(f"metadata.fitted.{name}", f"must be {what}, got {v!r:.80}")
+            return v
+
+        d = value("n_features_in_", is_int(1), "an integer >= 1")
+        scale = value("scale", lambda v: is_float(v) and 0 < v < math.inf, "a positive number")
+        noise = fitted.get("noise_variance_")
+        if model.likelihood == "gaussian":
+            value("noise_variance_", lambda v: is_float(v) and 0 < v < math.inf,
+                  "a positive number")
+        elif not (noise is None or isinstance(noise, float) and math.isnan(noise)):
+            raise FileError("metadata.fitted.noise_variance_", "must be NaN for 'bernoulli'")
+        history = value("elbo_history_", lambda v: isinstance(v, list)
+                        and all(is_float(x) for x in v), "a list of numbers")
         model.hidden_layers = tuple(model.hidden_layers)
-        d = fitted["n_features_in_"]
         encoder, decoder = _build(torch, d, model.n_latent, model.hidden_layers,
                                   model.likelihood, (0.0, model.noise_variance is None))
-        try:
-            encoder.load_state_dict({k[len("encoder/"):]: torch.as_tensor(v)
-                                     for k, v in data.items() if k.startswith("encoder/")})
-            decoder.load_state_dict({k[len("decoder/"):]: torch.as_tensor(v)
-                                     for k, v in data.items() if k.startswith("decoder/")})
-        except (RuntimeError, KeyError) as exc:
-            raise ValueError(f"{path}: damaged VAE weights ({exc}).") from None
-        device = model._torch_device(torch)
-        model.encoder_, model.decoder_ = encoder.to(device).eval(), decoder.to(device).eval()
-        model._shift, model._scale = data["shift"], fitted["scale"]
-        model._generator_seed = fitted["generator_seed"]
-        model.n_features_in_, model.n_iter_ = d, fitted["n_iter_"]
-        model.converged_ = fitted["converged_"]
-        model.elbo_history_ = fitted["elbo_history_"]
-        model.noise_variance_ = fitted["noise_variance_"]
+        for prefix, net in (("encoder/", encoder), ("decoder/", decoder)):
+            state = {key: torch.as_tensor(members.read(prefix + key, tuple(t.shape)),
+                                          dtype=t.dtype)
+                     for key, t in net.state_dict().items()}
+            net.load_state_dict(state)
+        model.device = "cpu"
+        model.encoder_, model.decoder_ = encoder.eval(), decoder.eval()
+        model._shift, model._scale = members.read("shift", (d,)), float(scale)
+        model._generator_seed = value("generator_seed", is_int(0), "an integer >= 0")
+        model.n_features_in_ = d
+        model.n_iter_ = value("n_iter_", is_int(0), "an integer >= 0")
+        model.converged_ = value("converged_", lambda v: isinstance(v, bool), "true or false")
+        model.elbo_history_ = [float(x) for x in history]
+        model.noise_variance_ = float("nan") if noise is None else float(noise)
         return model
+
+    def to_device(self, device):
+        """Move the fitted network to ``device`` ('cpu' or 'cuda'); returns self."""
+        self._check_fitted()
+        previous, self.device = self.device, device
+        try:
+            self._check_params()
+            target = self._torch_device(_torch())
+        except ValueError:
+            self.device = previous
+            raise
+        self.encoder_.to(target)
+        self.decoder_.to(target)
+        return self
 
 
 class _HostInput:

@@ -194,15 +194,15 @@ class MixtureBase(EstimatorBase):
     def save(self, path):
         """Save the fitted model to ``path`` (.npz + JSON metadata, no pickle).
 
-        See :mod:`fastem.io` for the format; :meth:`load` reads it back.
+        See :mod:`fastem.model_file` for the format; :meth:`load` reads it back.
         """
-        from ..io import save_model
+        from ..model_file import save_model
         save_model(self, path)
 
     @classmethod
     def load(cls, path):
         """Load a model written by :meth:`save` (never unpickles anything)."""
-        from ..io import load_model  # noqa: PLC0415 (io is light; imported when used)
+        from ..model_file import load_model  # noqa: PLC0415 (io is light; imported when used)
         model = load_model(path)
         if not isinstance(model, cls):
             raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")

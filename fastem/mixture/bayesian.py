@@ -23,7 +23,7 @@ import numpy as np
 
 from .. import _validation as val
 from .._covariance import parameter_shape
-from ..io import ModelFile, register_model
+from ..model_file import FileError, ModelFile, check_factor_pair, check_positive, register_model
 from .._model import (LOG_2PI, factor_inputs, mass_guard, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._special import betaln, digamma, gammaln
@@ -411,6 +411,29 @@ class BayesianGaussianMixture(MixtureBase):
     def _saved_array(self, name):
         value = getattr(self, name + "_")
         return np.stack(value) if isinstance(value, tuple) else value
+
+    def _check_file_arrays(self, a):
+        """A model file's arrays and prior scalars obey what a fit produces
+        (``fastem.model_file``)."""
+        d = a["means"].shape[1]
+        check_factor_pair(a["covariances"], a["precisions_cholesky"], self.covariance_type)
+        check_positive("mean_precision", a["mean_precision"])
+        check_positive("degrees_of_freedom", a["degrees_of_freedom"], above=d - 1.0)
+        check_positive("weight_concentration", a["weight_concentration"])
+        check_positive("weight_concentration_prior_", self.weight_concentration_prior_)
+        check_positive("mean_precision_prior_", self.mean_precision_prior_)
+        check_positive("degrees_of_freedom_prior_", self.degrees_of_freedom_prior_, above=d - 1.0)
+        prior = a["covariance_prior"]
+        if self.covariance_type in ("full", "tied"):
+            if np.any(prior != prior.T) or not np.all(np.linalg.eigvalsh(prior) > 0):
+                raise FileError("covariance_prior", "must be symmetric positive-definite")
+        else:
+            check_positive("covariance_prior", prior)
+        wc = a["weight_concentration"]
+        derived = mixture_weights((wc[0], wc[1]) if wc.ndim == 2 else wc,
+                                  self.weight_concentration_prior_type)
+        if not np.allclose(a["weights"], derived, rtol=1e-8, atol=1e-12):
+            raise FileError("weights", "inconsistent with weight_concentration")
 
     def _restore_arrays(self, a):
         self.mean_prior_ = a["mean_prior"]

@@ -7,8 +7,8 @@ import numpy as np
 from .. import _validation as val
 from .. import config
 from .._covariance import n_parameters, parameter_shape
-from ..io import ModelFile, register_model
-from .._model import (Params, covariances_from_cholesky, m_step,
+from ..model_file import ModelFile, check_factor_pair, check_simplex, register_model
+from .._model import (Params, regularisation_loss, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._steps import run_alone
 from ..init import initial_params_steps
@@ -56,6 +56,12 @@ class GaussianFamily:
 
     def lower_bound(self, stats, before, after) -> float:
         return stats.log_likelihood / stats.weight_sum
+
+    def bound_allowance(self, params: Params) -> float:
+        """How far the next bound may fall below this one without a defect:
+        what ``reg_covar`` costs the M-step that made ``params``."""
+        return regularisation_loss(params.weights, params.precisions_cholesky,
+                                   self.covariance_type, self.reg_covar, params.means.shape[1])
 
 
 def _covariance_shape(k, d, params):
@@ -178,6 +184,12 @@ class GaussianMixture(MixtureBase):
     def _saved_array(self, name):
         return getattr(self, name + "_")
 
+    def _check_file_arrays(self, arrays):
+        """A model file's arrays obey what a fit produces (``fastem.model_file``)."""
+        check_simplex("weights", arrays["weights"])
+        check_factor_pair(arrays["covariances"], arrays["precisions_cholesky"],
+                          self.covariance_type)
+
     def _restore_arrays(self, arrays):
         self._store(Params(arrays["weights"], arrays["means"], arrays["precisions_cholesky"],
                            self.covariance_type, arrays["covariances"]))
@@ -216,15 +228,39 @@ class GaussianMixture(MixtureBase):
     def _n_parameters(self):
         return n_parameters(self.covariance_type, self.n_components, self.means_.shape[1])
 
-    def bic(self, X):
-        """Bayesian information criterion on X (lower is better)."""
-        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + self._n_parameters() * np.log(n)
+    def bic(self, X, sample_weight=None):
+        """Bayesian information criterion on X (lower is better):
+        ``-2 log L + p log n``.
 
-    def aic(self, X):
-        """Akaike information criterion on X (lower is better)."""
-        n = np.shape(X)[0] if hasattr(X, "shape") else len(X)
-        return -2 * self.score(X) * n + 2 * self._n_parameters()
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Counts, as in :meth:`fit`: an integer weight stands for that many
+            rows, so ``log L = sum w log p(x)`` and ``n = sum w`` (the
+            convention :class:`GaussianMixtureIC` uses, so its ``results_``
+            and this method agree).
+
+        Returns
+        -------
+        float
+        """
+        loglik, n = self._total_log_likelihood(X, sample_weight)
+        return -2.0 * loglik + self._n_parameters() * np.log(n)
+
+    def aic(self, X, sample_weight=None):
+        """Akaike information criterion on X (lower is better): ``-2 log L + 2 p``;
+        ``sample_weight`` as in :meth:`bic`."""
+        loglik, _ = self._total_log_likelihood(X, sample_weight)
+        return -2.0 * loglik + 2.0 * self._n_parameters()
+
+    def _total_log_likelihood(self, X, sample_weight):
+        """``(sum w log p(x), sum w)`` (weights of 1 when None)."""
+        logp = np.asarray(self.score_samples(X))
+        sw = val.check_sample_weight(sample_weight, logp.shape[0])
+        if sw is None:
+            return float(logp.sum()), float(logp.shape[0])
+        return float(np.dot(sw, logp)), float(sw.sum())
 
 
 def _reseed(empty, weights, means, cov, covariance_type, picked):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import time
+import warnings
 
 import numpy as np
 
@@ -152,6 +153,14 @@ class GaussianMixtureIC(EstimatorBase):
             arrays, dataframes, GPU arrays as GaussianMixture)
         y : ignored
         sample_weight : array-like of shape (n_samples,), default=None
+            Counts: an integer weight stands for that many rows (scikit-learn's
+            convention), so the criteria use ``log L = sum w log p(x)`` and
+            ``n = sum w``. Multiplying every weight by ``c`` is replicating
+            every row ``c`` times, which can change the choice (more rows,
+            more evidence for a larger model); weights summing to fewer than
+            the largest candidate's free parameters are warned about.
+            ``best_estimator_.bic(X, sample_weight=...)`` gives ``results_``'s
+            number.
 
         Returns
         -------
@@ -168,6 +177,16 @@ class GaussianMixtureIC(EstimatorBase):
         if n_samples < max(k for k, _ in candidates):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{max(k for k, _ in candidates)}, n_samples = {n_samples}.")
+        if sw is not None:
+            most = max(n_parameters(t, k, n_features) for k, t in candidates)
+            if sw.sum() < most:
+                warnings.warn(
+                    f"sample_weight sums to {sw.sum():.4g}, fewer than the {most} free "
+                    "parameters of the largest candidate. The criteria read weights as counts "
+                    "(n = sum(sample_weight), as scikit-learn's convention that an integer "
+                    "weight stands for that many rows), so weights that do not count rows "
+                    "(such as 1/n_samples) make n too small and favour the largest model; "
+                    "scale them to counts.", UserWarning, stacklevel=2)
         data = backend.prepare(X)
         families = [est._family(data, backend, sw, n_features) for est in estimators]
         rngs = [check_random_state(self.random_state) for _ in estimators]
