@@ -88,10 +88,13 @@ def check_array(X, name: str = "X", n_features: int | None = None,
     if isinstance(X, np.matrix):
         X = np.asarray(X)
     if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
-        # A pandas dataframe: missing values (pd.NA, None in nullable columns) become
-        # NaN, which the finiteness check below names, as scikit-learn does.
+        # A pandas dataframe: missing values (NaN, pd.NA, None) are named as
+        # NaN, as scikit-learn names them, not as non-numeric objects.
+        if X.isna().to_numpy().any():
+            raise ValueError(f"{name} contains NaN or infinity (missing values in the "
+                             "dataframe).")
         try:
-            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            X = X.to_numpy(dtype=np.float64)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} contains non-numeric values: {exc}") from None
     if not isinstance(X, np.ndarray):
@@ -186,6 +189,14 @@ def _check_real(value, name, low):
         raise ValueError(f"Invalid value for '{name}': {value!r}; expected a finite number >= {low}.")
 
 
+def check_backend(name) -> None:
+    """The ``backend`` parameter: 'cpu' or 'cuda' (whether a GPU is present is
+    checked when a pass needs it)."""
+    if not isinstance(name, str) or name not in ("cpu", "cuda"):
+        raise ValueError(f"Invalid value for 'backend': {name!r}; expected one of "
+                         "['cpu', 'cuda'].")
+
+
 def check_estimator_params(est) -> None:
     """Check the scalar constructor parameters of a GaussianMixture."""
     _check_int(est.n_components, "n_components", 1)
@@ -207,6 +218,7 @@ def check_estimator_params(est) -> None:
     if not isinstance(est.warm_start, (bool, np.bool_)):
         raise ValueError(f"Invalid value for 'warm_start': {est.warm_start!r}; expected a bool.")
     check_dtype(getattr(est, "dtype", None))
+    check_backend(est.backend)
     rs = est.random_state
     if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState))) or isinstance(rs, bool):
         raise ValueError(

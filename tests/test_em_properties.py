@@ -173,3 +173,74 @@ def test_tiny_weights_fit_the_unweighted_model():
         tiny = GaussianMixture(2, random_state=0).fit(X, sample_weight=np.full(600, 1e-20))
     np.testing.assert_allclose(tiny.covariances_, plain.covariances_, rtol=1e-9)
     assert tiny.lower_bound_ == pytest.approx(plain.lower_bound_, rel=1e-12)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(30, 300), d=st.integers(1, 4), k=st.integers(1, 4),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES),
+       dtype=st.sampled_from([np.float32, np.float64]), weighted=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_reordered_rows_from_the_same_start_fit_the_same_model(n, d, k, covariance_type, dtype,
+                                                               weighted, seed):
+    X, _ = make_blobs(n=n, d=d, k=max(k, 2), seed=seed, dtype=dtype)
+    sw = np.random.default_rng(seed).uniform(0.1, 3.0, size=n) if weighted else None
+    order = np.random.default_rng(seed + 1).permutation(n)
+    kw = dict(covariance_type=covariance_type, max_iter=8, tol=0,
+              **_given_init(X.astype(np.float64), k, covariance_type, seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(k, **kw).fit(X, sample_weight=sw)
+        b = GaussianMixture(k, **kw).fit(X[order], sample_weight=None if sw is None else sw[order])
+    rtol = 1e-8 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(b.weights_, a.weights_, rtol=rtol, atol=rtol * 1e-3)
+    np.testing.assert_allclose(b.means_, a.means_, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(b.covariances_, a.covariances_, rtol=rtol, atol=rtol)
+    np.testing.assert_allclose(b.lower_bounds_, a.lower_bounds_, rtol=rtol)
+
+
+# -- warnings only for what is wrong (#24 item 15) --------------------------------
+
+def test_warm_start_on_new_rows_does_not_report_a_decrease():
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 6]
+    gm = GaussianMixture(2, random_state=0, warm_start=True).fit(X)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        gm.fit(3 * rng.normal(size=(500, 3)) + 1)  # a worse bound, on other rows
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_reg_covar_near_the_variances_is_not_reported_as_instability(dtype):
+    """Variances of 1e-4 beside reg_covar=1e-6: adding reg_covar costs the
+    M-step ~1e-4 nats per row, so EM's bound may fall by that much; only a fall
+    beyond that (and round-off) is a defect worth a warning."""
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        X = (1e4 + 0.01 * rng.normal(size=(600, 1))).astype(dtype)
+        for covariance_type in COVARIANCE_TYPES:
+            gm = GaussianMixture(4, covariance_type=covariance_type, random_state=seed, tol=1e-10,
+                                 max_iter=200, dtype=dtype)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", RuntimeWarning)
+                warnings.simplefilter("ignore", UserWarning)
+                gm.fit(X)
+
+
+def test_a_real_decrease_still_warns(monkeypatch):
+    """The monotonicity check is live: an M-step that moves the means away
+    from their maximum is reported."""
+    from fastem.mixture import gaussian
+
+    X, _ = make_blobs(n=300, d=2, k=2, seed=0)
+    real = gaussian.GaussianFamily.m_step
+
+    def spoiled(self, stats, draw_rows):
+        params, reseeded = real(self, stats, draw_rows)
+        params.means = params.means + 0.5 * np.sign(params.means)
+        return params, reseeded
+
+    monkeypatch.setattr(gaussian.GaussianFamily, "m_step", spoiled)
+    with pytest.warns(RuntimeWarning, match="lower bound decreased"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the ConvergenceWarning
+            GaussianMixture(2, random_state=0, max_iter=20, tol=0).fit(X)

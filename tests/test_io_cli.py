@@ -238,3 +238,88 @@ def test_cli_demo_runs_and_reports(capsys):
     out = capsys.readouterr().out
     assert "summary" in out and "final mean log-likelihood" in out
     assert "components recovered: 2 of 2" in out
+
+
+# ----------------------------------------------------------------------------
+# Data files and outputs as a careful user needs them (#24 items 5, 7, 10, 11, 14)
+# ----------------------------------------------------------------------------
+
+def test_csv_byte_order_mark_is_not_part_of_the_data_or_the_names(tmp_path):
+    from fastem.io import read_data
+
+    (tmp_path / "bom.csv").write_text("\ufeff1,2\n3,4\n5,6\n", encoding="utf-8")
+    X = read_data(tmp_path / "bom.csv")
+    np.testing.assert_array_equal(X, [[1, 2], [3, 4], [5, 6]])
+    (tmp_path / "bomh.csv").write_text("\ufeffa,b\n1,2\n3,4\n5,6\n", encoding="utf-8")
+    (tmp_path / "h.csv").write_text("a,b\n1,2\n3,4\n5,6\n", encoding="utf-8")
+    named = read_data(tmp_path / "bomh.csv")
+    assert named.columns == ["a", "b"]
+    gm = GaussianMixture(1).fit(named)
+    gm.predict(read_data(tmp_path / "h.csv"))  # the same names without the mark: accepted
+
+
+def test_csv_quoted_header_and_numeric_header(tmp_path, capsys):
+    from fastem.io import read_data
+
+    (tmp_path / "q.csv").write_text('"x, metres",y\n1,2\n3,4\n', encoding="utf-8")
+    assert read_data(tmp_path / "q.csv").columns == ["x, metres", "y"]
+    (tmp_path / "years.csv").write_text("2019,2020,2021\n1,2,3\n4,5,6\n7,8,9\n")
+    assert np.asarray(read_data(tmp_path / "years.csv")).shape == (4, 3)  # documented default
+    named = read_data(tmp_path / "years.csv", header=True)
+    assert named.columns == ["2019", "2020", "2021"] and named.shape == (3, 3)
+    with pytest.raises(ValueError, match="malformed CSV"):
+        read_data(tmp_path / "q.csv", header=False)
+    assert main(["fit", str(tmp_path / "years.csv"), "--header", "--n-components", "1",
+                 "--out", str(tmp_path / "m.npz"), "--quiet"]) == 0
+    assert list(fastem.load(tmp_path / "m.npz").feature_names_in_) == ["2019", "2020", "2021"]
+
+
+def test_parquet_timestamps_and_strings_are_refused(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+    from fastem.io import read_data
+
+    times = np.array(["2024-01-01", "2024-01-02", "2024-01-03"], dtype="datetime64[s]")
+    pq.write_table(pa.table({"t": times, "x": [1.0, 2.0, 3.0]}), tmp_path / "t.parquet")
+    with pytest.raises(ValueError, match="column 't' has type timestamp"):
+        read_data(tmp_path / "t.parquet")
+    pq.write_table(pa.table({"s": ["a", "b", "c"]}), tmp_path / "s.parquet")
+    with pytest.raises(ValueError, match="column 's' has type string"):
+        read_data(tmp_path / "s.parquet")
+
+
+def test_fit_with_an_unwritable_plot_leaves_no_model(data_files, capsys):
+    pytest.importorskip("matplotlib")
+    d = data_files
+    _fails(["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "m.npz"),
+            "--plot", str(d / "missing-folder" / "plot.png"), "--quiet"],
+           capsys, "missing-folder/plot.png", d / "m.npz")
+    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []
+    assert main(["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "m.npz"),
+                 "--plot", str(d / "plot.png"), "--quiet"]) == 0
+    assert (d / "m.npz").exists() and (d / "plot.png").stat().st_size > 0
+
+
+def test_info_escapes_non_printable_feature_names(tmp_path, capsys):
+    names = ["\x1b[31mred", "new\nline", "café"]
+
+    class Frame:  # a dataframe-like with hostile column names
+        columns = np.array(names, dtype=object)
+
+        def __array__(self, dtype=None, copy=None):
+            return X.astype(np.float64)
+
+    GaussianMixture(2, random_state=0).fit(Frame()).save(tmp_path / "m.npz")
+    assert main(["info", str(tmp_path / "m.npz")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\\x1b[31mred" in out and "new\\nline" in out and "café" in out
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--n-components", "0"], "--n-components must be at least 1, got 0"),
+    (["--n-samples", "5", "--n-components", "6"], "--n-samples (5) must be at least"),
+])
+def test_demo_refuses_bad_sizes_with_a_clear_message(args, match, capsys):
+    assert main(["demo", *args]) == 2
+    err = capsys.readouterr().err
+    assert match in err and err.count("\n") == 1

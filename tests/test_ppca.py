@@ -147,3 +147,43 @@ def test_save_load_and_feature_names(tmp_path):
     np.testing.assert_array_equal(q.score_samples(df), p.score_samples(df))
     with pytest.raises(ValueError, match="same order"):
         q.score_samples(df[df.columns[::-1]])
+
+
+def test_a_small_variance_beside_a_huge_one_is_not_degenerate():
+    """The cut-off is the float64 resolution of the eigenvalues (d eps lambda_max),
+    not a fixed 1e-12 of the largest: a variance of 1 beside 4e12 is real."""
+    rng = np.random.default_rng(0)
+    X2 = np.c_[rng.normal(size=2000), 2e6 * rng.normal(size=2000)]
+    model = PPCA(1).fit(X2)
+    smallest = np.linalg.eigvalsh(np.cov(X2.T, bias=True))[0]
+    assert model.noise_variance_ == pytest.approx(smallest, rel=1e-2)  # known to eps * 4e12
+    flat = rng.normal(size=(100, 1)) @ np.array([[1.0, 2.0, -1.0]]) + 3.0
+    with pytest.raises(ValueError, match="affine subspace"):
+        PPCA(1).fit(flat)
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(20, 200), d=st.integers(2, 5), log10_scale=st.floats(-30, 30),
+       seed=st.integers(0, 2**16))
+def test_rescaled_weights_and_reordered_rows_fit_the_same_model(n, d, log10_scale, seed):
+    rng = np.random.default_rng(seed)
+    Xs = rng.normal(size=(n, d)) * rng.uniform(0.5, 3, size=d) + rng.normal(size=d) * 5
+    w = rng.uniform(0.1, 3.0, size=n)
+    order = rng.permutation(n)
+    q = d - 1
+    base = PPCA(q).fit(Xs, sample_weight=w)
+    for other in (PPCA(q).fit(Xs, sample_weight=w * 10.0 ** log10_scale),
+                  PPCA(q).fit(Xs[order], sample_weight=w[order])):
+        np.testing.assert_allclose(other.mean_, base.mean_, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(other.explained_variance_, base.explained_variance_,
+                                   rtol=1e-8)
+        assert other.noise_variance_ == pytest.approx(base.noise_variance_, rel=1e-8)
+        np.testing.assert_allclose(np.abs(other.components_ @ base.components_.T),
+                                   np.eye(q), atol=1e-6)
+    scaled = PPCA(q).fit(Xs, sample_weight=w * 10.0 ** log10_scale)
+    assert scaled.log_likelihood_ == pytest.approx(base.log_likelihood_ * 10.0 ** log10_scale,
+                                                   rel=1e-8)

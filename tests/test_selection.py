@@ -246,3 +246,51 @@ def test_float32_candidates_are_the_models_fitted_alone():
         assert bic == pytest.approx(-2 * own + alone._n_parameters() * np.log(len(X32)),
                                     rel=1e-12)
         assert bic == pytest.approx(alone.bic(X32), rel=1e-8)
+
+
+# -- sample weights are counts (#24 item 2) --------------------------------------
+
+def _two_blobs():
+    rng = np.random.default_rng(0)
+    return np.r_[rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 6]
+
+
+def test_weights_that_cannot_be_counts_are_warned_about():
+    X2 = _two_blobs()
+    ic = GaussianMixtureIC(n_components=range(1, 7), random_state=0)
+    with pytest.warns(UserWarning, match="sample_weight sums to 1, fewer than the 59 free"):
+        ic.fit(X2, sample_weight=np.full(600, 1 / 600))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        ic.fit(X2, sample_weight=np.ones(600))
+    assert ic.n_components_ == 2
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bic_and_aic_of_the_best_model_equal_results(weighted):
+    X2 = _two_blobs()
+    sw = np.random.default_rng(2).integers(1, 4, size=600).astype(float) if weighted else None
+    ic = _quiet(lambda: GaussianMixtureIC(n_components=range(1, 5), random_state=0)
+                .fit(X2, sample_weight=sw))
+    best = list(ic.results_["n_components"]).index(ic.n_components_)
+    assert ic.best_estimator_.bic(X2, sample_weight=sw) == pytest.approx(
+        ic.results_["bic"][best], rel=1e-12)
+    assert ic.best_estimator_.aic(X2, sample_weight=sw) == pytest.approx(
+        ic.results_["aic"][best], rel=1e-12)
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_weights_of_c_choose_as_rows_repeated_c_times(count):
+    """The stated semantics as an invariance: scaling every weight by an
+    integer c is replicating every row c times (same choice, same criteria)."""
+    X2 = _two_blobs()[::3]
+    # (k <= 2 on two separated blobs: every start reaches the same optimum, so
+    # the two fits differ only by their initial draws' round-off)
+    kw = dict(n_components=[1, 2], covariance_type="all", random_state=0, tol=1e-10,
+              max_iter=500)
+    weighted = _quiet(lambda: GaussianMixtureIC(**kw).fit(X2, sample_weight=np.full(len(X2),
+                                                                                    count)))
+    repeated = _quiet(lambda: GaussianMixtureIC(**kw).fit(np.repeat(X2, count, axis=0)))
+    assert (weighted.n_components_, weighted.covariance_type_) == (
+        repeated.n_components_, repeated.covariance_type_)
+    np.testing.assert_allclose(weighted.results_["bic"], repeated.results_["bic"], rtol=1e-6)

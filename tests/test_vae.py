@@ -149,3 +149,26 @@ def test_without_pytorch_a_clear_error():
             "    raise AssertionError('no error')\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
+
+
+def test_bernoulli_model_refuses_in_every_method_what_fit_refuses():
+    rng = np.random.default_rng(0)
+    B = (rng.uniform(size=(200, 4)) < 0.5).astype(float)
+    vae = VAE(2, hidden_layers=(8,), likelihood="bernoulli", max_epochs=2, random_state=0).fit(B)
+    with pytest.raises(ValueError) as refused:
+        VAE(2, likelihood="bernoulli").fit(5 * B)
+    for method in (vae.score_samples, vae.score, vae.transform):
+        with pytest.raises(ValueError) as info:
+            method(5 * B)
+        assert str(info.value) == str(refused.value)
+
+
+def test_fit_leaves_pytorch_global_generator_alone():
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    a = VAE(2, hidden_layers=(8,), max_epochs=2, random_state=0).fit(np.random.default_rng(0).normal(size=(100, 3)))
+    np.testing.assert_array_equal(torch.rand(3).numpy(), expected.numpy())
+    b = VAE(2, hidden_layers=(8,), max_epochs=2, random_state=0).fit(np.random.default_rng(0).normal(size=(100, 3)))
+    for p, q in zip(a.encoder_.parameters(), b.encoder_.parameters()):
+        np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())  # still seeded

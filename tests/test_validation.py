@@ -148,3 +148,116 @@ def test_sparse_input_is_refused():
 def test_list_and_matrix_input():
     gm = GaussianMixture(2, random_state=0).fit(X_OK.tolist())
     np.testing.assert_array_equal(gm.predict(np.asmatrix(X_OK)), gm.predict(X_OK))
+
+
+# -- every public method refuses what fit refuses (#24 section 3) ---------------
+
+def _fitted_estimators():
+    import warnings
+
+    from fastem import PPCA, BayesianGaussianMixture, GaussianMixtureIC
+
+    X3, _ = make_blobs(n=60, d=2, k=2, seed=3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "GaussianMixture": (GaussianMixture(2, random_state=0), X3),
+            "BayesianGaussianMixture": (BayesianGaussianMixture(n_components=2,
+                                                                random_state=0), X3),
+            "GaussianMixtureIC": (GaussianMixtureIC(n_components=[1, 2], random_state=0), X3),
+            "PPCA": (PPCA(1), X3),
+        }
+
+
+ESTIMATORS = _fitted_estimators()
+BAD_X = [
+    np.array([[1.0, np.nan], [2.0, 3.0], [1.0, 1.0]]),
+    np.empty((0, 2)),
+    np.arange(5.0),
+    np.array([["a", "b"], ["c", "d"]]),
+    np.array([[1 + 1j, 2], [3, 4]]),
+    np.array([[1, "x"], [2, 3]], dtype=object),
+    [[1.0, 2.0], [3.0]],
+    None,
+]
+METHODS = ("predict", "predict_proba", "score_samples", "score", "transform", "bic", "aic")
+
+
+def _error(call):
+    try:
+        call()
+    except (ValueError, TypeError) as exc:
+        return type(exc), str(exc)
+    return None
+
+
+@pytest.mark.parametrize("bad", range(len(BAD_X)))
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_every_method_refuses_what_fit_refuses_with_the_same_message(name, bad):
+    import copy
+    import warnings
+
+    template, X_fit = ESTIMATORS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = copy.deepcopy(template).fit(X_fit)
+    refused = _error(lambda: copy.deepcopy(template).fit(BAD_X[bad]))
+    assert refused is not None
+    for method in METHODS:
+        if hasattr(fitted, method):
+            assert _error(lambda: getattr(fitted, method)(BAD_X[bad])) == refused, method
+
+
+@pytest.mark.parametrize("name", sorted(ESTIMATORS))
+def test_score_refuses_the_sample_weight_fit_refuses(name):
+    import copy
+    import warnings
+
+    template, X_fit = ESTIMATORS[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted = copy.deepcopy(template).fit(X_fit)
+    for sw in (-np.ones(len(X_fit)), np.ones(3), np.full(len(X_fit), np.nan)):
+        refused = _error(lambda: copy.deepcopy(template).fit(X_fit, sample_weight=sw))
+        assert refused is not None
+        assert _error(lambda: fitted.score(X_fit, sample_weight=sw)) == refused
+
+
+# -- messages (#24 items 12, 14) --------------------------------------------------
+
+def test_inverse_of_an_anisotropic_covariance_is_accepted_as_precisions_init():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(500, 3)) @ np.diag([1e-2, 1.0, 1e4])
+    P = np.linalg.inv(np.cov(X.T))
+    P[2, 1] += 4e-13 * np.abs(P).max()  # the asymmetry of the battery's case, 4e-13 of ||P||
+    assert not np.allclose(P, P.T, rtol=1e-10, atol=0)  # what the old check demanded
+    gm = GaussianMixture(1, precisions_init=P[None], reg_covar=0.0).fit(X)
+    np.testing.assert_allclose(gm.covariances_[0], np.cov(X.T, bias=True), rtol=1e-6, atol=1e-9)
+    grossly = P + np.triu(np.ones((3, 3)), 1) * 1e-3 * np.abs(P).max()
+    with pytest.raises(ValueError, match="should be symmetric"):
+        GaussianMixture(1, precisions_init=grossly[None]).fit(X)
+
+
+def test_degrees_of_freedom_prior_message_matches_scikit_learn():
+    from fastem import BayesianGaussianMixture
+
+    X2 = make_blobs(n=60, d=2, k=2)[0]
+    with pytest.raises(ValueError, match=r"should be greater than 1, but got 1\.000\.$"):
+        BayesianGaussianMixture(degrees_of_freedom_prior=1).fit(X2)
+
+
+def test_missing_values_in_a_dataframe_are_reported_as_nan():
+    pd = pytest.importorskip("pandas")
+    frame = pd.DataFrame({"a": [1.0, 2.0, pd.NA, 4.0], "b": [1, 2, 3, 4]})
+    with pytest.raises(ValueError, match="X contains NaN"):
+        GaussianMixture(1).fit(frame)
+    nullable = pd.DataFrame({"a": pd.array([1.0, None, 3.0, 4.0], dtype="Float64"),
+                             "b": [1.0, 2.0, 3.0, 4.0]})
+    with pytest.raises(ValueError, match="X contains NaN"):
+        GaussianMixture(1).fit(nullable)
+
+
+def test_sparse_sample_weight_says_so():
+    sparse = pytest.importorskip("scipy.sparse")
+    with pytest.raises(TypeError, match="sample_weight is a sparse matrix"):
+        GaussianMixture(1).fit(X_OK, sample_weight=sparse.csr_matrix(np.ones((1, len(X_OK)))))

@@ -82,6 +82,12 @@ class PPCA(EstimatorBase):
 
     def _check_params(self):
         val._check_int(self.n_components, "n_components", 1)
+        val.check_backend(self.backend)
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, (int, np.integer, np.random.RandomState))) \
+                or isinstance(rs, bool):
+            raise ValueError(f"Invalid value for 'random_state': {rs!r}; expected None, an int "
+                             "or a numpy RandomState.")
 
     # ------------------------------------------------------------------
     # Fit: one pass of centred scatter, then an eigendecomposition
