@@ -305,7 +305,8 @@ def _check_format(path, meta):
         )
 
 
-def _fitted_value(fitted, name, check, what):
+def fitted_value(fitted, name, check, what):
+    """``fitted[name]`` when ``check`` accepts it; else a FileError saying it must be ``what``."""
     value = fitted.get(name)
     if not check(value):
         raise FileError(f"metadata.fitted.{name}", f"must be {what}, got {value!r:.80}")
@@ -354,7 +355,7 @@ def _build(cls, meta, members):
         model._check_params()
     except (ValueError, TypeError) as exc:
         raise FileError("metadata.params", str(exc)) from None
-    d = _fitted_value(fitted, "n_features_in_", *_FITTED_CHECKS["n_features_in_"])
+    d = fitted_value(fitted, "n_features_in_", *_FITTED_CHECKS["n_features_in_"])
     names = fitted.get("feature_names_in_")
     if names is not None and (not isinstance(names, list) or len(names) != d
                               or not all(isinstance(v, str) for v in names)):
@@ -364,9 +365,9 @@ def _build(cls, meta, members):
     else:
         for name in _COMMON_FITTED:
             if name in fitted:
-                setattr(model, name, _fitted_value(fitted, name, *_FITTED_CHECKS[name]))
+                setattr(model, name, fitted_value(fitted, name, *_FITTED_CHECKS[name]))
         for name in spec.scalars:
-            setattr(model, name, float(_fitted_value(fitted, name, is_float, "a number")))
+            setattr(model, name, float(fitted_value(fitted, name, is_float, "a number")))
         k = model.n_components
         arrays = {name: members.read(name, shape_of(k, d, params))
                   for name, shape_of in spec.arrays.items()}

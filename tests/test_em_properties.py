@@ -179,18 +179,23 @@ def test_tiny_weights_fit_the_unweighted_model():
 @given(n=st.integers(30, 300), d=st.integers(1, 4), k=st.integers(1, 4),
        covariance_type=st.sampled_from(COVARIANCE_TYPES),
        dtype=st.sampled_from([np.float32, np.float64]), weighted=st.booleans(),
-       seed=st.integers(0, 2**16))
+       backend=st.sampled_from(["numpy", "dask"]), seed=st.integers(0, 2**16))
 def test_reordered_rows_from_the_same_start_fit_the_same_model(n, d, k, covariance_type, dtype,
-                                                               weighted, seed):
+                                                               weighted, backend, seed):
     X, _ = make_blobs(n=n, d=d, k=max(k, 2), seed=seed, dtype=dtype)
     sw = np.random.default_rng(seed).uniform(0.1, 3.0, size=n) if weighted else None
     order = np.random.default_rng(seed + 1).permutation(n)
     kw = dict(covariance_type=covariance_type, max_iter=8, tol=0,
               **_given_init(X.astype(np.float64), k, covariance_type, seed))
+    as_input = np.asarray
+    if backend == "dask":  # in chunks, on dask's threaded scheduler
+        da = pytest.importorskip("dask.array")
+        as_input = lambda rows: da.from_array(rows, chunks=(max(8, n // 3), d))  # noqa: E731
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = GaussianMixture(k, **kw).fit(X, sample_weight=sw)
-        b = GaussianMixture(k, **kw).fit(X[order], sample_weight=None if sw is None else sw[order])
+        b = GaussianMixture(k, **kw).fit(as_input(X[order]),
+                                         sample_weight=None if sw is None else sw[order])
     rtol = 1e-8 if dtype == np.float64 else 1e-4
     np.testing.assert_allclose(b.weights_, a.weights_, rtol=rtol, atol=rtol * 1e-3)
     np.testing.assert_allclose(b.means_, a.means_, rtol=rtol, atol=rtol)

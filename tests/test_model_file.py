@@ -344,6 +344,16 @@ def _vae_saved(tmp_path):
     return torch, vae, path, _members(path), B
 
 
+def test_vae_round_trip_is_exact(tmp_path):
+    _, vae, path, _, _ = _vae_saved(tmp_path)
+    again = load(path)
+    assert again.get_params() == vae.get_params()
+    for a, b in zip(again.encoder_.state_dict().values(), vae.encoder_.state_dict().values()):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    np.testing.assert_array_equal(again.score_samples(X[:, :3]), vae.score_samples(X[:, :3]))
+    np.testing.assert_array_equal(again.sample(5), vae.sample(5))
+
+
 def test_vae_with_nan_weights_scale_0_or_a_short_shift_is_refused(tmp_path):
     _, _, path, m, _ = _vae_saved(tmp_path)
     bad = dict(m)

@@ -166,7 +166,18 @@ def _fitted_estimators():
                                                                 random_state=0), X3),
             "GaussianMixtureIC": (GaussianMixtureIC(n_components=[1, 2], random_state=0), X3),
             "PPCA": (PPCA(1), X3),
+            **_vae(X3),
         }
+
+
+def _vae(X3):
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return {}
+    from fastem import VAE
+
+    return {"VAE": (VAE(1, hidden_layers=(4,), max_epochs=1, random_state=0), X3)}
 
 
 ESTIMATORS = _fitted_estimators()

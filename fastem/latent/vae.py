@@ -452,15 +452,12 @@ class VAE(EstimatorBase):
         caller asks for a device (:func:`fastem.load`'s ``device``): a model
         trained on a GPU loads on a machine without one.
         """
-        from ..model_file import FileError, is_float, is_int
+        from ..model_file import FileError, fitted_value, is_float, is_int
 
         torch = _torch()
 
         def value(name, check, what):
-            v = fitted.get(name)
-            if not check(v):
-                raise FileError(f"metadata.fitted.{name}", f"must be {what}, got {v!r:.80}")
-            return v
+            return fitted_value(fitted, name, check, what)
 
         d = value("n_features_in_", is_int(1), "an integer >= 1")
         scale = value("scale", lambda v: is_float(v) and 0 < v < math.inf, "a positive number")
