@@ -54,7 +54,7 @@ def check_dtype(value, name="dtype"):
         return None
     try:
         dt = np.dtype(value)
-    except (TypeError, ValueError):
+    except Exception:  # noqa: BLE001 -- np.dtype("f8,,") raises SyntaxError (found by fuzzing model files)
         dt = None
     # (``dt is None`` first: NumPy compares None equal to float64)
     if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):

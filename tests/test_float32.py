@@ -114,7 +114,7 @@ def test_dtype_float32_computes_float64_input_in_float32():
     assert not np.array_equal(a.means_, exact.means_)
 
 
-@pytest.mark.parametrize("value", ["float16", np.int32, "double precision", 32, np.float16])
+@pytest.mark.parametrize("value", ["float16", np.int32, "double precision", 32, np.float16, "f8,,"])
 def test_bad_dtype_is_a_clear_error(value):
     X = _overlapping(n=200)
     with pytest.raises(ValueError, match="'dtype'"):
