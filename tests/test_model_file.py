@@ -6,6 +6,7 @@ ValueError or loads a model whose predictions are finite.
 """
 
 import json
+import os
 import tracemalloc
 import warnings
 import zipfile
@@ -285,7 +286,9 @@ def _mutations():
     )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# 150 examples in the suite (a few seconds); FASTEM_FUZZ_EXAMPLES=5000 for a thorough run
+@settings(max_examples=int(os.environ.get("FASTEM_FUZZ_EXAMPLES", 150)), deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(name=st.sampled_from(["gm-full", "gm-tied", "gm-diag", "gm-spherical",
                              "bgm-full-dirichlet_process", "ppca"]),
        mutations=st.lists(_mutations(), min_size=1, max_size=3))
