@@ -94,25 +94,6 @@ def _demo(args):
     return 0
 
 
-class ProgressBar:
-    """A one-line text progress bar with the log-likelihood, on stderr."""
-
-    def __init__(self, stream=None, width=30):
-        self.stream = stream if stream is not None else sys.stderr
-        self.width = width
-
-    def __call__(self, n_iter, max_iter, lower_bound, change, seconds):
-        done = int(self.width * n_iter / max(1, max_iter))
-        bar = "#" * done + "." * (self.width - done)
-        self.stream.write(f"\r[{bar}] iter {n_iter}/{max_iter}  log-likelihood {lower_bound:.6f}  "
-                          f"change {change:.2e}  {seconds:.3f}s/iter")
-        self.stream.flush()
-
-    def close(self):
-        self.stream.write("\n")
-        self.stream.flush()
-
-
 #: ``fastem fit --model``: the estimator each name fits.
 MODELS = {"gaussian": "GaussianMixture", "bayesian": "BayesianGaussianMixture"}
 
@@ -120,6 +101,7 @@ MODELS = {"gaussian": "GaussianMixture", "bayesian": "BayesianGaussianMixture"}
 def _fit(args):
     import fastem
     from .io import read_data, write_together
+    from ._progress import FitProgress
     from .model_file import model_writer
 
     X = read_data(args.data, header=args.header)
@@ -130,7 +112,7 @@ def _fit(args):
              reg_covar=args.reg_covar, backend=args.backend)
     if args.model == "bayesian":
         gm.set_params(weight_concentration_prior_type=args.weight_prior)
-    bar = None if args.quiet else ProgressBar()
+    bar = None if args.quiet else FitProgress(MODELS[args.model])
     gm.progress_callback = bar
     t0 = time.perf_counter()
     try:
@@ -306,7 +288,12 @@ def _warmup(args):
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="fastem", description="Fast Gaussian mixture models.")
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="fastem", description="Latent-variable models fitted by EM and variational "
+        "inference, fast: Gaussian mixtures, model selection over k, PPCA.")
+    parser.add_argument("--version", action="version", version=f"fastem {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="fit a generated mixture and report timings")
     demo.add_argument("--n-samples", type=int, default=1_000_000)

@@ -15,13 +15,12 @@ initialisations' passes.
 
 from __future__ import annotations
 
-import sys
-import time
 import warnings
 
 import numpy as np
 
 from ._compile_clock import compile_seconds
+from ._progress import bar
 
 #: ``(rows dtype, compute dtype)`` pairs of ``warmup(dtypes=...)``: float32
 #: rows may compute in either.
@@ -92,22 +91,11 @@ def warmup(dtypes=("float64", "float32"), progress=True, client=None):
         return client.run(warmup, dtypes=dtypes, progress=False)
     jobs = _jobs(dtypes)
     before = compile_seconds()
-    t0 = time.perf_counter()
-    for i, (label, job) in enumerate(jobs):
-        if progress:
-            _draw(i, len(jobs), label, time.perf_counter() - t0)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # tiny fits stop at max_iter=2 by design
-            job()
-    if progress:
-        _draw(len(jobs), len(jobs), "done", time.perf_counter() - t0)
-        sys.stderr.write("\n")
-        sys.stderr.flush()
+    with bar(len(jobs), "compiling kernels for this CPU", "config", disable=not progress) as shown:
+        for label, job in jobs:
+            shown.set_postfix_str(label, refresh=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # tiny fits stop at max_iter=2 by design
+                job()
+            shown.update()
     return compile_seconds() - before
-
-
-def _draw(done, total, label, seconds, width=24):
-    filled = width * done // total
-    sys.stderr.write(f"\rcompiling kernels for this CPU [{'#' * filled}{'.' * (width - filled)}] "
-                     f"{done}/{total} {seconds:5.1f}s  {label:<32}")
-    sys.stderr.flush()

@@ -138,3 +138,38 @@ def test_verbose_prints_progress(capsys):
     GaussianMixture(3, random_state=0, verbose=2, verbose_interval=1).fit(X)
     out = capsys.readouterr().out
     assert "Initialization 0" in out and "Iteration 1" in out and "converged" in out
+
+
+@pytest.mark.filterwarnings("ignore::fastem.exceptions.ConvergenceWarning")
+def test_verbose_1_draws_a_progress_bar_of_iterations(capsys):
+    gm = GaussianMixture(3, random_state=0, verbose=1, tol=0, max_iter=7).fit(X)
+    err = capsys.readouterr().err
+    assert "EM" in err and "7/7" in err and f"{gm.lower_bound_:.6f}" in err
+
+
+def test_progress_bar_restarts_for_each_start():
+    import io
+
+    from fastem._progress import FitProgress
+
+    stream = io.StringIO()
+    bar = FitProgress("EM", file=stream)
+    for n_iter in (1, 2, 3, 1, 2):  # two starts
+        bar(n_iter, 5, -1.0 * n_iter, 0.1, 0.01)
+    assert bar._bar.n == 2 and bar._bar.total == 5
+    bar.close()
+    assert "2/5" in stream.getvalue()
+
+
+def test_python_m_fastem_runs_the_command_line_and_reports_the_version():
+    import subprocess
+    import sys
+
+    import fastem
+
+    out = subprocess.run([sys.executable, "-m", "fastem", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"fastem {fastem.__version__}"
+    usage = subprocess.run([sys.executable, "-m", "fastem", "--help"], capture_output=True,
+                           text=True, check=True).stdout
+    assert "demo" in usage and "warmup" in usage

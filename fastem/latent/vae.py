@@ -23,7 +23,6 @@ reported ELBO and likelihood is in the units of X (``- d log s``).
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 import numpy as np
@@ -549,9 +548,9 @@ def _column_range(X):
 def _progress(verbose):
     if not verbose:
         return None
-    from ..cli import ProgressBar
+    from .._progress import FitProgress
 
-    return ProgressBar(sys.stderr)
+    return FitProgress("VAE", unit="epoch")
 
 
 __all__ = ["VAE", "elbo_rows", "importance_log_likelihood_rows"]

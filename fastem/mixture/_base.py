@@ -26,6 +26,7 @@ import numpy as np
 from .. import _em
 from .. import _validation as val
 from .. import exceptions
+from .._progress import FitProgress
 from .._covariance import parameter_shape
 from .._estimator import EstimatorBase
 from .._sampling import check_random_state
@@ -80,10 +81,18 @@ class MixtureBase(EstimatorBase):
             self._check_warm_start(n_features)
             start = (self._fitted_params(), self.lower_bound_)
         family = self._family(data, backend, sw, n_features)
+        progress = getattr(self, "progress_callback", None)
+        bar = None
+        if progress is None and self.verbose == 1:  # verbose=2 prints a line per iteration instead
+            progress = bar = FitProgress(family.name)
         settings = _em.LoopSettings(self.n_init, self.max_iter, self.tol, self.verbose,
-                                    self.verbose_interval, getattr(self, "progress_callback", None))
-        best = _em.fit(family, data, backend, sw, check_random_state(self.random_state),
-                       settings, start)
+                                    self.verbose_interval, progress)
+        try:
+            best = _em.fit(family, data, backend, sw, check_random_state(self.random_state),
+                           settings, start)
+        finally:
+            if bar is not None:
+                bar.close()
         self._set_fit_result(best, n_features, stacklevel=4)
         return data, backend
 
