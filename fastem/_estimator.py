@@ -29,11 +29,47 @@ class EstimatorBase:
                       if p.name != "self" and p.kind != p.VAR_KEYWORD)
 
     def get_params(self, deep=True):
-        """Constructor parameters as a dict (``deep`` is accepted for compatibility)."""
+        """Constructor parameters, as scikit-learn's ``clone`` and grid searches use them.
+
+        Parameters
+        ----------
+        deep : bool, default=True
+            Accepted for scikit-learn compatibility; fastem's estimators hold
+            no sub-estimators, so it changes nothing.
+
+        Returns
+        -------
+        params : dict
+            Parameter name to value, for every constructor parameter.
+
+        Examples
+        --------
+        >>> from fastem import GaussianMixture
+        >>> GaussianMixture(3, covariance_type="diag").get_params()["covariance_type"]
+        'diag'
+        """
         return {name: getattr(self, name) for name in self._get_param_names()}
 
     def set_params(self, **params):
-        """Set constructor parameters; returns self."""
+        """Set constructor parameters.
+
+        Parameters
+        ----------
+        **params : dict
+            Parameter name to new value; an unknown name is a ValueError.
+
+        Returns
+        -------
+        self : estimator
+            The estimator, with the new parameters (a fitted model keeps its
+            fitted attributes until the next ``fit``).
+
+        Examples
+        --------
+        >>> from fastem import GaussianMixture
+        >>> GaussianMixture().set_params(n_components=4, tol=1e-4)
+        GaussianMixture(n_components=4, tol=0.0001)
+        """
         valid = self._get_param_names()
         for key, value in params.items():
             if key not in valid:
@@ -94,3 +130,81 @@ class EstimatorBase:
             self.feature_names_in_ = names
         elif hasattr(self, "feature_names_in_"):
             del self.feature_names_in_
+
+
+class SaveLoad:
+    """``save`` and ``load`` of a model file (``fastem.model_file``), for the
+    estimators that have one."""
+
+    def save(self, path):
+        """Save the fitted model to a file that loads without pickle.
+
+        The file is a ``.npz`` archive of the fitted arrays and a JSON
+        document of the parameters (the format is in the user guide's "Model
+        files" page). It is written to a temporary file that is renamed at
+        the end, so a failed write leaves nothing behind.
+
+        Parameters
+        ----------
+        path : str or path-like
+            Where to write (conventionally ending in ``.npz``).
+
+        Raises
+        ------
+        ValueError
+            When the model's parameters no longer describe its fitted arrays
+            (``set_params`` after ``fit``): such a file would not load.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> from fastem import GaussianMixture, load
+        >>> X = np.random.default_rng(0).normal(size=(200, 2))
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+        >>> gm.save(path)
+        >>> bool(np.all(load(path).means_ == gm.means_))
+        True
+        """
+        from .model_file import save_model
+
+        save_model(self, path)
+
+    @classmethod
+    def load(cls, path):
+        """Load a model written by :meth:`save`, as an instance of this class.
+
+        Parameters
+        ----------
+        path : str or path-like
+            A file written by ``save``. It is untrusted input: only the
+            members the format names are read, and every field is validated.
+
+        Returns
+        -------
+        model : estimator
+            The fitted model, ready to predict or to continue fitting
+            (``warm_start``).
+
+        Raises
+        ------
+        ValueError
+            For a damaged or altered file (the message names the field), or
+            one that holds another class of model.
+
+        Examples
+        --------
+        >>> import numpy as np, tempfile, os
+        >>> from fastem import PPCA
+        >>> X = np.random.default_rng(0).normal(size=(200, 3))
+        >>> path = os.path.join(tempfile.mkdtemp(), "ppca.npz")
+        >>> PPCA(1).fit(X).save(path)
+        >>> PPCA.load(path).components_.shape
+        (1, 3)
+        """
+        from .model_file import load_model
+
+        model = load_model(path)
+        if not isinstance(model, cls):
+            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
+        return model

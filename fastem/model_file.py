@@ -246,7 +246,21 @@ class _Archive(_Members):
 
 
 def load_model(path):
-    """Load a model saved by :func:`save_model`; its class comes from the file.
+    """Load a model saved by ``save``; its class comes from the file.
+
+    Exported as ``fastem.load``. A model file is untrusted input: only the
+    members the format names are read, each after its declared shape and size
+    are checked, and every field is validated against what a fit produces.
+
+    Parameters
+    ----------
+    path : str or path-like
+        A ``.npz`` file written by a model's ``save``.
+
+    Returns
+    -------
+    model : GaussianMixture, BayesianGaussianMixture, PPCA or VAE
+        The fitted model (a VAE on the CPU; see ``VAE.to_device``).
 
     Raises
     ------
@@ -255,6 +269,16 @@ def load_model(path):
     ValueError
         When the file is not a fastem model, is damaged or altered (the message
         names the field), or comes from a newer format version.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> import fastem
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.npz")
+    >>> fastem.GaussianMixture(2, random_state=0).fit(X).save(path)
+    >>> type(fastem.load(path)).__name__
+    'GaussianMixture'
     """
     path = Path(path)
     if not path.exists():

@@ -31,8 +31,35 @@ def _axes(ax):
 
 
 def plot_lower_bound(model, ax=None):
-    """The bound after every iteration (``lower_bounds_``), or a VAE's ELBO per
-    epoch (``elbo_history_``), against the iteration."""
+    """Plot the lower bound of a fit against the iteration.
+
+    The bound after every iteration (``lower_bounds_``), or a VAE's ELBO per
+    epoch (``elbo_history_``).
+
+    Parameters
+    ----------
+    model : estimator
+        A fitted GaussianMixture, BayesianGaussianMixture or VAE.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes by default.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from fastem import GaussianMixture, plot
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 5]
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> plot.plot_lower_bound(gm).get_xlabel()
+    'iteration'
+    """
     history = getattr(model, "lower_bounds_", None)
     label = "lower bound"
     if history is None:
@@ -95,11 +122,37 @@ def plot_mixture(model, X, features=None, max_points=MAX_POINTS, random_state=0,
 
     Parameters
     ----------
-    model : a fitted GaussianMixture or BayesianGaussianMixture
+    model : GaussianMixture or BayesianGaussianMixture
+        A fitted mixture.
     X : array-like of shape (n_samples, n_features)
-        At most ``max_points`` rows, drawn uniformly, are drawn.
-    features : pair of column indices, or None for the mixture's first two
-        principal axes
+        The points; at most ``max_points`` rows, picked uniformly, are drawn.
+    features : tuple of two int, optional
+        The two columns to show; None shows the mixture's first two
+        principal axes.
+    max_points : int, default=20000
+        Most points drawn.
+    random_state : int, default=0
+        Seeds the choice of points when there are more than ``max_points``.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes by default.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> import numpy as np
+    >>> from fastem import GaussianMixture, plot
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(size=(200, 2)), rng.normal(size=(200, 2)) + 5]
+    >>> gm = GaussianMixture(2, random_state=0).fit(X)
+    >>> ax = plot.plot_mixture(gm, X)
+    >>> len(ax.patches)  # two ellipses per component
+    4
     """
     from matplotlib.patches import Ellipse
 
@@ -138,10 +191,29 @@ def plot_criterion(results, criterion="bic", ax=None):
 
     Parameters
     ----------
-    results : mapping of equal-length arrays with at least ``n_components``,
-        ``covariance_type`` and ``criterion`` (the layout of a model sweep's
-        ``results_``; a DataFrame works too)
-    criterion : {'bic', 'aic'}
+    results : mapping of str to array-like
+        Equal-length columns with at least ``n_components``,
+        ``covariance_type`` and ``criterion``: the layout of
+        ``GaussianMixtureIC.results_`` (a DataFrame works too).
+    criterion : {'bic', 'aic'}, default='bic'
+        The column to plot; the lowest value is marked.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure's axes by default.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The axes drawn on, one line per covariance type.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from fastem import plot
+    >>> results = {"n_components": [1, 2, 3], "covariance_type": ["full"] * 3,
+    ...            "bic": [300.0, 250.0, 260.0]}
+    >>> plot.plot_criterion(results).get_legend_handles_labels()[1]
+    ['full', 'best: k=2, full']
     """
     if criterion not in ("bic", "aic"):
         raise ValueError(f"Invalid value for 'criterion': {criterion!r}; expected 'bic' or 'aic'.")

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import _validation as val
-from .._estimator import EstimatorBase
+from .._estimator import EstimatorBase, SaveLoad
 from .._model import LOG_2PI, KernelInputs
 from .._sampling import check_random_state
 from ..backends import backend_for
@@ -33,7 +33,7 @@ def _column(wlp):
 
 
 @register_model
-class PPCA(EstimatorBase):
+class PPCA(SaveLoad, EstimatorBase):
     """Probabilistic PCA fitted by maximum likelihood (exact, one pass over X).
 
     Parameters
@@ -67,6 +67,18 @@ class PPCA(EstimatorBase):
         Total (weighted) log-likelihood of the training data at the optimum,
         from the closed form.
     n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import PPCA
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+    >>> ppca = PPCA(n_components=2).fit(X)
+    >>> round(ppca.noise_variance_, 2)
+    0.01
+    >>> ppca.transform(X).shape
+    (500, 2)
     """
 
     _fitted_attribute = "components_"
@@ -98,15 +110,18 @@ class PPCA(EstimatorBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) (also a memory map,
-            dask array, dataframe, or GPU array for ``backend='cuda'``)
-        y : ignored
+        X : array-like of shape (n_samples, n_features)
+            Also a memory map, a dask array, a dataframe, or a GPU array for
+            ``backend='cuda'``.
+        y : None
+            Ignored (scikit-learn's signature).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts a row that many times.
 
         Returns
         -------
-        self
+        self : PPCA
+            The fitted model.
 
         Raises
         ------
@@ -115,6 +130,16 @@ class PPCA(EstimatorBase):
             ``n_components + 1`` of positive weight; or data that lie in an
             affine subspace of dimension ``<= n_components`` (then ``sigma^2 = 0``
             and the likelihood is unbounded).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> ppca.components_.shape, ppca.explained_variance_.shape
+        ((2, 5), (2,))
         """
         self._check_params()
         backend = backend_for(X, self.backend, np.float64)
@@ -159,16 +184,50 @@ class PPCA(EstimatorBase):
 
     @property
     def loadings_(self):
+        """The factor loadings ``W``, shape (n_features, n_components):
+        ``components_.T * sqrt(explained_variance_ - noise_variance_)``."""
         self._check_fitted()
         return self.components_.T * np.sqrt(self.explained_variance_ - self.noise_variance_)
 
     def get_covariance(self):
-        """``C = W W^T + sigma^2 I``, shape (n_features, n_features)."""
+        """The model's covariance ``C = W W^T + sigma^2 I``.
+
+        Returns
+        -------
+        covariance : ndarray of shape (n_features, n_features)
+            The covariance of x under the fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> np.allclose(ppca.get_covariance() @ ppca.get_precision(), np.eye(5))
+        True
+        """
         W = self.loadings_
         return W @ W.T + self.noise_variance_ * np.eye(W.shape[0])
 
     def get_precision(self):
-        """``C^-1`` by the Woodbury identity, shape (n_features, n_features)."""
+        """The inverse of the model's covariance, by the Woodbury identity.
+
+        Returns
+        -------
+        precision : ndarray of shape (n_features, n_features)
+            ``C^-1``, computed without inverting a d x d matrix.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> ppca.get_precision().shape
+        (5, 5)
+        """
         self._check_fitted()
         d = self.components_.shape[1]
         # C = sigma^2 I + U diag(l - s) U^T with orthonormal U: C^-1 = I/s - U diag((l-s)/(s l)) U^T
@@ -195,21 +254,87 @@ class PPCA(EstimatorBase):
         return backend, backend.prepare(self._check_X(X, reset=False, backend=backend))
 
     def score_samples(self, X):
-        """Exact log-likelihood ``log N(x; mean_, C)`` of each row, shape (n_samples,)
-        (a lazy dask array for dask input)."""
+        """Exact log-likelihood ``log N(x; mean_, C)`` of each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+
+        Returns
+        -------
+        log_likelihood : ndarray of shape (n_samples,)
+            A lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> bool(np.isclose(ppca.score_samples(X).sum(), ppca.log_likelihood_))
+        True
+        """
         backend, data = self._rows(X)
         return backend.map_rows(data, self._kernel_inputs(), _column)
 
     def score(self, X, y=None, sample_weight=None):
-        """Mean (optionally weighted) log-likelihood of X, a float."""
+        """Mean log-likelihood of the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the mean.
+
+        Returns
+        -------
+        score : float
+            The (weighted) mean of :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> bool(np.isclose(ppca.score(X) * len(X), ppca.log_likelihood_))
+        True
+        """
         logp = np.asarray(self.score_samples(X))
         sw = val.check_sample_weight(sample_weight, logp.shape[0])
         return float(np.average(logp, weights=sw))
 
     def transform(self, X):
-        """Posterior means ``E[z | x] = M^-1 W^T (x - mean_)``, ``M = W^T W + sigma^2 I``;
-        shape (n_samples, n_components), computed chunk by chunk (a lazy dask
-        array for dask input)."""
+        """Posterior means of the latent variables, ``E[z | x] = M^-1 W^T (x - mean_)``.
+
+        ``M = W^T W + sigma^2 I``; computed chunk by chunk.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_components)
+            A lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> ppca.transform(X[:3]).shape
+        (3, 2)
+        """
         self._check_fitted()
         X = self._check_X(X, reset=False, backend=backend_for(X, "cpu"))
         W = self.loadings_
@@ -224,6 +349,23 @@ class PPCA(EstimatorBase):
         Parameters
         ----------
         Z : array-like of shape (n_samples, n_components)
+            Latent coordinates, such as :meth:`transform`'s output.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The reconstructed rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> error = ppca.inverse_transform(ppca.transform(X)) - X
+        >>> bool(np.abs(error).max() < 1)
+        True
         """
         self._check_fitted()
         Z = val.check_array(Z, name="Z", n_features=self.components_.shape[0], estimator="PPCA")
@@ -232,7 +374,28 @@ class PPCA(EstimatorBase):
         return (W @ np.linalg.solve(W.T @ W, M @ np.asarray(Z, dtype=np.float64).T)).T + self.mean_
 
     def sample(self, n_samples=1):
-        """Draw ``x = W z + mean_ + sigma eps`` from the fitted model, shape (n_samples, n_features)."""
+        """Draw rows ``x = W z + mean_ + sigma eps`` from the fitted model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw (from ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import PPCA
+        >>> rng = np.random.default_rng(0)
+        >>> X = rng.normal(size=(500, 2)) @ rng.normal(size=(2, 5)) + 0.1 * rng.normal(size=(500, 5))
+        >>> ppca = PPCA(n_components=2).fit(X)
+        >>> ppca.sample(3).shape
+        (3, 5)
+        """
         self._check_fitted()
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; need an integer >= 1.")
@@ -245,11 +408,6 @@ class PPCA(EstimatorBase):
     # ------------------------------------------------------------------
     # Model files
     # ------------------------------------------------------------------
-
-    def save(self, path):
-        """Save to ``path`` (.npz + JSON, no pickle); :func:`fastem.load` reads it."""
-        from ..model_file import save_model
-        save_model(self, path)
 
     def _saved_array(self, name):
         return getattr(self, name + "_")

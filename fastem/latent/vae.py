@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _validation as val
 from .. import config
-from .._estimator import EstimatorBase
+from .._estimator import EstimatorBase, SaveLoad
 from ..model_file import ModelFile, register_model
 
 INSTALL_HINT = "the VAE needs PyTorch: pip install 'fastem[vae]' (or pip install torch)"
@@ -126,7 +126,7 @@ def importance_log_likelihood_rows(torch, encoder, decoder, x, n_importance, lik
 
 
 @register_model
-class VAE(EstimatorBase):
+class VAE(SaveLoad, EstimatorBase):
     """Variational autoencoder fitted by minibatch gradient ascent on the ELBO.
 
     Parameters
@@ -143,14 +143,18 @@ class VAE(EstimatorBase):
     n_samples : int, default=1
         Reparameterised draws per row in each gradient step.
     batch_size : int, default=256
+        Rows per gradient step.
     max_epochs : int, default=200
+        Most passes over the data.
     learning_rate : float, default=1e-3
         Adam's step size.
     tol : float, default=1e-4
         Early stopping: training stops when the epoch's mean ELBO per row has
         not improved by more than ``tol`` nats for ``n_iter_no_change`` epochs.
     n_iter_no_change : int, default=10
+        Epochs without improvement before training stops.
     device : {'cpu', 'cuda'}, default='cpu'
+        Where PyTorch trains and evaluates the network.
     random_state : int or None, default=None
         Seeds the weights, the batch order and the draws (reproducible on the CPU).
     verbose : int, default=0
@@ -165,6 +169,15 @@ class VAE(EstimatorBase):
     noise_variance_ : float, the Gaussian ``sigma^2`` in the units of X (nan for Bernoulli)
     n_features_in_ : int ; feature_names_in_ : as GaussianMixture
     encoder_, decoder_ : the fitted ``torch.nn.Module`` objects
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import VAE
+    >>> X = np.random.default_rng(0).normal(size=(300, 4))
+    >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+    >>> vae.transform(X).shape, len(vae.elbo_history_)
+    ((300, 2), 5)
     """
 
     _fitted_attribute = "encoder_"
@@ -239,15 +252,27 @@ class VAE(EstimatorBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) (also a memory map or dataframe)
-        y : ignored
+        X : array-like of shape (n_samples, n_features)
+            Also a memory map or a dataframe.
+        y : None
+            Ignored (scikit-learn's signature).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the rows in the ELBO (an integer weight
             counts a row that many times in expectation).
 
         Returns
         -------
-        self
+        self : VAE
+            The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> vae.n_iter_
+        5
         """
         self._check_params()
         torch = _torch()
@@ -358,12 +383,52 @@ class VAE(EstimatorBase):
         return gen
 
     def transform(self, X):
-        """Encoder means ``mu(x)``, shape (n_samples, n_latent)."""
+        """Encoder means ``mu(x)`` of the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+
+        Returns
+        -------
+        Z : ndarray of shape (n_samples, n_latent)
+            The means of ``q(z | x)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> vae.transform(X[:3]).shape
+        (3, 2)
+        """
         return self._map(X, lambda torch, xb: self.encoder_(xb)[0], self.n_latent)
 
     def inverse_transform(self, Z):
-        """Decoder means for latent rows Z (n, n_latent), in the units of X
-        (probabilities for 'bernoulli')."""
+        """Decoder means for latent rows Z.
+
+        Parameters
+        ----------
+        Z : array-like of shape (n_samples, n_latent)
+            Latent coordinates, such as :meth:`transform`'s output.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The means of ``p(x | z)`` in the units of X (probabilities for
+            'bernoulli').
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> vae.inverse_transform(np.zeros((1, 2))).shape
+        (1, 4)
+        """
         self._check_fitted()
         torch = _torch()
         Z = val.check_array(Z, name="Z", n_features=self.n_latent, estimator="VAE")
@@ -375,7 +440,27 @@ class VAE(EstimatorBase):
         return out * self._scale + self._shift
 
     def sample(self, n_samples=1):
-        """Draws ``x ~ p(x | z)``, ``z ~ N(0, I)``: shape (n_samples, n_features)."""
+        """Draw rows ``x ~ p(x | z)`` with ``z ~ N(0, I)``.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw (from a generator seeded by ``random_state``).
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The rows, in the units of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> vae.sample(3).shape
+        (3, 4)
+        """
         self._check_fitted()
         torch = _torch()
         val._check_int(n_samples, "n_samples", 1)
@@ -392,10 +477,37 @@ class VAE(EstimatorBase):
         return draws.double().cpu().numpy() * self._scale + self._shift
 
     def score_samples(self, X, n_samples=None, importance_samples=None):
-        """Per-row ELBO (nats, units of X), estimated with ``n_samples`` draws
-        (default: the fit's, at least 16); with ``importance_samples=K``, the
-        importance-weighted estimate of ``log p(x)`` with K draws instead.
-        Draws come from a generator seeded by ``random_state``: repeatable."""
+        """Evidence lower bound of each row, or an importance-weighted ``log p(x)``.
+
+        Draws come from a generator seeded by ``random_state``: repeatable.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+        n_samples : int, default=None
+            Draws per row for the ELBO; None means the fit's ``n_samples``,
+            at least 16.
+        importance_samples : int, default=None
+            When given, the importance-weighted estimate of ``log p(x)`` with
+            this many draws (a tighter bound than the ELBO) instead.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            Nats, in the units of X.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> elbo = vae.score_samples(X[:5])
+        >>> iwae = vae.score_samples(X[:5], importance_samples=64)
+        >>> bool(np.mean(iwae) >= np.mean(elbo))
+        True
+        """
         self._check_fitted()
         offset = -self.n_features_in_ * math.log(self._scale) if self.likelihood == "gaussian" else 0.0
         torch = _torch()
@@ -415,18 +527,39 @@ class VAE(EstimatorBase):
         return self._map(X, fn, None) + offset
 
     def score(self, X, y=None, sample_weight=None, **kwargs):
-        """Mean (optionally weighted) of :meth:`score_samples`, a float."""
+        """Mean of :meth:`score_samples` over the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the mean.
+        **kwargs : dict
+            ``n_samples`` or ``importance_samples``, as in :meth:`score_samples`.
+
+        Returns
+        -------
+        score : float
+            The (weighted) mean.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> bool(np.isfinite(vae.score(X)))
+        True
+        """
         logp = self.score_samples(X, **kwargs)
         return float(np.average(logp, weights=val.check_sample_weight(sample_weight, len(logp))))
 
     # ------------------------------------------------------------------
     # Model files (weights as arrays; no pickle)
     # ------------------------------------------------------------------
-
-    def save(self, path):
-        """Save to ``path`` (.npz + JSON; the network weights as arrays, no pickle)."""
-        from ..model_file import save_model
-        save_model(self, path)
 
     def _file_contents(self):
         arrays = {f"encoder/{k}": v.detach().cpu().numpy()
@@ -488,7 +621,30 @@ class VAE(EstimatorBase):
         return model
 
     def to_device(self, device):
-        """Move the fitted network to ``device`` ('cpu' or 'cuda'); returns self."""
+        """Move the fitted network to another device.
+
+        A model loads onto the CPU (:func:`fastem.load`); move it to the GPU
+        with ``to_device("cuda")``.
+
+        Parameters
+        ----------
+        device : {'cpu', 'cuda'}
+            The PyTorch device; becomes the ``device`` parameter.
+
+        Returns
+        -------
+        self : VAE
+            The model, on ``device``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import VAE
+        >>> X = np.random.default_rng(0).normal(size=(300, 4))
+        >>> vae = VAE(n_latent=2, hidden_layers=(16,), max_epochs=5, random_state=0).fit(X)
+        >>> vae.to_device("cpu").device
+        'cpu'
+        """
         self._check_fitted()
         previous, self.device = self.device, device
         try:

@@ -28,13 +28,13 @@ from .. import _validation as val
 from .. import exceptions
 from .._progress import FitProgress
 from .._covariance import parameter_shape
-from .._estimator import EstimatorBase
+from .._estimator import EstimatorBase, SaveLoad
 from .._sampling import check_random_state
 from .._precision import check_dtype
 from ..backends import backend_for
 
 
-class MixtureBase(EstimatorBase):
+class MixtureBase(SaveLoad, EstimatorBase):
     """Fit and predictions of a mixture of Gaussians (EM or variational)."""
 
     _fitted_attribute = "means_"
@@ -47,20 +47,57 @@ class MixtureBase(EstimatorBase):
         X : array-like of shape (n_samples, n_features)
             Also a memory map, a dask array, a dataframe, or (``backend='cuda'``)
             a GPU array.
-        y : ignored
+        y : None
+            Ignored (scikit-learn's signature).
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights; an integer weight counts a row that many times.
 
         Returns
         -------
-        self
+        self : estimator
+            The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bool(gm.converged_), np.sort(gm.means_[:, 0]).round().astype(int)
+        (True, array([0, 6]))
         """
         self._fit(X, sample_weight)
         return self
 
     def fit_predict(self, X, y=None, sample_weight=None):
-        """Fit, then return the most probable component of each row, shape (n_samples,)
-        (a lazy dask array for dask input)."""
+        """Fit the model to X, then label each row with its most probable component.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            As in :meth:`fit`.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            A lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> labels = GaussianMixture(2, random_state=0).fit_predict(X)
+        >>> np.bincount(labels)
+        array([100, 100])
+        """
         data, backend = self._fit(X, sample_weight)
         return backend.map_rows(data, self._kernel_inputs(), _labels, None, np.int64)
 
@@ -149,37 +186,139 @@ class MixtureBase(EstimatorBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
 
         Returns
         -------
-        labels : ndarray of shape (n_samples,), int64 (a lazy dask array for dask input)
+        labels : ndarray of shape (n_samples,), int64
+            A lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> gm.predict(X[:3]).shape
+        (3,)
         """
         return self._predict_rows(X, _labels, None, np.int64)
 
     def predict_proba(self, X):
-        """Posterior probability of each component, shape (n_samples, n_components)
-        (a lazy dask array for dask input)."""
+        """Posterior probability of each component for each row.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_components)
+            Rows sum to 1; a lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> gm.predict_proba(X[:3]).sum(axis=1)
+        array([1., 1., 1.])
+        """
         return self._predict_rows(X, _posteriors, self.n_components)
 
     def score_samples(self, X):
-        """Per-row log-sum-exp of the weighted log-densities, shape (n_samples,)
-        (a lazy dask array for dask input): ``log p(x)`` for a maximum-likelihood
-        mixture."""
+        """Log-density of each row under the mixture.
+
+        The log-sum-exp over components of the weighted log-densities:
+        ``log p(x)`` for a maximum-likelihood mixture (for the variational
+        mixture, the same expression at the posterior's expected weights,
+        means and covariances, as scikit-learn computes it).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            A lazy dask array for dask input.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bool(gm.score_samples(X[:1])[0] > gm.score_samples(X[:1] + 50)[0])
+        True
+        """
         return self._predict_rows(X, _log_sum_exp)
 
     def score(self, X, y=None, sample_weight=None):
-        """Mean (optionally weighted) of :meth:`score_samples`, a float."""
+        """Mean log-density of the rows of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the mean.
+
+        Returns
+        -------
+        score : float
+            The (weighted) mean of :meth:`score_samples`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bool(np.isclose(gm.score(X), gm.lower_bound_))
+        True
+        """
         logp = np.asarray(self.score_samples(X))  # computes a lazy dask result
         sw = val.check_sample_weight(sample_weight, logp.shape[0])
         return float(np.average(logp, weights=sw))
 
     def sample(self, n_samples=1):
-        """Draw samples from the fitted mixture (same stream as scikit-learn).
+        """Draw rows from the fitted mixture.
+
+        The draws follow scikit-learn's: the same ``random_state`` gives the
+        same rows.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
 
         Returns
         -------
         X : ndarray of shape (n_samples, n_features)
-        y : ndarray of shape (n_samples,), component of each sample
+            The rows, grouped by component.
+        y : ndarray of shape (n_samples,)
+            The component each row was drawn from.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> rows, components = gm.sample(5)
+        >>> rows.shape, components.shape
+        ((5, 2), (5,))
         """
         self._check_fitted()
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
@@ -199,23 +338,6 @@ class MixtureBase(EstimatorBase):
                      for m, c, s in zip(self.means_, self.covariances_, counts)]
         y = np.concatenate([np.full(s, j, dtype=int) for j, s in enumerate(counts)])
         return np.vstack(parts), y
-
-    def save(self, path):
-        """Save the fitted model to ``path`` (.npz + JSON metadata, no pickle).
-
-        See :mod:`fastem.model_file` for the format; :meth:`load` reads it back.
-        """
-        from ..model_file import save_model
-        save_model(self, path)
-
-    @classmethod
-    def load(cls, path):
-        """Load a model written by :meth:`save` (never unpickles anything)."""
-        from ..model_file import load_model  # noqa: PLC0415 (io is light; imported when used)
-        model = load_model(path)
-        if not isinstance(model, cls):
-            raise ValueError(f"{path} holds a {type(model).__name__}, not a {cls.__name__}.")
-        return model
 
 
 def _labels(wlp):

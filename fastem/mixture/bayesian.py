@@ -319,28 +319,49 @@ class BayesianGaussianMixture(MixtureBase):
     n_components : int, default=1
         An upper bound on the components used; the prior switches off the rest.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        As in :class:`GaussianMixture`.
     tol : float, default=1e-3
         Convergence threshold on the change of the lower bound.
     reg_covar : float, default=1e-6
+        Added to the diagonal of the covariances.
     max_iter : int, default=100
+        Variational iterations; 0 initialises only.
     n_init : int, default=1
+        Initialisations; the one with the best final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
-    weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'},
-        default='dirichlet_process'
-    weight_concentration_prior : float > 0, default=None (``1 / n_components``)
-    mean_precision_prior : float > 0, default=None (1)
-    mean_prior : array-like of shape (n_features,), default=None (the data's
-        weighted mean)
-    degrees_of_freedom_prior : float > n_features - 1, default=None (n_features)
-    covariance_prior : default=None (the data's weighted covariance, ``ddof=1``:
-        its diagonal for 'diag', the mean of that for 'spherical')
-        (n_features, n_features) for 'full'/'tied', (n_features,) for 'diag',
-        a float for 'spherical'.
-    random_state, warm_start, verbose, verbose_interval : as GaussianMixture
+        The first responsibilities, as in :class:`GaussianMixture`.
+    weight_concentration_prior_type : {'dirichlet_process', 'dirichlet_distribution'}, \
+default='dirichlet_process'
+        The prior on the weights: a stick-breaking (truncated Dirichlet
+        process) prior, or a finite Dirichlet distribution.
+    weight_concentration_prior : float, default=None
+        Concentration of the weight prior (> 0); None means
+        ``1 / n_components``. Small values leave unneeded components empty.
+    mean_precision_prior : float, default=None
+        Precision of the prior on the means (> 0); None means 1.
+    mean_prior : array-like of shape (n_features,), default=None
+        Prior mean; None means the data's weighted mean.
+    degrees_of_freedom_prior : float, default=None
+        Degrees of freedom of the Wishart prior (> n_features - 1); None
+        means n_features.
+    covariance_prior : float or array-like, default=None
+        Prior covariance: (n_features, n_features) for 'full'/'tied',
+        (n_features,) for 'diag', a float for 'spherical'. None means the
+        data's weighted covariance (``ddof=1``; its diagonal for 'diag', the
+        mean of that for 'spherical').
+    random_state : int, RandomState instance or None, default=None
+        As in :class:`GaussianMixture`.
+    warm_start : bool, default=False
+        Continue from the previous fit's posterior.
+    verbose : int, default=0
+        As in :class:`GaussianMixture`.
+    verbose_interval : int, default=10
+        As in :class:`GaussianMixture`.
     backend : {'cpu', 'cuda'}, default='cpu'
+        As in :class:`GaussianMixture`.
     dtype : {None, numpy.float32, numpy.float64}, default=None
-        As :class:`GaussianMixture`: float32 input computes in float32 unless
-        numpy.float64 is given.
+        As in :class:`GaussianMixture`: float32 input computes in float32
+        unless numpy.float64 is given.
 
     Attributes
     ----------
@@ -365,6 +386,17 @@ class BayesianGaussianMixture(MixtureBase):
         (a float for 'tied')
     covariance_prior_ : shape as ``covariance_prior``
     n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import BayesianGaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) + [8, 0]]
+    >>> bgm = BayesianGaussianMixture(n_components=6, weight_concentration_prior=1e-3,
+    ...                               random_state=0).fit(X)
+    >>> int((bgm.weights_ > 0.01).sum())  # components in use
+    2
     """
 
     def __init__(self, *, n_components=1, covariance_type="full", tol=1e-3, reg_covar=1e-6,

@@ -78,7 +78,10 @@ class GaussianMixture(MixtureBase):
     Parameters
     ----------
     n_components : int, default=1
+        Number of mixture components.
     covariance_type : {'full', 'tied', 'diag', 'spherical'}, default='full'
+        Each component's own full covariance, one full covariance shared by
+        all ('tied'), diagonal covariances, or a single variance per component.
     tol : float, default=1e-3
         Convergence threshold on the change of the mean log-likelihood.
     reg_covar : float, default=1e-6
@@ -88,17 +91,29 @@ class GaussianMixture(MixtureBase):
     n_init : int, default=1
         Initialisations; the one with the best final lower bound is kept.
     init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        How the responsibilities of the first M-step are chosen: k-means
+        (k-means++ seeding and Lloyd passes), k-means++ seeds alone, random
+        responsibilities, or random rows as one-hot starts.
     weights_init : array-like of shape (n_components,), default=None
+        Initial weights (replace those of ``init_params``).
     means_init : array-like of shape (n_components, n_features), default=None
+        Initial means.
     precisions_init : array-like, default=None
+        Initial precisions (inverse covariances), of shape
         (n_components,) for 'spherical', (n_features, n_features) for 'tied',
         (n_components, n_features) for 'diag', (n_components, n_features,
         n_features) for 'full'.
     random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation (and re-seeding of emptied components); an
+        integer makes the fit reproducible, bit for bit, for any thread count.
     warm_start : bool, default=False
         Continue from the previous fit's parameters (``n_init`` is then ignored).
     verbose : int, default=0
+        0 prints nothing; 1 draws a progress bar of the iterations (tqdm, on
+        stderr); 2 prints a line every ``verbose_interval`` iterations with
+        its time and lower bound, as scikit-learn does.
     verbose_interval : int, default=10
+        Iterations between two lines at ``verbose=2``.
     backend : {'cpu', 'cuda'}, default='cpu'
         'cuda' runs the passes on an NVIDIA GPU through numba.cuda (install
         ``fastem[cuda]``); X may then also be a GPU array (CuPy, PyTorch CUDA
@@ -152,6 +167,18 @@ class GaussianMixture(MixtureBase):
     Parameters are float64 whatever the input dtype; float32 input is read as
     float32 (never copied to float64), and statistics are accumulated in
     float64, centred on the previous means.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianMixture
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(size=(500, 2)), rng.normal(size=(500, 2)) + [8, 0]]
+    >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
+    >>> np.sort(gm.means_[:, 0]).round().astype(int)
+    array([0, 8])
+    >>> gm.predict([[7.5, 0.0]])
+    array([1])
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
@@ -235,6 +262,7 @@ class GaussianMixture(MixtureBase):
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
         sample_weight : array-like of shape (n_samples,), default=None
             Counts, as in :meth:`fit`: an integer weight stands for that many
             rows, so ``log L = sum w log p(x)`` and ``n = sum w`` (the
@@ -243,14 +271,48 @@ class GaussianMixture(MixtureBase):
 
         Returns
         -------
-        float
+        bic : float
+            The criterion; compare it between models fitted to the same rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bics = [GaussianMixture(k, random_state=0).fit(X).bic(X) for k in (1, 2, 3)]
+        >>> int(np.argmin(bics)) + 1
+        2
         """
         loglik, n = self._total_log_likelihood(X, sample_weight)
         return -2.0 * loglik + self._n_parameters() * np.log(n)
 
     def aic(self, X, sample_weight=None):
-        """Akaike information criterion on X (lower is better): ``-2 log L + 2 p``;
-        ``sample_weight`` as in :meth:`bic`."""
+        """Akaike information criterion on X (lower is better): ``-2 log L + 2 p``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the model was fitted on.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Counts, as in :meth:`bic`.
+
+        Returns
+        -------
+        aic : float
+            The criterion; compare it between models fitted to the same rows.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(100, 2)), rng.normal(size=(100, 2)) + 6]
+        >>> gm = GaussianMixture(2, random_state=0).fit(X)
+        >>> bool(gm.aic(X) < GaussianMixture(1).fit(X).aic(X))
+        True
+        """
         loglik, _ = self._total_log_likelihood(X, sample_weight)
         return -2.0 * loglik + 2.0 * self._n_parameters()
 

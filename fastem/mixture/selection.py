@@ -39,18 +39,38 @@ class GaussianMixtureIC(EstimatorBase):
     n_components : int or iterable of int, default=None
         The candidates' numbers of components; None: ``min_components`` to
         ``max_components``.
-    min_components, max_components : int, default=1, 10
-        The range used when ``n_components`` is None (both included), as in
-        scikit-learn's proposal (its issue #19338).
+    min_components : int, default=1
+        Smallest number of components when ``n_components`` is None (the
+        range of scikit-learn's proposal, its issue #19338).
+    max_components : int, default=10
+        Largest number of components when ``n_components`` is None (included).
     covariance_type : str, list of str, or 'all', default='full'
+        The candidates' covariance types; 'all' tries the four.
     criterion : {'bic', 'aic'}, default='bic'
-    tol, reg_covar, max_iter, n_init, init_params, random_state, verbose,
-    verbose_interval, backend, dtype : as :class:`GaussianMixture`
-        Each candidate is exactly ``GaussianMixture(n_components=k,
-        covariance_type=c, ...)`` with these parameters. With an integer
-        ``random_state`` every candidate gets its own ``RandomState(seed)``,
-        so each is the model ``GaussianMixture`` fits alone (to round-off of
-        the shared pass).
+        What chooses the best candidate (lowest wins).
+    tol : float, default=1e-3
+        As in :class:`GaussianMixture`, for every candidate.
+    reg_covar : float, default=1e-6
+        As in :class:`GaussianMixture`.
+    max_iter : int, default=100
+        As in :class:`GaussianMixture`.
+    n_init : int, default=1
+        As in :class:`GaussianMixture`.
+    init_params : {'kmeans', 'k-means++', 'random', 'random_from_data'}, default='kmeans'
+        As in :class:`GaussianMixture`.
+    random_state : int, RandomState instance or None, default=None
+        With an integer every candidate gets its own ``RandomState(seed)``, so
+        each is the model ``GaussianMixture(n_components=k,
+        covariance_type=c, ...)`` fits alone with these parameters (to
+        round-off of the shared pass).
+    verbose : int, default=0
+        As in :class:`GaussianMixture`.
+    verbose_interval : int, default=10
+        As in :class:`GaussianMixture`.
+    backend : {'cpu', 'cuda'}, default='cpu'
+        As in :class:`GaussianMixture`.
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        As in :class:`GaussianMixture`.
 
     Attributes
     ----------
@@ -75,6 +95,19 @@ class GaussianMixtureIC(EstimatorBase):
     a pass. On the GPU each chunk of X reaches the device once per pass and
     every candidate's kernel runs on it (for X resident on the GPU, one
     launch per candidate reads it from GPU memory).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianMixtureIC
+    >>> rng = np.random.default_rng(0)
+    >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6,
+    ...           rng.normal(size=(300, 2)) - 6]
+    >>> ic = GaussianMixtureIC(n_components=range(1, 6), random_state=0).fit(X)
+    >>> ic.n_components_, ic.covariance_type_
+    (3, 'full')
+    >>> ic.results_["bic"].shape
+    (5,)
     """
 
     _fitted_attribute = "best_estimator_"
@@ -149,9 +182,11 @@ class GaussianMixtureIC(EstimatorBase):
 
         Parameters
         ----------
-        X : array-like of shape (n_samples, n_features) (memory maps, dask
-            arrays, dataframes, GPU arrays as GaussianMixture)
-        y : ignored
+        X : array-like of shape (n_samples, n_features)
+            Also a memory map, a dask array, a dataframe or a GPU array, as in
+            :meth:`GaussianMixture.fit`.
+        y : None
+            Ignored (scikit-learn's signature).
         sample_weight : array-like of shape (n_samples,), default=None
             Counts: an integer weight stands for that many rows (scikit-learn's
             convention), so the criteria use ``log L = sum w log p(x)`` and
@@ -164,7 +199,19 @@ class GaussianMixtureIC(EstimatorBase):
 
         Returns
         -------
-        self
+        self : GaussianMixtureIC
+            The fitted sweep; ``best_estimator_`` is the chosen model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type="all",
+        ...                        random_state=0).fit(X)
+        >>> len(ic.estimators_), ic.n_components_
+        (12, 2)
         """
         candidates = self._candidates()
         estimators = [self._estimator(k, t) for k, t in candidates]
@@ -234,27 +281,138 @@ class GaussianMixtureIC(EstimatorBase):
     # -- the best model's methods ------------------------------------------------
 
     def predict(self, X):
-        """The best model's :meth:`GaussianMixture.predict`."""
+        """Most probable component of each row under the best model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the sweep was fitted on.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,), int64
+            ``best_estimator_.predict(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], random_state=0).fit(X)
+        >>> ic.predict(X[:2]).shape
+        (2,)
+        """
         self._check_fitted()
         return self.best_estimator_.predict(X)
 
     def predict_proba(self, X):
-        """The best model's :meth:`GaussianMixture.predict_proba`."""
+        """Posterior probability of each of the best model's components.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the sweep was fitted on.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_components_)
+            ``best_estimator_.predict_proba(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], random_state=0).fit(X)
+        >>> ic.predict_proba(X[:2]).shape
+        (2, 2)
+        """
         self._check_fitted()
         return self.best_estimator_.predict_proba(X)
 
     def score_samples(self, X):
-        """The best model's :meth:`GaussianMixture.score_samples`."""
+        """Log-density of each row under the best model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the sweep was fitted on.
+
+        Returns
+        -------
+        log_density : ndarray of shape (n_samples,)
+            ``best_estimator_.score_samples(X)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], random_state=0).fit(X)
+        >>> ic.score_samples(X[:2]).shape
+        (2,)
+        """
         self._check_fitted()
         return self.best_estimator_.score_samples(X)
 
     def score(self, X, y=None, sample_weight=None):
-        """The best model's :meth:`GaussianMixture.score`."""
+        """Mean log-density of the rows of X under the best model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Rows with the features the sweep was fitted on.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the mean.
+
+        Returns
+        -------
+        score : float
+            ``best_estimator_.score(X, sample_weight=sample_weight)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], random_state=0).fit(X)
+        >>> bool(np.isclose(ic.score(X), ic.best_estimator_.score(X)))
+        True
+        """
         self._check_fitted()
         return self.best_estimator_.score(X, sample_weight=sample_weight)
 
     def sample(self, n_samples=1):
-        """The best model's :meth:`GaussianMixture.sample`."""
+        """Draw rows from the best model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Number of rows to draw.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The rows, grouped by component.
+        y : ndarray of shape (n_samples,)
+            The component each row was drawn from.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureIC
+        >>> rng = np.random.default_rng(0)
+        >>> X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 6]
+        >>> ic = GaussianMixtureIC(n_components=[1, 2, 3], random_state=0).fit(X)
+        >>> ic.sample(4)[0].shape
+        (4, 2)
+        """
         self._check_fitted()
         return self.best_estimator_.sample(n_samples)
 
