@@ -65,6 +65,12 @@ sphinx_gallery_conf = {
 warnings.filterwarnings("ignore", category=UserWarning,
                         message="Matplotlib is currently using agg")
 
+# MathJax renders the formulas, from its CDN by default (as on every Sphinx
+# site); FASTEM_DOCS_MATHJAX points at a local copy for offline viewing, a path
+# under the built site's _static folder (e.g. "mathjax/tex-chtml.js").
+if os.environ.get("FASTEM_DOCS_MATHJAX"):
+    mathjax_path = os.environ["FASTEM_DOCS_MATHJAX"]
+
 # -- HTML ------------------------------------------------------------------------------
 html_theme = "pydata_sphinx_theme"
 html_title = f"fastem {release}"

@@ -66,7 +66,10 @@ class PPCA(SaveLoad, EstimatorBase):
     log_likelihood_ : float
         Total (weighted) log-likelihood of the training data at the optimum,
         from the closed form.
-    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    n_features_in_ : int
+        Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
+        Column names of a dataframe X, as in :class:`GaussianMixture`.
 
     Examples
     --------

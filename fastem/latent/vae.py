@@ -164,10 +164,18 @@ class VAE(SaveLoad, EstimatorBase):
     ----------
     elbo_history_ : list of float
         Mean training ELBO per row (weighted; nats, units of X) of every epoch.
-    epoch_seconds_ : list of float, wall time of every epoch
-    n_iter_ : int, epochs run ; converged_ : bool, stopped early
-    noise_variance_ : float, the Gaussian ``sigma^2`` in the units of X (nan for Bernoulli)
-    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    epoch_seconds_ : list of float
+        Wall time of every epoch.
+    n_iter_ : int
+        Epochs run.
+    converged_ : bool
+        Whether training stopped early (no improvement of ``tol``).
+    noise_variance_ : float
+        The Gaussian ``sigma^2`` in the units of X (nan for 'bernoulli').
+    n_features_in_ : int
+        Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
+        Column names of a dataframe X, as in :class:`GaussianMixture`.
     encoder_, decoder_ : the fitted ``torch.nn.Module`` objects
 
     Examples

@@ -380,12 +380,17 @@ default='dirichlet_process'
         lower bound of the model itself, comparable across ``n_components``.
     weight_concentration_prior_, weight_concentration_ : float, and a tuple
         of two (n_components,) arrays ('dirichlet_process') or (n_components,)
-    mean_precision_prior_ : float ; mean_precision_ : (n_components,)
+    mean_precision_prior_ : float
+    mean_precision_ : ndarray of shape (n_components,)
     mean_prior_ : (n_features,)
-    degrees_of_freedom_prior_ : float ; degrees_of_freedom_ : (n_components,)
+    degrees_of_freedom_prior_ : float
+    degrees_of_freedom_ : ndarray of shape (n_components,)
         (a float for 'tied')
     covariance_prior_ : shape as ``covariance_prior``
-    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    n_features_in_ : int
+        Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
+        Column names of a dataframe X, as in :class:`GaussianMixture`.
 
     Examples
     --------

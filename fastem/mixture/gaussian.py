@@ -141,7 +141,7 @@ class GaussianMixture(MixtureBase):
     lower_bounds_ : list of float
         The lower bound after every iteration of the best initialisation.
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,), dtype object
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
         Column names of X when it was a dataframe with string column names
         (pandas, polars, ...); absent otherwise. Later inputs with other
         names, or the same names in another order, raise a ValueError; an

@@ -75,7 +75,10 @@ class GaussianMixtureIC(EstimatorBase):
     Attributes
     ----------
     best_estimator_ : GaussianMixture
-    n_components_ : int ; covariance_type_ : str
+    n_components_ : int
+        The best candidate's number of components.
+    covariance_type_ : str
+        The best candidate's covariance type.
     estimators_ : list of GaussianMixture, one per candidate (in ``results_`` order)
     results_ : dict of equal-length ndarrays: ``n_components``,
         ``covariance_type``, ``bic``, ``aic``, ``lower_bound``, ``n_iter``,
@@ -87,7 +90,10 @@ class GaussianMixtureIC(EstimatorBase):
         Passes over all of X during the initialisations (the k-means Lloyd
         passes and final assignment, shared by the candidates; seeding and the
         first Lloyd iterations run on a sample of rows and are not counted).
-    n_features_in_ : int ; feature_names_in_ : as GaussianMixture
+    n_features_in_ : int
+        Number of features seen by ``fit``.
+    feature_names_in_ : ndarray of shape (n_features,), dtype object
+        Column names of a dataframe X, as in :class:`GaussianMixture`.
 
     Notes
     -----
@@ -316,7 +322,7 @@ class GaussianMixtureIC(EstimatorBase):
 
         Returns
         -------
-        proba : ndarray of shape (n_samples, n_components_)
+        proba : ndarray of shape (n_samples, n_components)
             ``best_estimator_.predict_proba(X)``.
 
         Examples
