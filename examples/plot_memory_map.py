@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fastem import GaussianMixture
-from fastem.plot import plot_lower_bound
+from fastem.plot import plot_mixture
 
 rng = np.random.default_rng(3)
 folder = tempfile.mkdtemp()
@@ -34,6 +34,9 @@ print(type(X).__name__, X.dtype, X.shape, f"{os.path.getsize(path) / 2**20:.1f} 
 gm = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
 in_memory = GaussianMixture(2, covariance_type="diag", random_state=0).fit(np.array(X))
 print("same model as in memory:", np.allclose(gm.means_, in_memory.means_, rtol=1e-10))
+print(f"converged after {gm.n_iter_} iterations; mean log-likelihood {gm.lower_bound_:.4f}")
 
-ax = plot_lower_bound(gm)
+# %%
+# ``plot_mixture`` draws 20,000 rows picked from the map, not all of it.
+ax = plot_mixture(gm, X, features=(0, 1))
 plt.show()
