@@ -145,6 +145,30 @@ class Stats:
                      self.rows + other.rows)
 
 
+    def scaled(self, factor: float) -> "Stats":
+        """Every additive quantity times ``factor`` (statistics of ``factor``
+        times the weight; what stepwise EM averages)."""
+        return Stats(self.mass * factor, self.first * factor, self.second * factor,
+                     self.centres, self.log_likelihood * factor, self.weight_sum * factor,
+                     self.round_off, self.rows * factor)
+
+    def recentred(self, centres: np.ndarray) -> "Stats":
+        """The same statistics centred on other means: with ``delta = c' - c``,
+        ``S' = S - N delta`` and ``SS' = SS - S delta^T - delta S^T + N delta delta^T``
+        (only the diagonal for 'diag' and 'spherical' layouts)."""
+        delta = np.asarray(centres, dtype=np.float64) - self.centres
+        mass = self.mass
+        first = self.first - mass[:, None] * delta
+        if self.second.ndim == 3:
+            cross = self.first[:, :, None] * delta[:, None, :]
+            second = (self.second - cross - np.swapaxes(cross, 1, 2)
+                      + mass[:, None, None] * delta[:, :, None] * delta[:, None, :])
+        else:
+            second = self.second - 2.0 * self.first * delta + mass[:, None] * delta * delta
+        return Stats(mass, first, second, np.array(centres, dtype=np.float64),
+                     self.log_likelihood, self.weight_sum, self.round_off, self.rows)
+
+
 def mass_guard(stats: "Stats") -> float:
     """What the M-step adds to every component's mass: scikit-learn's
     ``10 * eps`` in units of the mean weight, so that multiplying every

@@ -217,6 +217,11 @@ def check_estimator_params(est) -> None:
     _check_int(est.verbose_interval, "verbose_interval", 1)
     if not isinstance(est.warm_start, (bool, np.bool_)):
         raise ValueError(f"Invalid value for 'warm_start': {est.warm_start!r}; expected a bool.")
+    decay = getattr(est, "learning_decay", 0.7)
+    if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0.5 < decay <= 1.0:
+        raise ValueError(f"Invalid value for 'learning_decay': {decay!r}; expected a number in "
+                         "(0.5, 1] (partial_fit's steps must sum to infinity, their squares not).")
+    _check_real(getattr(est, "learning_offset", 10.0), "learning_offset", 0.0)
     check_dtype(getattr(est, "dtype", None))
     check_backend(est.backend)
     rs = est.random_state

@@ -26,10 +26,11 @@ import numpy as np
 from .. import _em
 from .. import _validation as val
 from .. import exceptions
+from . import _stream
 from .._progress import FitProgress
 from .._covariance import parameter_shape
 from .._estimator import EstimatorBase, SaveLoad
-from .._sampling import check_random_state
+from .._sampling import check_random_state, choose_rows
 from .._precision import check_dtype
 from ..backends import backend_for
 
@@ -101,7 +102,118 @@ class MixtureBase(SaveLoad, EstimatorBase):
         data, backend = self._fit(X, sample_weight)
         return backend.map_rows(data, self._kernel_inputs(), _labels, None, np.int64)
 
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Update the model with one batch of rows (stepwise EM, or stochastic VI).
+
+        The first call initialises the model from its batch by ``init_params``
+        (k-means runs on that batch alone, so it should hold every cluster),
+        then every call makes one step: the batch's statistics under the
+        current parameters are averaged into running statistics with the step
+        size ``(learning_offset + t)^(-learning_decay)`` of the t-th batch, and
+        the M-step runs on them. Memory does not grow with the number of
+        batches. After ``fit`` or ``load`` the first call continues from the
+        fitted parameters. Each batch is one pass on the backend that holds it.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            One batch of rows (an array, memory map, dask array, dataframe or,
+            with ``backend='cuda'``, GPU array); the first batch needs at least
+            ``n_components`` rows.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights; an integer weight counts a row that many
+            times. A batch whose weights sum to zero is refused.
+
+        Returns
+        -------
+        self : estimator
+            The updated model. ``n_batches_seen_`` (and ``n_iter_``) count the
+            calls since the first or since the last ``fit``; ``lower_bound_``
+            is the bound of the running statistics after this step (for EM,
+            the running mean log-likelihood per row), ``lower_bounds_`` and
+            ``iteration_seconds_`` hold this step's only, and ``converged_``
+            stays False: a stream has no end to converge at.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixture
+        >>> rng = np.random.default_rng(0)
+        >>> gm = GaussianMixture(2, random_state=0)
+        >>> for _ in range(20):
+        ...     batch = np.r_[rng.normal(size=(250, 2)), rng.normal(size=(250, 2)) + 6]
+        ...     gm = gm.partial_fit(batch)
+        >>> gm.n_batches_seen_, np.sort(gm.means_[:, 0]).round().astype(int)
+        (20, array([0, 6]))
+        """
+        self._check_params()
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
+        fitted = hasattr(self, self._fitted_attribute)
+        X = self._check_X(X, reset=not fitted, backend=backend)
+        n_samples, n_features = X.shape
+        sw = val.check_sample_weight(sample_weight, n_samples)
+        data = backend.prepare(X)
+        stream = getattr(self, "_stream", None)
+        watch = _em._Stopwatch()
+        if not fitted:
+            if n_samples < self.n_components:
+                raise ValueError(
+                    f"Expected n_samples >= n_components but got n_components = "
+                    f"{self.n_components}, n_samples = {n_samples} (the first batch of "
+                    "partial_fit initialises every component).")
+            family = self._family(data, backend, sw, n_features)
+            stream = _stream.Stream(family, check_random_state(self.random_state))
+            params = family.initialize(data, backend, sw, stream.rng)
+            self.n_batches_seen_, self.n_reseeds_, self.compile_seconds_ = 0, 0, 0.0
+            self.init_seconds_, compiled = watch.stop()
+            self.compile_seconds_ += compiled
+            watch = _em._Stopwatch()
+        else:
+            self._check_warm_start(n_features, "partial_fit")
+            if stream is None:  # after fit or load: continue from the fitted model
+                stream = _stream.Stream(self._fitted_family(),
+                                        check_random_state(self.random_state))
+                self.n_batches_seen_ = 0
+                self.n_reseeds_ = getattr(self, "n_reseeds_", 0)
+                self.compile_seconds_ = getattr(self, "compile_seconds_", 0.0)
+            family, params = stream.family, self._fitted_params()
+        stats = backend.accumulate(data, family.kernel_inputs(params), sw)
+        if not np.isfinite(stats.log_likelihood):
+            raise ValueError("partial_fit: the batch's log-likelihood is not finite under the "
+                             "current model (rows far outside its scale?); rescale X or "
+                             "increase reg_covar.")
+        total = stream.update(stats, self.learning_decay, self.learning_offset)
+
+        def draw_rows(count):  # re-seeded components start at rows of this batch
+            rows = choose_rows(n_samples, min(count, n_samples), sw, stream.rng)
+            return backend.take_rows(data, rows)
+
+        new, reseeded = family.m_step(total, draw_rows)
+        bound = family.lower_bound(total, params, new)
+        self._stream = stream
+        self._store(new)
+        seconds, compiled = watch.stop()
+        self.n_batches_seen_ += 1
+        self.n_iter_ = self.n_batches_seen_
+        self.n_reseeds_ += reseeded
+        self.converged_ = False  # a stream has no end to converge at
+        # The latest step only: a stream's memory must not grow with its length.
+        self.lower_bound_, self.lower_bounds_ = bound, [bound]
+        self.iteration_seconds_ = [seconds]
+        self.compile_seconds_ += compiled
+        if not fitted:
+            self._fitted_covariance_type = self.covariance_type
+            self._set_feature_names(n_features)
+        self._after_step(stream)
+        return self
+
+    def _after_step(self, stream):
+        """A subclass's fitted attributes that follow each partial_fit step."""
+
     def _fit(self, X, sample_weight):
+        self.__dict__.pop("_stream", None)  # a fit ends any stream; partial_fit continues from it
         self._check_params()
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)
@@ -153,10 +265,10 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._fitted_covariance_type = self.covariance_type
         self._set_feature_names(n_features)
 
-    def _check_warm_start(self, n_features):
+    def _check_warm_start(self, n_features, what="warm_start"):
         if self.n_features_in_ != n_features:
             raise ValueError(
-                f"warm_start: X has {n_features} features, but the model was fitted "
+                f"{what}: X has {n_features} features, but the model was fitted "
                 f"with {self.n_features_in_} features."
             )
         expected = parameter_shape(self.covariance_type, self.n_components, n_features)
@@ -165,8 +277,9 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 or np.shape(self.precisions_cholesky_) != expected
                 or fitted_type != self.covariance_type):
             raise ValueError(
-                "warm_start: n_components or covariance_type changed since the previous "
-                "fit; set warm_start=False to start afresh."
+                f"{what}: n_components or covariance_type changed since the previous "
+                "fit; " + ("set warm_start=False to start afresh." if what == "warm_start"
+                           else "call fit to start afresh.")
             )
 
     # ------------------------------------------------------------------

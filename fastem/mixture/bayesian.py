@@ -357,6 +357,15 @@ default='dirichlet_process'
         As in :class:`GaussianMixture`.
     verbose_interval : int, default=10
         As in :class:`GaussianMixture`.
+    learning_decay : float, default=0.7
+        ``partial_fit``'s step sizes ``(learning_offset + t)^(-learning_decay)``
+        for the t-th batch, as scikit-learn's ``LatentDirichletAllocation``
+        names them; in (0.5, 1] (Robbins–Monro: the steps sum to infinity and
+        their squares do not). Larger forgets earlier batches faster at first
+        and averages more later. ``fit`` ignores it.
+    learning_offset : float, default=10.0
+        Slows the first steps of ``partial_fit`` (>= 0): the second batch
+        weighs ``(learning_offset + 2)^(-learning_decay)``. ``fit`` ignores it.
     backend : {'cpu', 'cuda'}, default='cpu'
         As in :class:`GaussianMixture`.
     dtype : {None, numpy.float32, numpy.float64}, default=None
@@ -409,8 +418,8 @@ default='dirichlet_process'
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, verbose_interval=10, backend="cpu",
-                 dtype=None):
+                 warm_start=False, verbose=0, verbose_interval=10, learning_decay=0.7,
+                 learning_offset=10.0, backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -428,6 +437,8 @@ default='dirichlet_process'
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
         self.backend = backend
         self.dtype = dtype
 
@@ -524,6 +535,10 @@ default='dirichlet_process'
         data, backend = super()._fit(X, sample_weight)
         self.elbo_ = self.lower_bound_ + self._fitted_family().elbo_constant(self._total_weight)
         return data, backend
+
+    def _after_step(self, stream):
+        self._total_weight = stream.weight_seen
+        self.elbo_ = self.lower_bound_ + stream.family.elbo_constant(stream.weight_seen)
 
     def _family(self, data, backend, sample_weight, n_features):
         self._total_weight = float(data.shape[0] if sample_weight is None

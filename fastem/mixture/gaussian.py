@@ -114,6 +114,15 @@ class GaussianMixture(MixtureBase):
         its time and lower bound, as scikit-learn does.
     verbose_interval : int, default=10
         Iterations between two lines at ``verbose=2``.
+    learning_decay : float, default=0.7
+        ``partial_fit``'s step sizes ``(learning_offset + t)^(-learning_decay)``
+        for the t-th batch, as scikit-learn's ``LatentDirichletAllocation``
+        names them; in (0.5, 1] (Robbins–Monro: the steps sum to infinity and
+        their squares do not). Larger forgets earlier batches faster at first
+        and averages more later. ``fit`` ignores it.
+    learning_offset : float, default=10.0
+        Slows the first steps of ``partial_fit`` (>= 0): the second batch
+        weighs ``(learning_offset + 2)^(-learning_decay)``. ``fit`` ignores it.
     backend : {'cpu', 'cuda'}, default='cpu'
         'cuda' runs the passes on an NVIDIA GPU through numba.cuda (install
         ``fastem[cuda]``); X may then also be a GPU array (CuPy, PyTorch CUDA
@@ -184,7 +193,8 @@ class GaussianMixture(MixtureBase):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, backend="cpu", dtype=None):
+                 verbose=0, verbose_interval=10, learning_decay=0.7, learning_offset=10.0,
+                 backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -199,6 +209,8 @@ class GaussianMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.learning_decay = learning_decay
+        self.learning_offset = learning_offset
         self.backend = backend
         self.dtype = dtype
 
@@ -223,6 +235,9 @@ class GaussianMixture(MixtureBase):
 
     def _check_params(self):
         val.check_estimator_params(self)
+
+    def _fitted_family(self):
+        return GaussianFamily(self)
 
     def _family(self, data, backend, sample_weight, n_features):
         k, ctype = self.n_components, self.covariance_type
