@@ -217,6 +217,8 @@ def check_estimator_params(est) -> None:
     _check_int(est.verbose_interval, "verbose_interval", 1)
     if not isinstance(est.warm_start, (bool, np.bool_)):
         raise ValueError(f"Invalid value for 'warm_start': {est.warm_start!r}; expected a bool.")
+    if getattr(est, "batch_size", None) is not None:
+        _check_int(est.batch_size, "batch_size", 1)
     decay = getattr(est, "learning_decay", 0.7)
     if isinstance(decay, bool) or not isinstance(decay, numbers.Real) or not 0.5 < decay <= 1.0:
         raise ValueError(f"Invalid value for 'learning_decay': {decay!r}; expected a number in "

@@ -109,10 +109,11 @@ def _fit(args):
     gm = cls(n_components=args.n_components, covariance_type=args.covariance_type,
              max_iter=args.max_iter, tol=args.tol, n_init=args.n_init,
              init_params=args.init_params, random_state=args.random_state,
-             reg_covar=args.reg_covar, backend=args.backend)
+             reg_covar=args.reg_covar, backend=args.backend, batch_size=args.batch_size)
     if args.model == "bayesian":
         gm.set_params(weight_concentration_prior_type=args.weight_prior)
-    bar = None if args.quiet else FitProgress(MODELS[args.model])
+    bar = None if args.quiet else FitProgress(MODELS[args.model],
+                                              unit="row" if args.batch_size else "iter")
     gm.progress_callback = bar
     t0 = time.perf_counter()
     try:
@@ -321,6 +322,9 @@ def build_parser():
     fit.add_argument("--covariance-type", default="full",
                      choices=["full", "tied", "diag", "spherical"])
     _add_fit_options(fit, random_state=None)
+    fit.add_argument("--batch-size", type=int, default=None,
+                     help="fit by passes of stepwise EM (stochastic VI for --model bayesian) "
+                          "over blocks of this many rows; --max-iter counts passes")
     fit.add_argument("--out", required=True, help="model file to write (.npz)")
     fit.add_argument("--quiet", action="store_true", help="no progress bar")
     fit.add_argument("--plot", help="also draw the bound per iteration to this image (matplotlib)")

@@ -126,8 +126,10 @@ def test_integer_weights_are_repeated_rows_and_their_scale_does_not_matter(covar
         weighted.partial_fit(b, sample_weight=w)
         rescaled.partial_fit(b, sample_weight=w * scale)
         repeated.partial_fit(np.repeat(b, w, axis=0))
-    _same_params(weighted, repeated, 1e-9)
-    _same_params(rescaled, weighted, 1e-9)
+    # summed in another order, a random start's ill-conditioned covariances
+    # amplify round-off to ~1e-8 (seen for 'tied', seed 3041)
+    _same_params(weighted, repeated, 1e-7)
+    _same_params(rescaled, weighted, 1e-7)
 
 
 def test_a_long_stream_runs_in_constant_memory():
@@ -228,3 +230,53 @@ def test_a_saved_stream_model_loads_and_continues(tmp_path):
     np.testing.assert_array_equal(again.predict(X), gm.predict(X))
     again.partial_fit(X[600:])
     assert again.n_batches_seen_ == 1
+
+
+# -- fit with batch_size: passes of stepwise EM over data that is all there (#27 section 2)
+
+def test_batch_size_fit_is_deterministic_and_the_same_on_every_backend(tmp_path):
+    kw = dict(n_components=3, batch_size=128, max_iter=3, random_state=0)
+    da = pytest.importorskip("dask.array")
+    np.save(tmp_path / "X.npy", X)
+    with _quiet():
+        a = GaussianMixture(**kw).fit(X)
+        b = GaussianMixture(**kw).fit(X)
+        mapped = GaussianMixture(**kw).fit(np.load(tmp_path / "X.npy", mmap_mode="r"))
+        chunked = GaussianMixture(**kw).fit(da.from_array(X, chunks=(100, 3)))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert a.n_iter_ == len(a.lower_bounds_) <= 3
+    _same_params(mapped, a, 1e-10)
+    _same_params(chunked, a, 1e-10)
+
+
+@pytest.mark.parametrize("cls", [GaussianMixture, BayesianGaussianMixture])
+def test_a_few_passes_in_batches_reach_the_batch_fit(cls):
+    Xall, _ = make_blobs(n=40_000, d=4, k=4, seed=5)
+    train, test = Xall[:30_000], Xall[30_000:]
+    with _quiet():
+        batch = cls(n_components=4, random_state=0, max_iter=500, tol=1e-8).fit(train)
+        streamed = cls(n_components=4, random_state=0, batch_size=2_000, max_iter=3).fit(train)
+    assert abs(streamed.score(test) - batch.score(test)) < 0.01
+
+
+def test_batch_size_progress_counts_rows_and_weights_count_rows():
+    seen = []
+    gm = GaussianMixture(3, batch_size=200, max_iter=2, tol=0, random_state=0)
+    gm.progress_callback = lambda n, total, *rest: seen.append((n, total))
+    with _quiet():
+        gm.fit(X)
+    assert seen[-1] == (2 * len(X), 2 * len(X)) and len(seen) == 2 * 5
+    with pytest.raises(ValueError, match="batch_size"):
+        GaussianMixture(3, batch_size=0).fit(X)
+
+
+def test_cli_fit_in_batches_counts_rows(tmp_path, capsys):
+    from fastem import load
+    from fastem.cli import main
+
+    np.save(tmp_path / "X.npy", X)
+    assert main(["fit", str(tmp_path / "X.npy"), "--n-components", "3", "--batch-size", "300",
+                 "--max-iter", "2", "--random-state", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    err = capsys.readouterr().err
+    assert "1800/1800" in err and "row" in err  # two passes of 900 rows
+    assert load(tmp_path / "m.npz").batch_size == 300

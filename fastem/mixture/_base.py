@@ -23,16 +23,16 @@ import warnings
 
 import numpy as np
 
-from .. import _em
+from .. import _em, config
 from .. import _validation as val
 from .. import exceptions
 from . import _stream
 from .._progress import FitProgress
 from .._covariance import parameter_shape
 from .._estimator import EstimatorBase, SaveLoad
-from .._sampling import check_random_state, choose_rows
+from .._sampling import check_random_state
 from .._precision import check_dtype
-from ..backends import backend_for
+from ..backends import backend_for, get_backend
 
 
 class MixtureBase(SaveLoad, EstimatorBase):
@@ -179,19 +179,8 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 self.n_reseeds_ = getattr(self, "n_reseeds_", 0)
                 self.compile_seconds_ = getattr(self, "compile_seconds_", 0.0)
             family, params = stream.family, self._fitted_params()
-        stats = backend.accumulate(data, family.kernel_inputs(params), sw)
-        if not np.isfinite(stats.log_likelihood):
-            raise ValueError("partial_fit: the batch's log-likelihood is not finite under the "
-                             "current model (rows far outside its scale?); rescale X or "
-                             "increase reg_covar.")
-        total = stream.update(stats, self.learning_decay, self.learning_offset)
-
-        def draw_rows(count):  # re-seeded components start at rows of this batch
-            rows = choose_rows(n_samples, min(count, n_samples), sw, stream.rng)
-            return backend.take_rows(data, rows)
-
-        new, reseeded = family.m_step(total, draw_rows)
-        bound = family.lower_bound(total, params, new)
+        new, bound, reseeded = stream.step(params, backend, data, sw, self.learning_decay,
+                                           self.learning_offset)
         self._stream = stream
         self._store(new)
         seconds, compiled = watch.stop()
@@ -209,11 +198,96 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._after_step(stream)
         return self
 
+    def _fit_in_batches(self, X, sample_weight):
+        """``fit`` with ``batch_size``: passes of stepwise EM (or stochastic VI)
+        over consecutive blocks of ``batch_size`` rows.
+
+        Each start initialises on ``min(batch_size, 20,000)`` rows drawn at
+        random from all of X (``config.KMEANS_SAMPLE_ROWS``, k-means' own sample); each pass visits every block once, in an order drawn from the
+        same RandomState (so the fit is deterministic), and the M-step follows
+        every block. A pass is an "iteration" for ``max_iter``, ``tol``,
+        ``n_iter_``, ``lower_bounds_`` and ``verbose``; the progress callback
+        is called after every block, counting rows.
+        """
+        self._check_params()
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
+        X = self._check_X(X, reset=True, backend=backend)
+        n_samples, n_features = X.shape
+        sw = val.check_sample_weight(sample_weight, n_samples)
+        if n_samples < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {n_samples}.")
+        data = backend.prepare(X)
+        rng = check_random_state(self.random_state)
+        blocks = _stream.batches(n_samples, int(self.batch_size))
+        data_weight = float(n_samples if sw is None else sw.sum())
+        progress = getattr(self, "progress_callback", None)
+        best = None
+        for init in range(self.n_init):
+            if self.verbose:
+                print(f"Initialization {init}")
+            watch = _em._Stopwatch()
+            family = self._family(data, backend, sw, n_features)  # priors from all of X
+            # k-means on more than its own sample of rows only refines with
+            # Lloyd passes that the first blocks' steps repeat anyway
+            size = min(int(self.batch_size), config.KMEANS_SAMPLE_ROWS, n_samples)
+            rows = _stream.sample_sorted(n_samples, max(size, self.n_components), rng)
+            sample, host = backend.take_rows(data, rows), get_backend("cpu", check_dtype(self.dtype))
+            params = family.initialize(host.prepare(sample), host,
+                                       None if sw is None else sw[rows], rng)
+            stream = _stream.Stream(family, rng)
+            init_seconds, compile_seconds = watch.stop()
+            history, seconds, reseeds, converged, bound = [], [], 0, False, -np.inf
+            rows_read = 0
+            for _ in range(self.max_iter):
+                watch = _em._Stopwatch()
+                for i in rng.permutation(len(blocks)):
+                    a, b = blocks[i]
+                    part, part_backend = self._batch(X, a, b, backend)
+                    params, step_bound, reseeded = stream.step(
+                        params, part_backend, part, None if sw is None else sw[a:b],
+                        self.learning_decay, self.learning_offset, data_weight)
+                    reseeds += reseeded
+                    rows_read += b - a
+                    if progress is not None:
+                        progress(rows_read, n_samples * self.max_iter, step_bound,
+                                 step_bound - bound, 0.0)
+                change, bound = step_bound - bound, step_bound
+                pass_seconds, compiled = watch.stop()
+                history.append(bound)
+                seconds.append(pass_seconds)
+                compile_seconds += compiled
+                if self.verbose >= 2 and len(history) % self.verbose_interval == 0:
+                    print(f"  Pass {len(history)}\t time lapse {pass_seconds:.5f}s\t "
+                          f"lower bound {bound:.8f}\t ll change {change:.5f}")
+                if abs(change) < self.tol:
+                    converged = True
+                    break
+            run = _em.FitResult(params, bound, converged, len(history), history, reseeds,
+                                init_seconds, seconds, compile_seconds)
+            if best is None or run.lower_bound > best.lower_bound:
+                best = run
+        self._set_fit_result(best, n_features, stacklevel=5)
+        return data, backend
+
+    def _batch(self, X, start, stop, backend):
+        """Rows ``start:stop`` of X and the backend that holds them: a slice of
+        an array or memory map (a view: read when the pass reaches it), the
+        rows of a dask array computed to the host, chunk by chunk."""
+        from ..backends.dask import is_dask_array
+
+        if is_dask_array(X):
+            host = get_backend("cpu", check_dtype(self.dtype))
+            return host.prepare(np.ascontiguousarray(X[start:stop].compute())), host
+        return backend.prepare(X[start:stop]), backend
+
     def _after_step(self, stream):
         """A subclass's fitted attributes that follow each partial_fit step."""
 
     def _fit(self, X, sample_weight):
         self.__dict__.pop("_stream", None)  # a fit ends any stream; partial_fit continues from it
+        if getattr(self, "batch_size", None) is not None:
+            return self._fit_in_batches(X, sample_weight)
         self._check_params()
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)

@@ -357,6 +357,16 @@ default='dirichlet_process'
         As in :class:`GaussianMixture`.
     verbose_interval : int, default=10
         As in :class:`GaussianMixture`.
+    batch_size : int, default=None
+        None fits by batch EM, reading all of X every iteration. An integer
+        fits by passes of stepwise EM (stochastic VI for the Bayesian
+        mixture) over consecutive blocks of ``batch_size`` rows, as
+        :meth:`partial_fit` does for a stream: the model moves after every
+        block, so a pass or two can reach what batch EM needs many
+        iterations for. Each start initialises on ``min(batch_size,
+        20000)`` rows drawn at random; blocks are visited in an order drawn from
+        ``random_state`` (deterministic); ``max_iter`` and ``tol`` count
+        passes.
     learning_decay : float, default=0.7
         ``partial_fit``'s step sizes ``(learning_offset + t)^(-learning_decay)``
         for the t-th batch, as scikit-learn's ``LatentDirichletAllocation``
@@ -418,8 +428,8 @@ default='dirichlet_process'
                  weight_concentration_prior_type="dirichlet_process",
                  weight_concentration_prior=None, mean_precision_prior=None, mean_prior=None,
                  degrees_of_freedom_prior=None, covariance_prior=None, random_state=None,
-                 warm_start=False, verbose=0, verbose_interval=10, learning_decay=0.7,
-                 learning_offset=10.0, backend="cpu", dtype=None):
+                 warm_start=False, verbose=0, verbose_interval=10, batch_size=None,
+                 learning_decay=0.7, learning_offset=10.0, backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -437,6 +447,7 @@ default='dirichlet_process'
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.batch_size = batch_size
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.backend = backend

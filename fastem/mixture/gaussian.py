@@ -114,6 +114,16 @@ class GaussianMixture(MixtureBase):
         its time and lower bound, as scikit-learn does.
     verbose_interval : int, default=10
         Iterations between two lines at ``verbose=2``.
+    batch_size : int, default=None
+        None fits by batch EM, reading all of X every iteration. An integer
+        fits by passes of stepwise EM (stochastic VI for the Bayesian
+        mixture) over consecutive blocks of ``batch_size`` rows, as
+        :meth:`partial_fit` does for a stream: the model moves after every
+        block, so a pass or two can reach what batch EM needs many
+        iterations for. Each start initialises on ``min(batch_size,
+        20000)`` rows drawn at random; blocks are visited in an order drawn from
+        ``random_state`` (deterministic); ``max_iter`` and ``tol`` count
+        passes.
     learning_decay : float, default=0.7
         ``partial_fit``'s step sizes ``(learning_offset + t)^(-learning_decay)``
         for the t-th batch, as scikit-learn's ``LatentDirichletAllocation``
@@ -193,8 +203,8 @@ class GaussianMixture(MixtureBase):
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
                  max_iter=100, n_init=1, init_params="kmeans", weights_init=None,
                  means_init=None, precisions_init=None, random_state=None, warm_start=False,
-                 verbose=0, verbose_interval=10, learning_decay=0.7, learning_offset=10.0,
-                 backend="cpu", dtype=None):
+                 verbose=0, verbose_interval=10, batch_size=None, learning_decay=0.7,
+                 learning_offset=10.0, backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.tol = tol
@@ -209,6 +219,7 @@ class GaussianMixture(MixtureBase):
         self.warm_start = warm_start
         self.verbose = verbose
         self.verbose_interval = verbose_interval
+        self.batch_size = batch_size
         self.learning_decay = learning_decay
         self.learning_offset = learning_offset
         self.backend = backend
