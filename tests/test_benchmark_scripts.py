@@ -212,3 +212,14 @@ def test_sweep_script_runs(tmp_path):
     for holder in ("ram", "memmap"):
         assert res[holder]["bic_agree"]
         assert res[holder]["sweep_passes"] < res[holder]["separate_passes"]
+
+
+def test_streaming_script_runs_on_a_memory_map(tmp_path):
+    pytest.importorskip("matplotlib")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--rows",
+                          "20000", "--batch-size", "2000", "--runs", "1", "--memmap",
+                          str(tmp_path), "--curve", str(tmp_path / "c.png")],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "(memory map)" in out.stdout and "2 passes" in out.stdout
+    assert (tmp_path / "c.png").stat().st_size > 0

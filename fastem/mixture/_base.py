@@ -203,8 +203,10 @@ class MixtureBase(SaveLoad, EstimatorBase):
         over consecutive blocks of ``batch_size`` rows.
 
         Each start initialises on ``min(batch_size, 20,000)`` rows drawn at
-        random from all of X (``config.KMEANS_SAMPLE_ROWS``, k-means' own sample); each pass visits every block once, in an order drawn from the
-        same RandomState (so the fit is deterministic), and the M-step follows
+        random from all of X (``config.KMEANS_SAMPLE_ROWS``, k-means' own
+        sample), or continues from the fitted model with ``warm_start``; each
+        pass visits every block once, in an order drawn from the same
+        RandomState (so the fit is deterministic), and the M-step follows
         every block. A pass is an "iteration" for ``max_iter``, ``tol``,
         ``n_iter_``, ``lower_bounds_`` and ``verbose``; the progress callback
         is called after every block, counting rows.
@@ -222,19 +224,29 @@ class MixtureBase(SaveLoad, EstimatorBase):
         blocks = _stream.batches(n_samples, int(self.batch_size))
         data_weight = float(n_samples if sw is None else sw.sum())
         progress = getattr(self, "progress_callback", None)
+        warm = self.warm_start and hasattr(self, "converged_")
+        if warm:
+            self._check_warm_start(n_features)
+            family, start = self._fitted_family(), self._fitted_params()
+            if hasattr(self, "_total_weight"):  # the variational bound's constants: these rows
+                self._total_weight = data_weight
+        else:
+            family = self._family(data, backend, sw, n_features)  # priors from all of X
         best = None
-        for init in range(self.n_init):
+        for init in range(1 if warm else self.n_init):
             if self.verbose:
                 print(f"Initialization {init}")
             watch = _em._Stopwatch()
-            family = self._family(data, backend, sw, n_features)  # priors from all of X
-            # k-means on more than its own sample of rows only refines with
-            # Lloyd passes that the first blocks' steps repeat anyway
-            size = min(int(self.batch_size), config.KMEANS_SAMPLE_ROWS, n_samples)
-            rows = _stream.sample_sorted(n_samples, max(size, self.n_components), rng)
-            sample, host = backend.take_rows(data, rows), get_backend("cpu", check_dtype(self.dtype))
-            params = family.initialize(host.prepare(sample), host,
-                                       None if sw is None else sw[rows], rng)
+            if warm:
+                params = start
+            else:
+                # k-means on more than its own sample of rows only refines with
+                # Lloyd passes that the first blocks' steps repeat anyway
+                size = min(int(self.batch_size), config.KMEANS_SAMPLE_ROWS, n_samples)
+                rows = _stream.sample_sorted(n_samples, max(size, self.n_components), rng)
+                host = get_backend("cpu", check_dtype(self.dtype))
+                params = family.initialize(host.prepare(backend.take_rows(data, rows)), host,
+                                           None if sw is None else sw[rows], rng)
             stream = _stream.Stream(family, rng)
             init_seconds, compile_seconds = watch.stop()
             history, seconds, reseeds, converged, bound = [], [], 0, False, -np.inf

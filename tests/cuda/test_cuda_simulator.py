@@ -269,3 +269,24 @@ def test_sweep_on_cuda_equals_cpu():
     np.testing.assert_allclose(gpu.results_["bic"], cpu.results_["bic"], rtol=1e-10)
     assert gpu.n_passes_ == cpu.n_passes_ == 5
     assert (gpu.n_components_, gpu.covariance_type_) == (cpu.n_components_, cpu.covariance_type_)
+
+
+def test_partial_fit_and_batch_size_on_cuda_equal_cpu():
+    """Each batch is one pass on the device (#27)."""
+    from fastem import BayesianGaussianMixture
+
+    X, _ = make_blobs(n=90, d=2, k=2, seed=8)
+    for cls in (GaussianMixture, BayesianGaussianMixture):
+        gpu = cls(n_components=2, random_state=0, backend="cuda")
+        cpu = cls(n_components=2, random_state=0, backend="cpu")
+        for a in range(0, 90, 30):
+            gpu.partial_fit(X[a:a + 30])
+            cpu.partial_fit(X[a:a + 30])
+        np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+        np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-10)
+    kw = dict(n_components=2, random_state=0, batch_size=40, max_iter=2, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpu = GaussianMixture(backend="cuda", **kw).fit(X)
+        cpu = GaussianMixture(backend="cpu", **kw).fit(X)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
