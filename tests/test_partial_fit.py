@@ -165,12 +165,16 @@ def test_the_stream_approaches_the_batch_optimum():
     with _quiet():
         batch = GaussianMixture(4, random_state=0, tol=1e-8, max_iter=500).fit(train)
     stream = GaussianMixture(4, random_state=0)
-    gaps = []
-    for _ in range(3):
+    gaps, distances = [], []
+    order = np.argsort(batch.means_[:, 0])
+    for _ in range(4):
         for b in np.array_split(train, 25):
             stream.partial_fit(b)
         gaps.append(abs(stream.score(test) - batch.score(test)))
+        mine = np.argsort(stream.means_[:, 0])
+        distances.append(np.abs(stream.means_[mine] - batch.means_[order]).max())
     assert gaps[-1] < 0.005, gaps
+    assert all(b < a for a, b in zip(distances, distances[1:])), distances  # the parameters too
 
 
 def test_same_stream_same_bits_and_backends_agree():
