@@ -12,11 +12,13 @@ from . import exceptions
 from .model_file import load_model as load
 from .latent import PPCA, VAE
 from .mixture import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
+from .hmm import GaussianHMM
 from .warmup import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE", "ConvergenceWarning", "NotFittedError", "load", "warmup",
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE",
+           "GaussianHMM", "ConvergenceWarning", "NotFittedError", "load", "warmup",
            "__version__"]
 
 

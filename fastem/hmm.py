@@ -1,0 +1,843 @@
+"""``GaussianHMM``: hidden Markov models with Gaussian emissions (Baum-Welch).
+
+hmmlearn's ``GaussianHMM`` interface, with its parameters, defaults, fitted
+attributes and updates (including its priors), so that given the same
+initial parameters the two fit the same model; the E-step runs sequences in
+parallel (``nogil`` forward-backward kernels on Python threads) and sums
+their statistics in sequence order, so results are the same bits for any
+number of threads.
+
+The E-step of one sequence: emission log-densities ``log N(x_t; mu_j, C_j)``
+(n, k), the forward-backward recursions in log space, the state posteriors
+``gamma`` and the expected transition counts ``xi``. The statistics are the
+mixtures' (``sum gamma``, ``sum gamma x``, ``sum gamma x x^T``) with
+``gamma`` as the weights, plus the start and transition counts; the M-step
+is hmmlearn's closed form.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import numbers
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from . import _validation as val
+from ._covariance import COVARIANCE_TYPES
+from ._estimator import EstimatorBase
+from ._sampling import check_random_state
+from .kernels.cpu import hmm as kernels
+
+_LOG_2PI = math.log(2.0 * math.pi)
+#: Added to a covariance that is not positive-definite, for its density only
+#: (hmmlearn's ``_log_multivariate_normal_density_full`` fallback).
+_COLLAPSE_COVAR = 1e-7
+#: Sequences per task of the thread pool (a task's statistics are summed in
+#: sequence order inside it, and tasks in their order after).
+SEQUENCES_PER_TASK = 16
+
+
+def split_lengths(n_samples, lengths):
+    """``[(start, stop), ...]`` of every sequence; all of X when ``lengths`` is None.
+
+    Raises
+    ------
+    ValueError
+        For lengths that are not positive integers or do not sum to n_samples.
+    """
+    if lengths is None:
+        return [(0, n_samples)]
+    arr = np.asarray(lengths)
+    if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
+        raise ValueError(f"lengths must be a non-empty 1-D array of integers, got {lengths!r:.80}")
+    if np.any(arr <= 0):
+        raise ValueError(f"lengths must be positive; got {int(arr.min())}.")
+    if int(arr.sum()) != n_samples:
+        raise ValueError(f"lengths sum to {int(arr.sum())}, but X has {n_samples} rows.")
+    ends = np.cumsum(arr)
+    return list(zip((ends - arr).tolist(), ends.tolist()))
+
+
+class ConvergenceMonitor:
+    """hmmlearn's convergence monitor: ``history`` of the log-likelihood
+    before each M-step, ``iter``, and ``converged`` (``n_iter`` reached or a
+    gain below ``tol``).
+
+    Parameters
+    ----------
+    tol : float
+        Smallest gain in log-likelihood that continues EM.
+    n_iter : int
+        Most iterations.
+    verbose : bool
+        Print each iteration's log-likelihood and gain to stderr.
+    """
+
+    def __init__(self, tol, n_iter, verbose):
+        self.tol, self.n_iter, self.verbose = tol, n_iter, verbose
+        self.history, self.iter = [], 0
+
+    def report(self, log_prob):
+        """Record one iteration's log-likelihood (and warn if it fell).
+
+        Parameters
+        ----------
+        log_prob : float
+            The log-likelihood of the data before this iteration's M-step.
+        """
+        import sys
+
+        if self.verbose:
+            delta = log_prob - self.history[-1] if self.history else np.nan
+            print(f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}", file=sys.stderr)
+        if self.history and log_prob - self.history[-1] < -1e-10 * max(1.0, abs(log_prob)):
+            warnings.warn(f"GaussianHMM log-likelihood decreased by {self.history[-1] - log_prob:.3g} "
+                          f"at iteration {self.iter + 1}; the fit may be numerically unstable.",
+                          RuntimeWarning, stacklevel=3)
+        self.history.append(log_prob)
+        self.iter += 1
+
+    @property
+    def converged(self):
+        """Whether EM stopped: ``n_iter`` reached, or the last gain below ``tol``."""
+        return (self.iter == self.n_iter
+                or (len(self.history) >= 2 and self.history[-1] - self.history[-2] < self.tol))
+
+    def __repr__(self):
+        return (f"ConvergenceMonitor(history={self.history[-2:]!r}, iter={self.iter}, "
+                f"n_iter={self.n_iter}, tol={self.tol}, verbose={self.verbose}, "
+                f"converged={self.converged})")
+
+
+class GaussianHMM(EstimatorBase):
+    """Hidden Markov model with Gaussian emissions, fitted by Baum-Welch (EM).
+
+    hmmlearn's ``GaussianHMM``: the same parameters with the same names,
+    defaults and meaning, fitted attributes and methods; plus ``backend``
+    and per-sequence ``sample_weight``.
+
+    Parameters
+    ----------
+    n_components : int, default=1
+        Number of hidden states.
+    covariance_type : {'spherical', 'diag', 'full', 'tied'}, default='diag'
+        Emission covariances: one variance per state, a diagonal per state,
+        a full matrix per state, or one full matrix shared by all states.
+    min_covar : float, default=1e-3
+        Added to the diagonal of the data's covariance for the initial
+        covariances.
+    startprob_prior : float or array-like of shape (n_components,), default=1.0
+        Dirichlet prior on ``startprob_`` (1: none).
+    transmat_prior : float or array-like of shape (n_components, n_components), default=1.0
+        Dirichlet prior on each row of ``transmat_`` (1: none).
+    means_prior : float or array-like, default=0
+        Mean of the normal prior on ``means_``.
+    means_weight : float or array-like, default=0
+        Precision of the normal prior on ``means_`` (0: none).
+    covars_prior : float or array-like, default=1e-2
+        Scale of the (inverse-gamma or inverse-Wishart) prior on the covariances.
+    covars_weight : float or array-like, default=1
+        Shape of that prior.
+    algorithm : {'viterbi', 'map'}, default='viterbi'
+        Decoder of :meth:`decode` and :meth:`predict`: the most probable path,
+        or each step's most probable state.
+    random_state : int, RandomState instance or None, default=None
+        Seeds the initialisation and :meth:`sample`.
+    n_iter : int, default=10
+        Most EM iterations.
+    tol : float, default=1e-2
+        EM stops when the log-likelihood gains less than this.
+    verbose : bool, default=False
+        Print each iteration's log-likelihood to stderr.
+    params : str, default='stmc'
+        Parameters updated by EM: 's' startprob, 't' transmat, 'm' means,
+        'c' covars.
+    init_params : str, default='stmc'
+        Parameters initialised by ``fit`` (the others must be set before).
+    implementation : {'log', 'scaling'}, default='log'
+        The forward-backward arithmetic, as in hmmlearn: in log space (robust
+        to any underflow), or with probabilities rescaled at every step
+        (several times faster: one ``exp`` per step and state instead of one
+        per pair of states; a sequence whose every path has a relative
+        probability below 1e-308 at some step gets -inf).
+    backend : {'cpu'}, default='cpu'
+        Where the passes run (the CUDA and Dask backends do not run HMMs yet).
+
+    Attributes
+    ----------
+    startprob_ : ndarray of shape (n_components,)
+        Initial state distribution.
+    transmat_ : ndarray of shape (n_components, n_components)
+        Transition probabilities; each row sums to 1.
+    means_ : ndarray of shape (n_components, n_features)
+        Emission means.
+    covars_ : ndarray of shape (n_components, n_features, n_features)
+        Emission covariances as full matrices (hmmlearn's property); set it
+        in the layout of ``covariance_type``: (n_components,) 'spherical',
+        (n_components, n_features) 'diag', (n_features, n_features) 'tied',
+        (n_components, n_features, n_features) 'full'.
+    n_features : int
+        Dimensions of the emissions.
+    monitor_ : ConvergenceMonitor
+        ``history`` of the log-likelihood per iteration, ``iter``, ``converged``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastem import GaussianHMM
+    >>> rng = np.random.default_rng(0)
+    >>> states = np.repeat([0, 1, 0, 1], 50)
+    >>> X = rng.normal(size=(200, 1)) + 5 * states[:, None]
+    >>> hmm = GaussianHMM(n_components=2, random_state=0).fit(X)
+    >>> np.sort(hmm.means_[:, 0]).round().astype(int)
+    array([0, 5])
+    >>> hmm.transmat_.diagonal().round(2)
+    array([0.98, 0.98])
+    """
+
+    _fitted_attribute = "startprob_"
+
+    def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
+                 startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
+                 covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
+                 n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
+                 implementation="log", backend="cpu"):
+        self.n_components = n_components
+        self.covariance_type = covariance_type
+        self.min_covar = min_covar
+        self.startprob_prior = startprob_prior
+        self.transmat_prior = transmat_prior
+        self.means_prior = means_prior
+        self.means_weight = means_weight
+        self.covars_prior = covars_prior
+        self.covars_weight = covars_weight
+        self.algorithm = algorithm
+        self.random_state = random_state
+        self.n_iter = n_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.params = params
+        self.init_params = init_params
+        self.implementation = implementation
+        self.backend = backend
+
+    # -- parameters -----------------------------------------------------------
+
+    @property
+    def covars_(self):
+        """Emission covariances as full (n_components, n_features, n_features) matrices."""
+        c, k = self._covars_, self.n_components
+        if self.covariance_type == "full":
+            return c
+        if self.covariance_type == "tied":
+            return np.tile(c, (k, 1, 1))
+        if self.covariance_type == "diag":
+            return np.stack([np.diag(v) for v in c])
+        return np.ravel(c)[:, None, None] * np.eye(self.means_.shape[1])[None]
+
+    @covars_.setter
+    def covars_(self, covars):
+        self._covars_ = np.array(covars, dtype=np.float64, copy=True)
+
+    def _check_params(self):
+        val._check_int(self.n_components, "n_components", 1)
+        if self.covariance_type not in COVARIANCE_TYPES:
+            raise ValueError(f"Invalid value for 'covariance_type': {self.covariance_type!r}; "
+                             f"expected one of {list(COVARIANCE_TYPES)}.")
+        val._check_real(self.min_covar, "min_covar", 0.0)
+        val._check_int(self.n_iter, "n_iter", 1)
+        val._check_real(self.tol, "tol", -np.inf)
+        if self.algorithm not in ("viterbi", "map"):
+            raise ValueError(f"Invalid value for 'algorithm': {self.algorithm!r}; expected "
+                             "'viterbi' or 'map'.")
+        if self.implementation not in ("log", "scaling"):
+            raise ValueError(f"Invalid value for 'implementation': {self.implementation!r}; "
+                             "expected 'log' or 'scaling'.")
+        for name in ("params", "init_params"):
+            value = getattr(self, name)
+            if not isinstance(value, str) or set(value) - set("stmc"):
+                raise ValueError(f"Invalid value for '{name}': {value!r}; expected a string of "
+                                 "the letters 's', 't', 'm', 'c'.")
+        if self.backend != "cpu":
+            raise ValueError(f"Invalid value for 'backend': {self.backend!r}; GaussianHMM runs "
+                             "on the CPU ('cpu') so far.")
+        rs = self.random_state
+        if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState))) \
+                or isinstance(rs, bool):
+            raise ValueError(f"Invalid value for 'random_state': {rs!r}; expected None, an int "
+                             "or a numpy RandomState.")
+
+    def _check_model(self):
+        """The current parameters are a valid model (set by hand or fitted)."""
+        k = self.n_components
+        start = np.asarray(self.startprob_, dtype=np.float64)
+        trans = np.asarray(self.transmat_, dtype=np.float64)
+        if start.shape != (k,) or np.any(start < 0) or not np.isclose(start.sum(), 1.0):
+            raise ValueError(f"startprob_ must be {k} non-negative numbers summing to 1; got "
+                             f"{start!r:.80}")
+        if trans.shape != (k, k) or np.any(trans < 0) or not np.allclose(trans.sum(axis=1), 1.0):
+            raise ValueError(f"transmat_ rows must be {k} non-negative numbers summing to 1; got "
+                             f"row sums {trans.sum(axis=-1) if trans.ndim == 2 else trans!r:.80}")
+        means = np.asarray(self.means_, dtype=np.float64)
+        if means.ndim != 2 or means.shape[0] != k:
+            raise ValueError(f"means_ must have shape (n_components, n_features); got {means.shape}")
+        d = means.shape[1]
+        expected = {"spherical": (k,), "diag": (k, d), "tied": (d, d),
+                    "full": (k, d, d)}[self.covariance_type]
+        c = self._covars_
+        if c.shape != expected:
+            raise ValueError(f"'{self.covariance_type}' covars must have shape {expected}; "
+                             f"got {c.shape}")
+        if self.covariance_type in ("spherical", "diag"):
+            if not np.all(c > 0):
+                raise ValueError(f"'{self.covariance_type}' covars must be positive")
+        else:
+            for m in (c[None] if c.ndim == 2 else c):
+                if not np.allclose(m, m.T) or np.linalg.eigvalsh(m).min() <= 0:
+                    raise ValueError(f"'{self.covariance_type}' covars must be symmetric, "
+                                     "positive-definite")
+        self.startprob_, self.transmat_, self.means_ = start, trans, means
+        self.n_features = d
+
+    # -- the E-step -------------------------------------------------------------
+
+    @property
+    def _forward_backward(self):
+        """The kernel of ``implementation``: log space, or scaled probabilities."""
+        return (kernels.forward_backward_scaled if self.implementation == "scaling"
+                else kernels.forward_backward)
+
+    def _emissions(self):
+        """What the emission log-densities need, computed once per pass:
+        ``(kind, centre, two per-state factors, log-normaliser (k,))``."""
+        c, ctype = self._covars_, self.covariance_type
+        # rows and means centred on the means' centre, so that data far from
+        # the origin (1e4 + 0.01 noise) does not cancel in the expanded square
+        ref = self.means_.mean(axis=0)
+        means = self.means_ - ref
+        k, d = means.shape
+        if ctype in ("spherical", "diag"):
+            var = np.broadcast_to(c[:, None] if ctype == "spherical" else c, means.shape)
+            prec = 1.0 / var
+            const = -0.5 * (d * _LOG_2PI + np.sum(np.log(var), axis=1)
+                            + np.sum(means ** 2 * prec, axis=1))
+            return "diagonal", ref, prec, means * prec, const
+        covs = np.broadcast_to(c, (k, d, d)) if ctype == "tied" else c
+        chol = np.empty((k, d, d))
+        for j in range(k):
+            try:
+                chol[j] = np.linalg.cholesky(covs[j])
+            except np.linalg.LinAlgError:
+                # hmmlearn's fallback for a state collapsing onto too few
+                # points: its density uses the covariance + 1e-7 I (said here)
+                try:
+                    chol[j] = np.linalg.cholesky(covs[j] + _COLLAPSE_COVAR * np.eye(d))
+                except np.linalg.LinAlgError:
+                    raise ValueError("'covars' must be symmetric, positive-definite") from None
+                warnings.warn(f"GaussianHMM: the covariance of state {j} is not positive-"
+                              f"definite (a state collapsing onto few points); its density "
+                              f"adds {_COLLAPSE_COVAR:g} to the diagonal, as hmmlearn's does. "
+                              "Consider fewer states or a larger covars_prior.",
+                              RuntimeWarning, stacklevel=4)
+        inverse = np.linalg.inv(chol)                                  # L_j^-1, (k, d, d)
+        inverse = np.ascontiguousarray(np.tril(inverse))
+        shift = np.einsum("kij,kj->ki", inverse, means)               # L_j^-1 (mu_j - ref)
+        const = -0.5 * (d * _LOG_2PI) - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)),
+                                               axis=1)
+        return "full", ref, inverse, shift, const
+
+    @staticmethod
+    def _log_frame(x, emissions):
+        """Emission log-densities (n, k) of the rows x under every state."""
+        kind, ref, a, b, const = emissions
+        if kind == "full":
+            return kernels.emission_full(np.ascontiguousarray(x, dtype=np.float64), ref, a, b,
+                                         const)
+        x = x - ref
+        return const - 0.5 * ((x ** 2) @ a.T) + x @ b.T
+
+    def _sequence_stats(self, X, bounds, weights, want, emissions):
+        """Weighted statistics and log-likelihood of consecutive sequences
+        ``bounds``: their rows are read, and their emission densities and
+        moments computed, in one piece; the recursions run per sequence."""
+        k, d = self.n_components, X.shape[1]
+        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
+        stats = _empty_stats(k, d, self.covariance_type)
+        first = bounds[0][0]
+        x = np.asarray(X[first:bounds[-1][1]], dtype=np.float64)
+        log_frame = self._log_frame(x, emissions)
+        post = np.empty_like(log_frame)
+        for (a, b), w in zip(bounds, weights):
+            log_prob, p, xi = self._forward_backward(log_start, log_trans,
+                                                     log_frame[a - first:b - first], "t" in want)
+            stats["log_prob"] += w * log_prob
+            stats["start"] += w * p[0]
+            stats["trans"] += w * xi
+            post[a - first:b - first] = p if w == 1.0 else w * p
+        stats["post"] = post.sum(axis=0)
+        if self.covariance_type in ("spherical", "diag"):
+            x = x - emissions[1]  # centred moments (the M-step knows the centre); X is not ours
+            stats["obs"] = post.T @ x
+            stats["obs**2"] = post.T @ (x * x)
+        else:
+            stats["obs"] = post.T @ (x - emissions[1])
+            stats["obs*obs.T"] = kernels.second_moments(np.ascontiguousarray(x), emissions[1],
+                                                        post)
+        return stats
+
+    def _estep(self, X, bounds, weights):
+        """Statistics of all sequences: tasks of consecutive sequences on
+        threads, summed in task order (the same bits for any thread count)."""
+        from numba import get_num_threads
+
+        tasks = [(bounds[i:i + SEQUENCES_PER_TASK], weights[i:i + SEQUENCES_PER_TASK])
+                 for i in range(0, len(bounds), SEQUENCES_PER_TASK)]
+        emissions = self._emissions()
+        run = lambda task: self._sequence_stats(X, task[0], task[1], self.params,  # noqa: E731
+                                                emissions)
+        threads = min(get_num_threads(), len(tasks))
+        if threads > 1:
+            with ThreadPoolExecutor(threads) as pool:
+                parts = list(pool.map(run, tasks))
+        else:
+            parts = [run(t) for t in tasks]
+        total = parts[0]
+        for part in parts[1:]:
+            for key in total:
+                total[key] = total[key] + part[key]
+        total["centre"] = emissions[1]
+        return total
+
+    # -- the M-step ---------------------------------------------------------------
+
+    def _mstep(self, stats):
+        """hmmlearn's closed-form updates, with its priors."""
+        if "s" in self.params:
+            start = np.maximum(self.startprob_prior - 1.0 + stats["start"], 0.0)
+            start = np.where(self.startprob_ == 0, 0.0, start)
+            self.startprob_ = start / start.sum()
+        if "t" in self.params:
+            trans = np.maximum(self.transmat_prior - 1.0 + stats["trans"], 0.0)
+            trans = np.where(self.transmat_ == 0, 0.0, trans)
+            sums = trans.sum(axis=1, keepdims=True)
+            self.transmat_ = np.where(sums > 0, trans / np.where(sums > 0, sums, 1.0), 0.0)
+        # hmmlearn's formulas in coordinates centred on ``centre``: the
+        # statistics' moments are taken about it, so that ``sum x^2`` and
+        # ``mean^2 N`` do not cancel for data far from the origin
+        centre = stats["centre"]
+        denom = stats["post"][:, None]
+        mw, mp = self.means_weight, np.asarray(self.means_prior, dtype=np.float64) - centre
+        means = self.means_ - centre
+        if "m" in self.params:
+            means = (mw * mp + stats["obs"]) / (mw + denom)
+            self.means_ = means + centre
+        if "c" in self.params:
+            cp, cw = self.covars_prior, self.covars_weight
+            meandiff = means - mp
+            if self.covariance_type in ("spherical", "diag"):
+                c_n = (mw * meandiff ** 2 + stats["obs**2"] - 2.0 * means * stats["obs"]
+                       + means ** 2 * denom)
+                c_d = np.maximum(cw - 1.0, 0.0) + denom
+                cov = (cp + c_n) / np.maximum(c_d, 1e-5)
+                self._covars_ = cov.mean(axis=1) if self.covariance_type == "spherical" else cov
+            else:
+                d = means.shape[1]
+                obsmean = stats["obs"][:, :, None] * means[:, None, :]
+                mdiff = np.broadcast_to(meandiff, means.shape)
+                c_n = (mw * mdiff[:, :, None] * mdiff[:, None, :] if np.ndim(mw) == 0 else
+                       np.asarray(mw)[:, None, None] * mdiff[:, :, None] * mdiff[:, None, :])
+                c_n = (c_n + stats["obs*obs.T"] - obsmean - np.swapaxes(obsmean, 1, 2)
+                       + means[:, :, None] * means[:, None, :] * stats["post"][:, None, None])
+                cvweight = np.maximum(cw - d, 0.0)
+                if self.covariance_type == "tied":
+                    self._covars_ = (cp + c_n.sum(axis=0)) / (cvweight + stats["post"].sum())
+                else:
+                    self._covars_ = (cp + c_n) / (cvweight + stats["post"][:, None, None])
+
+    # -- fit ------------------------------------------------------------------------
+
+    def _init(self, X, sw_rows):
+        k, d = self.n_components, X.shape[1]
+        rng = check_random_state(self.random_state)
+        if "s" in self.init_params or not hasattr(self, "startprob_"):
+            self.startprob_ = rng.dirichlet(np.full(k, 1.0 / k))
+        if "t" in self.init_params or not hasattr(self, "transmat_"):
+            self.transmat_ = rng.dirichlet(np.full(k, 1.0 / k), size=k)
+        if "m" in self.init_params or not hasattr(self, "means_"):
+            from .kmeans import kmeans_init
+
+            self.means_ = kmeans_init(np.ascontiguousarray(X, dtype=np.float64), k, sw_rows, rng)
+        if "c" in self.init_params or not hasattr(self, "_covars_"):
+            cv = np.atleast_2d(np.cov(np.asarray(X, dtype=np.float64).T)) + self.min_covar * np.eye(d)
+            self._covars_ = {"spherical": np.full(k, cv.diagonal().mean()),
+                             "diag": np.tile(np.diag(cv), (k, 1)), "tied": cv,
+                             "full": np.tile(cv, (k, 1, 1))}[self.covariance_type]
+
+    def fit(self, X, lengths=None, sample_weight=None):
+        """Estimate the model's parameters by Baum-Welch (EM).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another (an array or memory map).
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence; they sum to n_samples. None: X is one
+            sequence.
+        sample_weight : array-like of shape (n_sequences,), default=None
+            Non-negative weight of each sequence; an integer weight counts
+            the sequence that many times.
+
+        Returns
+        -------
+        self : GaussianHMM
+            The fitted model.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(300, 2))
+        >>> hmm = GaussianHMM(n_components=2, random_state=0).fit(X, lengths=[100, 200])
+        >>> hmm.monitor_.iter <= 10
+        True
+        """
+        self._check_params()
+        X = val.check_array(X, n_features=None, estimator="GaussianHMM")
+        bounds = split_lengths(X.shape[0], lengths)
+        weights = self._sequence_weights(sample_weight, bounds)
+        if hasattr(self, "n_features") and "m" not in self.init_params and \
+                self.n_features != X.shape[1]:
+            raise ValueError(f"X has {X.shape[1]} features, but the model has "
+                             f"{self.n_features}.")
+        if X.shape[0] < self.n_components:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{self.n_components}, n_samples = {X.shape[0]}.")
+        sw_rows = None if sample_weight is None else np.repeat(
+            weights, [b - a for a, b in bounds])
+        self._init(X, sw_rows)
+        self._check_model()
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        for _ in range(self.n_iter):
+            stats = self._estep(X, bounds, weights)
+            if not np.isfinite(stats["log_prob"]):
+                raise ValueError("The log-likelihood is not finite: a sequence has probability "
+                                 "0 under the model (startprob_ or transmat_ forbid its path).")
+            self._mstep(stats)
+            self.monitor_.report(float(stats["log_prob"]))
+            if self.monitor_.converged:
+                break
+        if np.any(self.transmat_.sum(axis=1) == 0):
+            logging.getLogger(__name__).warning(
+                "Some rows of transmat_ have zero sum because no transition from the state "
+                "was ever observed.")
+        self.n_features_in_ = X.shape[1]
+        return self
+
+    def _sequence_weights(self, sample_weight, bounds):
+        if sample_weight is None:
+            return np.ones(len(bounds))
+        sw = val.check_sample_weight(sample_weight, len(bounds))
+        return sw
+
+    # -- scoring and decoding --------------------------------------------------------
+
+    def _rows(self, X, lengths):
+        self._check_fitted()
+        self._check_model()
+        X = val.check_array(X, n_features=self.n_features, estimator="GaussianHMM")
+        return X, split_lengths(X.shape[0], lengths)
+
+    def score_samples(self, X, lengths=None):
+        """Log-likelihood of X and the state posteriors of every step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        log_prob : float
+            ``log p(X)``, summed over the sequences.
+        posteriors : ndarray of shape (n_samples, n_components)
+            ``p(state at step t | its sequence)``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(100, 1))
+        >>> hmm = GaussianHMM(n_components=2, random_state=0).fit(X)
+        >>> log_prob, posteriors = hmm.score_samples(X)
+        >>> posteriors.shape, bool(np.allclose(posteriors.sum(axis=1), 1))
+        ((100, 2), True)
+        """
+        X, bounds = self._rows(X, lengths)
+        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
+        emissions = self._emissions()
+        total, out = 0.0, np.empty((X.shape[0], self.n_components))
+        for a, b in bounds:
+            log_prob, post, _ = self._forward_backward(
+                log_start, log_trans,
+                self._log_frame(np.asarray(X[a:b], dtype=np.float64), emissions), False)
+            total += log_prob
+            out[a:b] = post
+        return float(total), out
+
+    def score(self, X, lengths=None):
+        """Log-likelihood of X under the model.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        log_prob : float
+            ``log p(X)``, summed over the sequences (the forward recursion).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(100, 1))
+        >>> hmm = GaussianHMM(n_components=2, random_state=0).fit(X)
+        >>> bool(np.isclose(hmm.score(X), hmm.score_samples(X)[0]))
+        True
+        """
+        X, bounds = self._rows(X, lengths)
+        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
+        emissions = self._emissions()
+        return float(sum(kernels.forward_log_prob(
+            log_start, log_trans,
+            self._log_frame(np.asarray(X[a:b], dtype=np.float64), emissions))
+            for a, b in bounds))
+
+    def decode(self, X, lengths=None, algorithm=None):
+        """The most likely state sequence of X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+        algorithm : {'viterbi', 'map'}, default=None
+            The decoder; None uses the model's ``algorithm``.
+
+        Returns
+        -------
+        log_prob : float
+            For 'viterbi', the joint log-probability of X and the path; for
+            'map', the sum of each step's largest log posterior, as hmmlearn.
+        state_sequence : ndarray of shape (n_samples,)
+            The decoded state of every step.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.r_[np.zeros((20, 1)), np.full((20, 1), 5.0)]
+        >>> X += np.random.default_rng(0).normal(scale=0.1, size=X.shape)
+        >>> hmm = GaussianHMM(n_components=2, random_state=0).fit(X)
+        >>> _, states = hmm.decode(X)
+        >>> int(np.abs(np.diff(states)).sum())  # one switch
+        1
+        """
+        algorithm = self.algorithm if algorithm is None else algorithm
+        if algorithm not in ("viterbi", "map"):
+            raise ValueError(f"Invalid value for 'algorithm': {algorithm!r}; expected 'viterbi' "
+                             "or 'map'.")
+        X, bounds = self._rows(X, lengths)
+        states = np.empty(X.shape[0], dtype=np.int64)
+        total = 0.0
+        if algorithm == "map":
+            _, post = self.score_samples(X, lengths)
+            # hmmlearn's figure: the sum over steps of the largest posterior
+            return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
+        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
+        emissions = self._emissions()
+        for a, b in bounds:
+            log_prob, path = kernels.viterbi(log_start, log_trans, self._log_frame(
+                np.asarray(X[a:b], dtype=np.float64), emissions))
+            total += log_prob
+            states[a:b] = path
+        return float(total), states
+
+    def predict(self, X, lengths=None):
+        """The state of every step, by the model's ``algorithm``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        state_sequence : ndarray of shape (n_samples,)
+            :meth:`decode`'s states.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(50, 2))
+        >>> GaussianHMM(n_components=2, random_state=0).fit(X).predict(X).shape
+        (50,)
+        """
+        return self.decode(X, lengths)[1]
+
+    def predict_proba(self, X, lengths=None):
+        """The posterior probability of every state at every step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        posteriors : ndarray of shape (n_samples, n_components)
+            Rows sum to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(50, 2))
+        >>> GaussianHMM(n_components=3, random_state=0).fit(X).predict_proba(X).shape
+        (50, 3)
+        """
+        return self.score_samples(X, lengths)[1]
+
+    def sample(self, n_samples=1, random_state=None, currstate=None):
+        """Generate a sequence from the model.
+
+        Parameters
+        ----------
+        n_samples : int, default=1
+            Steps to generate.
+        random_state : int, RandomState instance or None, default=None
+            Seeds the draws; None uses the model's ``random_state``.
+        currstate : int, default=None
+            The first step's state; None draws it from ``startprob_``.
+
+        Returns
+        -------
+        X : ndarray of shape (n_samples, n_features)
+            The emissions.
+        state_sequence : ndarray of shape (n_samples,)
+            The hidden states.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(50, 2))
+        >>> rows, states = GaussianHMM(2, random_state=0).fit(X).sample(10)
+        >>> rows.shape, states.shape
+        ((10, 2), (10,))
+        """
+        self._check_fitted()
+        self._check_model()
+        val._check_int(n_samples, "n_samples", 1)
+        rng = check_random_state(self.random_state if random_state is None else random_state)
+        cum_start, cum_trans = np.cumsum(self.startprob_), np.cumsum(self.transmat_, axis=1)
+        covars = self.covars_
+        states = np.empty(n_samples, dtype=np.int64)
+        rows = np.empty((n_samples, self.n_features))
+        state = int((cum_start > rng.rand()).argmax()) if currstate is None else int(currstate)
+        for t in range(n_samples):
+            states[t] = state
+            rows[t] = rng.multivariate_normal(self.means_[state], covars[state])
+            state = int((cum_trans[state] > rng.rand()).argmax())
+        return rows, states
+
+    def _n_parameters(self):
+        k, d = self.n_components, self.n_features
+        counts = {"s": k - 1, "t": k * (k - 1), "m": k * d,
+                  "c": {"spherical": k, "diag": k * d, "full": k * d * (d + 1) // 2,
+                        "tied": d * (d + 1) // 2}[self.covariance_type]}
+        return sum(counts[p] for p in self.params)
+
+    def aic(self, X, lengths=None):
+        """Akaike information criterion on X: ``-2 log L + 2 p`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        aic : float
+            ``p`` counts the free parameters that ``params`` updates.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(100, 1))
+        >>> hmm = GaussianHMM(2, random_state=0).fit(X)
+        >>> bool(np.isfinite(hmm.aic(X)))
+        True
+        """
+        return -2.0 * self.score(X, lengths) + 2.0 * self._n_parameters()
+
+    def bic(self, X, lengths=None):
+        """Bayesian information criterion on X: ``-2 log L + p log n`` (lower is better).
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            The sequences, one after another.
+        lengths : array-like of int, shape (n_sequences,), default=None
+            Length of each sequence (None: one sequence).
+
+        Returns
+        -------
+        bic : float
+            ``n`` is the number of steps, ``p`` as in :meth:`aic`.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> X = np.random.default_rng(0).normal(size=(100, 1))
+        >>> hmm = GaussianHMM(2, random_state=0).fit(X)
+        >>> bool(hmm.bic(X) > hmm.aic(X))
+        True
+        """
+        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+
+def _safe_log(p):
+    with np.errstate(divide="ignore"):
+        return np.log(np.asarray(p, dtype=np.float64))
+
+
+def _empty_stats(k, d, covariance_type):
+    stats = {"log_prob": 0.0, "start": np.zeros(k), "trans": np.zeros((k, k)),
+             "post": np.zeros(k), "obs": np.zeros((k, d))}
+    if covariance_type in ("spherical", "diag"):
+        stats["obs**2"] = np.zeros((k, d))
+    else:
+        stats["obs*obs.T"] = np.zeros((k, d, d))
+    return stats
+
+
+__all__ = ["GaussianHMM", "ConvergenceMonitor", "split_lengths"]

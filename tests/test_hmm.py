@@ -1,0 +1,226 @@
+"""GaussianHMM against hmmlearn, given the same initial parameters (#28).
+
+hmmlearn's own tests fit from parameters set by hand with ``init_params=""``;
+so do these, for every covariance type and both implementations, and compare
+parameters, the log-likelihood history and the number of iterations to 1e-8
+relative, Viterbi paths exactly.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from conftest import COVARIANCE_TYPES
+from fastem import GaussianHMM
+
+hmm = pytest.importorskip("hmmlearn.hmm")
+
+K, D = 3, 2
+
+
+def _sequences(seed=0, n_seq=6, length=80):
+    rng = np.random.default_rng(seed)
+    means = np.array([[0.0, 0.0], [4.0, 1.0], [-2.0, 4.0]])
+    trans = np.array([[0.9, 0.05, 0.05], [0.1, 0.85, 0.05], [0.1, 0.1, 0.8]])
+    X, lengths = [], []
+    for _ in range(n_seq):
+        n = int(rng.integers(length // 2, length))
+        s = int(rng.integers(0, K))
+        for _ in range(n):
+            X.append(means[s] + rng.normal(size=D))
+            s = int(rng.choice(K, p=trans[s]))
+        lengths.append(n)
+    return np.array(X), np.array(lengths)
+
+
+def _start(covariance_type, seed=1):
+    rng = np.random.default_rng(seed)
+    start = rng.dirichlet(np.ones(K))
+    trans = rng.dirichlet(np.ones(K) * 3, size=K)
+    means = rng.normal(scale=2.0, size=(K, D))
+    A = rng.normal(size=(K, D, D)) * 0.3
+    full = A @ A.transpose(0, 2, 1) + np.eye(D)
+    covars = {"full": full, "tied": full[0], "diag": rng.uniform(0.5, 2.0, size=(K, D)),
+              "spherical": rng.uniform(0.5, 2.0, size=K)}[covariance_type]
+    return start, trans, means, covars
+
+
+def _value(model, name):
+    """``name`` of a fitted model; for 'spherical' covariances the variance per
+    state (hmmlearn 0.3.3's ``covars_`` of a fitted spherical model has
+    n_components * n_features matrices: it tiles the variances internally)."""
+    if name == "covars_" and model.covariance_type == "spherical":
+        return np.ravel(model._covars_).reshape(K, -1)[:, 0]
+    return getattr(model, name)
+
+
+def _pair(covariance_type, implementation="log", **kw):
+    start, trans, means, covars = _start(covariance_type)
+    models = []
+    for cls in (GaussianHMM, hmm.GaussianHMM):
+        m = cls(n_components=K, covariance_type=covariance_type, init_params="",
+                implementation=implementation, **kw)
+        m.startprob_, m.transmat_, m.means_, m.covars_ = start, trans, means, covars
+        models.append(m)
+    return models
+
+
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_fit_agrees_with_hmmlearn(covariance_type, implementation):
+    X, lengths = _sequences()
+    ours, ref = _pair(covariance_type, implementation, n_iter=25, tol=1e-6)
+    ours.fit(X, lengths)
+    ref.fit(X, lengths)
+    assert ours.monitor_.iter == ref.monitor_.iter
+    assert ours.monitor_.converged == ref.monitor_.converged
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-8)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(_value(ours, name), _value(ref, name), rtol=1e-8,
+                                   atol=1e-10, err_msg=name)
+
+
+def test_priors_agree_with_hmmlearn(covariance_type):
+    X, lengths = _sequences(seed=2)
+    kw = dict(n_iter=5, startprob_prior=2.0, transmat_prior=1.5, means_prior=0.5,
+              means_weight=2.0, covars_prior=0.1, covars_weight=4.0)
+    ours, ref = _pair(covariance_type, **kw)
+    ours.fit(X, lengths)
+    ref.fit(X, lengths)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(_value(ours, name), _value(ref, name), rtol=1e-8,
+                                   atol=1e-10, err_msg=name)
+
+
+def test_scores_decoding_and_criteria_agree_with_hmmlearn(covariance_type):
+    X, lengths = _sequences(seed=3)
+    ours, ref = _pair(covariance_type, n_iter=3)
+    ours.fit(X, lengths)
+    ref.fit(X, lengths)
+    np.testing.assert_allclose(ours.score(X, lengths), ref.score(X, lengths), rtol=1e-10)
+    a, pa = ours.score_samples(X, lengths)
+    b, pb = ref.score_samples(X, lengths)
+    np.testing.assert_allclose(a, b, rtol=1e-10)
+    np.testing.assert_allclose(pa, pb, atol=1e-10)
+    for algorithm in ("viterbi", "map"):
+        la, sa = ours.decode(X, lengths, algorithm=algorithm)
+        lb, sb = ref.decode(X, lengths, algorithm=algorithm)
+        np.testing.assert_array_equal(sa, sb)
+        np.testing.assert_allclose(la, lb, rtol=1e-10)
+    np.testing.assert_array_equal(ours.predict(X, lengths), ref.predict(X, lengths))
+    np.testing.assert_allclose(ours.aic(X, lengths), ref.aic(X, lengths), rtol=1e-10)
+    np.testing.assert_allclose(ours.bic(X, lengths), ref.bic(X, lengths), rtol=1e-10)
+    if covariance_type != "spherical":  # hmmlearn 0.3.3 indexes its tiled spherical covars_
+        np.testing.assert_array_equal(ours.sample(30, random_state=4)[1],
+                                      ref.sample(30, random_state=4)[1])
+        np.testing.assert_allclose(ours.sample(30, random_state=4)[0],
+                                   ref.sample(30, random_state=4)[0], rtol=1e-9)
+
+
+@settings(max_examples=15, deadline=None)
+@given(covariance_type=st.sampled_from(COVARIANCE_TYPES), seed=st.integers(0, 2**16))
+def test_integer_sequence_weights_are_repeated_sequences(covariance_type, seed):
+    X, lengths = _sequences(seed=seed % 50, n_seq=4)
+    w = np.random.default_rng(seed).integers(1, 4, size=len(lengths))
+    bounds = np.r_[0, np.cumsum(lengths)]
+    reps = [X[bounds[i]:bounds[i + 1]] for i in range(len(lengths)) for _ in range(w[i])]
+    weighted, _ = _pair(covariance_type, n_iter=4)
+    repeated, _ = _pair(covariance_type, n_iter=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a state may collapse (said, tested below)
+        weighted.fit(X, lengths, sample_weight=w)
+        repeated.fit(np.concatenate(reps), np.repeat(lengths, w))
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(_value(weighted, name), _value(repeated, name), rtol=1e-9,
+                                   atol=1e-12, err_msg=name)
+
+
+def test_same_bits_for_any_thread_count():
+    import numba
+
+    X, lengths = _sequences(seed=5, n_seq=40, length=40)
+    fits = []
+    for threads in (1, numba.config.NUMBA_NUM_THREADS):
+        numba.set_num_threads(threads)
+        try:
+            m, _ = _pair("full", n_iter=5)
+            fits.append(m.fit(X, lengths))
+        finally:
+            numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    assert fits[0].means_.tobytes() == fits[1].means_.tobytes()
+    assert fits[0].transmat_.tobytes() == fits[1].transmat_.tobytes()
+
+
+def test_default_initialisation_fits_a_clear_model():
+    """k-means means and hmmlearn's Dirichlet(1/k) start and transitions. (That
+    peaked draw traps both libraries in the same local optimum for
+    random_state 0 and 1 on this data; 2 and 3 find the three states.)"""
+    X, lengths = _sequences(seed=6, n_seq=10, length=200)
+    m = GaussianHMM(n_components=3, covariance_type="full", random_state=2, n_iter=50).fit(
+        X, lengths)
+    found = np.sort(m.means_[:, 0])
+    np.testing.assert_allclose(found, [-2.0, 0.0, 4.0], atol=0.3)
+    assert m.monitor_.converged
+
+
+def test_bad_input_is_a_clear_error():
+    X, lengths = _sequences(seed=7)
+    m = GaussianHMM(n_components=2, random_state=0)
+    with pytest.raises(ValueError, match="lengths sum to"):
+        m.fit(X, lengths[:-1])
+    with pytest.raises(ValueError, match="positive"):
+        m.fit(X, np.r_[lengths[:-1], 0, lengths[-1]])
+    with pytest.raises(ValueError, match="positive"):
+        m.fit(X, np.r_[-5, lengths[0] + 5, lengths[1:]])
+    with pytest.raises(ValueError, match="NaN|nan"):
+        m.fit(np.where(X > 3, np.nan, X), lengths)
+    m = GaussianHMM(n_components=2, init_params="", covariance_type="diag")
+    m.startprob_, m.transmat_ = np.array([0.5, 0.5]), np.array([[0.9, 0.2], [0.5, 0.5]])
+    m.means_, m.covars_ = np.zeros((2, 2)), np.ones((2, 2))
+    with pytest.raises(ValueError, match="transmat_ rows"):
+        m.fit(X, lengths)
+    for bad in (dict(covariance_type="x"), dict(algorithm="x"), dict(implementation="x"),
+                dict(params="stmz"), dict(n_iter=0), dict(backend="cuda")):
+        with pytest.raises(ValueError):
+            GaussianHMM(n_components=2, **bad).fit(X, lengths)
+
+
+def test_data_far_from_the_origin_keeps_its_precision(covariance_type):
+    """Rows of 1e4 + noise of 0.01: the emission densities are computed on
+    rows centred near the means, not from expanded squares that cancel."""
+    X, lengths = _sequences(seed=8)
+    ours, ref = _pair(covariance_type, n_iter=3)
+    ours.fit(X, lengths)
+    ref.fit(X, lengths)
+    shifted, _ = _pair(covariance_type, n_iter=3, covars_prior=1e-6)  # the prior in the new units
+    shifted.means_ = shifted.means_ * 0.01 + 1e4
+    shifted.covars_ = shifted._covars_ * 1e-4
+    shifted.fit(X * 0.01 + 1e4, lengths)
+    np.testing.assert_allclose((shifted.means_ - 1e4) * 100, ours.means_, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(shifted.transmat_, ours.transmat_, rtol=1e-6, atol=1e-9)
+
+
+def test_fit_and_predict_leave_x_alone():
+    X, lengths = _sequences(seed=9)
+    before = X.copy()
+    GaussianHMM(n_components=2, covariance_type="full", random_state=0).fit(X, lengths).predict(
+        X, lengths)
+    np.testing.assert_array_equal(X, before)
+
+
+def test_a_collapsing_state_is_said_and_handled_as_hmmlearn_does():
+    """Sequences of 40-79 steps (weighted 3, 3, 1, 3), 3 states, full
+    covariances: at the fourth iteration one covariance is no longer
+    positive-definite; hmmlearn adds
+    1e-7 to its diagonal for the density, silently; fastem does the same and
+    says so."""
+    X, lengths = _sequences(seed=5, n_seq=4)
+    ours, ref = _pair("full", n_iter=4)
+    with pytest.warns(RuntimeWarning, match="not positive-definite"):
+        ours.fit(X, lengths, sample_weight=[3, 3, 1, 3])
+    bounds = np.r_[0, np.cumsum(lengths)]
+    ref.fit(np.concatenate([X[bounds[i]:bounds[i + 1]] for i in (0, 0, 0, 1, 1, 1, 2, 3, 3, 3)]),
+            np.repeat(lengths, [3, 3, 1, 3]))
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-8)
