@@ -9,8 +9,8 @@ The warm-up fits tiny problems through the public estimators, so it compiles
 exactly the kernels that fits reach: each covariance layout, in each compute
 dtype (float64 rows; float32 rows computed in float32, and in float64 as
 ``dtype=np.float64`` or the float32 fallback runs them), with and without
-sample weights, the shared pass of ``GaussianMixtureIC`` and the
-initialisations' passes.
+sample weights, the shared pass of ``GaussianMixtureIC``, the
+initialisations' passes and ``GaussianHMM``'s recursions.
 """
 
 from __future__ import annotations
@@ -55,7 +55,22 @@ def _jobs(dtypes):
                 GaussianMixture(2, max_iter=2, random_state=0, init_params="k-means++",
                                 dtype=np.dtype(compute)).fit(Xd)
             jobs.append((f"model selection {label}", select))
+    if "float64" in dtypes:  # hidden Markov models compute in float64 for every input
+        jobs.append(("hidden Markov models", _hmm_job))
     return jobs
+
+
+def _hmm_job():
+    from . import GaussianHMM
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 4.0]
+    for cov in ("diag", "full"):
+        for implementation in ("log", "scaling"):
+            model = GaussianHMM(2, covariance_type=cov, implementation=implementation, n_iter=2,
+                                random_state=0).fit(X, [60, 60])
+            model.decode(X, [60, 60])
+            model.score(X, [60, 60])
 
 
 def warmup(dtypes=("float64", "float32"), progress=True, client=None):

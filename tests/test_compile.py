@@ -125,6 +125,15 @@ def test_warmup_compiles_what_fits_use(tmp_path):
     assert "kernels ready for this CPU" in out.stdout
     after, _ = _fit_in_process(tmp_path, "float64", "full,diag,spherical,tied")
     assert all(v[0] == 0.0 for v in after.values()), after
+    hmm = ("import numpy as np; from fastem import GaussianHMM; "
+           "from fastem._compile_clock import compile_seconds; "
+           "X = np.random.default_rng(1).normal(size=(90, 2)); "
+           "[GaussianHMM(2, covariance_type=c, implementation=i, random_state=0).fit(X, [45, 45])"
+           ".decode(X) for c in ('diag', 'full') for i in ('log', 'scaling')]; "
+           "print(compile_seconds())")
+    out = subprocess.run([sys.executable, "-c", hmm], env=env, capture_output=True, text=True,
+                         check=True)
+    assert float(out.stdout.split()[-1]) == 0.0, out.stdout
 
 
 def test_warmup_refuses_unknown_dtypes():

@@ -304,3 +304,47 @@ def second_moments(x, ref, post):
             for b in range(a):
                 out[j, b, a] = out[j, a, b]
     return out
+
+
+@driver
+def emission_diagonal(x, ref, precision, const):
+    """Emission log-densities (n, k) under diagonal covariances:
+    ``const_j - sum_a precision[j, a] (x_a - ref_a - mean_ja)^2 / 2`` with
+    ``const`` holding the normaliser and ``precision`` the means folded in as
+    ``precision[j, d + a] = mean_ja`` (one array, one pass over the rows)."""
+    n, d = x.shape
+    k = precision.shape[0]
+    out = np.empty((n, k))
+    y = np.empty(d)
+    for t in range(n):
+        for a in range(d):
+            y[a] = x[t, a] - ref[a]
+        for j in range(k):
+            acc = 0.0
+            for a in range(d):
+                r = y[a] - precision[j, d + a]
+                acc += precision[j, a] * r * r
+            out[t, j] = const[j] - 0.5 * acc
+    return out
+
+
+@driver
+def first_moments(x, ref, post, squares):
+    """``(sum_t post[t, j] (x_t - ref), sum_t post[t, j] (x_t - ref)^2)`` per
+    state, each (k, d) (the squares only when ``squares``)."""
+    n, d = x.shape
+    k = post.shape[1]
+    first = np.zeros((k, d))
+    second = np.zeros((k, d))
+    y = np.empty(d)
+    for t in range(n):
+        for a in range(d):
+            y[a] = x[t, a] - ref[a]
+        for j in range(k):
+            w = post[t, j]
+            for a in range(d):
+                wy = w * y[a]
+                first[j, a] += wy
+                if squares:
+                    second[j, a] += wy * y[a]
+    return first, second
