@@ -27,9 +27,11 @@ import numpy as np
 
 from . import _validation as val
 from ._covariance import COVARIANCE_TYPES
-from ._estimator import EstimatorBase
+from ._covariance import parameter_shape
+from ._estimator import EstimatorBase, SaveLoad
 from ._sampling import check_random_state
 from .kernels.cpu import hmm as kernels
+from .model_file import FileError, ModelFile, check_simplex, register_model
 
 _LOG_2PI = math.log(2.0 * math.pi)
 #: Added to a covariance that is not positive-definite, for its density only
@@ -112,7 +114,8 @@ class ConvergenceMonitor:
                 f"converged={self.converged})")
 
 
-class GaussianHMM(EstimatorBase):
+@register_model
+class GaussianHMM(SaveLoad, EstimatorBase):
     """Hidden Markov model with Gaussian emissions, fitted by Baum-Welch (EM).
 
     hmmlearn's ``GaussianHMM``: the same parameters with the same names,
@@ -199,6 +202,40 @@ class GaussianHMM(EstimatorBase):
     """
 
     _fitted_attribute = "startprob_"
+    _model_file = ModelFile(arrays={
+        "startprob": lambda k, d, p: (k,), "transmat": lambda k, d, p: (k, k),
+        "means": lambda k, d, p: (k, d),
+        "covars": lambda k, d, p: parameter_shape(p["covariance_type"], k, d)})
+
+    def _saved_array(self, name):
+        return self._covars_ if name == "covars" else getattr(self, name + "_")
+
+    def _check_file_arrays(self, arrays):
+        """A model file's arrays are a valid model (``fastem.model_file``)."""
+        check_simplex("startprob", arrays["startprob"])
+        for i, row in enumerate(arrays["transmat"]):
+            check_simplex(f"transmat[{i}]", row)
+        for name in ("means", "covars"):
+            if not np.all(np.isfinite(arrays[name])):
+                raise FileError(name, "must be finite")
+        c = arrays["covars"]
+        if c.ndim < 2:
+            ok = np.all(c > 0)
+        elif self.covariance_type == "diag":
+            ok = np.all(c > 0)
+        else:
+            mats = c.reshape(-1, c.shape[-1], c.shape[-1])
+            ok = (np.allclose(mats, np.swapaxes(mats, 1, 2))
+                  and all(np.linalg.eigvalsh(m).min() > 0 for m in mats))
+        if not ok:
+            raise FileError("covars", f"'{self.covariance_type}' covariances must be positive "
+                            "(symmetric positive-definite for 'full' and 'tied')")
+
+    def _restore_arrays(self, arrays):
+        self.startprob_, self.transmat_ = arrays["startprob"], arrays["transmat"]
+        self.means_, self._covars_ = arrays["means"], arrays["covars"]
+        self.n_features = self.means_.shape[1]
+        self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
 
     def __init__(self, n_components=1, covariance_type="diag", min_covar=1e-3,
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
@@ -261,6 +298,17 @@ class GaussianHMM(EstimatorBase):
             if not isinstance(value, str) or set(value) - set("stmc"):
                 raise ValueError(f"Invalid value for '{name}': {value!r}; expected a string of "
                                  "the letters 's', 't', 'm', 'c'.")
+        for name in ("startprob_prior", "transmat_prior", "means_prior", "means_weight",
+                     "covars_prior", "covars_weight"):
+            value = getattr(self, name)
+            try:
+                arr = np.asarray(value, dtype=np.float64)
+            except (TypeError, ValueError):
+                arr = None
+            if arr is None or isinstance(value, (bool, str)) or arr.ndim > 3 \
+                    or not np.all(np.isfinite(arr)):
+                raise ValueError(f"Invalid value for '{name}': {value!r:.80}; expected a finite "
+                                 "number or an array of them.")
         if self.backend != "cpu":
             raise ValueError(f"Invalid value for 'backend': {self.backend!r}; GaussianHMM runs "
                              "on the CPU ('cpu') so far.")
@@ -413,11 +461,13 @@ class GaussianHMM(EstimatorBase):
     def _mstep(self, stats):
         """hmmlearn's closed-form updates, with its priors."""
         if "s" in self.params:
-            start = np.maximum(self.startprob_prior - 1.0 + stats["start"], 0.0)
+            start = np.maximum(np.asarray(self.startprob_prior, dtype=np.float64) - 1.0
+                               + stats["start"], 0.0)
             start = np.where(self.startprob_ == 0, 0.0, start)
             self.startprob_ = start / start.sum()
         if "t" in self.params:
-            trans = np.maximum(self.transmat_prior - 1.0 + stats["trans"], 0.0)
+            trans = np.maximum(np.asarray(self.transmat_prior, dtype=np.float64) - 1.0
+                               + stats["trans"], 0.0)
             trans = np.where(self.transmat_ == 0, 0.0, trans)
             sums = trans.sum(axis=1, keepdims=True)
             self.transmat_ = np.where(sums > 0, trans / np.where(sums > 0, sums, 1.0), 0.0)
@@ -426,13 +476,15 @@ class GaussianHMM(EstimatorBase):
         # ``mean^2 N`` do not cancel for data far from the origin
         centre = stats["centre"]
         denom = stats["post"][:, None]
-        mw, mp = self.means_weight, np.asarray(self.means_prior, dtype=np.float64) - centre
+        mw = np.asarray(self.means_weight, dtype=np.float64)
+        mp = np.asarray(self.means_prior, dtype=np.float64) - centre
         means = self.means_ - centre
         if "m" in self.params:
             means = (mw * mp + stats["obs"]) / (mw + denom)
             self.means_ = means + centre
         if "c" in self.params:
-            cp, cw = self.covars_prior, self.covars_weight
+            cp = np.asarray(self.covars_prior, dtype=np.float64)
+            cw = np.asarray(self.covars_weight, dtype=np.float64)
             meandiff = means - mp
             if self.covariance_type in ("spherical", "diag"):
                 c_n = (mw * meandiff ** 2 + stats["obs**2"] - 2.0 * means * stats["obs"]

@@ -108,6 +108,8 @@ def _json_scalar(name, value):
         return np.dtype(value).name  # 'float32': the parameter accepts names
     if isinstance(value, tuple):
         return [_json_scalar(name, v) for v in value]
+    if isinstance(value, np.ndarray):  # a prior given per state (GaussianHMM): a JSON list
+        return value.tolist()
     return value.item() if isinstance(value, np.generic) else value
 
 
