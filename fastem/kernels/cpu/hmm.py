@@ -50,27 +50,6 @@ def _log_matvec(log_vec, trans, k, out):
         out[j] = top + np.log(acc)
 
 
-@helper
-def _log_matvec_right(trans, log_vec, k, out):
-    """``out[i] = log sum_j trans[i, j] exp(log_vec[j])``, stably."""
-    top = -np.inf
-    for j in range(k):
-        if log_vec[j] > top:
-            top = log_vec[j]
-    if top == -np.inf:
-        for i in range(k):
-            out[i] = -np.inf
-        return
-    scaled = np.empty(k)
-    for j in range(k):
-        scaled[j] = np.exp(log_vec[j] - top)
-    for i in range(k):
-        acc = 0.0
-        for j in range(k):
-            acc += trans[i, j] * scaled[j]
-        out[i] = top + np.log(acc)
-
-
 @driver
 def forward_backward(log_start, log_trans, log_frame, want_xi):
     """``(log_prob, posteriors (n, k), xi_sum (k, k))`` of one sequence, in log space.
@@ -84,6 +63,7 @@ def forward_backward(log_start, log_trans, log_frame, want_xi):
     """
     n, k = log_frame.shape
     trans = np.exp(log_trans)
+    back = np.ascontiguousarray(trans.T)  # the backward step multiplies from the right
     fwd = np.empty((n, k))
     bwd = np.empty((n, k))
     work = np.empty(k)
@@ -101,7 +81,7 @@ def forward_backward(log_start, log_trans, log_frame, want_xi):
     for t in range(n - 2, -1, -1):
         for j in range(k):
             work[j] = log_frame[t + 1, j] + bwd[t + 1, j]
-        _log_matvec_right(trans, work, k, step)
+        _log_matvec(work, back, k, step)
         for i in range(k):
             bwd[t, i] = step[i]
         if want_xi and np.isfinite(log_prob):
