@@ -45,7 +45,7 @@ import numpy as np
 
 from . import config
 from ._compile_clock import compile_seconds
-from ._sampling import choose_rows
+from ._sampling import row_drawer
 from ._steps import run_together
 
 
@@ -175,12 +175,7 @@ class _Start:
         self.warm = bool(np.isfinite(bound))  # started from a fitted model's bound
         self.allowance = 0.0  # what reg_covar may cost the next bound (family.bound_allowance)
 
-        def draw_rows(count):
-            n = data.shape[0]
-            rows = choose_rows(n, min(count, n), sample_weight, rng)
-            return backend.take_rows(data, rows)
-
-        self.draw_rows = draw_rows
+        self.draw_rows = row_drawer(backend, data, sample_weight, rng)
 
     @property
     def n_iter(self):

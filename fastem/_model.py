@@ -152,11 +152,11 @@ class Stats:
                      self.centres, self.log_likelihood * factor, self.weight_sum * factor,
                      self.round_off, self.rows * factor)
 
-    def recentred(self, centres: np.ndarray) -> "Stats":
-        """The same statistics centred on other means: with ``delta = c' - c``,
+    def shifted_moments(self, delta: np.ndarray):
+        """``(S', SS')``: the first and second moments about ``c + delta``, with
         ``S' = S - N delta`` and ``SS' = SS - S delta^T - delta S^T + N delta delta^T``
-        (only the diagonal for 'diag' and 'spherical' layouts)."""
-        delta = np.asarray(centres, dtype=np.float64) - self.centres
+        (only the diagonal for 'diag' and 'spherical' layouts). The M-step's
+        scatter about the new means and :meth:`recentred` are this algebra."""
         mass = self.mass
         first = self.first - mass[:, None] * delta
         if self.second.ndim == 3:
@@ -165,8 +165,14 @@ class Stats:
                       + mass[:, None, None] * delta[:, :, None] * delta[:, None, :])
         else:
             second = self.second - 2.0 * self.first * delta + mass[:, None] * delta * delta
-        return Stats(mass, first, second, np.array(centres, dtype=np.float64),
-                     self.log_likelihood, self.weight_sum, self.round_off, self.rows)
+        return first, second
+
+    def recentred(self, centres: np.ndarray) -> "Stats":
+        """The same statistics centred on other means (:meth:`shifted_moments`)."""
+        centres = np.array(centres, dtype=np.float64)
+        first, second = self.shifted_moments(centres - self.centres)
+        return Stats(self.mass, first, second, centres, self.log_likelihood, self.weight_sum,
+                     self.round_off, self.rows)
 
 
 def mass_guard(stats: "Stats") -> float:
@@ -216,10 +222,8 @@ def m_step(stats: Stats, covariance_type: str, reg_covar: float):
     means = stats.centres + e
     weights = mass / mass.sum()
     d = means.shape[1]
+    scatter = stats.shifted_moments(e)[1]
     if covariance_type in ("full", "tied"):
-        cross = stats.first[:, :, None] * e[:, None, :]
-        scatter = (stats.second - cross - np.swapaxes(cross, 1, 2)
-                   + stats.mass[:, None, None] * e[:, :, None] * e[:, None, :])
         if covariance_type == "full":
             cov = scatter / mass[:, None, None]
             cov = 0.5 * (cov + np.swapaxes(cov, 1, 2))
@@ -229,7 +233,6 @@ def m_step(stats: Stats, covariance_type: str, reg_covar: float):
             cov = 0.5 * (cov + cov.T)
             cov[np.arange(d), np.arange(d)] += reg_covar
     else:
-        scatter = stats.second - 2.0 * stats.first * e + stats.mass[:, None] * e * e
         # Clamp at zero: a component of identical points has variance 0 up to
         # round-off, which may come out as -1e-17.
         var = np.maximum(scatter / mass[:, None], 0.0) + reg_covar

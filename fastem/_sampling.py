@@ -50,3 +50,31 @@ def choose_rows(n_samples, size, sample_weight, rng):
             f"Only {positive} samples have positive sample_weight, fewer than n_components={size}."
         )
     return rng.choice(n_samples, size=size, replace=False, p=sample_weight / sample_weight.sum())
+
+
+def sample_sorted(n_samples, size, rng):
+    """``size`` distinct rows drawn uniformly, sorted (read in row order).
+
+    Repeats are rejected, in draw order, so memory and time are O(size):
+    ``rng.choice(n, size, replace=False)`` permutes all n rows, which at
+    4,000,000 rows took 0.1 s, as long as the rest of a mini-batch start.
+    """
+    if 2 * size > n_samples:
+        return np.sort(rng.choice(n_samples, size=size, replace=False))
+    chosen = np.empty(0, dtype=np.int64)
+    while chosen.size < size:
+        drawn = np.concatenate([chosen, rng.randint(0, n_samples, size=size - chosen.size + 16)])
+        _, first = np.unique(drawn, return_index=True)
+        chosen = drawn[np.sort(first)]  # distinct, in draw order
+    return np.sort(chosen[:size])
+
+
+def row_drawer(backend, data, sample_weight, rng):
+    """``draw_rows(count)``: ``count`` distinct rows of ``data`` (at most all of
+    them), drawn by :func:`choose_rows` from ``rng`` and gathered to the host
+    by ``backend``; what an M-step re-seeds emptied components with."""
+    def draw_rows(count):
+        n = data.shape[0]
+        return backend.take_rows(data, choose_rows(n, min(count, n), sample_weight, rng))
+
+    return draw_rows

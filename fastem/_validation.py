@@ -226,7 +226,11 @@ def check_estimator_params(est) -> None:
     _check_real(getattr(est, "learning_offset", 10.0), "learning_offset", 0.0)
     check_dtype(getattr(est, "dtype", None))
     check_backend(est.backend)
-    rs = est.random_state
+    check_random_state_param(est.random_state)
+
+
+def check_random_state_param(rs) -> None:
+    """The ``random_state`` parameter: None, an int or a numpy RandomState."""
     if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState))) or isinstance(rs, bool):
         raise ValueError(
             f"Invalid value for 'random_state': {rs!r}; expected None, an int or a numpy RandomState."

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-import numbers
+import sys
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 
@@ -90,8 +90,6 @@ class ConvergenceMonitor:
         log_prob : float
             The log-likelihood of the data before this iteration's M-step.
         """
-        import sys
-
         if self.verbose:
             delta = log_prob - self.history[-1] if self.history else np.nan
             print(f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}", file=sys.stderr)
@@ -312,11 +310,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if self.backend != "cpu":
             raise ValueError(f"Invalid value for 'backend': {self.backend!r}; GaussianHMM runs "
                              "on the CPU ('cpu') so far.")
-        rs = self.random_state
-        if not (rs is None or isinstance(rs, (numbers.Integral, np.random.RandomState))) \
-                or isinstance(rs, bool):
-            raise ValueError(f"Invalid value for 'random_state': {rs!r}; expected None, an int "
-                             "or a numpy RandomState.")
+        val.check_random_state_param(self.random_state)
 
     def _check_model(self):
         """The current parameters are a valid model (set by hand or fitted)."""

@@ -98,11 +98,7 @@ class PPCA(SaveLoad, EstimatorBase):
     def _check_params(self):
         val._check_int(self.n_components, "n_components", 1)
         val.check_backend(self.backend)
-        rs = self.random_state
-        if not (rs is None or isinstance(rs, (int, np.integer, np.random.RandomState))) \
-                or isinstance(rs, bool):
-            raise ValueError(f"Invalid value for 'random_state': {rs!r}; expected None, an int "
-                             "or a numpy RandomState.")
+        val.check_random_state_param(self.random_state)
 
     # ------------------------------------------------------------------
     # Fit: one pass of centred scatter, then an eigendecomposition

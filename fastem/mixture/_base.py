@@ -30,7 +30,7 @@ from . import _stream
 from .._progress import FitProgress
 from .._covariance import parameter_shape
 from .._estimator import EstimatorBase, SaveLoad
-from .._sampling import check_random_state
+from .._sampling import check_random_state, sample_sorted
 from .._precision import check_dtype
 from ..backends import backend_for, get_backend
 
@@ -224,6 +224,9 @@ class MixtureBase(SaveLoad, EstimatorBase):
         blocks = _stream.batches(n_samples, int(self.batch_size))
         data_weight = float(n_samples if sw is None else sw.sum())
         progress = getattr(self, "progress_callback", None)
+        from ..backends.dask import is_dask_array
+
+        dask_host = get_backend("cpu", check_dtype(self.dtype)) if is_dask_array(X) else None
         warm = self.warm_start and hasattr(self, "converged_")
         if warm:
             self._check_warm_start(n_features)
@@ -243,7 +246,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 # k-means on more than its own sample of rows only refines with
                 # Lloyd passes that the first blocks' steps repeat anyway
                 size = min(int(self.batch_size), config.KMEANS_SAMPLE_ROWS, n_samples)
-                rows = _stream.sample_sorted(n_samples, max(size, self.n_components), rng)
+                rows = sample_sorted(n_samples, max(size, self.n_components), rng)
                 host = get_backend("cpu", check_dtype(self.dtype))
                 params = family.initialize(host.prepare(backend.take_rows(data, rows)), host,
                                            None if sw is None else sw[rows], rng)
@@ -255,7 +258,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 watch = _em._Stopwatch()
                 for i in rng.permutation(len(blocks)):
                     a, b = blocks[i]
-                    part, part_backend = self._batch(X, a, b, backend)
+                    part, part_backend = self._batch(X, a, b, backend, dask_host)
                     params, step_bound, reseeded = stream.step(
                         params, part_backend, part, None if sw is None else sw[a:b],
                         self.learning_decay, self.learning_offset, data_weight)
@@ -282,14 +285,12 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._set_fit_result(best, n_features, stacklevel=5)
         return data, backend
 
-    def _batch(self, X, start, stop, backend):
+    def _batch(self, X, start, stop, backend, host):
         """Rows ``start:stop`` of X and the backend that holds them: a slice of
-        an array or memory map (a view: read when the pass reaches it), the
-        rows of a dask array computed to the host, chunk by chunk."""
-        from ..backends.dask import is_dask_array
-
-        if is_dask_array(X):
-            host = get_backend("cpu", check_dtype(self.dtype))
+        an array or memory map (a view: read when the pass reaches it); for a
+        dask array (``host``, the CPU backend, given), its rows computed to the
+        host, chunk by chunk."""
+        if host is not None:
             return host.prepare(np.ascontiguousarray(X[start:stop].compute())), host
         return backend.prepare(X[start:stop]), backend
 

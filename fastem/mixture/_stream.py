@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._sampling import choose_rows
+from .._sampling import row_drawer
 
 
 def step_size(t: int, decay: float, offset: float) -> float:
@@ -70,13 +70,9 @@ class Stream:
             raise ValueError("the batch's log-likelihood is not finite under the current model "
                              "(rows far outside its scale?); rescale X or increase reg_covar.")
         total = self.update(stats, decay, offset, data_weight)
-        n = data.shape[0]
-
-        def draw_rows(count):  # re-seeded components start at rows of this batch
-            rows = choose_rows(n, min(count, n), sample_weight, self.rng)
-            return backend.take_rows(data, rows)
-
-        new, reseeded = self.family.m_step(total, draw_rows)
+        # re-seeded components start at rows of this batch
+        new, reseeded = self.family.m_step(total, row_drawer(backend, data, sample_weight,
+                                                              self.rng))
         return new, self.family.lower_bound(total, params, new), reseeded
 
 
@@ -85,19 +81,3 @@ def batches(n_samples, batch_size):
     last one shorter), so that each batch is a slice of X read in one piece."""
     return [(a, min(a + batch_size, n_samples)) for a in range(0, n_samples, batch_size)]
 
-
-def sample_sorted(n_samples, size, rng):
-    """``size`` distinct rows drawn uniformly, sorted (read in row order).
-
-    Repeats are rejected, in draw order, so memory and time are O(size):
-    ``rng.choice(n, size, replace=False)`` permutes all n rows, which at
-    4,000,000 rows took 0.1 s, as long as the rest of a mini-batch start.
-    """
-    if 2 * size > n_samples:
-        return np.sort(rng.choice(n_samples, size=size, replace=False))
-    chosen = np.empty(0, dtype=np.int64)
-    while chosen.size < size:
-        drawn = np.concatenate([chosen, rng.randint(0, n_samples, size=size - chosen.size + 16)])
-        _, first = np.unique(drawn, return_index=True)
-        chosen = drawn[np.sort(first)]  # distinct, in draw order
-    return np.sort(chosen[:size])
