@@ -252,3 +252,51 @@ def test_model_file_round_trip_and_a_damaged_file(tmp_path):
                 np.lib.format.write_array(f, value)
     with pytest.raises(ValueError, match="transmat"):
         load(tmp_path / "bad.npz")
+
+
+_SCRIPT = """
+import hashlib, sys, numpy as np
+from fastem import GaussianHMM
+rng = np.random.default_rng(0)
+X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 3]
+h = hashlib.sha256()
+for c in ("diag", "full"):
+    for i in ("log", "scaling"):
+        m = GaussianHMM(3, covariance_type=c, implementation=i, random_state=0, n_iter=5)
+        m.fit(X, [100] * 6)
+        h.update(m.means_.tobytes() + m.transmat_.tobytes() + m.predict_proba(X).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_compiled_afresh_or_loaded_from_the_cache_the_same_bits(tmp_path):
+    """A new process compiling into an empty cache, one loading from it, and
+    one on 2 threads fit the same bits (the kernels' helpers are inlined by
+    LLVM and never cached, as the mixtures')."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for threads in ("1", "1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, NUMBA_CACHE_DIR=str(tmp_path))
+        out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.append(out.stdout.strip())
+    assert any(tmp_path.rglob("*.nbi"))
+    assert len(set(digests)) == 1, digests
+
+
+def test_every_method_refuses_what_fit_refuses():
+    X, lengths = _sequences(seed=11)
+    m = GaussianHMM(n_components=2, random_state=0).fit(X, lengths)
+    nan = np.where(X > 3, np.nan, X)
+    for method in (m.score, m.score_samples, m.predict, m.predict_proba, m.decode, m.aic, m.bic):
+        with pytest.raises(ValueError, match="NaN|nan"):
+            method(nan, lengths)
+        with pytest.raises(ValueError, match="lengths sum to"):
+            method(X, lengths[:-1])
+        with pytest.raises(ValueError, match="features"):
+            method(X[:, :1], lengths)
+    with pytest.raises(ValueError, match="n_samples"):
+        m.sample(0)
