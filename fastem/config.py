@@ -85,6 +85,17 @@ CHUNK_ROWS = 65536
 #: -inf for components with zero weight.
 FASTMATH = {"nsz", "arcp", "contract", "afn", "reassoc"}
 
+# --- Hidden Markov models ----------------------------------------------------------
+
+#: Steps per part of a GaussianHMM pass: consecutive sequences are grouped
+#: into parts of at least this many steps, each run whole by one thread (its
+#: statistics summed in sequence order, parts in their order after).
+HMM_PART_STEPS = 16384
+#: A sequence of at least this many steps runs alone: its emission densities
+#: and statistics in parallel over row parts, its recursion on one thread,
+#: with O(steps x states) memory for the emissions and posteriors.
+HMM_LONG_SEQUENCE = 131072
+
 # --- CUDA backend -----------------------------------------------------------
 
 #: Threads per CUDA block (halved until the block's shared memory fits).

@@ -17,33 +17,54 @@ is hmmlearn's closed form.
 
 from __future__ import annotations
 
-import logging
-import math
 import sys
 import warnings
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from . import _validation as val
-from ._covariance import COVARIANCE_TYPES
-from ._covariance import parameter_shape
+from . import config
+from ._covariance import COVARIANCE_TYPES, parameter_shape
 from ._estimator import EstimatorBase, SaveLoad
+from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
+from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
+from .backends.cpu import kernel_input, part_bounds, partial_stats
+from .kernels.cpu import gaussian, launch
 from .kernels.cpu import hmm as kernels
+from .kernels.cpu._parts import run_parts
 from .model_file import FileError, ModelFile, check_simplex, register_model
 
-_LOG_2PI = math.log(2.0 * math.pi)
 #: Added to a covariance that is not positive-definite, for its density only
 #: (hmmlearn's ``_log_multivariate_normal_density_full`` fallback).
 _COLLAPSE_COVAR = 1e-7
-#: Sequences per task of the thread pool (a task's statistics are summed in
-#: sequence order inside it, and tasks in their order after).
-SEQUENCES_PER_TASK = 16
+#: A covariance whose smallest eigenvalue is below this times n_features
+#: times its largest is singular to round-off (collapsed).
+_SINGULAR = 10 * np.finfo(np.float64).eps
+
+
+def _step_parts(lengths):
+    """Cut sequences into parts of consecutive ones: ``(n_parts + 1,)`` int64
+    indices, a part closing once it holds ``config.HMM_PART_STEPS`` steps
+    (the data decide the parts, never the thread count)."""
+    parts, steps = [0], 0
+    for i, n in enumerate(np.asarray(lengths).tolist()):
+        steps += n
+        if steps >= config.HMM_PART_STEPS:
+            parts.append(i + 1)
+            steps = 0
+    if parts[-1] != len(lengths):
+        parts.append(len(lengths))
+    return np.asarray(parts, dtype=np.int64)
 
 
 def split_lengths(n_samples, lengths):
-    """``[(start, stop), ...]`` of every sequence; all of X when ``lengths`` is None.
+    """Row boundaries of the sequences: sequence ``s`` is rows
+    ``bounds[s]:bounds[s + 1]``; one sequence, all of X, when ``lengths`` is None.
+
+    Returns
+    -------
+    bounds : ndarray of shape (n_sequences + 1,), int64
 
     Raises
     ------
@@ -51,7 +72,7 @@ def split_lengths(n_samples, lengths):
         For lengths that are not positive integers or do not sum to n_samples.
     """
     if lengths is None:
-        return [(0, n_samples)]
+        return np.array([0, n_samples], dtype=np.int64)
     arr = np.asarray(lengths)
     if arr.ndim != 1 or arr.size == 0 or arr.dtype.kind not in "iu":
         raise ValueError(f"lengths must be a non-empty 1-D array of integers, got {lengths!r:.80}")
@@ -59,8 +80,7 @@ def split_lengths(n_samples, lengths):
         raise ValueError(f"lengths must be positive; got {int(arr.min())}.")
     if int(arr.sum()) != n_samples:
         raise ValueError(f"lengths sum to {int(arr.sum())}, but X has {n_samples} rows.")
-    ends = np.cumsum(arr)
-    return list(zip((ends - arr).tolist(), ends.tolist()))
+    return np.concatenate([[0], np.cumsum(arr)]).astype(np.int64)
 
 
 class ConvergenceMonitor:
@@ -159,13 +179,19 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     init_params : str, default='stmc'
         Parameters initialised by ``fit`` (the others must be set before).
     implementation : {'log', 'scaling'}, default='log'
-        The forward-backward arithmetic, as in hmmlearn: in log space (robust
-        to any underflow), or with probabilities rescaled at every step
-        (several times faster: one ``exp`` per step and state instead of one
-        per pair of states; a sequence whose every path has a relative
-        probability below 1e-308 at some step gets -inf).
+        hmmlearn's choice of forward-backward arithmetic, accepted for
+        compatibility: both run the same recursion, rescaled probabilities
+        with a step redone in logarithms wherever it would underflow, which
+        is as fast as hmmlearn's 'scaling' and as robust as its 'log'
+        (both agree with hmmlearn's to round-off).
     backend : {'cpu'}, default='cpu'
         Where the passes run (the CUDA and Dask backends do not run HMMs yet).
+    dtype : {None, numpy.float32, numpy.float64}, default=None
+        Compute dtype of the emission densities and statistics: None follows
+        the data (float32 data compute in float32, with the mixtures'
+        safeguards: rows centred in float64, a pass the model's scale cannot
+        resolve in float32 runs in float64); the recursions and the M-step
+        are float64 always.
 
     Attributes
     ----------
@@ -239,7 +265,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                  startprob_prior=1.0, transmat_prior=1.0, means_prior=0, means_weight=0,
                  covars_prior=1e-2, covars_weight=1, algorithm="viterbi", random_state=None,
                  n_iter=10, tol=1e-2, verbose=False, params="stmc", init_params="stmc",
-                 implementation="log", backend="cpu"):
+                 implementation="log", backend="cpu", dtype=None):
         self.n_components = n_components
         self.covariance_type = covariance_type
         self.min_covar = min_covar
@@ -258,6 +284,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         self.init_params = init_params
         self.implementation = implementation
         self.backend = backend
+        self.dtype = dtype
 
     # -- parameters -----------------------------------------------------------
 
@@ -311,6 +338,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             raise ValueError(f"Invalid value for 'backend': {self.backend!r}; GaussianHMM runs "
                              "on the CPU ('cpu') so far.")
         val.check_random_state_param(self.random_state)
+        check_dtype(self.dtype)
 
     def _check_model(self):
         """The current parameters are a valid model (set by hand or fitted)."""
@@ -346,109 +374,143 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- the E-step -------------------------------------------------------------
 
-    @property
-    def _forward_backward(self):
-        """The kernel of ``implementation``: log space, or scaled probabilities."""
-        return (kernels.forward_backward_scaled if self.implementation == "scaling"
-                else kernels.forward_backward)
+    def _pass_arrays(self, X):
+        """The emission densities as the Gaussian kernel takes them, narrowed
+        to the compute dtype (:func:`fastem._precision.pass_arrays`)."""
+        k = self.n_components
+        inputs = factor_inputs(self.means_, self._precision_factors(), self.covariance_type,
+                               np.zeros(k))
+        return pass_arrays(inputs.means, inputs.factor, inputs.log_const,
+                           compute_dtype(X.dtype, check_dtype(self.dtype)))
 
-    def _emissions(self):
-        """What the emission log-densities need, computed once per pass:
-        ``(kind, centre, per-state factors, shifts (full only), log-normaliser (k,))``."""
+    def _precision_factors(self):
+        """Upper Cholesky factors of the precisions (``fastem._model``'s layout)."""
         c, ctype = self._covars_, self.covariance_type
-        # rows and means centred on the means' centre, so that data far from
-        # the origin (1e4 + 0.01 noise) does not cancel in the expanded square
-        ref = self.means_.mean(axis=0)
-        means = self.means_ - ref
-        k, d = means.shape
-        if ctype in ("spherical", "diag"):
-            var = np.broadcast_to(c[:, None] if ctype == "spherical" else c, means.shape)
-            const = -0.5 * (d * _LOG_2PI + np.sum(np.log(var), axis=1))
-            return "diagonal", ref, np.ascontiguousarray(np.hstack([1.0 / var, means])), None, const
-        covs = np.broadcast_to(c, (k, d, d)) if ctype == "tied" else c
-        chol = np.empty((k, d, d))
-        for j in range(k):
+        if ctype not in ("full", "tied"):
+            return precision_cholesky_from_covariances(c, ctype)
+        mats = c[None] if ctype == "tied" else c
+        out = np.empty_like(mats)
+        for j, m in enumerate(mats):
+            # hmmlearn's fallback for a state collapsing onto too few points:
+            # its density uses the covariance + 1e-7 I. hmmlearn takes it when
+            # a Cholesky factorisation fails, which for a covariance singular
+            # to round-off is a coin toss between two round-offs; fastem
+            # takes it for any covariance singular to round-off (and says so)
+            eig = np.linalg.eigvalsh(m)
+            if eig[0] > _SINGULAR * m.shape[0] * eig[-1]:
+                out[j] = precision_cholesky_from_covariances(m, "tied")
+                continue
             try:
-                chol[j] = np.linalg.cholesky(covs[j])
-            except np.linalg.LinAlgError:
-                # hmmlearn's fallback for a state collapsing onto too few
-                # points: its density uses the covariance + 1e-7 I (said here)
-                try:
-                    chol[j] = np.linalg.cholesky(covs[j] + _COLLAPSE_COVAR * np.eye(d))
-                except np.linalg.LinAlgError:
-                    raise ValueError("'covars' must be symmetric, positive-definite") from None
-                warnings.warn(f"GaussianHMM: the covariance of state {j} is not positive-"
-                              f"definite (a state collapsing onto few points); its density "
-                              f"adds {_COLLAPSE_COVAR:g} to the diagonal, as hmmlearn's does. "
-                              "Consider fewer states or a larger covars_prior.",
-                              RuntimeWarning, stacklevel=4)
-        inverse = np.linalg.inv(chol)                                  # L_j^-1, (k, d, d)
-        inverse = np.ascontiguousarray(np.tril(inverse))
-        shift = np.einsum("kij,kj->ki", inverse, means)               # L_j^-1 (mu_j - ref)
-        const = -0.5 * (d * _LOG_2PI) - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)),
-                                               axis=1)
-        return "full", ref, inverse, shift, const
+                out[j] = precision_cholesky_from_covariances(
+                    m + _COLLAPSE_COVAR * np.eye(m.shape[0]), "tied")
+            except ValueError:
+                raise ValueError("'covars' must be symmetric, positive-definite") from None
+            warnings.warn(f"GaussianHMM: the covariance of state {j} is not positive-"
+                          f"definite (a state collapsing onto few points); its density "
+                          f"adds {_COLLAPSE_COVAR:g} to the diagonal, as hmmlearn's does. "
+                          "Consider fewer states or a larger covars_prior.",
+                          RuntimeWarning, stacklevel=4)
+        return out[0] if ctype == "tied" else out
 
-    @staticmethod
-    def _log_frame(x, emissions):
-        """Emission log-densities (n, k) of the rows x under every state."""
-        kind, ref, a, b, const = emissions
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        if kind == "full":
-            return kernels.emission_full(x, ref, a, b, const)
-        return kernels.emission_diagonal(x, ref, a, const)
+    def _frames(self, X, pa):
+        """Emission log-densities (n, k) of every row, float64."""
+        X = kernel_input(X)
+        out = np.empty((X.shape[0], self.n_components))
+        with launch():
+            gaussian.log_prob(X, self._full, pa.ref, pa.means, pa.factor, pa.log_const,
+                              part_bounds(X.shape[0], 1), out)
+        if pa.shift:
+            out += pa.shift
+        return out
 
-    def _sequence_stats(self, X, bounds, weights, want, emissions):
-        """Weighted statistics and log-likelihood of consecutive sequences
-        ``bounds``: their rows are read, and their emission densities and
-        moments computed, in one piece; the recursions run per sequence."""
-        k, d = self.n_components, X.shape[1]
-        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        stats = _empty_stats(k, d, self.covariance_type)
-        first = bounds[0][0]
-        x = np.ascontiguousarray(X[first:bounds[-1][1]], dtype=np.float64)
-        log_frame = self._log_frame(x, emissions)
-        post = np.empty_like(log_frame)
-        for (a, b), w in zip(bounds, weights):
-            log_prob, p, xi = self._forward_backward(log_start, log_trans,
-                                                     log_frame[a - first:b - first], "t" in want)
-            stats["log_prob"] += w * log_prob
-            stats["start"] += w * p[0]
-            stats["trans"] += w * xi
-            post[a - first:b - first] = p if w == 1.0 else w * p
-        # moments about the centre of the means (the M-step knows it), in Numba
-        # loops: BLAS products started threads inside these threads
-        diagonal = self.covariance_type in ("spherical", "diag")
-        stats["post"] = post.sum(axis=0)
-        stats["obs"], squares = kernels.first_moments(x, emissions[1], post, diagonal)
-        if diagonal:
-            stats["obs**2"] = squares
-        else:
-            stats["obs*obs.T"] = kernels.second_moments(x, emissions[1], post)
-        return stats
+    @property
+    def _full(self):
+        return self.covariance_type in ("full", "tied")
 
     def _estep(self, X, bounds, weights):
-        """Statistics of all sequences: tasks of consecutive sequences on
-        threads, summed in task order (the same bits for any thread count)."""
-        from numba import get_num_threads
+        """Weighted statistics of all sequences, and their log-likelihood.
 
-        tasks = [(bounds[i:i + SEQUENCES_PER_TASK], weights[i:i + SEQUENCES_PER_TASK])
-                 for i in range(0, len(bounds), SEQUENCES_PER_TASK)]
-        emissions = self._emissions()
-        run = lambda task: self._sequence_stats(X, task[0], task[1], self.params,  # noqa: E731
-                                                emissions)
-        threads = min(get_num_threads(), len(tasks))
-        if threads > 1:
-            with ThreadPoolExecutor(threads) as pool:
-                parts = list(pool.map(run, tasks))
+        Sequences shorter than ``config.HMM_LONG_SEQUENCE`` steps run whole
+        in one fused pass, parallel over parts of consecutive sequences; a
+        longer one alone, with its emissions and statistics parallel over
+        row parts and its recursion on one thread. Parts are cut by the data
+        and summed in their order: the same bits for any thread count.
+        """
+        k, d, full = self.n_components, X.shape[1], self._full
+        X = kernel_input(X)
+        pa = self._pass_arrays(X)
+        start, trans = self.startprob_, np.ascontiguousarray(self.transmat_)
+        want_xi = "t" in self.params
+        lengths = np.diff(bounds)
+        long = lengths >= config.HMM_LONG_SEQUENCE
+        order = np.flatnonzero(~long)
+        parts = _step_parts(lengths[order])
+        n_parts = len(parts) - 1
+        width = d * d if full else d
+        log_prob, start_counts = np.zeros(n_parts), np.zeros((n_parts, k))
+        trans_counts = np.zeros((n_parts, k, k))
+        mass, first, second = (np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
+                               np.zeros((n_parts, k, width)))
+        if n_parts:
+            driver = kernels.fit_sequences_full if full else kernels.fit_sequences_diag
+            with launch():
+                run_parts(driver, n_parts, X, bounds, weights, order, parts,
+                          int(lengths[order].max()), start, trans, want_xi, pa.ref, pa.means,
+                          pa.factor, pa.log_const, log_prob, start_counts, trans_counts, mass,
+                          first, second)
+        stats = {"log_prob": log_prob.sum(), "start": start_counts.sum(axis=0),
+                 "trans": trans_counts.sum(axis=0), "post": mass.sum(axis=0),
+                 "obs": first.sum(axis=0), "second": second.sum(axis=0)}
+        for s in np.flatnonzero(long):
+            if weights[s] == 0.0:
+                continue
+            part = self._long_sequence_stats(X[bounds[s]:bounds[s + 1]], weights[s], pa,
+                                             want_xi)
+            for key in stats:
+                stats[key] = stats[key] + part[key]
+        stats["log_prob"] += pa.shift * float(np.dot(weights, lengths))
+        second = stats.pop("second")
+        if full:
+            stats["obs*obs.T"] = full_from_lower(second, d)
         else:
-            parts = [run(t) for t in tasks]
-        total = parts[0]
-        for part in parts[1:]:
-            for key in total:
-                total[key] = total[key] + part[key]
-        total["centre"] = emissions[1]
-        return total
+            stats["obs**2"] = second
+        stats["centre"] = pa.centres
+        return stats
+
+    def _long_sequence_stats(self, x, w, pa, want_xi):
+        """One long sequence's weighted statistics: emissions and statistics
+        parallel over row parts, the recursion on one thread."""
+        k, d, full = self.n_components, x.shape[1], self._full
+        logf = self._frames(x, pa)
+        post = np.empty_like(logf)
+        log_prob, xi = np.zeros(1), np.zeros((1, k, k))
+        kernels.sequences(self.startprob_, np.ascontiguousarray(self.transmat_), logf,
+                          np.array([0, len(x)]), np.array([w]), np.array([0, 1]), True, want_xi,
+                          post, log_prob, xi, np.zeros(1, dtype=np.int64))
+        del logf
+        post *= w
+        bounds, mass, first, second = partial_stats(len(x), k, d, full)
+        if np.isfinite(log_prob[0]):
+            with launch():
+                gaussian.weighted_stats(x, full, pa.ref, pa.means, post, bounds, mass, first,
+                                        second)
+        return {"log_prob": w * log_prob[0], "start": post[0], "trans": xi[0],
+                "post": mass.sum(axis=0), "obs": first.sum(axis=0),
+                "second": second.sum(axis=0)}
+
+    def _sequence_passes(self, X, bounds, want_post):
+        """Per-sequence log-likelihoods (n_sequences,) and, with ``want_post``,
+        the state posteriors (n, k) of every row."""
+        logf = self._frames(X, self._pass_arrays(X))
+        lengths = np.diff(bounds)
+        parts = _step_parts(lengths)
+        post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
+        log_probs = np.zeros(len(lengths))
+        with launch():
+            run_parts(kernels.sequences, len(parts) - 1, self.startprob_,
+                      np.ascontiguousarray(self.transmat_), logf, bounds, np.ones(len(lengths)),
+                      parts, want_post, False, post, log_probs, np.zeros((len(parts) - 1, 1, 1)))
+        return log_probs, (post if want_post else None), logf
 
     # -- the M-step ---------------------------------------------------------------
 
@@ -558,8 +620,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if X.shape[0] < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {X.shape[0]}.")
-        sw_rows = None if sample_weight is None else np.repeat(
-            weights, [b - a for a, b in bounds])
+        sw_rows = None if sample_weight is None else np.repeat(weights, np.diff(bounds))
         self._init(X, sw_rows)
         self._check_model()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
@@ -573,17 +634,16 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             if self.monitor_.converged:
                 break
         if np.any(self.transmat_.sum(axis=1) == 0):
-            logging.getLogger(__name__).warning(
-                "Some rows of transmat_ have zero sum because no transition from the state "
-                "was ever observed.")
+            warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
+                          "state was ever observed (hmmlearn logs the same).", RuntimeWarning,
+                          stacklevel=2)
         self.n_features_in_ = X.shape[1]
         return self
 
     def _sequence_weights(self, sample_weight, bounds):
         if sample_weight is None:
-            return np.ones(len(bounds))
-        sw = val.check_sample_weight(sample_weight, len(bounds))
-        return sw
+            return np.ones(len(bounds) - 1)
+        return val.check_sample_weight(sample_weight, len(bounds) - 1)
 
     # -- scoring and decoding --------------------------------------------------------
 
@@ -621,16 +681,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         ((100, 2), True)
         """
         X, bounds = self._rows(X, lengths)
-        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        emissions = self._emissions()
-        total, out = 0.0, np.empty((X.shape[0], self.n_components))
-        for a, b in bounds:
-            log_prob, post, _ = self._forward_backward(
-                log_start, log_trans,
-                self._log_frame(np.asarray(X[a:b], dtype=np.float64), emissions), False)
-            total += log_prob
-            out[a:b] = post
-        return float(total), out
+        log_probs, post, _ = self._sequence_passes(X, bounds, want_post=True)
+        return float(log_probs.sum()), post
 
     def score(self, X, lengths=None):
         """Log-likelihood of X under the model.
@@ -657,12 +709,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         X, bounds = self._rows(X, lengths)
-        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        emissions = self._emissions()
-        return float(sum(kernels.forward_log_prob(
-            log_start, log_trans,
-            self._log_frame(np.asarray(X[a:b], dtype=np.float64), emissions))
-            for a, b in bounds))
+        return float(self._sequence_passes(X, bounds, want_post=False)[0].sum())
 
     def decode(self, X, lengths=None, algorithm=None):
         """The most likely state sequence of X.
@@ -706,11 +753,10 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             _, post = self.score_samples(X, lengths)
             # hmmlearn's figure: the sum over steps of the largest posterior
             return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
+        logf = self._frames(X, self._pass_arrays(X))
         log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        emissions = self._emissions()
-        for a, b in bounds:
-            log_prob, path = kernels.viterbi(log_start, log_trans, self._log_frame(
-                np.asarray(X[a:b], dtype=np.float64), emissions))
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            log_prob, path = kernels.viterbi(log_start, log_trans, logf[a:b])
             total += log_prob
             states[a:b] = path
         return float(total), states

@@ -300,3 +300,98 @@ def test_every_method_refuses_what_fit_refuses():
             method(X[:, :1], lengths)
     with pytest.raises(ValueError, match="n_samples"):
         m.sample(0)
+
+
+def _left_right_with_an_outlier():
+    """A left-right chain (zeros in ``transmat_``) whose last steps hold an
+    outlier that only a state the chain has left explains: the states it can
+    reach give it a probability below 1e-400 relative, so a purely rescaled
+    recursion underflows there (hmmlearn's 'scaling' gives -inf), while
+    hmmlearn's log recursion does not."""
+    start = np.array([1.0, 0.0, 0.0])
+    trans = np.array([[0.9, 0.1, 0.0], [0.0, 0.9, 0.1], [0.0, 0.0, 1.0]])
+    means = np.array([[0.0], [10.0], [20.0]])
+    covars = np.ones((3, 1))
+    X = np.r_[np.zeros(5), np.full(5, 10.0), np.full(5, 20.0), [-80.0], np.full(3, 20.0)]
+    models = []
+    for cls in (GaussianHMM, hmm.GaussianHMM):
+        m = cls(n_components=3, covariance_type="diag", init_params="", params="mc", n_iter=3)
+        m.startprob_, m.transmat_, m.means_, m.covars_ = start, trans, means, covars
+        models.append(m)
+    return X[:, None], models
+
+
+@pytest.mark.filterwarnings("ignore:GaussianHMM log-likelihood decreased")  # hmmlearn's too: MAP
+@pytest.mark.parametrize("implementation", ["log", "scaling"])
+def test_steps_that_would_underflow_agree_with_hmmlearns_log_recursion(implementation):
+    X, (ours, ref) = _left_right_with_an_outlier()
+    ours.implementation = implementation
+    log_prob, post = ours.score_samples(X)
+    ref_log_prob, ref_post = ref.score_samples(X)
+    assert np.isfinite(log_prob) and log_prob < -1000
+    np.testing.assert_allclose(log_prob, ref_log_prob, rtol=1e-10)
+    np.testing.assert_allclose(post, ref_post, atol=1e-12)
+    assert ours.score(X) == pytest.approx(ref.score(X), rel=1e-10)
+    ours.fit(X)
+    ref.fit(X)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-9)
+    np.testing.assert_allclose(ours.means_, ref.means_, rtol=1e-9)
+    np.testing.assert_allclose(ours.covars_, ref.covars_, rtol=1e-9)
+
+
+def test_a_long_sequence_alone_fits_the_same_model(monkeypatch, covariance_type):
+    """Sequences of at least ``config.HMM_LONG_SEQUENCE`` steps run alone,
+    emissions and statistics parallel over row parts: the same model as the
+    fused pass over whole sequences, to round-off."""
+    from fastem import config
+
+    X, lengths = _sequences(seed=11, n_seq=5, length=300)
+    fits = []
+    for threshold in (10**9, 200):  # none long, then the longer ones
+        monkeypatch.setattr(config, "HMM_LONG_SEQUENCE", threshold)
+        m, _ = _pair(covariance_type, n_iter=5, tol=-1e300)
+        fits.append(m.fit(X, lengths, sample_weight=[1, 2, 0, 1, 3]))
+    assert (lengths >= 200).any() and (lengths < 200).any()
+    np.testing.assert_allclose(fits[0].monitor_.history, fits[1].monitor_.history, rtol=1e-12)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(fits[0], name), getattr(fits[1], name), rtol=1e-10,
+                                   atol=1e-13)
+
+
+def test_float32_computes_the_float64_model(covariance_type):
+    """float32 data compute emissions and statistics in float32 (the mixtures'
+    safeguards) and reach the float64 fit to float32's round-off."""
+    X, lengths = _sequences(seed=12, n_seq=8, length=200)
+    X32 = (X + 1e3).astype(np.float32)  # far from the origin: centred in float64 first
+    fits = []
+    for data, dtype in ((X32.astype(np.float64), None), (X32, None), (X32, np.float64)):
+        m, _ = _pair(covariance_type, n_iter=6, tol=-1e300)
+        m.means_, m.dtype = m.means_ + 1e3, dtype
+        fits.append(m.fit(data, lengths))
+    np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-6)
+    np.testing.assert_allclose(fits[1].means_, fits[0].means_, rtol=1e-6)
+    np.testing.assert_allclose(fits[1].transmat_, fits[0].transmat_, atol=1e-5)
+    assert fits[1].monitor_.history != fits[0].monitor_.history  # it did compute in float32
+    # dtype=np.float64 makes float32 data compute in float64: the same bits
+    assert fits[2].monitor_.history == fits[0].monitor_.history
+
+
+def test_a_dropped_state_that_the_data_favour_later_agrees_with_hmmlearn():
+    """State 0 is left behind (its forward probability below 1e-300 relative
+    after x = 40), and later steps (x = 12.5) favour it by e^300 a step
+    while it can only be reached from itself: the rescaled recursion must not
+    lose it, and fastem's answer is hmmlearn's log-space one."""
+    start = np.array([1.0, 0.0])
+    trans = np.array([[0.5, 0.5], [0.0, 1.0]])
+    X = np.r_[0.0, 40.0, np.full(4, 12.5)][:, None]
+    models = []
+    for cls in (GaussianHMM, hmm.GaussianHMM):
+        m = cls(n_components=2, covariance_type="diag", init_params="")
+        m.startprob_, m.transmat_ = start, trans
+        m.means_, m.covars_ = np.array([[0.0], [40.0]]), np.ones((2, 1))
+        models.append(m)
+    ours, ref = models
+    log_prob, post = ours.score_samples(X)
+    ref_log_prob, ref_post = ref.score_samples(X)
+    np.testing.assert_allclose(log_prob, ref_log_prob, rtol=1e-12)
+    np.testing.assert_allclose(post, ref_post, atol=1e-12)

@@ -1,5 +1,6 @@
 """The explicit-vector primitives of the CPU kernels (``kernels/cpu/_simd.py``)
-and the vectorisable exponential, against NumPy."""
+and the vectorisable exponential and logarithm (``kernels/cpu/_elementary.py``),
+against NumPy."""
 
 import numpy as np
 import pytest
@@ -8,7 +9,7 @@ from numba import njit
 from fastem.kernels.cpu._simd import (LANES, bits_from_f32, f32_from_bits, f64_from_bits, lanes,
                                       like, vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul,
                                       vsplat, vsub, vsum8, vzero)
-from fastem.kernels.cpu.gaussian import fast_exp
+from fastem.kernels.cpu._elementary import fast_exp
 
 
 @njit

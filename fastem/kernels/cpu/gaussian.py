@@ -31,15 +31,12 @@ is :mod:`._jit`.
 """
 
 import numpy as np
-from numba import types
 
 from ...config import BLOCK_ROWS
+from ._elementary import fast_exp
 from ._jit import driver as _jit_driver, helper, stack_helper
-from numba.extending import overload
-
-from ._simd import (bits_from_f32, bits_from_f64, f32_from_bits, f64_from_bits, lanes, like,
-                    vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul, vsplat, vsub, vsum8,
-                    vzero)
+from ._simd import (lanes, like, vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul, vsplat,
+                    vsub, vsum8, vzero)
 from ._parts import next_part, run_parts
 from ._stack import panel_rows, stack_panel
 
@@ -159,92 +156,6 @@ def block_log_prob_diag(xt, means, factor, log_const, q, logp):
             c = log_const[j]
             for i in range(P):
                 logp[j, h + i] = c - half * q[i]
-
-
-_LOG2E = 1.4426950408889634
-_LN2_HI = 0.693147180369123816490  # ln 2 split so that n * _LN2_HI is exact
-_LN2_LO = 1.90821492927058770002e-10
-_EXP_MIN = -708.0  # below this exp underflows; the kernels return exactly 0
-#: 1.5 * 2**52: adding it to an integer-valued double puts the integer in the
-#: low mantissa bits, a vectorisable float -> int conversion (AVX2 has no
-#: vector double -> int64 instruction, and a scalar one per lane cost the
-#: diag pass a third of its time on Zen 3).
-_SHIFT64 = 6755399441055744.0
-_SHIFT64_BITS = 0x4338000000000000
-
-_LOG2E_F = np.float32(_LOG2E)
-_LN2_HI_F = np.float32(0.693359375)  # 9 significant bits: n * _LN2_HI_F is exact
-_LN2_LO_F = np.float32(-2.12194440e-4)
-_EXP_MIN_F = np.float32(-87.0)  # exp(-87) is above float32's smallest normal
-_SHIFT32 = np.float32(12582912.0)  # 1.5 * 2**23
-_SHIFT32_BITS = np.int32(0x4B400000)
-_HALF_F = np.float32(0.5)
-_ONE_F = np.float32(1.0)
-_ZERO_F = np.float32(0.0)
-
-
-@helper(ordered=True)
-def _exp_f64(x):
-    """Cody-Waite range reduction ``x = n ln2 + r`` (|r| <= ln2 / 2) with a
-    degree-12 Taylor polynomial (truncation error < 3e-16 relative) scaled by
-    ``2**n`` built from the exponent bits."""
-    v = max(x, _EXP_MIN)
-    n = np.floor(v * _LOG2E + 0.5)
-    r = (v - n * _LN2_HI) - n * _LN2_LO
-    p = 1.0 / 479001600.0
-    p = p * r + 1.0 / 39916800.0
-    p = p * r + 1.0 / 3628800.0
-    p = p * r + 1.0 / 362880.0
-    p = p * r + 1.0 / 40320.0
-    p = p * r + 1.0 / 5040.0
-    p = p * r + 1.0 / 720.0
-    p = p * r + 1.0 / 120.0
-    p = p * r + 1.0 / 24.0
-    p = p * r + 1.0 / 6.0
-    p = p * r + 0.5
-    p = p * r + 1.0
-    p = p * r + 1.0
-    n_bits = bits_from_f64(n + _SHIFT64) - _SHIFT64_BITS  # the integer n, exactly
-    scale = f64_from_bits((n_bits + 1023) << 52)
-    return p * scale if x >= _EXP_MIN else 0.0
-
-
-@helper(ordered=True)
-def _exp_f32(x):
-    """The float32 twin of :func:`_exp_f64`: a degree-7 Taylor polynomial
-    (truncation error < 6e-9, below float32's rounding); inputs below -87
-    (including -inf) give exactly 0."""
-    v = max(x, _EXP_MIN_F)
-    n = np.floor(v * _LOG2E_F + _HALF_F)
-    r = (v - n * _LN2_HI_F) - n * _LN2_LO_F
-    p = np.float32(1.0 / 5040.0)
-    p = p * r + np.float32(1.0 / 720.0)
-    p = p * r + np.float32(1.0 / 120.0)
-    p = p * r + np.float32(1.0 / 24.0)
-    p = p * r + np.float32(1.0 / 6.0)
-    p = p * r + _HALF_F
-    p = p * r + _ONE_F
-    p = p * r + _ONE_F
-    n_bits = bits_from_f32(n + _SHIFT32) - _SHIFT32_BITS
-    scale = f32_from_bits((n_bits + np.int32(127)) << np.int32(23))
-    return p * scale if x >= _EXP_MIN_F else _ZERO_F
-
-
-def fast_exp(x):
-    """``exp(x)`` for ``x <= 709`` (float64) or ``x <= 88`` (float32), in the
-    dtype of ``x``, written so that a loop calling it vectorises (Numba's
-    ``np.exp`` is a scalar libm call). Inputs below the underflow limit
-    (including -inf) give exactly 0. Jitted code only."""
-    raise NotImplementedError("fast_exp() is a jitted helper")
-
-
-@overload(fast_exp, inline="always")
-def _fast_exp(x):
-    if x == types.float32:
-        return lambda x: _exp_f32(x)
-    if x == types.float64:
-        return lambda x: _exp_f64(x)
-    return None
 
 
 @helper
@@ -780,8 +691,8 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
 
 
 @stack_helper
-def _log_prob_part(X, full, ref, means, factor, log_const, first_row, end_row, out):
-    """Rows ``first_row:end_row`` of :func:`log_prob`."""
+def log_prob_rows(X, full, ref, means, factor, log_const, first_row, end_row, out, out_row):
+    """Log-densities of rows ``first_row:end_row`` into ``out`` from row ``out_row`` on."""
     k = means.shape[0]
     no_weights = np.empty(0)
     xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
@@ -792,9 +703,37 @@ def _log_prob_part(X, full, ref, means, factor, log_const, first_row, end_row, o
             block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
         else:
             block_log_prob_diag(xt, means, factor, log_const, q, logp)
+        row = out_row + start - first_row
         for i in range(stop - start):
             for j in range(k):
-                out[start + i, j] = logp[j, i]
+                out[row + i, j] = logp[j, i]
+
+
+@stack_helper
+def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights, weights_row,
+                        mass, first, second):
+    """Statistics of rows ``first_row:end_row`` with given weights, added to
+    ``mass`` (k,), ``first`` (k, d) and ``second`` as :func:`accumulate`'s:
+    row ``i`` weighs ``scale * weights[weights_row + i - first_row, j]`` in
+    component ``j`` (a hidden Markov model's state posteriors, where a
+    mixture's pass computes its responsibilities)."""
+    k = means.shape[0]
+    no_weights = np.empty(0)
+    xt, sd, sr, resp, wb, _, _, _, _, _ = _pass_buffers(means)
+    xt2, resp2, _ = _second_block_buffers(means, False)
+    for start in range(first_row, end_row, B):
+        stop = min(start + B, end_row)
+        load_block(X, start, stop, no_weights, False, ref, xt, wb)
+        row = weights_row + start - first_row
+        for j in range(k):
+            for i in range(stop - start):
+                resp[j, i] = scale * weights[row + i, j]
+            for i in range(stop - start, B):
+                resp[j, i] = 0.0
+        if full:
+            block_stats_full(xt, means, resp, sd, sr, mass, first, second)
+        else:
+            block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, False)
 
 
 def _make_log_prob(full):
@@ -805,7 +744,8 @@ def _make_log_prob(full):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            _log_prob_part(X, full, ref, means, factor, log_const, bounds[p], bounds[p + 1], out)
+            log_prob_rows(X, full, ref, means, factor, log_const, bounds[p], bounds[p + 1],
+                          out, bounds[p])
     return _jit_driver(driver)
 
 
@@ -821,3 +761,28 @@ def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     """
     driver = _log_prob_full if full else _log_prob_diag
     run_parts(driver, bounds.shape[0] - 1, X, ref, means, factor, log_const, bounds, out)
+
+
+def _make_weighted_stats(full):
+    """The given-weights statistics driver of one family."""
+    def driver(X, ref, means, weights, bounds, mass, first, second, counter):
+        n_parts = bounds.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            weighted_stats_rows(X, bounds[p], bounds[p + 1], 1.0, full, ref, means, weights,
+                                bounds[p], mass[p], first[p], second[p])
+    return _jit_driver(driver)
+
+
+_weighted_stats_full = _make_weighted_stats(True)
+_weighted_stats_diag = _make_weighted_stats(False)
+
+
+def weighted_stats(X, full, ref, means, weights, bounds, mass, first, second):
+    """Statistics of every row with given per-component weights ``weights``
+    (n, k), float64, into per-part ``mass``, ``first``, ``second`` (zeroed by
+    the caller); other arguments as in :func:`accumulate`."""
+    driver = _weighted_stats_full if full else _weighted_stats_diag
+    run_parts(driver, bounds.shape[0] - 1, X, ref, means, weights, bounds, mass, first, second)

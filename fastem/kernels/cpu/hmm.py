@@ -1,25 +1,157 @@
-"""Forward-backward and Viterbi for hidden Markov models, in log space.
+"""Baum-Welch's E-step for hidden Markov models: forward-backward and Viterbi.
 
-One call handles one sequence: ``log_frame`` (n, k) holds the emission
-log-densities of its n steps under the k states. The drivers are ``nogil``,
-so sequences run side by side on Python threads (``fastem.hmm``), and each
-returns its own results, summed afterwards in sequence order: the same bits
-for any number of threads.
+The emission log-densities are the mixtures' Gaussian kernel
+(:func:`.gaussian.log_prob_rows`) and the statistics its weighted-statistics
+kernel (:func:`.gaussian.weighted_stats_rows`) with the state posteriors as
+the weights; this module adds the recursions over steps.
+
+Arithmetic of forward-backward. The fast path is Rabiner's rescaled
+recursion: step ``t`` of the forward pass takes the emission probabilities
+relative to the step's largest, ``f_j = exp(log N_j - m_t)`` (k vectorised
+exponentials, off the recursion's dependency chain), the prediction
+``p = a_{t-1} T`` and ``a_t = p * f / c_t``, ``c_t = sum(p * f)``; the
+log-likelihood is ``sum_t m_t + log c_t``, and the backward pass divides by
+the same ``c_t``, so that ``a_t * b_t`` are the posteriors and
+``a_t,i T_ij f_j b_t+1,j / c_t+1`` the expected transitions.
+
+Rescaled probabilities lose what falls below the smallest double, which
+hmmlearn's log-space recursion keeps. So the forward pass watches for it:
+a state the chain can reach (``p_j > 0``) whose ``p_j f_j`` falls below
+``LOST`` is dropped, and a dropped state could matter later only if the
+sequence then became ``e^GAP`` times less likely than at the drop, relative
+to each step's best emission (``sum log c_t`` fell by ``GAP`` since): only
+then, or when a step's ``c_t`` is 0, or when ``transmat_`` has a positive
+entry below ``SMALL_TRANSITION``, is the sequence run again by the exact
+log-space recursion (:func:`_forward_backward_log`, hmmlearn's arithmetic:
+k^2 exponentials per step). Ordinary data never take it; an outlier that
+only a state the chain has left can explain does (``tests/test_hmm.py``).
+
+Measured on Zen 5, forward-backward with expected transitions of a
+1,000-step sequence, k=8, one thread: the previous log-space recursion
+(``exp`` relative to each step's largest, libm) took 416 us, the same with
+a vectorised ``exp`` and ``log`` 199 us, this one 70-74 us (its forward
+pass 33-36 us; writing the prediction with one register accumulator per
+state, and the exponentials in a loop of their own, took it from 41 us).
+
+Every driver writes its own outputs (per part or per sequence), summed by the
+caller in a fixed order: the same bits for any number of threads.
 """
 
 import numpy as np
 
-from ._jit import driver, helper
+from ._elementary import fast_exp
+from ._jit import driver as _jit_driver, helper
+from ._parts import next_part
+from .gaussian import log_prob_rows, weighted_stats_rows
+
+#: A reachable state whose rescaled forward probability falls below this is dropped.
+LOST = 1e-280
+#: ... and the sequence is run in log space once its likelihood, relative to
+#: each step's best emission, has fallen by this many nats since the first
+#: drop (1e-280 is e^-645: a dropped state could then be within e^-145 of
+#: the states kept).
+GAP = 500.0
+#: A positive transition probability below this can underflow ``a_i T_ij``.
+SMALL_TRANSITION = 1e-20
+#: Exponents of the backward pass's ``exp(log N_j - log c_t)`` stop here
+#: (reached only by states the forward pass found unreachable, masked anyway).
+_EXP_CAP = 700.0
+
+
+@helper
+def _forward(start, trans, logf, n, a, scale, fr, pred, watch):
+    """Rows ``0:n`` of ``a`` get the rescaled forward probabilities and
+    ``scale[t]`` the log normaliser ``m_t + log c_t``. Returns ``log p`` of the
+    sequence, or NaN when the rescaled arithmetic lost what mattered (the
+    caller then runs :func:`_forward_backward_log`); ``watch`` False: some
+    transition is below ``SMALL_TRANSITION``, so run the log recursion."""
+    k = trans.shape[0]
+    if not watch:
+        return np.nan
+    into = np.ascontiguousarray(trans.T)  # into[j] = the transitions into state j
+    log_prob = 0.0
+    relative = 0.0  # sum_t log c_t: the likelihood relative to each step's best emission
+    ever_dropped = False
+    dropped_at = 0.0  # ``relative`` when a state was first dropped
+    for t in range(n):
+        m = -np.inf
+        for j in range(k):
+            m = max(m, logf[t, j])
+        for j in range(k):
+            if t == 0:
+                pred[j] = start[j]
+            else:  # one register accumulator per state: independent chains
+                pj = 0.0
+                for i in range(k):
+                    pj += a[t - 1, i] * into[j, i]
+                pred[j] = pj
+        for j in range(k):
+            fr[j] = fast_exp(logf[t, j] - m)
+        total = 0.0
+        dropped = False
+        for j in range(k):
+            p = pred[j] * fr[j]
+            a[t, j] = p
+            total += p
+            dropped |= (pred[j] > 0.0) & (p < LOST)
+        if not total > LOST:
+            return np.nan
+        lc = np.log(total)
+        relative += lc
+        if dropped and not ever_dropped:
+            ever_dropped, dropped_at = True, relative
+        if ever_dropped and dropped_at - relative > GAP:
+            return np.nan
+        scale[t] = m + lc
+        log_prob += m + lc
+        inv = 1.0 / total
+        for j in range(k):
+            a[t, j] *= inv
+    return log_prob
+
+
+@helper
+def _backward(trans, logf, n, a, scale, b, u, want_xi, w, xi):
+    """The backward pass over ``a`` and ``scale`` from :func:`_forward`; ``a``
+    becomes the state posteriors and, with ``want_xi``, ``w`` times the
+    expected transition counts are added to ``xi`` (k, k)."""
+    k = trans.shape[0]
+    for j in range(k):
+        b[j] = 1.0
+    for t in range(n - 1, -1, -1):
+        if t < n - 1:
+            s = scale[t + 1]
+            for j in range(k):
+                u[j] = fast_exp(min(logf[t + 1, j] - s, _EXP_CAP))
+            for j in range(k):
+                # a[t + 1] holds the posteriors now: 0 exactly where the forward was 0
+                u[j] = u[j] * b[j] if a[t + 1, j] > 0.0 else 0.0
+            for i in range(k):
+                acc = 0.0
+                for j in range(k):
+                    acc += trans[i, j] * u[j]
+                b[i] = acc
+            if want_xi:
+                for i in range(k):
+                    ci = w * a[t, i]
+                    for j in range(k):
+                        xi[i, j] += ci * trans[i, j] * u[j]
+        total = 0.0
+        for j in range(k):
+            a[t, j] *= b[j]
+            total += a[t, j]
+        inv = 1.0 / total  # 1 up to round-off; hmmlearn normalises each step too
+        for j in range(k):
+            a[t, j] *= inv
 
 
 @helper
 def _log_sum_exp(values, k):
     top = -np.inf
     for i in range(k):
-        if values[i] > top:
-            top = values[i]
+        top = max(top, values[i])
     if top == -np.inf:
-        return -np.inf
+        return top
     total = 0.0
     for i in range(k):
         total += np.exp(values[i] - top)
@@ -27,109 +159,133 @@ def _log_sum_exp(values, k):
 
 
 @helper
-def _log_matvec(log_vec, trans, k, out):
-    """``out[j] = log sum_i exp(log_vec[i]) trans[i, j]``, stably: the
-    exponentials are taken relative to the largest entry, so a step costs k
-    ``exp`` and k ``log`` and k^2 multiply-adds (a log-sum-exp per pair of
-    states would cost k^2 of each)."""
-    top = -np.inf
-    for i in range(k):
-        if log_vec[i] > top:
-            top = log_vec[i]
-    if top == -np.inf:
-        for j in range(k):
-            out[j] = -np.inf
-        return
-    scaled = np.empty(k)
-    for i in range(k):
-        scaled[i] = np.exp(log_vec[i] - top)
-    for j in range(k):
-        acc = 0.0
-        for i in range(k):
-            acc += scaled[i] * trans[i, j]
-        out[j] = top + np.log(acc)
-
-
-@driver
-def forward_backward(log_start, log_trans, log_frame, want_xi):
-    """``(log_prob, posteriors (n, k), xi_sum (k, k))`` of one sequence, in log space.
-
-    ``xi_sum[i, j]`` is the expected number of transitions i -> j (zeros
-    unless ``want_xi``); ``posteriors[t, j]`` the probability of state j at
-    step t given the whole sequence. The recursions keep logarithms (no
-    underflow, whatever the sequence's length or the densities' range) and
-    multiply by the transition matrix in probability space, relative to each
-    step's largest term.
-    """
-    n, k = log_frame.shape
-    trans = np.exp(log_trans)
-    back = np.ascontiguousarray(trans.T)  # the backward step multiplies from the right
-    fwd = np.empty((n, k))
-    bwd = np.empty((n, k))
+def _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi):
+    """hmmlearn's log-space recursion (a log-sum-exp per pair of states and
+    step): exact whatever the range, k times slower. Arguments and result as
+    :func:`forward_backward_rows`."""
+    k = trans.shape[0]
+    log_trans = np.log(trans)
     work = np.empty(k)
-    step = np.empty(k)
+    bwd = np.empty(k)
+    nxt = np.empty(k)
     for j in range(k):
-        fwd[0, j] = log_start[j] + log_frame[0, j]
+        a[0, j] = np.log(start[j]) + logf[0, j]
     for t in range(1, n):
-        _log_matvec(fwd[t - 1], trans, k, step)
         for j in range(k):
-            fwd[t, j] = step[j] + log_frame[t, j]
-    log_prob = _log_sum_exp(fwd[n - 1], k)
+            for i in range(k):
+                work[i] = a[t - 1, i] + log_trans[i, j]
+            a[t, j] = _log_sum_exp(work, k) + logf[t, j]
+    log_prob = _log_sum_exp(a[n - 1], k)
+    if not (want_post and log_prob > -np.inf):
+        return log_prob
     for j in range(k):
-        bwd[n - 1, j] = 0.0
-    xi_sum = np.zeros((k, k))
-    for t in range(n - 2, -1, -1):
-        for j in range(k):
-            work[j] = log_frame[t + 1, j] + bwd[t + 1, j]
-        _log_matvec(work, back, k, step)
-        for i in range(k):
-            bwd[t, i] = step[i]
-        if want_xi and np.isfinite(log_prob):
-            # xi_t[i, j] = exp(fwd[t, i] + work[j] - log_prob) * trans[i, j]
-            top = -np.inf
+        bwd[j] = 0.0
+    for t in range(n - 1, -1, -1):
+        if t < n - 1:
             for j in range(k):
-                if work[j] > top:
-                    top = work[j]
-            if top > -np.inf:
-                for j in range(k):
-                    step[j] = np.exp(work[j] - top)
+                nxt[j] = logf[t + 1, j] + bwd[j]
+            if want_xi:
                 for i in range(k):
-                    left = fwd[t, i] + top - log_prob
-                    if left > 700.0:  # only with transitions of ~1e-300: pair by pair
-                        for j in range(k):
-                            xi_sum[i, j] += np.exp(fwd[t, i] + log_trans[i, j] + work[j]
-                                                   - log_prob)
-                        continue
-                    a = np.exp(left)
                     for j in range(k):
-                        xi_sum[i, j] += a * trans[i, j] * step[j]
-    posteriors = np.empty((n, k))
-    for t in range(n):
+                        xi[i, j] += w * np.exp(a[t, i] + log_trans[i, j] + nxt[j] - log_prob)
+            for i in range(k):
+                for j in range(k):
+                    work[j] = log_trans[i, j] + nxt[j]
+                bwd[i] = _log_sum_exp(work, k)
         for j in range(k):
-            work[j] = fwd[t, j] + bwd[t, j]
+            work[j] = a[t, j] + bwd[j]
         norm = _log_sum_exp(work, k)
         for j in range(k):
-            posteriors[t, j] = np.exp(work[j] - norm)
-    return log_prob, posteriors, xi_sum
+            a[t, j] = np.exp(work[j] - norm)
+    return log_prob
 
 
-@driver
-def forward_log_prob(log_start, log_trans, log_frame):
-    """``log p(sequence)`` by the forward recursion alone."""
-    n, k = log_frame.shape
-    trans = np.exp(log_trans)
-    prev = np.empty(k)
-    step = np.empty(k)
-    for j in range(k):
-        prev[j] = log_start[j] + log_frame[0, j]
-    for t in range(1, n):
-        _log_matvec(prev, trans, k, step)
+@helper
+def forward_backward_rows(start, trans, logf, n, a, scale, want_post, want_xi, w, xi):
+    """``log p`` of the sequence whose emission log-densities are rows ``0:n``
+    of ``logf``; with ``want_post`` rows ``0:n`` of ``a`` get its state
+    posteriors (otherwise they are scratch, as is ``scale`` (>= n,)) and,
+    with ``want_xi``, ``w`` times its expected transition counts are added
+    to ``xi``."""
+    k = trans.shape[0]
+    watch = True
+    for i in range(k):
         for j in range(k):
-            prev[j] = step[j] + log_frame[t, j]
-    return _log_sum_exp(prev, k)
+            watch &= not (0.0 < trans[i, j] < SMALL_TRANSITION)
+    log_prob = _forward(start, trans, logf, n, a, scale, np.empty(k), np.empty(k), watch)
+    if np.isnan(log_prob):
+        return _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi)
+    if want_post:
+        _backward(trans, logf, n, a, scale, np.empty(k), np.empty(k), want_xi, w, xi)
+    return log_prob
 
 
-@driver
+def _make_fit_sequences(full):
+    """The fused E-step driver of one covariance family (``full`` a constant):
+    part ``p`` runs sequences ``order[parts[p]:parts[p + 1]]`` (rows
+    ``bounds[s]:bounds[s + 1]``, weight ``weights[s]``) and writes index ``p``
+    of the outputs."""
+    def driver(X, bounds, weights, order, parts, max_len, start, trans, want_xi, ref, means,
+               factor, log_const, log_prob, start_counts, trans_counts, mass, first, second,
+               counter):
+        k = means.shape[0]
+        logf = np.empty((max_len, k))
+        a = np.empty((max_len, k))
+        scale = np.empty(max_len)
+        n_parts = parts.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            for q in range(parts[p], parts[p + 1]):
+                s = order[q]
+                w = weights[s]
+                if w == 0.0:
+                    continue
+                lo, hi = bounds[s], bounds[s + 1]
+                log_prob_rows(X, full, ref, means, factor, log_const, lo, hi, logf, 0)
+                lp = forward_backward_rows(start, trans, logf, hi - lo, a, scale, True, want_xi,
+                                           w, trans_counts[p])
+                log_prob[p] += w * lp
+                if lp == -np.inf:
+                    continue
+                for j in range(k):
+                    start_counts[p, j] += w * a[0, j]
+                weighted_stats_rows(X, lo, hi, w, full, ref, means, a, 0, mass[p], first[p],
+                                    second[p])
+    return _jit_driver(driver)
+
+
+#: One pass over whole sequences per part: emission log-densities, forward-
+#: backward and weighted statistics, sequence by sequence, so that memory
+#: is O(longest sequence x k) per thread, never O(n x k).
+fit_sequences_full = _make_fit_sequences(True)
+fit_sequences_diag = _make_fit_sequences(False)
+
+
+@_jit_driver
+def sequences(start, trans, logf, bounds, weights, parts, want_post, want_xi, post, log_probs,
+              xi, counter):
+    """Forward-backward of sequences whose emission log-densities ``logf``
+    (n, k) are computed: ``log_probs[s]`` per sequence and, with
+    ``want_post``, the posteriors into ``post`` (n, k) and ``weights[s]``
+    times the expected transitions into ``xi[p]`` (n_parts, k, k) per part of
+    sequences ``parts[p]:parts[p + 1]``."""
+    k = trans.shape[0]
+    n_parts = parts.shape[0] - 1
+    while True:
+        p = next_part(counter)
+        if p >= n_parts:
+            break
+        for s in range(parts[p], parts[p + 1]):
+            lo, hi = bounds[s], bounds[s + 1]
+            a = post[lo:hi] if want_post else np.empty((hi - lo, k))
+            log_probs[s] = forward_backward_rows(start, trans, logf[lo:hi], hi - lo, a,
+                                                 np.empty(hi - lo), want_post, want_xi,
+                                                 weights[s], xi[p])
+
+
+@_jit_driver
 def viterbi(log_start, log_trans, log_frame):
     """``(log_prob, states (n,))``: the most probable state path and its
     joint log-probability (ties go to the lowest state, as hmmlearn's)."""
@@ -156,175 +312,3 @@ def viterbi(log_start, log_trans, log_frame):
     for t in range(n - 1, 0, -1):
         states[t - 1] = back[t, states[t]]
     return best, states
-
-
-@driver
-def forward_backward_scaled(log_start, log_trans, log_frame, want_xi):
-    """:func:`forward_backward` with probabilities scaled to sum to 1 at every
-    step instead of logarithms (hmmlearn's "scaling" implementation): one
-    ``exp`` per step and state instead of ``k`` per step and state pair.
-
-    Emission probabilities are taken relative to each step's largest, so
-    they never overflow; a step whose every reachable state has a relative
-    probability below 1e-308 underflows to a log-likelihood of -inf, where
-    the log implementation would still give a finite one.
-    """
-    n, k = log_frame.shape
-    start = np.exp(log_start)
-    trans = np.exp(log_trans)
-    frame = np.empty((n, k))
-    top = np.empty(n)
-    for t in range(n):
-        m = -np.inf
-        for j in range(k):
-            if log_frame[t, j] > m:
-                m = log_frame[t, j]
-        top[t] = m
-        for j in range(k):
-            frame[t, j] = np.exp(log_frame[t, j] - m)
-    fwd = np.empty((n, k))
-    scale = np.empty(n)
-    total = 0.0
-    for j in range(k):
-        fwd[0, j] = start[j] * frame[0, j]
-        total += fwd[0, j]
-    scale[0] = total
-    log_prob = np.log(total) + top[0]
-    posteriors = np.zeros((n, k))
-    xi_sum = np.zeros((k, k))
-    if not total > 0.0:
-        return -np.inf, posteriors, xi_sum
-    for j in range(k):
-        fwd[0, j] /= total
-    for t in range(1, n):
-        total = 0.0
-        for j in range(k):
-            acc = 0.0
-            for i in range(k):
-                acc += fwd[t - 1, i] * trans[i, j]
-            fwd[t, j] = acc * frame[t, j]
-            total += fwd[t, j]
-        if not total > 0.0:
-            return -np.inf, posteriors, xi_sum
-        scale[t] = total
-        log_prob += np.log(total) + top[t]
-        for j in range(k):
-            fwd[t, j] /= total
-    bwd = np.empty((n, k))
-    work = np.empty(k)
-    for j in range(k):
-        bwd[n - 1, j] = 1.0
-    for t in range(n - 2, -1, -1):
-        for j in range(k):
-            work[j] = frame[t + 1, j] * bwd[t + 1, j] / scale[t + 1]
-        for i in range(k):
-            acc = 0.0
-            for j in range(k):
-                acc += trans[i, j] * work[j]
-            bwd[t, i] = acc
-        if want_xi:
-            for i in range(k):
-                for j in range(k):
-                    xi_sum[i, j] += fwd[t, i] * trans[i, j] * work[j]
-    for t in range(n):
-        norm = 0.0
-        for j in range(k):
-            posteriors[t, j] = fwd[t, j] * bwd[t, j]
-            norm += posteriors[t, j]
-        for j in range(k):
-            posteriors[t, j] /= norm
-    return log_prob, posteriors, xi_sum
-
-
-@driver
-def emission_full(x, ref, inverse, shift, const):
-    """Emission log-densities (n, k) of rows x under full covariances.
-
-    ``inverse[j]`` is ``L_j^-1`` (lower triangular, ``C_j = L_j L_j^T``),
-    ``shift[j] = L_j^-1 (mu_j - ref)``: ``log N = const_j - |L_j^-1 (x - ref) - shift_j|^2 / 2``.
-    Written as loops rather than NumPy products: BLAS threads started inside
-    the E-step's own threads made two threads slower than one.
-    """
-    n, d = x.shape
-    k = inverse.shape[0]
-    out = np.empty((n, k))
-    y = np.empty(d)
-    for t in range(n):
-        for i in range(d):
-            y[i] = x[t, i] - ref[i]
-        for j in range(k):
-            acc = 0.0
-            for a in range(d):
-                s = -shift[j, a]
-                for b in range(a + 1):
-                    s += inverse[j, a, b] * y[b]
-                acc += s * s
-            out[t, j] = const[j] - 0.5 * acc
-    return out
-
-
-@driver
-def second_moments(x, ref, post):
-    """``sum_t post[t, j] (x_t - ref)(x_t - ref)^T`` for every state j, (k, d, d)."""
-    n, d = x.shape
-    k = post.shape[1]
-    out = np.zeros((k, d, d))
-    y = np.empty(d)
-    for t in range(n):
-        for i in range(d):
-            y[i] = x[t, i] - ref[i]
-        for j in range(k):
-            w = post[t, j]
-            for a in range(d):
-                wa = w * y[a]
-                for b in range(a + 1):
-                    out[j, a, b] += wa * y[b]
-    for j in range(k):
-        for a in range(d):
-            for b in range(a):
-                out[j, b, a] = out[j, a, b]
-    return out
-
-
-@driver
-def emission_diagonal(x, ref, precision, const):
-    """Emission log-densities (n, k) under diagonal covariances:
-    ``const_j - sum_a precision[j, a] (x_a - ref_a - mean_ja)^2 / 2`` with
-    ``const`` holding the normaliser and ``precision`` the means folded in as
-    ``precision[j, d + a] = mean_ja`` (one array, one pass over the rows)."""
-    n, d = x.shape
-    k = precision.shape[0]
-    out = np.empty((n, k))
-    y = np.empty(d)
-    for t in range(n):
-        for a in range(d):
-            y[a] = x[t, a] - ref[a]
-        for j in range(k):
-            acc = 0.0
-            for a in range(d):
-                r = y[a] - precision[j, d + a]
-                acc += precision[j, a] * r * r
-            out[t, j] = const[j] - 0.5 * acc
-    return out
-
-
-@driver
-def first_moments(x, ref, post, squares):
-    """``(sum_t post[t, j] (x_t - ref), sum_t post[t, j] (x_t - ref)^2)`` per
-    state, each (k, d) (the squares only when ``squares``)."""
-    n, d = x.shape
-    k = post.shape[1]
-    first = np.zeros((k, d))
-    second = np.zeros((k, d))
-    y = np.empty(d)
-    for t in range(n):
-        for a in range(d):
-            y[a] = x[t, a] - ref[a]
-        for j in range(k):
-            w = post[t, j]
-            for a in range(d):
-                wy = w * y[a]
-                first[j, a] += wy
-                if squares:
-                    second[j, a] += wy * y[a]
-    return first, second
