@@ -10,6 +10,7 @@ measured in the same run::
     python benchmarks/compare.py --config full:1000000:16:16 --iters 5 --runs 3
     python benchmarks/compare.py --config full:1000000:16:16 --libs fastem-vb,sklearn-vb
     python benchmarks/compare.py --config diag:1000000:32:64:float32   # one dtype only
+    python benchmarks/compare.py --hmm -- --sequences 100             # GaussianHMM vs hmmlearn
 
 Every configuration runs for each of ``--dtypes`` (default float64 and
 float32: the data cast to it, the same initial parameters), and the run ends
@@ -462,7 +463,18 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    parser.add_argument("--hmm", action="store_true",
+                        help="GaussianHMM against hmmlearn instead (hmm_compare.py's table; "
+                             "its options after --)")
+    args, rest = parser.parse_known_args(argv)
+    if args.hmm:
+        try:
+            from .hmm_compare import main as hmm_main
+        except ImportError:  # run as a script
+            from hmm_compare import main as hmm_main
+        return hmm_main([a for a in rest if a != "--"])
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     if args.worker:
         lib, data_path, init_path, ctype, iters = args.worker
         worker_main(lib, data_path, init_path, ctype, int(iters))

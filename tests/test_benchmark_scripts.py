@@ -223,3 +223,26 @@ def test_streaming_script_runs_on_a_memory_map(tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(memory map)" in out.stdout and "2 passes" in out.stdout
     assert (tmp_path / "c.png").stat().st_size > 0
+
+
+def test_hmm_compare_worker_runs_and_both_libraries_agree(capsys):
+    """hmm_compare.py's worker (run in this process, without the child
+    processes of its table): both libraries fit its problem from the same
+    start to the same log-likelihood."""
+    pytest.importorskip("hmmlearn")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import hmm_compare
+    finally:
+        sys.path.pop(0)
+    X, lengths = hmm_compare.make_sequences(3, 40, 2, 3)
+    assert X.shape == (120, 2) and list(lengths) == [40, 40, 40]
+    results = []
+    for lib in ("fastem", "hmmlearn"):
+        hmm_compare.main(["--worker", lib, "--covariance", "full", "--implementation", "log",
+                          "--sequences", "3", "--steps", "40", "--features", "2",
+                          "--states", "3", "--iters", "2"])
+        results.append(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+    for result in results:
+        assert result["seconds"][0] > 0 and result["peak"] >= 0
+    assert results[0]["log_prob"] == pytest.approx(results[1]["log_prob"], rel=1e-9)
