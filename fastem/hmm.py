@@ -2,17 +2,16 @@
 
 hmmlearn's ``GaussianHMM`` interface, with its parameters, defaults, fitted
 attributes and updates (including its priors), so that given the same
-initial parameters the two fit the same model; the E-step runs sequences in
-parallel (``nogil`` forward-backward kernels on Python threads) and sums
-their statistics in sequence order, so results are the same bits for any
-number of threads.
+initial parameters the two fit the same model.
 
 The E-step of one sequence: emission log-densities ``log N(x_t; mu_j, C_j)``
-(n, k), the forward-backward recursions in log space, the state posteriors
-``gamma`` and the expected transition counts ``xi``. The statistics are the
-mixtures' (``sum gamma``, ``sum gamma x``, ``sum gamma x x^T``) with
-``gamma`` as the weights, plus the start and transition counts; the M-step
-is hmmlearn's closed form.
+from the mixtures' Gaussian kernel, the forward-backward recursions
+(``kernels/cpu/hmm.py``: state posteriors ``gamma`` and expected
+transitions ``xi``), and the mixtures' weighted statistics with ``gamma`` as
+the weights (``sum gamma``, ``sum gamma (x - mu)``, ``sum gamma (x - mu)(x - mu)^T``
+about each state's mean), plus the start and transition counts. Parts of
+whole sequences run in parallel and are summed in their order (the same
+bits for any number of threads); the M-step is hmmlearn's closed form.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from ._model import factor_inputs, full_from_lower, precision_cholesky_from_cova
 from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
 from .backends.cpu import kernel_input, part_bounds, partial_stats
+from .backends.dask import DaskBackend, check_dask_array, is_dask_array
 from .kernels.cpu import gaussian, launch
 from .kernels.cpu import hmm as kernels
 from .kernels.cpu._parts import run_parts
@@ -185,7 +185,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         is as fast as hmmlearn's 'scaling' and as robust as its 'log'
         (both agree with hmmlearn's to round-off).
     backend : {'cpu'}, default='cpu'
-        Where the passes run (the CUDA and Dask backends do not run HMMs yet).
+        Where the passes run: the CPU kernels (on the Dask workers when X is
+        a dask array, whose row chunks are cut at sequence boundaries so that
+        no sequence is split); the GPU does not run HMMs yet.
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Compute dtype of the emission densities and statistics: None follows
         the data (float32 data compute in float32, with the mixtures'
@@ -366,7 +368,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                 raise ValueError(f"'{self.covariance_type}' covars must be positive")
         else:
             for m in (c[None] if c.ndim == 2 else c):
-                if not np.allclose(m, m.T) or np.linalg.eigvalsh(m).min() <= 0:
+                # singular to round-off is a collapsed state, which the
+                # densities handle as hmmlearn's do (_precision_factors)
+                if not np.allclose(m, m.T) or np.linalg.eigvalsh(m).min() <= -_COLLAPSE_COVAR:
                     raise ValueError(f"'{self.covariance_type}' covars must be symmetric, "
                                      "positive-definite")
         self.startprob_, self.transmat_, self.means_ = start, trans, means
@@ -436,6 +440,14 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         row parts and its recursion on one thread. Parts are cut by the data
         and summed in their order: the same bits for any thread count.
         """
+        if is_dask_array(X):
+            parts = _on_blocks(X, bounds, _block_estep, self, weights)
+            total = parts[0]
+            for part in parts[1:]:
+                for key in total:
+                    if key != "centre":  # the same in every block
+                        total[key] = total[key] + part[key]
+            return total
         k, d, full = self.n_components, X.shape[1], self._full
         X = kernel_input(X)
         pa = self._pass_arrays(X)
@@ -501,6 +513,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _sequence_passes(self, X, bounds, want_post):
         """Per-sequence log-likelihoods (n_sequences,) and, with ``want_post``,
         the state posteriors (n, k) of every row."""
+        if is_dask_array(X):
+            results = _on_blocks(X, bounds, _block_passes, self, want_post)
+            log_probs = np.concatenate([r[0] for r in results])
+            post = np.concatenate([r[1] for r in results]) if want_post else None
+            return log_probs, post, None
         logf = self._frames(X, self._pass_arrays(X))
         lengths = np.diff(bounds)
         parts = _step_parts(lengths)
@@ -574,9 +591,14 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if "m" in self.init_params or not hasattr(self, "means_"):
             from .kmeans import kmeans_init
 
-            self.means_ = kmeans_init(np.ascontiguousarray(X, dtype=np.float64), k, sw_rows, rng)
+            if is_dask_array(X):
+                backend = DaskBackend(check_dtype(self.dtype))
+                self.means_ = kmeans_init(backend.prepare(X), k, sw_rows, rng, backend=backend)
+            else:
+                self.means_ = kmeans_init(np.ascontiguousarray(X, dtype=np.float64), k, sw_rows,
+                                          rng)
         if "c" in self.init_params or not hasattr(self, "_covars_"):
-            cv = np.atleast_2d(np.cov(np.asarray(X, dtype=np.float64).T)) + self.min_covar * np.eye(d)
+            cv = np.atleast_2d(_covariance(X)) + self.min_covar * np.eye(d)
             self._covars_ = {"spherical": np.full(k, cv.diagonal().mean()),
                              "diag": np.tile(np.diag(cv), (k, 1)), "tied": cv,
                              "full": np.tile(cv, (k, 1, 1))}[self.covariance_type]
@@ -610,8 +632,10 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         self._check_params()
-        X = val.check_array(X, n_features=None, estimator="GaussianHMM")
+        X = _check_data(X, None)
         bounds = split_lengths(X.shape[0], lengths)
+        if is_dask_array(X):
+            X = _at_sequence_boundaries(X, bounds)
         weights = self._sequence_weights(sample_weight, bounds)
         if hasattr(self, "n_features") and "m" not in self.init_params and \
                 self.n_features != X.shape[1]:
@@ -650,8 +674,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _rows(self, X, lengths):
         self._check_fitted()
         self._check_model()
-        X = val.check_array(X, n_features=self.n_features, estimator="GaussianHMM")
-        return X, split_lengths(X.shape[0], lengths)
+        X = _check_data(X, self.n_features)
+        bounds = split_lengths(X.shape[0], lengths)
+        if is_dask_array(X):
+            X = _at_sequence_boundaries(X, bounds)
+        return X, bounds
 
     def score_samples(self, X, lengths=None):
         """Log-likelihood of X and the state posteriors of every step.
@@ -747,12 +774,15 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             raise ValueError(f"Invalid value for 'algorithm': {algorithm!r}; expected 'viterbi' "
                              "or 'map'.")
         X, bounds = self._rows(X, lengths)
-        states = np.empty(X.shape[0], dtype=np.int64)
-        total = 0.0
         if algorithm == "map":
             _, post = self.score_samples(X, lengths)
             # hmmlearn's figure: the sum over steps of the largest posterior
             return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
+        states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
+        if is_dask_array(X):
+            results = _on_blocks(X, bounds, _block_viterbi, self)
+            return (float(sum(r[0] for r in results)),
+                    np.concatenate([r[1] for r in results]))
         logf = self._frames(X, self._pass_arrays(X))
         log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
         for a, b in zip(bounds[:-1], bounds[1:]):
@@ -912,6 +942,60 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+
+
+def _check_data(X, n_features):
+    """A NumPy array or memory map (validated), or a validated dask array."""
+    if is_dask_array(X):
+        return check_dask_array(X, n_features, "GaussianHMM")
+    return val.check_array(X, n_features=n_features, estimator="GaussianHMM")
+
+
+def _covariance(X):
+    """The rows' (d, d) covariance (``np.cov``'s), of an array or a dask array."""
+    if not is_dask_array(X):
+        return np.cov(np.asarray(X, dtype=np.float64).T)
+    Y = X.astype(np.float64)
+    Y = Y - Y.mean(axis=0)
+    return (Y.T @ Y).compute() / (X.shape[0] - 1)
+
+
+def _at_sequence_boundaries(X, bounds):
+    """The dask array X with its row chunks cut at sequence boundaries (each
+    chunk edge moves to the next boundary), so that no sequence is split."""
+    edges = np.cumsum((0,) + tuple(X.chunks[0]))
+    cuts = np.unique(np.r_[0, bounds[np.searchsorted(bounds, edges[1:-1])], bounds[-1]])
+    chunks = tuple(int(c) for c in np.diff(cuts))
+    return X if chunks == tuple(X.chunks[0]) else X.rechunk({0: chunks})
+
+
+def _on_blocks(X, bounds, fn, model, *args):
+    """``fn(model, block, local_bounds, *args_of_the_block)`` on every row chunk
+    of X (cut at sequence boundaries) as Dask tasks; results in row order.
+    An argument of length n_sequences is passed as the block's slice."""
+    import dask
+
+    edges = np.cumsum((0,) + tuple(X.chunks[0]))
+    task = dask.delayed(fn, pure=True)
+    tasks = []
+    for (a, b), block in zip(zip(edges[:-1], edges[1:]), X.to_delayed().ravel()):
+        s0, s1 = np.searchsorted(bounds, a), np.searchsorted(bounds, b)
+        local = [arg[s0:s1] if isinstance(arg, np.ndarray) and arg.shape == (len(bounds) - 1,)
+                 else arg for arg in args]
+        tasks.append(task(model, block, bounds[s0:s1 + 1] - a, *local))
+    return list(dask.compute(*tasks))
+
+
+def _block_estep(model, block, bounds, weights):
+    return model._estep(np.asarray(block), bounds, weights)
+
+
+def _block_passes(model, block, bounds, want_post):
+    return model._sequence_passes(np.asarray(block), bounds, want_post)[:2]
+
+
+def _block_viterbi(model, block, bounds):
+    return model.decode(np.asarray(block), np.diff(bounds), algorithm="viterbi")
 
 
 def _safe_log(p):

@@ -395,3 +395,37 @@ def test_a_dropped_state_that_the_data_favour_later_agrees_with_hmmlearn():
     ref_log_prob, ref_post = ref.score_samples(X)
     np.testing.assert_allclose(log_prob, ref_log_prob, rtol=1e-12)
     np.testing.assert_allclose(post, ref_post, atol=1e-12)
+
+
+def test_dask_arrays_fit_and_score_as_the_array_does(covariance_type):
+    """A dask array whose chunks split sequences: its chunks are cut at
+    sequence boundaries, and it fits the in-memory model (to round-off: the
+    blocks' statistics are summed in another order) and scores, decodes and
+    predicts exactly as the array does."""
+    da = pytest.importorskip("dask.array")
+    from fastem.hmm import _at_sequence_boundaries, split_lengths
+
+    X, lengths = _sequences(seed=3, n_seq=7, length=120)
+    weights = np.arange(1.0, 8.0)
+    Xd = da.from_array(X, chunks=100)
+    bounds = split_lengths(len(X), lengths)
+    edges = np.cumsum((0,) + _at_sequence_boundaries(Xd, bounds).chunks[0])
+    assert set(edges) <= set(bounds) and len(edges) > 2
+    fits = []
+    for data in (X, Xd):
+        m, _ = _pair(covariance_type, n_iter=5, tol=-1e300)
+        fits.append(m.fit(data, lengths, sample_weight=weights))
+    np.testing.assert_allclose(fits[1].monitor_.history, fits[0].monitor_.history, rtol=1e-12)
+    for name in ("startprob_", "transmat_", "means_", "covars_"):
+        np.testing.assert_allclose(getattr(fits[1], name), getattr(fits[0], name), rtol=1e-9,
+                                   atol=1e-12)
+    m = fits[0]
+    Xd = da.from_array(X, chunks=77)
+    assert m.score(Xd, lengths) == m.score(X, lengths)
+    np.testing.assert_array_equal(m.predict_proba(Xd, lengths), m.predict_proba(X, lengths))
+    assert m.decode(Xd, lengths)[0] == m.decode(X, lengths)[0]
+    np.testing.assert_array_equal(m.predict(Xd, lengths), m.predict(X, lengths))
+    # the default initialisation (k-means on the workers, the covariance by Dask)
+    a = GaussianHMM(3, random_state=0).fit(X, lengths)
+    b = GaussianHMM(3, random_state=0).fit(Xd, lengths)
+    np.testing.assert_allclose(b.monitor_.history, a.monitor_.history, rtol=1e-9)
