@@ -480,7 +480,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                                              want_xi)
             for key in stats:
                 stats[key] = stats[key] + part[key]
-        stats["log_prob"] += pa.shift * float(np.dot(weights, lengths))
+        # the fused pass leaves out the float32 pass's constant shift (the
+        # long sequences' densities include it, _frames adds it)
+        stats["log_prob"] += pa.shift * float(np.dot(weights[order], lengths[order]))
         second = stats.pop("second")
         if full:
             stats["obs*obs.T"] = full_from_lower(second, d)
