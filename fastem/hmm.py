@@ -442,12 +442,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         """
         if is_dask_array(X):
             parts = _on_blocks(X, bounds, _block_estep, self, weights)
-            total = parts[0]
             for part in parts[1:]:
-                for key in total:
-                    if key != "centre":  # the same in every block
-                        total[key] = total[key] + part[key]
-            return total
+                _add_stats(parts[0], part)
+            return parts[0]
         k, d, full = self.n_components, X.shape[1], self._full
         X = kernel_input(X)
         pa = self._pass_arrays(X)
@@ -476,10 +473,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         for s in np.flatnonzero(long):
             if weights[s] == 0.0:
                 continue
-            part = self._long_sequence_stats(X[bounds[s]:bounds[s + 1]], weights[s], pa,
-                                             want_xi)
-            for key in stats:
-                stats[key] = stats[key] + part[key]
+            _add_stats(stats, self._long_sequence_stats(X[bounds[s]:bounds[s + 1]], weights[s],
+                                                        pa, want_xi))
         # the fused pass leaves out the float32 pass's constant shift (the
         # long sequences' densities include it, _frames adds it)
         stats["log_prob"] += pa.shift * float(np.dot(weights[order], lengths[order]))
@@ -519,7 +514,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             results = _on_blocks(X, bounds, _block_passes, self, want_post)
             log_probs = np.concatenate([r[0] for r in results])
             post = np.concatenate([r[1] for r in results]) if want_post else None
-            return log_probs, post, None
+            return log_probs, post
         logf = self._frames(X, self._pass_arrays(X))
         lengths = np.diff(bounds)
         parts = _step_parts(lengths)
@@ -529,7 +524,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             run_parts(kernels.sequences, len(parts) - 1, self.startprob_,
                       np.ascontiguousarray(self.transmat_), logf, bounds, np.ones(len(lengths)),
                       parts, want_post, False, post, log_probs, np.zeros((len(parts) - 1, 1, 1)))
-        return log_probs, (post if want_post else None), logf
+        return log_probs, (post if want_post else None)
 
     # -- the M-step ---------------------------------------------------------------
 
@@ -710,7 +705,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         ((100, 2), True)
         """
         X, bounds = self._rows(X, lengths)
-        log_probs, post, _ = self._sequence_passes(X, bounds, want_post=True)
+        log_probs, post = self._sequence_passes(X, bounds, want_post=True)
         return float(log_probs.sum()), post
 
     def score(self, X, lengths=None):
@@ -988,12 +983,20 @@ def _on_blocks(X, bounds, fn, model, *args):
     return list(dask.compute(*tasks))
 
 
+def _add_stats(total, part):
+    """Add one part's statistics to ``total`` in place (``centre``, the same
+    in every part, once)."""
+    for key in total:
+        if key != "centre":
+            total[key] = total[key] + part[key]
+
+
 def _block_estep(model, block, bounds, weights):
     return model._estep(np.asarray(block), bounds, weights)
 
 
 def _block_passes(model, block, bounds, want_post):
-    return model._sequence_passes(np.asarray(block), bounds, want_post)[:2]
+    return model._sequence_passes(np.asarray(block), bounds, want_post)
 
 
 def _block_viterbi(model, block, bounds):
@@ -1003,16 +1006,6 @@ def _block_viterbi(model, block, bounds):
 def _safe_log(p):
     with np.errstate(divide="ignore"):
         return np.log(np.asarray(p, dtype=np.float64))
-
-
-def _empty_stats(k, d, covariance_type):
-    stats = {"log_prob": 0.0, "start": np.zeros(k), "trans": np.zeros((k, k)),
-             "post": np.zeros(k), "obs": np.zeros((k, d))}
-    if covariance_type in ("spherical", "diag"):
-        stats["obs**2"] = np.zeros((k, d))
-    else:
-        stats["obs*obs.T"] = np.zeros((k, d, d))
-    return stats
 
 
 __all__ = ["GaussianHMM", "ConvergenceMonitor", "split_lengths"]
