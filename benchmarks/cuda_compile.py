@@ -23,7 +23,7 @@ def main():
     from numba import cuda
     from numba.cuda import dispatcher
 
-    from fastem.kernels.cuda import gaussian
+    from fastem.kernels.cuda import gaussian, hmm
 
     if not cuda.is_available() and hasattr(dispatcher, "get_current_device"):
         class _Hopper:  # compile_ptx asks the current device for device functions
@@ -39,7 +39,13 @@ def main():
                              cc=(9, 0))
             seconds = time.perf_counter() - t0
             total += seconds
-            print(f"  {x_dtype} rows  {name:<16} {seconds:6.2f}")
+            print(f"  {x_dtype} rows  {name:<18} {seconds:6.2f}")
+    for name in hmm.KERNELS:  # no rows: the emission log-densities, float64
+        t0 = time.perf_counter()
+        cuda.compile_ptx(getattr(hmm, name).py_func, hmm.signature(name), cc=(9, 0))
+        seconds = time.perf_counter() - t0
+        total += seconds
+        print(f"  HMM           {name:<18} {seconds:6.2f}")
     print(f"  total {total:.2f}")
 
 

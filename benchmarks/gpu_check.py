@@ -15,7 +15,10 @@ It does, in order, within ``--budget-s`` seconds (default 420):
    covariances in float32 and float64, n up to 10M, all from the same initial
    parameters: median seconds per EM iteration, GFLOP/s and fraction of the
    GEMM peak measured in the same run (flop model as ``gpu_compare.py``), and
-   how far each final log-likelihood is from fastem-cpu's.
+   how far each final log-likelihood is from fastem-cpu's;
+4. GaussianHMM (Baum-Welch) ``backend='cuda'`` against the CPU on
+   ``HMM_GRID``, from the same start: seconds per iteration, the agreement
+   of the log-likelihoods.
 
 Writes ``OUTDIR/gpu_check.json`` (everything) and ``OUTDIR/summary.txt``
 (what goes into an issue note), plus ``OUTDIR/tests.txt`` (pytest's output).
@@ -51,6 +54,11 @@ GRID = [
 #: The rehearsal grid for the simulator (seconds, not minutes, on a CPU).
 TINY_GRID = [(96, 2, 2, "full"), (96, 3, 2, "diag")]
 DTYPES = ("float32", "float64")
+#: GaussianHMM (n_sequences, steps, d, k, covariance type), float64: the
+#: issue's 1,000 x 1,000 x 8 problem and one 10M-step sequence
+#: (``hmm_compare.py`` makes the data and the start).
+HMM_GRID = [(1000, 1000, 8, 8, "diag"), (1000, 1000, 8, 8, "full"), (1, 10_000_000, 8, 8, "diag")]
+TINY_HMM_GRID = [(3, 12, 2, 2, "diag"), (2, 10, 2, 3, "full")]
 #: Final log-likelihoods must agree to this (relative) across implementations;
 #: float32 compute rounds more.
 AGREEMENT = {"float64": 1e-9, "float32": 1e-4}
@@ -172,6 +180,42 @@ def run_grid(grid, iters, budget_end, peaks) -> list:
     return rows
 
 
+def run_hmm_grid(grid, iters, budget_end) -> list:
+    """GaussianHMM per-iteration seconds on the GPU and the CPU, same start."""
+    from hmm_compare import make_sequences, start
+
+    from fastem import GaussianHMM
+
+    rows = []
+    for n_seq, steps, d, k, ctype in grid:
+        spec = dict(sequences=n_seq, steps=steps, d=d, k=k, covariance_type=ctype)
+        if time.perf_counter() > budget_end:
+            rows.append({**spec, "skipped": "time budget spent"})
+            continue
+        X, lengths = make_sequences(n_seq, steps, d, k)
+        params = start(k, d, ctype, X)
+        results = {}
+        for backend in ("cuda", "cpu"):
+            def model(n_iter):
+                m = GaussianHMM(k, covariance_type=ctype, init_params="", n_iter=n_iter,
+                                tol=-1e300, backend=backend)
+                for name, value in params.items():
+                    setattr(m, name, value)
+                return m
+            n0 = min(2000, len(X))
+            model(1).fit(X[:n0], [n0])  # compiles outside the timing
+            m = model(iters)
+            t0 = time.perf_counter()
+            m.fit(X, lengths)
+            results[backend] = {"seconds_per_iter": (time.perf_counter() - t0) / iters,
+                                "final_log_likelihood": m.monitor_.history[-1]}
+        ref = results["cpu"]["final_log_likelihood"]
+        diff = abs(results["cuda"]["final_log_likelihood"] - ref) / max(1.0, abs(ref))
+        rows.append({**spec, "results": results, "relative_difference": diff,
+                     "agree": diff <= AGREEMENT["float64"]})
+    return rows
+
+
 def summary_text(report) -> str:
     m = report["machine"]
     lines = [f"GPU check {time.strftime('%Y-%m-%d %H:%M', time.gmtime(report['started']))} UTC",
@@ -198,6 +242,17 @@ def summary_text(report) -> str:
         cuda, cpu = row["results"]["fastem-cuda"], row["results"]["fastem-cpu"]
         lines.append(f"{'':<32}cuda is {cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x "
                      f"fastem-cpu; agree: {row['agree']}")
+    for row in report.get("hmm", []):
+        spec = (f"GaussianHMM {row['covariance_type']} {row['sequences']:,} x {row['steps']:,} "
+                f"d={row['d']} k={row['k']}")
+        if "skipped" in row:
+            lines.append(f"{spec}: skipped: {row['skipped']}")
+            continue
+        cuda, cpu = row["results"]["cuda"], row["results"]["cpu"]
+        lines.append(f"{spec}: cuda {cuda['seconds_per_iter']:.4f} s/iter, cpu "
+                     f"{cpu['seconds_per_iter']:.4f} s/iter "
+                     f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
+                     f"{row['relative_difference']:.1e}, agree: {row['agree']}")
     lines.append(f"total {report['seconds']:.0f}s; ok: {report['ok']}")
     return "\n".join(lines) + "\n"
 
@@ -223,9 +278,10 @@ def main(argv=None) -> int:
     grid = TINY_GRID if args.tiny else GRID
     iters = args.iters or (1 if args.tiny else 3)
     report["grid"] = run_grid(grid, iters, budget_end, report["peaks_gflops"])
+    report["hmm"] = run_hmm_grid(TINY_HMM_GRID if args.tiny else HMM_GRID, iters, budget_end)
     report["seconds"] = time.perf_counter() - t0
     report["ok"] = bool(report["tests"]["ok"]
-                        and all(r.get("agree", True) for r in report["grid"]))
+                        and all(r.get("agree", True) for r in report["grid"] + report["hmm"]))
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     text = summary_text(report)
     (out / "summary.txt").write_text(text)

@@ -28,7 +28,9 @@ from ._estimator import EstimatorBase, SaveLoad
 from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
 from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
+from .backends import BACKENDS, get_backend
 from .backends.cpu import kernel_input, part_bounds, partial_stats
+from .backends.cuda import CudaData
 from .backends.dask import DaskBackend, check_dask_array, is_dask_array
 from .kernels.cpu import gaussian, launch
 from .kernels.cpu import hmm as kernels
@@ -184,10 +186,13 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         with a step redone in logarithms wherever it would underflow, which
         is as fast as hmmlearn's 'scaling' and as robust as its 'log'
         (both agree with hmmlearn's to round-off).
-    backend : {'cpu'}, default='cpu'
+    backend : {'cpu', 'cuda'}, default='cpu'
         Where the passes run: the CPU kernels (on the Dask workers when X is
         a dask array, whose row chunks are cut at sequence boundaries so that
-        no sequence is split); the GPU does not run HMMs yet.
+        no sequence is split), or an NVIDIA GPU through numba.cuda (X, a
+        host array or a GPU array such as CuPy's, is placed on the GPU once
+        per call, or streamed in groups of whole sequences when it does not
+        fit; one CUDA block runs one sequence).
     dtype : {None, numpy.float32, numpy.float64}, default=None
         Compute dtype of the emission densities and statistics: None follows
         the data (float32 data compute in float32, with the mixtures'
@@ -336,9 +341,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                     or not np.all(np.isfinite(arr)):
                 raise ValueError(f"Invalid value for '{name}': {value!r:.80}; expected a finite "
                                  "number or an array of them.")
-        if self.backend != "cpu":
-            raise ValueError(f"Invalid value for 'backend': {self.backend!r}; GaussianHMM runs "
-                             "on the CPU ('cpu') so far.")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"Invalid value for 'backend': {self.backend!r}; expected one of "
+                             f"{list(BACKENDS)}.")
         val.check_random_state_param(self.random_state)
         check_dtype(self.dtype)
 
@@ -445,6 +450,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             for part in parts[1:]:
                 _add_stats(parts[0], part)
             return parts[0]
+        if isinstance(X, CudaData):
+            passes = self._gpu_passes(X)
+            return self._finish_stats(passes.estep(bounds, weights, "t" in self.params), passes.pa)
         k, d, full = self.n_components, X.shape[1], self._full
         X = kernel_input(X)
         pa = self._pass_arrays(X)
@@ -478,13 +486,34 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         # the fused pass leaves out the float32 pass's constant shift (the
         # long sequences' densities include it, _frames adds it)
         stats["log_prob"] += pa.shift * float(np.dot(weights[order], lengths[order]))
+        return self._finish_stats(stats, pa)
+
+    def _finish_stats(self, stats, pa):
+        """The M-step's names for the second moments (full matrices from
+        lower triangles), and the centre of the moments."""
         second = stats.pop("second")
-        if full:
-            stats["obs*obs.T"] = full_from_lower(second, d)
+        if self._full:
+            stats["obs*obs.T"] = full_from_lower(second, pa.means.shape[1])
         else:
             stats["obs**2"] = second
         stats["centre"] = pa.centres
         return stats
+
+    def _gpu(self, X=None):
+        """The CUDA backend when ``backend='cuda'``, else None."""
+        if self.backend != "cuda":
+            return None
+        if X is not None and is_dask_array(X):
+            raise ValueError("dask arrays run the CPU kernels on the Dask workers; use "
+                             "backend='cpu' with dask input.")
+        return get_backend("cuda", check_dtype(self.dtype))
+
+    def _gpu_passes(self, data):
+        """The model's passes on the GPU (``fastem.backends.cuda_hmm``)."""
+        from .backends.cuda_hmm import HMMPasses
+
+        return HMMPasses(self._gpu(), data, self._pass_arrays(data), self._full,
+                         self.startprob_, self.transmat_)
 
     def _long_sequence_stats(self, x, w, pa, want_xi):
         """One long sequence's weighted statistics: emissions and statistics
@@ -515,6 +544,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             log_probs = np.concatenate([r[0] for r in results])
             post = np.concatenate([r[1] for r in results]) if want_post else None
             return log_probs, post
+        if isinstance(X, CudaData):
+            return self._gpu_passes(X).scores(bounds, want_post)
         logf = self._frames(X, self._pass_arrays(X))
         lengths = np.diff(bounds)
         parts = _step_parts(lengths)
@@ -591,6 +622,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             if is_dask_array(X):
                 backend = DaskBackend(check_dtype(self.dtype))
                 self.means_ = kmeans_init(backend.prepare(X), k, sw_rows, rng, backend=backend)
+            elif isinstance(X, CudaData):
+                self.means_ = kmeans_init(X, k, sw_rows, rng, backend=self._gpu())
             else:
                 self.means_ = kmeans_init(np.ascontiguousarray(X, dtype=np.float64), k, sw_rows,
                                           rng)
@@ -629,7 +662,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         self._check_params()
-        X = _check_data(X, None)
+        X = _check_data(X, None, self._gpu(X))
         bounds = split_lengths(X.shape[0], lengths)
         if is_dask_array(X):
             X = _at_sequence_boundaries(X, bounds)
@@ -671,7 +704,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _rows(self, X, lengths):
         self._check_fitted()
         self._check_model()
-        X = _check_data(X, self.n_features)
+        X = _check_data(X, self.n_features, self._gpu(X))
         bounds = split_lengths(X.shape[0], lengths)
         if is_dask_array(X):
             X = _at_sequence_boundaries(X, bounds)
@@ -772,7 +805,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                              "or 'map'.")
         X, bounds = self._rows(X, lengths)
         if algorithm == "map":
-            _, post = self.score_samples(X, lengths)
+            _, post = self._sequence_passes(X, bounds, want_post=True)
             # hmmlearn's figure: the sum over steps of the largest posterior
             return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
         states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
@@ -780,6 +813,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             results = _on_blocks(X, bounds, _block_viterbi, self)
             return (float(sum(r[0] for r in results)),
                     np.concatenate([r[1] for r in results]))
+        if isinstance(X, CudaData):
+            return self._gpu_passes(X).viterbi(bounds)
         logf = self._frames(X, self._pass_arrays(X))
         log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
         for a, b in zip(bounds[:-1], bounds[1:]):
@@ -941,15 +976,37 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
 
 
-def _check_data(X, n_features):
-    """A NumPy array or memory map (validated), or a validated dask array."""
-    if is_dask_array(X):
-        return check_dask_array(X, n_features, "GaussianHMM")
-    return val.check_array(X, n_features=n_features, estimator="GaussianHMM")
+def _check_data(X, n_features, gpu=None):
+    """A NumPy array or memory map (validated), a validated dask array, or
+    with the CUDA backend ``gpu`` the rows placed for its passes (CudaData)."""
+    try:
+        if is_dask_array(X):
+            return check_dask_array(X, n_features, "GaussianHMM")
+        if gpu is not None:
+            return gpu.prepare(gpu.check_input(X, n_features=n_features,
+                                               estimator="GaussianHMM"))
+        return val.check_array(X, n_features=n_features, estimator="GaussianHMM")
+    except ValueError as exc:
+        if "NaN or infinity" not in str(exc):
+            raise
+        raise ValueError(f"{exc} GaussianHMM does not fit missing values (NaN) yet: remove or "
+                         "impute them first (infinite values are never valid).") from None
 
 
 def _covariance(X):
-    """The rows' (d, d) covariance (``np.cov``'s), of an array or a dask array."""
+    """The rows' (d, d) covariance (``np.cov``'s), of an array, a dask array
+    or the CUDA backend's data (rows on the GPU copied chunk by chunk)."""
+    if isinstance(X, CudaData):
+        if X.host is not None:
+            return _covariance(X.host)
+        chunks = [X.device[a:a + config.CHUNK_ROWS] for a in range(0, X.n_samples,
+                                                                    config.CHUNK_ROWS)]
+        mean = sum(c.copy_to_host().sum(axis=0, dtype=np.float64) for c in chunks) / X.n_samples
+        total = 0.0
+        for c in chunks:
+            Y = c.copy_to_host().astype(np.float64) - mean
+            total = total + Y.T @ Y
+        return total / (X.n_samples - 1)
     if not is_dask_array(X):
         return np.cov(np.asarray(X, dtype=np.float64).T)
     Y = X.astype(np.float64)

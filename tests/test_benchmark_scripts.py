@@ -140,8 +140,12 @@ def test_gpu_check_rehearsal_under_the_simulator(tmp_path):
     for row in ran:
         assert set(row["results"]) >= {"fastem-cuda", "fastem-cpu"} and row["agree"]
         assert all(r["seconds_per_iter"] > 0 for r in row["results"].values())
+    hmm = [row for row in report["hmm"] if "results" in row]
+    assert {row["covariance_type"] for row in hmm} == {"diag", "full"}
+    assert all(row["agree"] and row["results"]["cuda"]["seconds_per_iter"] > 0 for row in hmm)
     summary = (tmp_path / "summary.txt").read_text()
     assert "CUDA tests: " in summary and "fastem-cuda" in summary and "ok: True" in summary
+    assert "GaussianHMM diag" in summary
 
 
 def test_gpu_check_reports_a_spent_budget(tmp_path):
@@ -152,7 +156,8 @@ def test_gpu_check_reports_a_spent_budget(tmp_path):
                           "--tiny", "--budget-s", "0", "--tests-k", "log_prob_matches_cpu"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     report = json.loads((tmp_path / "gpu_check.json").read_text())
-    assert all(row.get("skipped") == "time budget spent" for row in report["grid"]), out.stdout
+    assert all(row.get("skipped") == "time budget spent"
+               for row in report["grid"] + report["hmm"]), out.stdout
     assert "skipped: time budget spent" in (tmp_path / "summary.txt").read_text()
 
 

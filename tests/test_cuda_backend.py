@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fastem import GaussianMixture
+from fastem import GaussianHMM, GaussianMixture
 
 HERE = Path(__file__).parent
 
@@ -19,6 +19,14 @@ def _cuda_available():
         from numba import cuda
         return cuda.is_available()
     except Exception:
+        return False
+
+
+def _cuda_importable():
+    try:
+        import numba.cuda  # noqa: F401
+        return True
+    except ImportError:
         return False
 
 
@@ -38,16 +46,31 @@ def test_cuda_backend_without_gpu_raises_clear_error():
     X = np.random.default_rng(0).normal(size=(20, 2))
     with pytest.raises(ValueError, match=r"CUDA is not available.*pip install 'fastem\[cuda\]'"):
         GaussianMixture(2, backend="cuda").fit(X)
+    with pytest.raises(ValueError, match=r"CUDA is not available.*pip install 'fastem\[cuda\]'"):
+        GaussianHMM(2, backend="cuda").fit(X)
 
 
-@pytest.mark.parametrize("name", ["accumulate", "accumulate_f32", "log_prob", "log_prob_f32",
-                                  "reduce_parts", "count_nonfinite"])
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
+def test_gaussian_hmm_refuses_dask_arrays_on_cuda():
+    da = pytest.importorskip("dask.array")
+    X = da.from_array(np.random.default_rng(0).normal(size=(20, 2)), chunks=10)
+    with pytest.raises(ValueError, match="dask arrays run the CPU kernels"):
+        GaussianHMM(2, backend="cuda").fit(X)
+
+
+def _ptx_cases():
+    """Every CUDA kernel with the argument types the backends launch it with."""
+    from fastem.kernels.cuda import gaussian, hmm
+
+    cases = [(gaussian, name, dtype) for name in gaussian.KERNELS
+             for dtype in ("float32", "float64")]
+    return cases + [(hmm, name, None) for name in hmm.KERNELS]
+
+
+@pytest.mark.parametrize("module, name, dtype", _ptx_cases() if _cuda_importable() else [],
+                         ids=lambda v: getattr(v, "__name__", v))
+def test_kernels_compile_to_ptx_for_sm90(module, name, dtype, monkeypatch):
     """Compile every CUDA kernel for Hopper without a device (needs NVVM/NVRTC)."""
     cuda = pytest.importorskip("numba.cuda")
-
-    from fastem.kernels.cuda import gaussian
 
     # numba-cuda compiles device functions for the *current* device even inside
     # compile_ptx; without a GPU, tell it the device is sm_90.
@@ -57,9 +80,9 @@ def test_kernels_compile_to_ptx_for_sm90(name, dtype, monkeypatch):
             compute_capability = (9, 0)
         monkeypatch.setattr(dispatcher, "get_current_device", lambda: _Hopper())
 
-    sig = gaussian.signature(name, dtype)
+    sig = module.signature(name, dtype) if dtype else module.signature(name)
     try:
-        ptx, _ = cuda.compile_ptx(getattr(gaussian, name).py_func, sig, cc=(9, 0))
+        ptx, _ = cuda.compile_ptx(getattr(module, name).py_func, sig, cc=(9, 0))
     except Exception as exc:  # no NVVM / NVRTC libraries on this machine
         if "NVVM" in str(exc) or "nvrtc" in str(exc).lower() or "libnvvm" in str(exc).lower() \
                 or "DynamicLibNotFound" in type(exc).__name__:

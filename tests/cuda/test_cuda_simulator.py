@@ -290,3 +290,94 @@ def test_partial_fit_and_batch_size_on_cuda_equal_cpu():
         gpu = GaussianMixture(backend="cuda", **kw).fit(X)
         cpu = GaussianMixture(backend="cpu", **kw).fit(X)
     np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+
+
+# -- GaussianHMM (#28) ---------------------------------------------------------------
+
+
+def _hmm_data(n_seq=2, length=9, seed=0):
+    """Short sequences of 2-D emissions from 3 states, and a starting model
+    per covariance type (the simulator runs a barrier per step in Python)."""
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(length // 2, length, size=n_seq)
+    X = rng.normal(size=(int(lengths.sum()), 2)) + 3.0 * rng.integers(0, 3, size=(int(lengths.sum()), 1))
+    A = rng.normal(size=(3, 2, 2)) * 0.3
+    full = A @ A.transpose(0, 2, 1) + np.eye(2)
+    covars = {"full": full, "tied": full[0], "diag": rng.uniform(0.5, 2.0, size=(3, 2)),
+              "spherical": rng.uniform(0.5, 2.0, size=3)}
+    start = (rng.dirichlet(np.ones(3)), rng.dirichlet(np.ones(3) * 3, size=3),
+             rng.normal(scale=2.0, size=(3, 2)))
+    return X, lengths, start, covars
+
+
+def _hmm(cls, covariance_type, start, covars, **kw):
+    m = cls(n_components=3, covariance_type=covariance_type, init_params="", **kw)
+    m.startprob_, m.transmat_, m.means_ = start
+    m.covars_ = covars[covariance_type]
+    return m
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_gaussian_hmm_on_cuda_agrees_with_hmmlearn(covariance_type):
+    """Baum-Welch on the GPU gives hmmlearn's model, likelihoods, posteriors
+    and Viterbi path from the same start."""
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    from fastem import GaussianHMM
+
+    X, lengths, start, covars = _hmm_data()
+    ours = _hmm(GaussianHMM, covariance_type, start, covars, n_iter=2, backend="cuda").fit(X, lengths)
+    ref = _hmm(hmmlearn.GaussianHMM, covariance_type, start, covars, n_iter=2).fit(X, lengths)
+    np.testing.assert_allclose(ours.monitor_.history, ref.monitor_.history, rtol=1e-10)
+    for name in ("startprob_", "transmat_", "means_"):
+        np.testing.assert_allclose(getattr(ours, name), getattr(ref, name), rtol=1e-8,
+                                   atol=1e-12, err_msg=name)
+    if covariance_type != "spherical":  # hmmlearn 0.3.3 tiles fitted spherical variances
+        np.testing.assert_allclose(ours.covars_, ref.covars_, rtol=1e-8, err_msg="covars_")
+    log_prob, post = ours.score_samples(X, lengths)
+    ref_log_prob, ref_post = ref.score_samples(X, lengths)
+    assert log_prob == pytest.approx(ref_log_prob, rel=1e-10)
+    np.testing.assert_allclose(post, ref_post, atol=1e-10)
+    path_log_prob, path = ours.decode(X, lengths)
+    ref_path_log_prob, ref_path = ref.decode(X, lengths)
+    np.testing.assert_array_equal(path, ref_path)
+    assert path_log_prob == pytest.approx(ref_path_log_prob, rel=1e-10)
+
+
+def test_gaussian_hmm_on_cuda_weights_float32_streaming_and_gpu_input_equal_cpu(monkeypatch):
+    """Sequence weights (one of them 0), float32 compute, X streamed in
+    groups of whole sequences, and X given as a GPU array: the CPU's model."""
+    from numba import cuda
+
+    from fastem import GaussianHMM
+    from fastem.backends.cuda_hmm import HMMPasses
+
+    X, lengths, start, covars = _hmm_data(n_seq=3, length=8, seed=1)
+    weights = np.array([2.0, 0.0, 0.5])
+    kw = dict(n_iter=2)
+    cpu = _hmm(GaussianHMM, "full", start, covars, **kw).fit(X, lengths, sample_weight=weights)
+    monkeypatch.setattr(config, "CUDA_MAX_RESIDENT_BYTES", 0)
+    monkeypatch.setattr(config, "CUDA_STREAM_BYTES", 8 * (X[:1].nbytes + 24 * 3))
+    groups = []
+    original = HMMPasses._groups
+
+    def recorded(self, bounds):
+        for s0, s1, rows in original(self, bounds):
+            groups.append((s0, s1))
+            yield s0, s1, rows
+
+    monkeypatch.setattr(HMMPasses, "_groups", recorded)
+    gpu = _hmm(GaussianHMM, "full", start, covars, backend="cuda", **kw).fit(
+        X, lengths, sample_weight=weights)
+    assert groups[:3] == [(0, 1), (1, 2), (2, 3)]  # sequences of 4 to 7 steps, 8 rows a group
+    np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-11)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-11)
+    # state 2 gets little mass from these short sequences: its covariance
+    # (covars_prior over a small denominator) amplifies round-off
+    np.testing.assert_allclose(gpu.covars_, cpu.covars_, rtol=1e-9)
+    f32 = _hmm(GaussianHMM, "diag", start, covars, **kw).fit(X.astype(np.float32), lengths)
+    gpu32 = _hmm(GaussianHMM, "diag", start, covars, backend="cuda", **kw).fit(
+        cuda.to_device(X.astype(np.float32)), lengths)
+    np.testing.assert_allclose(gpu32.monitor_.history, f32.monitor_.history, rtol=1e-5)
+    np.testing.assert_allclose(gpu32.means_, f32.means_, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(gpu32.predict(X.astype(np.float32), lengths),
+                                  f32.predict(X.astype(np.float32), lengths))

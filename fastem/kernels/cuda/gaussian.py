@@ -75,6 +75,49 @@ def _make(ftype):
                 q += z * z
         return log_const[j] - HALF * q
 
+    @cuda.jit(device=True)
+    def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
+        """Add a staged tile's statistics of component ``j`` to block ``p``'s.
+
+        ``smem`` holds, per point of the tile, ``x - mu_j`` at ``DF``, ``r (x - mu_j)``
+        at ``RD`` (d each, point-major) and ``r`` at ``RED``; each thread sums
+        whole entries over the tile's ``n_tile`` points."""
+        tid = cuda.threadIdx.x
+        T = cuda.blockDim.x
+        n_second = d * (d + 1) // 2 if full else d
+        n_entries = 1 + d + n_second
+        # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
+        # row-major for full, the diagonal for diag), summed over the tile
+        # in point order, in float64.
+        for e in range(tid, n_entries, T):
+            acc = 0.0
+            if e == 0:
+                for t in range(n_tile):
+                    acc += float64(smem[RED + t])
+                mass[p, j] += acc
+            elif e <= d:
+                a = e - 1
+                for t in range(n_tile):
+                    acc += float64(smem[RD + t * d + a])
+                first[p, j, a] += acc
+            else:
+                f = e - 1 - d
+                if full:
+                    # f-th entry of the lower triangle: row a, column b <= a
+                    a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
+                    while a * (a + 1) // 2 > f:
+                        a -= 1
+                    while (a + 1) * (a + 2) // 2 <= f:
+                        a += 1
+                    b = f - a * (a + 1) // 2
+                    for t in range(n_tile):
+                        acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
+                    second[p, j, a * d + b] += acc
+                else:
+                    for t in range(n_tile):
+                        acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
+                    second[p, j, f] += acc
+
     @cuda.jit
     def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
                    mass, first, second, loglik):
@@ -102,8 +145,6 @@ def _make(ftype):
         LSE = WT + T
         RED = LSE + T
         me = tid * d
-        n_second = d * (d + 1) // 2 if full else d
-        n_entries = 1 + d + n_second
 
         ll = 0.0
         for start in range(bounds[p], bounds[p + 1], T):
@@ -139,37 +180,7 @@ def _make(ftype):
                     smem[RD + me + a] = r * dv
                 smem[RED + tid] = r
                 cuda.syncthreads()
-                # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
-                # row-major for full, the diagonal for diag), summed over the tile
-                # in point order, in float64.
-                for e in range(tid, n_entries, T):
-                    acc = 0.0
-                    if e == 0:
-                        for t in range(n_tile):
-                            acc += float64(smem[RED + t])
-                        mass[p, j] += acc
-                    elif e <= d:
-                        a = e - 1
-                        for t in range(n_tile):
-                            acc += float64(smem[RD + t * d + a])
-                        first[p, j, a] += acc
-                    else:
-                        f = e - 1 - d
-                        if full:
-                            # f-th entry of the lower triangle: row a, column b <= a
-                            a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
-                            while a * (a + 1) // 2 > f:
-                                a -= 1
-                            while (a + 1) * (a + 2) // 2 <= f:
-                                a += 1
-                            b = f - a * (a + 1) // 2
-                            for t in range(n_tile):
-                                acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
-                            second[p, j, a * d + b] += acc
-                        else:
-                            for t in range(n_tile):
-                                acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
-                            second[p, j, f] += acc
+                add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
                 cuda.syncthreads()
         # Fixed-order tree reduction of the per-thread log-likelihoods.
         red[tid] = ll
@@ -201,16 +212,54 @@ def _make(ftype):
                 for j in range(k):
                     out[i, j] = log_prob_point(smem, me, j, full, means, factor, log_const)
 
-    return accumulate, log_prob
+    @cuda.jit
+    def weighted_stats(X, full, ref, means, weights, bounds, mass, first, second):
+        """``accumulate``'s statistics with given weights instead of the
+        responsibilities: row ``i`` counts ``weights[i, j]`` (n, k) float64
+        for component ``j`` (a hidden Markov model's weighted state
+        posteriors). Same launch and outputs as ``accumulate``."""
+        p = cuda.blockIdx.x
+        tid = cuda.threadIdx.x
+        T = cuda.blockDim.x
+        k, d = means.shape
+        smem = cuda.shared.array(0, dtype=nb_type)
+        DF = T * d
+        RD = 2 * T * d
+        RED = 3 * T * d + 2 * T
+        me = tid * d
+        for start in range(bounds[p], bounds[p + 1], T):
+            i = start + tid
+            valid = i < bounds[p + 1]
+            src = i if valid else start
+            for a in range(d):
+                smem[me + a] = float64(X[src, a]) - ref[a]
+            n_tile = min(T, bounds[p + 1] - start)
+            for j in range(k):
+                r = nb_type(weights[src, j]) if valid else ZERO
+                for a in range(d):
+                    dv = smem[me + a] - means[j, a]
+                    smem[DF + me + a] = dv
+                    smem[RD + me + a] = r * dv
+                smem[RED + tid] = r
+                cuda.syncthreads()
+                add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
+                cuda.syncthreads()
+
+    return accumulate, log_prob, weighted_stats
 
 
-accumulate, log_prob = _make(np.float64)
-accumulate_f32, log_prob_f32 = _make(np.float32)
+accumulate, log_prob, weighted_stats = _make(np.float64)
+accumulate_f32, log_prob_f32, weighted_stats_f32 = _make(np.float32)
 
 
 def for_dtype(dtype):
     """``(accumulate, log_prob)`` computing in ``dtype`` (float32 or float64)."""
     return (accumulate_f32, log_prob_f32) if dtype == np.float32 else (accumulate, log_prob)
+
+
+def weighted_stats_for(dtype):
+    """``weighted_stats`` computing in ``dtype`` (float32 or float64)."""
+    return weighted_stats_f32 if dtype == np.float32 else weighted_stats
 
 
 @cuda.jit
@@ -262,11 +311,17 @@ def signature(name, x_dtype):
         return (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
                 arr(cdt, 1), arr(types.int64, 1), arr(f64, 2))
 
+    def weighted_stats_types(cdt):
+        return (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(f64, 2),
+                arr(types.int64, 1), arr(f64, 2), arr(f64, 3), arr(f64, 3))
+
     table = {
         "accumulate": lambda: accumulate_types(f64),
         "accumulate_f32": lambda: accumulate_types(types.float32),
         "log_prob": lambda: log_prob_types(f64),
         "log_prob_f32": lambda: log_prob_types(types.float32),
+        "weighted_stats": lambda: weighted_stats_types(f64),
+        "weighted_stats_f32": lambda: weighted_stats_types(types.float32),
         "reduce_parts": lambda: (arr(f64, 2), arr(f64, 1)),
         "count_nonfinite": lambda: (arr(xdt, 2), arr(types.int64, 1)),
     }
@@ -274,5 +329,5 @@ def signature(name, x_dtype):
 
 
 #: Every kernel of this module, by name.
-KERNELS = ("accumulate", "accumulate_f32", "log_prob", "log_prob_f32", "reduce_parts",
-           "count_nonfinite")
+KERNELS = ("accumulate", "accumulate_f32", "log_prob", "log_prob_f32", "weighted_stats",
+           "weighted_stats_f32", "reduce_parts", "count_nonfinite")
