@@ -68,7 +68,10 @@ def _forward(start, trans, logf, n, a, scale, fr, pred, watch):
     k = trans.shape[0]
     if not watch:
         return np.nan
-    into = np.ascontiguousarray(trans.T)  # into[j] = the transitions into state j
+    into = np.empty((k, k))  # into[j] = the transitions into state j
+    for i in range(k):  # loops, not array expressions: those compile for longer
+        for j in range(k):
+            into[j, i] = trans[i, j]
     log_prob = 0.0
     relative = 0.0  # sum_t log c_t: the likelihood relative to each step's best emission
     ever_dropped = False
@@ -164,7 +167,10 @@ def _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi):
     step): exact whatever the range, k times slower. Arguments and result as
     :func:`forward_backward_rows`."""
     k = trans.shape[0]
-    log_trans = np.log(trans)
+    log_trans = np.empty((k, k))
+    for i in range(k):
+        for j in range(k):
+            log_trans[i, j] = np.log(trans[i, j])
     work = np.empty(k)
     bwd = np.empty(k)
     nxt = np.empty(k)
@@ -208,10 +214,11 @@ def forward_backward_rows(start, trans, logf, n, a, scale, want_post, want_xi, w
     with ``want_xi``, ``w`` times its expected transition counts are added
     to ``xi``."""
     k = trans.shape[0]
-    watch = True
-    for i in range(k):
+    tiny = 0  # a count, not a flag started as True: a literal True would type
+    for i in range(k):  # _forward twice (Literal[bool] and bool), doubling its compile
         for j in range(k):
-            watch &= not (0.0 < trans[i, j] < SMALL_TRANSITION)
+            tiny += 0.0 < trans[i, j] < SMALL_TRANSITION
+    watch = tiny == 0
     log_prob = _forward(start, trans, logf, n, a, scale, np.empty(k), np.empty(k), watch)
     if np.isnan(log_prob):
         return _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi)
@@ -244,8 +251,11 @@ def _make_fit_sequences(full):
                     continue
                 lo, hi = bounds[s], bounds[s + 1]
                 log_prob_rows(X, full, ref, means, factor, log_const, lo, hi, logf, 0)
-                lp = forward_backward_rows(start, trans, logf, hi - lo, a, scale, True, want_xi,
-                                           w, trans_counts[p])
+                # ``hi > lo`` is True at run time, not a literal True: the same
+                # types as ``sequences``' call, so both share one compiled
+                # forward-backward (a literal would compile it a second time)
+                lp = forward_backward_rows(start, trans, logf, hi - lo, a, scale, hi > lo,
+                                           want_xi, w, trans_counts[p])
                 log_prob[p] += w * lp
                 if lp == -np.inf:
                     continue
