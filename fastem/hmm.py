@@ -453,31 +453,17 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if isinstance(X, CudaData):
             passes = self._gpu_passes(X)
             return self._finish_stats(passes.estep(bounds, weights, "t" in self.params), passes.pa)
-        k, d, full = self.n_components, X.shape[1], self._full
         X = kernel_input(X)
         pa = self._pass_arrays(X)
-        start, trans = self.startprob_, np.ascontiguousarray(self.transmat_)
         want_xi = "t" in self.params
         lengths = np.diff(bounds)
         long = lengths >= config.HMM_LONG_SEQUENCE
         order = np.flatnonzero(~long)
-        parts = _step_parts(lengths[order])
-        n_parts = len(parts) - 1
-        width = d * d if full else d
-        log_prob, start_counts = np.zeros(n_parts), np.zeros((n_parts, k))
-        trans_counts = np.zeros((n_parts, k, k))
-        mass, first, second = (np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
-                               np.zeros((n_parts, k, width)))
-        if n_parts:
-            driver = kernels.fit_sequences_full if full else kernels.fit_sequences_diag
-            with launch():
-                run_parts(driver, n_parts, X, bounds, weights, order, parts,
-                          int(lengths[order].max()), start, trans, want_xi, pa.ref, pa.means,
-                          pa.factor, pa.log_const, log_prob, start_counts, trans_counts, mass,
-                          first, second)
-        stats = {"log_prob": log_prob.sum(), "start": start_counts.sum(axis=0),
-                 "trans": trans_counts.sum(axis=0), "post": mass.sum(axis=0),
-                 "obs": first.sum(axis=0), "second": second.sum(axis=0)}
+        redo = np.zeros(len(lengths), dtype=np.int8)
+        stats = self._fused_stats(X, bounds, weights, order, False, pa, want_xi, redo)
+        if redo.any():  # the sequences that need the exact recursion, after the others
+            _add_stats(stats, self._fused_stats(X, bounds, weights, np.flatnonzero(redo), True,
+                                                pa, want_xi, redo))
         for s in np.flatnonzero(long):
             if weights[s] == 0.0:
                 continue
@@ -487,6 +473,60 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         # long sequences' densities include it, _frames adds it)
         stats["log_prob"] += pa.shift * float(np.dot(weights[order], lengths[order]))
         return self._finish_stats(stats, pa)
+
+    def _fused_stats(self, X, bounds, weights, order, exact, pa, want_xi, redo):
+        """The raw statistics of sequences ``order`` from the fused pass
+        (``kernels.FIT_SEQUENCES``), with the rescaled recursion or the
+        ``exact`` one; sequences the rescaled one cannot do get ``redo[s] = 1``."""
+        k, d = self.n_components, X.shape[1]
+        lengths = np.diff(bounds)[order]
+        parts = _step_parts(lengths)
+        n_parts = len(parts) - 1
+        width = d * d if self._full else d
+        log_prob, start_counts = np.zeros(n_parts), np.zeros((n_parts, k))
+        trans_counts = np.zeros((n_parts, k, k))
+        mass, first, second = (np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
+                               np.zeros((n_parts, k, width)))
+        if n_parts:
+            with launch():
+                run_parts(kernels.FIT_SEQUENCES[self._full][exact], n_parts, X, bounds,
+                          weights, order, parts, int(lengths.max()), self.startprob_,
+                          np.ascontiguousarray(self.transmat_), want_xi, pa.ref, pa.means,
+                          pa.factor, pa.log_const, log_prob, start_counts, trans_counts, mass,
+                          first, second, redo)
+        return {"log_prob": log_prob.sum(), "start": start_counts.sum(axis=0),
+                "trans": trans_counts.sum(axis=0), "post": mass.sum(axis=0),
+                "obs": first.sum(axis=0), "second": second.sum(axis=0)}
+
+    def _recursions(self, logf, bounds, weights, want_post, want_xi, post):
+        """Forward-backward of the sequences whose emission log-densities
+        ``logf`` (n, k) are computed (``kernels.SEQUENCES``): the rescaled
+        recursion, then the exact one for the sequences it cannot do.
+
+        Returns
+        -------
+        log_probs : ndarray of shape (n_sequences,)
+        xi : ndarray of shape (k, k), the weighted expected transitions (with ``want_xi``)
+        """
+        k, n_sequences = self.n_components, len(bounds) - 1
+        trans = np.ascontiguousarray(self.transmat_)
+        log_probs, redo = np.zeros(n_sequences), np.zeros(n_sequences, dtype=np.int8)
+        xi_total = np.zeros((k, k))
+        order = np.arange(n_sequences)
+        for exact in (False, True):
+            if exact:
+                order = np.flatnonzero(redo)
+            if not len(order):
+                break
+            parts = _step_parts(np.diff(bounds)[order])
+            xi = np.zeros((len(parts) - 1, k, k) if want_xi else (len(parts) - 1, 1, 1))
+            with launch():
+                run_parts(kernels.SEQUENCES[exact], len(parts) - 1, self.startprob_, trans, logf,
+                          bounds, weights, order, parts, want_post, want_xi, post, log_probs, xi,
+                          redo)
+            if want_xi:
+                xi_total += xi.sum(axis=0)
+        return log_probs, xi_total
 
     def _finish_stats(self, stats, pa):
         """The M-step's names for the second moments (full matrices from
@@ -521,10 +561,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         k, d, full = self.n_components, x.shape[1], self._full
         logf = self._frames(x, pa)
         post = np.empty_like(logf)
-        log_prob, xi = np.zeros(1), np.zeros((1, k, k))
-        kernels.sequences(self.startprob_, np.ascontiguousarray(self.transmat_), logf,
-                          np.array([0, len(x)]), np.array([w]), np.array([0, 1]), True, want_xi,
-                          post, log_prob, xi, np.zeros(1, dtype=np.int64))
+        log_prob, xi = self._recursions(logf, np.array([0, len(x)]), np.array([w]), True,
+                                        want_xi, post)
         del logf
         post *= w
         bounds, mass, first, second = partial_stats(len(x), k, d, full)
@@ -532,7 +570,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             with launch():
                 gaussian.weighted_stats(x, full, pa.ref, pa.means, post, bounds, mass, first,
                                         second)
-        return {"log_prob": w * log_prob[0], "start": post[0], "trans": xi[0],
+        return {"log_prob": w * log_prob[0], "start": post[0], "trans": xi,
                 "post": mass.sum(axis=0), "obs": first.sum(axis=0),
                 "second": second.sum(axis=0)}
 
@@ -547,14 +585,9 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if isinstance(X, CudaData):
             return self._gpu_passes(X).scores(bounds, want_post)
         logf = self._frames(X, self._pass_arrays(X))
-        lengths = np.diff(bounds)
-        parts = _step_parts(lengths)
         post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
-        log_probs = np.zeros(len(lengths))
-        with launch():
-            run_parts(kernels.sequences, len(parts) - 1, self.startprob_,
-                      np.ascontiguousarray(self.transmat_), logf, bounds, np.ones(len(lengths)),
-                      parts, want_post, False, post, log_probs, np.zeros((len(parts) - 1, 1, 1)))
+        log_probs, _ = self._recursions(logf, bounds, np.ones(len(bounds) - 1), want_post, False,
+                                        post)
         return log_probs, (post if want_post else None)
 
     # -- the M-step ---------------------------------------------------------------

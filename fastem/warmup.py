@@ -72,6 +72,11 @@ def _hmm_job():
                 data, [60, 60])
             model.decode(data, [60, 60])
             model.score_samples(data, [60, 60])
+            # a transition below SMALL_TRANSITION sends every sequence to the
+            # exact recursion, whose drivers compile only when data need them
+            model.set_params(init_params="", n_iter=1)
+            model.transmat_ = np.array([[1.0, 1e-30], [0.5, 0.5]])
+            model.fit(data, [60, 60]).score_samples(data, [60, 60])
 
 
 def warmup(dtypes=("float64", "float32"), progress=True, client=None):

@@ -130,6 +130,10 @@ def test_warmup_compiles_what_fits_use(tmp_path):
            "X = np.random.default_rng(1).normal(size=(90, 2)); "
            "[GaussianHMM(2, covariance_type=c, implementation=i, random_state=0).fit(X, [45, 45])"
            ".decode(X) for c in ('diag', 'full') for i in ('log', 'scaling')]; "
+           # a transition below SMALL_TRANSITION: the exact recursion's drivers
+           "m = GaussianHMM(2, init_params='', n_iter=1); m.startprob_ = np.array([0.5, 0.5]); "
+           "m.transmat_ = np.array([[1.0, 1e-30], [0.5, 0.5]]); m.means_ = np.zeros((2, 2)); "
+           "m.covars_ = np.ones((2, 2)); m.fit(X, [45, 45]).score_samples(X, [45, 45]); "
            "print(compile_seconds())")
     out = subprocess.run([sys.executable, "-c", hmm], env=env, capture_output=True, text=True,
                          check=True)

@@ -212,7 +212,8 @@ def forward_backward_rows(start, trans, logf, n, a, scale, want_post, want_xi, w
     of ``logf``; with ``want_post`` rows ``0:n`` of ``a`` get its state
     posteriors (otherwise they are scratch, as is ``scale`` (>= n,)) and,
     with ``want_xi``, ``w`` times its expected transition counts are added
-    to ``xi``."""
+    to ``xi``. Rescaled arithmetic: NaN (and nothing added to ``xi``) when
+    the sequence needs the exact recursion (:func:`exact_rows`)."""
     k = trans.shape[0]
     tiny = 0  # a count, not a flag started as True: a literal True would type
     for i in range(k):  # _forward twice (Literal[bool] and bool), doubling its compile
@@ -220,21 +221,28 @@ def forward_backward_rows(start, trans, logf, n, a, scale, want_post, want_xi, w
             tiny += 0.0 < trans[i, j] < SMALL_TRANSITION
     watch = tiny == 0
     log_prob = _forward(start, trans, logf, n, a, scale, np.empty(k), np.empty(k), watch)
-    if np.isnan(log_prob):
-        return _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi)
-    if want_post:
+    if want_post and not np.isnan(log_prob):
         _backward(trans, logf, n, a, scale, np.empty(k), np.empty(k), want_xi, w, xi)
     return log_prob
 
 
-def _make_fit_sequences(full):
-    """The fused E-step driver of one covariance family (``full`` a constant):
-    part ``p`` runs sequences ``order[parts[p]:parts[p + 1]]`` (rows
-    ``bounds[s]:bounds[s + 1]``, weight ``weights[s]``) and writes index ``p``
-    of the outputs."""
+@helper
+def exact_rows(start, trans, logf, n, a, scale, want_post, want_xi, w, xi):
+    """:func:`forward_backward_rows` by the exact log-space recursion
+    (``scale`` unused): for the sequences that one returns NaN for."""
+    return _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi)
+
+
+def _make_fit_sequences(full, exact):
+    """The fused E-step driver of one covariance family (``full`` a constant)
+    and forward-backward recursion (:func:`exact_rows` when ``exact``, else
+    :func:`forward_backward_rows`): part ``p`` runs sequences
+    ``order[parts[p]:parts[p + 1]]`` (rows ``bounds[s]:bounds[s + 1]``,
+    weight ``weights[s]``) and writes index ``p`` of the outputs; a sequence
+    the recursion returns NaN for adds nothing and gets ``redo[s] = 1``."""
     def driver(X, bounds, weights, order, parts, max_len, start, trans, want_xi, ref, means,
                factor, log_const, log_prob, start_counts, trans_counts, mass, first, second,
-               counter):
+               redo, counter):
         k = means.shape[0]
         logf = np.empty((max_len, k))
         a = np.empty((max_len, k))
@@ -254,8 +262,15 @@ def _make_fit_sequences(full):
                 # ``hi > lo`` is True at run time, not a literal True: the same
                 # types as ``sequences``' call, so both share one compiled
                 # forward-backward (a literal would compile it a second time)
-                lp = forward_backward_rows(start, trans, logf, hi - lo, a, scale, hi > lo,
-                                           want_xi, w, trans_counts[p])
+                if exact:
+                    lp = exact_rows(start, trans, logf, hi - lo, a, scale, hi > lo, want_xi, w,
+                                    trans_counts[p])
+                else:
+                    lp = forward_backward_rows(start, trans, logf, hi - lo, a, scale, hi > lo,
+                                               want_xi, w, trans_counts[p])
+                if np.isnan(lp):
+                    redo[s] = 1
+                    continue
                 log_prob[p] += w * lp
                 if lp == -np.inf:
                     continue
@@ -268,31 +283,51 @@ def _make_fit_sequences(full):
 
 #: One pass over whole sequences per part: emission log-densities, forward-
 #: backward and weighted statistics, sequence by sequence, so that memory
-#: is O(longest sequence x k) per thread, never O(n x k).
-fit_sequences_full = _make_fit_sequences(True)
-fit_sequences_diag = _make_fit_sequences(False)
+#: is O(longest sequence x k) per thread, never O(n x k). ``FIT_SEQUENCES
+#: [full][exact]``: the rescaled recursion first; the exact one only for the
+#: sequences it flags, so its drivers compile only when data need them.
+#: The factories close over bools only: Numba's cache keys a closure by its
+#: pickled cell contents, and a pickled dispatcher differs in every process
+#: (a cache miss each time); a constant bool also prunes the branch not taken
+#: before typing, so the exact recursion compiles only in its own drivers.
+FIT_SEQUENCES = {full: {exact: _make_fit_sequences(full, exact) for exact in (False, True)}
+                 for full in (False, True)}
 
 
-@_jit_driver
-def sequences(start, trans, logf, bounds, weights, parts, want_post, want_xi, post, log_probs,
-              xi, counter):
+def _make_sequences(exact):
     """Forward-backward of sequences whose emission log-densities ``logf``
-    (n, k) are computed: ``log_probs[s]`` per sequence and, with
-    ``want_post``, the posteriors into ``post`` (n, k) and ``weights[s]``
-    times the expected transitions into ``xi[p]`` (n_parts, k, k) per part of
-    sequences ``parts[p]:parts[p + 1]``."""
-    k = trans.shape[0]
-    n_parts = parts.shape[0] - 1
-    while True:
-        p = next_part(counter)
-        if p >= n_parts:
-            break
-        for s in range(parts[p], parts[p + 1]):
-            lo, hi = bounds[s], bounds[s + 1]
-            a = post[lo:hi] if want_post else np.empty((hi - lo, k))
-            log_probs[s] = forward_backward_rows(start, trans, logf[lo:hi], hi - lo, a,
-                                                 np.empty(hi - lo), want_post, want_xi,
-                                                 weights[s], xi[p])
+    (n, k) are computed: part ``p`` runs sequences ``order[parts[p]:parts[p +
+    1]]``; ``log_probs[s]`` per sequence and, with ``want_post``, the
+    posteriors into ``post`` (n, k) and ``weights[s]`` times the expected
+    transitions into ``xi[p]`` (n_parts, k, k). A sequence the recursion
+    returns NaN for adds nothing and gets ``redo[s] = 1``."""
+    def driver(start, trans, logf, bounds, weights, order, parts, want_post, want_xi, post,
+               log_probs, xi, redo, counter):
+        k = trans.shape[0]
+        n_parts = parts.shape[0] - 1
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            for q in range(parts[p], parts[p + 1]):
+                s = order[q]
+                lo, hi = bounds[s], bounds[s + 1]
+                a = post[lo:hi] if want_post else np.empty((hi - lo, k))
+                if exact:
+                    lp = exact_rows(start, trans, logf[lo:hi], hi - lo, a, np.empty(hi - lo),
+                                    want_post, want_xi, weights[s], xi[p])
+                else:
+                    lp = forward_backward_rows(start, trans, logf[lo:hi], hi - lo, a,
+                                               np.empty(hi - lo), want_post, want_xi,
+                                               weights[s], xi[p])
+                log_probs[s] = lp
+                if np.isnan(lp):
+                    redo[s] = 1
+    return _jit_driver(driver)
+
+
+#: ``SEQUENCES[exact]``, as ``FIT_SEQUENCES``.
+SEQUENCES = {exact: _make_sequences(exact) for exact in (False, True)}
 
 
 @_jit_driver
