@@ -381,3 +381,19 @@ def test_gaussian_hmm_on_cuda_weights_float32_streaming_and_gpu_input_equal_cpu(
     np.testing.assert_allclose(gpu32.means_, f32.means_, rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(gpu32.predict(X.astype(np.float32), lengths),
                                   f32.predict(X.astype(np.float32), lengths))
+
+
+def test_gaussian_hmm_initialised_on_a_gpu_array_equals_cpu():
+    """k-means and the covariance of the initialisation read GPU rows chunk by
+    chunk: the CPU's starting model, and after an iteration its fit."""
+    from numba import cuda
+
+    from fastem import GaussianHMM
+
+    X, lengths, _, _ = _hmm_data(n_seq=2, length=10, seed=2)
+    kw = dict(n_components=3, covariance_type="full", n_iter=1, random_state=0)
+    cpu = GaussianHMM(**kw).fit(X, lengths)
+    gpu = GaussianHMM(backend="cuda", **kw).fit(cuda.to_device(X), lengths)
+    np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-11)
+    np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+    np.testing.assert_allclose(gpu.covars_, cpu.covars_, rtol=1e-9)
