@@ -335,6 +335,10 @@ def kmeans_init(X, n_clusters, sample_weight, rng, *, backend=None):
                      backend, X, sample_weight)
 
 
+#: Relative difference of two restarts' inertia below which they tie.
+_INERTIA_TIE = 1e-9
+
+
 def kmeans_init_steps(X, n_clusters, sample_weight, rng, *, backend):
     """:func:`kmeans_init` as steps (:mod:`fastem._steps`). Every draw from
     ``rng`` comes before the first request (the passes over all rows draw
@@ -355,7 +359,10 @@ def kmeans_init_steps(X, n_clusters, sample_weight, rng, *, backend):
     for _ in range(config.KMEANS_RESTARTS):
         seeds = Xs[kmeans_plusplus(Xs, n_clusters, sws, rng)]
         run = lloyd(Xs, seeds, sws, config.KMEANS_SAMPLE_ITER, tol)
-        if best is None or run[3] < best[3]:
+        # Restarts reaching the same partition tie up to round-off, which a
+        # rescaling of the weights can tip either way (the same model in
+        # another order): a tie within _INERTIA_TIE goes to the first.
+        if best is None or run[3] < best[3] * (1.0 - _INERTIA_TIE):
             best = run
     centres = best[0]
     if sampled:
