@@ -196,8 +196,9 @@ class GaussianMixture(MixtureBase):
     >>> gm = GaussianMixture(n_components=2, random_state=0).fit(X)
     >>> np.sort(gm.means_[:, 0]).round().astype(int)
     array([0, 8])
-    >>> gm.predict([[7.5, 0.0]])
-    array([1])
+    >>> label = gm.predict([[7.5, 0.0]])[0]  # the component centred near (8, 0)
+    >>> gm.means_[label].round().astype(int)
+    array([8, 0])
     """
 
     def __init__(self, n_components=1, *, covariance_type="full", tol=1e-3, reg_covar=1e-6,
