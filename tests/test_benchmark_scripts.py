@@ -251,3 +251,17 @@ def test_hmm_compare_worker_runs_and_both_libraries_agree(capsys):
     for result in results:
         assert result["seconds"][0] > 0 and result["peak"] >= 0
     assert results[0]["log_prob"] == pytest.approx(results[1]["log_prob"], rel=1e-9)
+
+
+def test_float32_reach_script_measures_the_three_runs():
+    """benchmarks/float32_reach.py (the ill-conditioned float32 problem of
+    #23): the default rule keeps the passes in float64, the forced run
+    computes in float32, and both stay near the float64 fit."""
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "float32_reach.py"),
+                          "--n", "20000", "--iters", "2", "--runs", "1"],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| float")]
+    assert [r[4].strip() for r in rows] == ["no", "no", "yes (forced)"]
+    assert all(float(r[5]) < 1e-6 for r in rows)  # the bound, relative to float64's
+    assert "Per row" in out.stdout
