@@ -155,6 +155,22 @@ def test_same_bits_for_any_thread_count():
     assert fits[0].transmat_.tobytes() == fits[1].transmat_.tobytes()
 
 
+def test_a_memory_map_fits_the_same_bits_as_the_array(tmp_path):
+    """X on disk (np.memmap) runs the same passes as X in memory: the same
+    bits from the default initialisation, scores and paths."""
+    X, lengths = _sequences(seed=8, n_seq=5, length=60)
+    mm = np.memmap(tmp_path / "x.f64", dtype=np.float64, mode="w+", shape=X.shape)
+    mm[:] = X
+    mm.flush()
+    mm = np.memmap(tmp_path / "x.f64", dtype=np.float64, mode="r", shape=X.shape)
+    a, b = (GaussianHMM(3, covariance_type="full", random_state=0, n_iter=4).fit(data, lengths)
+            for data in (X, mm))
+    assert a.means_.tobytes() == b.means_.tobytes()
+    assert a.covars_.tobytes() == b.covars_.tobytes()
+    assert a.score(X, lengths) == b.score(mm, lengths)
+    np.testing.assert_array_equal(a.predict(X, lengths), b.predict(mm, lengths))
+
+
 def test_default_initialisation_fits_a_clear_model():
     """k-means means and hmmlearn's Dirichlet(1/k) start and transitions. (That
     peaked draw traps both libraries in the same local optimum for
