@@ -118,6 +118,23 @@ def _make(ftype):
                         acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
                     second[p, j, f] += acc
 
+    @cuda.jit(device=True)
+    def add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first, second):
+        """Stage this thread's ``x - mu_j`` and ``r (x - mu_j)`` (its point at
+        ``smem[me:me + d]``, its weight ``r``), then add the tile's statistics
+        of component ``j`` (:func:`add_tile`). Every thread of the block calls
+        it: it holds the barriers around the tile sums."""
+        tid = cuda.threadIdx.x
+        d = means.shape[1]
+        for a in range(d):
+            dv = smem[me + a] - means[j, a]
+            smem[DF + me + a] = dv
+            smem[RD + me + a] = r * dv
+        smem[RED + tid] = r
+        cuda.syncthreads()
+        add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
+        cuda.syncthreads()
+
     @cuda.jit
     def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
                    mass, first, second, loglik):
@@ -174,14 +191,8 @@ def _make(ftype):
                 v = log_prob_point(smem, me, j, full, means, factor, log_const)
                 lp = smem[LSE + tid]
                 r = smem[WT + tid] * math.exp(v - lp) if lp > NEG_INF else ZERO
-                for a in range(d):
-                    dv = smem[me + a] - means[j, a]
-                    smem[DF + me + a] = dv
-                    smem[RD + me + a] = r * dv
-                smem[RED + tid] = r
-                cuda.syncthreads()
-                add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
-                cuda.syncthreads()
+                add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first,
+                              second)
         # Fixed-order tree reduction of the per-thread log-likelihoods.
         red[tid] = ll
         cuda.syncthreads()
@@ -236,14 +247,8 @@ def _make(ftype):
             n_tile = min(T, bounds[p + 1] - start)
             for j in range(k):
                 r = nb_type(weights[src, j]) if valid else ZERO
-                for a in range(d):
-                    dv = smem[me + a] - means[j, a]
-                    smem[DF + me + a] = dv
-                    smem[RD + me + a] = r * dv
-                smem[RED + tid] = r
-                cuda.syncthreads()
-                add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
-                cuda.syncthreads()
+                add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first,
+                              second)
 
     return accumulate, log_prob, weighted_stats
 
