@@ -182,10 +182,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         Parameters initialised by ``fit`` (the others must be set before).
     implementation : {'log', 'scaling'}, default='log'
         hmmlearn's choice of forward-backward arithmetic, accepted for
-        compatibility: both run the same recursion, rescaled probabilities
-        with a step redone in logarithms wherever it would underflow, which
-        is as fast as hmmlearn's 'scaling' and as robust as its 'log'
-        (both agree with hmmlearn's to round-off).
+        compatibility: both run the same recursion, rescaled probabilities,
+        with a sequence redone in logarithms when rescaling would lose what
+        matters, which is as fast as hmmlearn's 'scaling' and as robust as
+        its 'log' (both agree with hmmlearn's to round-off); the GPU runs
+        the log-space recursion.
     backend : {'cpu', 'cuda'}, default='cpu'
         Where the passes run: the CPU kernels (on the Dask workers when X is
         a dask array, whose row chunks are cut at sequence boundaries so that
