@@ -283,6 +283,11 @@ for c in ("diag", "full"):
         m = GaussianHMM(3, covariance_type=c, implementation=i, random_state=0, n_iter=5)
         m.fit(X, [100] * 6)
         h.update(m.means_.tobytes() + m.transmat_.tobytes() + m.predict_proba(X).tobytes())
+    # a transition below SMALL_TRANSITION: the exact recursion's own drivers
+    m.set_params(init_params="", n_iter=2)
+    m.transmat_ = np.full((3, 3), 0.5) * [[1, 1, 0], [1, 1, 0], [1, 1, 0]] + [[0, 0, 1e-30]] * 3
+    m.fit(X, [100] * 6)
+    h.update(m.means_.tobytes() + m.score_samples(X, [100] * 6)[1].tobytes())
 print(h.hexdigest())
 """
 

@@ -50,6 +50,15 @@ def shared_bytes(n_features, threads, dtype):
     return shared_floats(n_features, threads) * np.dtype(dtype).itemsize + 8 * CUDA_THREADS
 
 
+@cuda.jit(device=True)
+def smem_layout(T, d):
+    """Offsets in a block's dynamic shared memory (``shared_floats``): after
+    the T staged points (T, d) come ``diff`` (T, d), ``r * diff`` (T, d),
+    weight (T), log-sum-exp (T) and responsibility (T): ``(DF, RD, WT, LSE,
+    RED)``. The one place of this layout for every kernel that stages tiles."""
+    return T * d, 2 * T * d, 3 * T * d, 3 * T * d + T, 3 * T * d + 2 * T
+
+
 def _make(ftype):
     """The pass and log-density kernels computing in ``ftype``."""
     nb_type = float64 if ftype == np.float64 else float32
@@ -151,16 +160,11 @@ def _make(ftype):
         tid = cuda.threadIdx.x
         T = cuda.blockDim.x
         k, d = means.shape
-        # Dynamic shared memory, flat: points (T, d) | diff (T, d) | r*diff (T, d)
-        # | weight (T) | log-sum-exp (T) | responsibility (T).
+        # Dynamic shared memory, flat (smem_layout).
         smem = cuda.shared.array(0, dtype=nb_type)
         # The log-likelihood's tree reduction stays float64 in both dtypes.
         red = cuda.shared.array(CUDA_THREADS, dtype=float64)
-        DF = T * d
-        RD = 2 * T * d
-        WT = 3 * T * d
-        LSE = WT + T
-        RED = LSE + T
+        DF, RD, WT, LSE, RED = smem_layout(T, d)
         me = tid * d
 
         ll = 0.0
@@ -234,9 +238,7 @@ def _make(ftype):
         T = cuda.blockDim.x
         k, d = means.shape
         smem = cuda.shared.array(0, dtype=nb_type)
-        DF = T * d
-        RD = 2 * T * d
-        RED = 3 * T * d + 2 * T
+        DF, RD, _, _, RED = smem_layout(T, d)
         me = tid * d
         for start in range(bounds[p], bounds[p + 1], T):
             i = start + tid
