@@ -397,3 +397,24 @@ def test_gaussian_hmm_initialised_on_a_gpu_array_equals_cpu():
     np.testing.assert_allclose(gpu.monitor_.history, cpu.monitor_.history, rtol=1e-11)
     np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
     np.testing.assert_allclose(gpu.covars_, cpu.covars_, rtol=1e-9)
+
+
+def test_gaussian_hmm_on_cuda_refuses_what_the_cpu_refuses():
+    """NaN in a GPU array (found on the device), bad lengths and a wrong
+    feature count: the CPU's clear errors, from fit and from scoring."""
+    from numba import cuda
+
+    from fastem import GaussianHMM
+
+    X, lengths, _, _ = _hmm_data(n_seq=2, length=8, seed=3)
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(ValueError, match="does not fit missing values"):
+        GaussianHMM(2, backend="cuda").fit(cuda.to_device(bad), lengths)
+    with pytest.raises(ValueError, match="lengths sum to"):
+        GaussianHMM(2, backend="cuda").fit(X, lengths[:1])
+    m = GaussianHMM(2, backend="cuda", n_iter=1, random_state=0).fit(X, lengths)
+    with pytest.raises(ValueError, match="does not fit missing values"):
+        m.score(cuda.to_device(bad), lengths)
+    with pytest.raises(ValueError, match="features"):
+        m.predict(X[:, :1], lengths)
