@@ -120,7 +120,25 @@ class EstimatorBase:
         else:
             val.check_feature_names(getattr(self, "feature_names_in_", None), names, name)
             n_features = self.n_features_in_
+        if self._allows_missing(backend):
+            return backend.check_input(X, n_features=n_features, estimator=name, allow_nan=True)
         return backend.check_input(X, n_features=n_features, estimator=name)
+
+    #: The estimator fits rows with missing values (NaN) on backends that can.
+    _fits_missing = False
+
+    def _allows_missing(self, backend) -> bool:
+        return self._fits_missing and getattr(backend, "fits_missing", False)
+
+    def _scan_missing(self, X, backend, fitting=True):
+        """After :meth:`_check_X`: None when X has no NaN, else what
+        ``fastem._missing.scan`` found (which also refuses infinity, and
+        when ``fitting`` a column with nothing observed)."""
+        if not self._allows_missing(backend):
+            return None
+        from ._missing import scan
+
+        return scan(X, fitting)
 
     def _set_feature_names(self, n_features):
         """At the end of a fit: ``n_features_in_`` and (for dataframes) ``feature_names_in_``."""

@@ -39,12 +39,17 @@ class KernelInputs:
         row-major), or (k, d) for diag/spherical (per-feature scale); float64
     log_const : ndarray of shape (k,), float64; ``-inf`` switches a component off
     covariance_type : str
+    missing : bool
+        The rows may hold missing values (NaN): the pass integrates them out
+        (EM for incomplete data, ``fastem.kernels.cpu.missing``) instead of
+        running the complete-data kernels.
     """
 
     means: np.ndarray
     factor: np.ndarray
     log_const: np.ndarray
     covariance_type: str
+    missing: bool = False
 
     @property
     def n_components(self) -> int:

@@ -58,7 +58,7 @@ def reject_complex(dtype, name: str = "X") -> None:
 
 
 def check_array(X, name: str = "X", n_features: int | None = None,
-                estimator: str = "GaussianMixture") -> np.ndarray:
+                estimator: str = "GaussianMixture", allow_nan: bool = False) -> np.ndarray:
     """Validate a data matrix and return it as float32 or float64 ndarray.
 
     float32 and float64 arrays (memory-mapped ones included) are returned
@@ -72,6 +72,9 @@ def check_array(X, name: str = "X", n_features: int | None = None,
         Used in error messages.
     n_features : int, optional
         Expected number of columns (a fitted model's ``n_features_in_``).
+    allow_nan : bool
+        Leave the finiteness test to the caller (``fastem._missing.scan``, for
+        the estimators that fit missing values).
 
     Raises
     ------
@@ -90,11 +93,11 @@ def check_array(X, name: str = "X", n_features: int | None = None,
     if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
         # A pandas dataframe: missing values (NaN, pd.NA, None) are named as
         # NaN, as scikit-learn names them, not as non-numeric objects.
-        if X.isna().to_numpy().any():
+        if not allow_nan and X.isna().to_numpy().any():
             raise ValueError(f"{name} contains NaN or infinity (missing values in the "
                              "dataframe).")
         try:
-            X = X.to_numpy(dtype=np.float64)
+            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} contains non-numeric values: {exc}") from None
     if not isinstance(X, np.ndarray):
@@ -118,7 +121,7 @@ def check_array(X, name: str = "X", n_features: int | None = None,
         X = X.astype(np.float32)
     elif X.dtype not in (np.float32, np.float64):
         X = X.astype(np.float64)
-    if not _all_finite(X):
+    if not allow_nan and not _all_finite(X):
         raise ValueError(f"{name} contains NaN or infinity.")
     check_n_features(X.shape[1], n_features, name, estimator)
     return X

@@ -8,7 +8,7 @@ from .. import config
 from .._model import (Params, Stats, full_from_lower, second_moment_is_full,
                       total_weight)
 from .._precision import for_pass
-from ..kernels.cpu import gaussian, launch
+from ..kernels.cpu import gaussian, launch, missing
 
 
 def kernel_input(X: np.ndarray) -> np.ndarray:
@@ -189,6 +189,49 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
     return out
 
 
+def missing_arrays(inputs):
+    """``(full, means, factor, prec, log_const)`` as the incomplete-data
+    kernels take them (``fastem.kernels.cpu.missing``): float64, with the
+    precisions ``U_j U_j^T`` of full factors."""
+    full = second_moment_is_full(inputs.covariance_type)
+    k, d = inputs.means.shape
+    if full:
+        U = inputs.factor.reshape(k, d, d)
+        prec = np.ascontiguousarray(U @ np.swapaxes(U, 1, 2))
+    else:
+        prec = np.empty((0, 0, 0))
+    return (full, inputs.means, np.ascontiguousarray(inputs.factor), prec,
+            np.ascontiguousarray(inputs.log_const))
+
+
+def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
+    """The pass of EM for incomplete data over host rows (NaN: missing):
+    expected statistics centred on ``inputs.means``, in float64.
+
+    Parameters
+    ----------
+    X : ndarray of shape (n, d), float32 or float64
+    inputs : KernelInputs
+    sample_weight : ndarray of shape (n,) float64, or None
+
+    Returns
+    -------
+    Stats
+        ``log_likelihood`` is the observed coordinates' ``sum_i w_i log p(x_i,o)``.
+    """
+    n, d = X.shape
+    full, means, factor, prec, log_const = missing_arrays(inputs)
+    bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
+    loglik = np.zeros(bounds.shape[0] - 1)
+    w, has_weights = weights_arg(sample_weight)
+    with launch():
+        missing.accumulate(kernel_input(X), w, has_weights, full, means, factor, prec, log_const,
+                           bounds, mass, first, second, loglik)
+    mass, first, second = reduce_partial_stats(mass, first, second, d, full)
+    return Stats(mass, first, second, means.copy(), float(loglik.sum()),
+                 total_weight(n, sample_weight), 0.0, n)
+
+
 class CPUBackend:
     """Multi-threaded Numba backend for in-memory (and memory-mapped) arrays.
 
@@ -203,14 +246,18 @@ class CPUBackend:
     def __init__(self, dtype=None):
         self.dtype = dtype
 
-    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
-        """Validate host input (arrays, memory maps, lists, dataframes)."""
+    #: The passes integrate missing values (NaN) out (``KernelInputs.missing``).
+    fits_missing = True
+
+    def check_input(self, X, n_features=None, estimator="GaussianMixture", allow_nan=False):
+        """Validate host input (arrays, memory maps, lists, dataframes); with
+        ``allow_nan`` the caller tests finiteness (``fastem._missing.scan``)."""
         from .._validation import check_array, is_device_array
 
         if is_device_array(X):
             raise TypeError(f"X is a GPU array ({type(X).__name__}); use backend='cuda' or "
                             "copy it to the host first.")
-        return check_array(X, n_features=n_features, estimator=estimator)
+        return check_array(X, n_features=n_features, estimator=estimator, allow_nan=allow_nan)
 
     def prepare(self, X: np.ndarray) -> np.ndarray:
         """Return X as the kernels read it: C-contiguous, float32 or float64.
@@ -251,6 +298,8 @@ class CPUBackend:
         Stats
             Centred on ``params.means``.
         """
+        if params.kernel_inputs().missing:
+            return accumulate_missing(X, params.kernel_inputs(), sample_weight)
         n, d = X.shape
         full = second_moment_is_full(params.covariance_type)
         bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
@@ -284,6 +333,8 @@ class CPUBackend:
         list of Stats, in the order of ``inputs_list``
         """
         inputs_list = [i.kernel_inputs() for i in inputs_list]
+        if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
+            return [accumulate_missing(X, i, sample_weight) for i in inputs_list]
         pas = [for_pass(i, X.dtype, self.dtype) for i in inputs_list]
         by_dtype = {}
         for g, pa in enumerate(pas):
@@ -332,6 +383,10 @@ class CPUBackend:
         """
         n = X.shape[0]
         k = params.n_components
+        inputs = params.kernel_inputs()
+        if inputs.missing:
+            yield from _missing_log_prob_chunks(X, inputs)
+            return
         full = second_moment_is_full(params.covariance_type)
         pa = for_pass(params, X.dtype, self.dtype)
         for start in range(0, n, config.CHUNK_ROWS):
@@ -345,3 +400,17 @@ class CPUBackend:
             if pa.shift:
                 out += pa.shift
             yield start, stop, out
+
+
+def _missing_log_prob_chunks(X, inputs):
+    """:meth:`CPUBackend.weighted_log_prob_chunks` of rows with missing values:
+    the observed coordinates' weighted marginal log-densities, in float64."""
+    arrays = missing_arrays(inputs)
+    n, k = X.shape[0], inputs.n_components
+    for start in range(0, n, config.CHUNK_ROWS):
+        stop = min(n, start + config.CHUNK_ROWS)
+        out = np.empty((stop - start, k))
+        with launch():
+            missing.log_prob(kernel_input(X[start:stop]), *arrays,
+                             part_bounds(stop - start, 1), out)
+        yield start, stop, out

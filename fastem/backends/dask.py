@@ -32,7 +32,7 @@ class DaskData:
     dtype: np.dtype
 
 
-def check_dask_array(X, n_features=None, estimator="GaussianMixture"):
+def check_dask_array(X, n_features=None, estimator="GaussianMixture", allow_nan=False):
     """Validate a dask array lazily where possible; one pass checks finiteness.
 
     Returns
@@ -56,7 +56,7 @@ def check_dask_array(X, n_features=None, estimator="GaussianMixture"):
     check_shape(X.shape)
     check_n_features(X.shape[1], n_features, estimator=estimator)
     X = X.rechunk({1: -1})
-    if not bool(da.isfinite(X).all().compute()):
+    if not allow_nan and not bool(da.isfinite(X).all().compute()):
         raise ValueError("X contains NaN or infinity.")
     return X
 
@@ -114,9 +114,14 @@ class DaskBackend:
     def __init__(self, dtype=None):
         self.dtype = dtype  # compute dtype of the CPU kernels on the workers
 
-    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
-        """Validate a dask array lazily (one pass checks finiteness)."""
-        return check_dask_array(X, n_features=n_features, estimator=estimator)
+    #: The CPU kernels on the workers integrate missing values out.
+    fits_missing = True
+
+    def check_input(self, X, n_features=None, estimator="GaussianMixture", allow_nan=False):
+        """Validate a dask array lazily (one pass checks finiteness, unless
+        ``allow_nan``: then the caller's ``fastem._missing.scan`` does)."""
+        return check_dask_array(X, n_features=n_features, estimator=estimator,
+                                allow_nan=allow_nan)
 
     def prepare(self, X) -> DaskData:
         return DaskData(X, tuple(X.shape), np.dtype(X.dtype))

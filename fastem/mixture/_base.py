@@ -19,11 +19,12 @@ and the attributes ``weights_``, ``means_``, ``covariances_`` after a fit.
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
 
-from .. import _em, config
+from .. import _em, _missing, config
 from .. import _validation as val
 from .. import exceptions
 from . import _stream
@@ -99,8 +100,11 @@ class MixtureBase(SaveLoad, EstimatorBase):
         >>> np.bincount(labels)
         array([100, 100])
         """
-        data, backend = self._fit(X, sample_weight)
-        return backend.map_rows(data, self._kernel_inputs(), _labels, None, np.int64)
+        data, backend, missing = self._fit(X, sample_weight)
+        inputs = self._kernel_inputs()
+        if missing is not None:
+            inputs = dataclasses.replace(inputs.kernel_inputs(), missing=True)
+        return backend.map_rows(data, inputs, _labels, None, np.int64)
 
     def partial_fit(self, X, y=None, sample_weight=None):
         """Update the model with one batch of rows (stepwise EM, or stochastic VI).
@@ -152,6 +156,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         fitted = hasattr(self, self._fitted_attribute)
         X = self._check_X(X, reset=not fitted, backend=backend)
+        self._refuse_missing(X, backend, "partial_fit")
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
         data = backend.prepare(X)
@@ -214,6 +219,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._check_params()
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)
+        self._refuse_missing(X, backend, "fit with batch_size")
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
         if n_samples < self.n_components:
@@ -283,7 +289,14 @@ class MixtureBase(SaveLoad, EstimatorBase):
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
         self._set_fit_result(best, n_features, stacklevel=5)
-        return data, backend
+        return data, backend, None
+
+    def _refuse_missing(self, X, backend, what):
+        """Stepwise EM does not take missing values yet: a clear error, not a
+        complete-data pass over NaN."""
+        if self._scan_missing(X, backend) is not None:
+            raise ValueError(f"X contains NaN: {type(self).__name__} fits missing values "
+                             f"with fit (batch_size=None), not yet with {what}.")
 
     def _batch(self, X, start, stop, backend, host):
         """Rows ``start:stop`` of X and the backend that holds them: a slice of
@@ -306,17 +319,25 @@ class MixtureBase(SaveLoad, EstimatorBase):
         X = self._check_X(X, reset=True, backend=backend)
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
+        missing = self._scan_missing(X, backend)
         if n_samples < self.n_components:
             raise ValueError(
                 f"Expected n_samples >= n_components but got n_components = "
                 f"{self.n_components}, n_samples = {n_samples}."
             )
+        if missing is not None and missing.empty_rows is not None:
+            warnings.warn(
+                f"{int(missing.empty_rows.sum())} row(s) of X have no observed value; they "
+                "carry no information about the model and are left out of the fit (weight "
+                "zero).", UserWarning, stacklevel=3)
+            sw = _missing.fit_weights(missing, sw, n_samples)
         data = backend.prepare(X)
         start = None
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(n_features)
             start = (self._fitted_params(), self.lower_bound_)
         family = self._family(data, backend, sw, n_features)
+        family.missing = missing
         progress = getattr(self, "progress_callback", None)
         bar = None
         if progress is None and self.verbose == 1:  # verbose=2 prints a line per iteration instead
@@ -330,7 +351,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
             if bar is not None:
                 bar.close()
         self._set_fit_result(best, n_features, stacklevel=4)
-        return data, backend
+        return data, backend, missing
 
     def _set_fit_result(self, best, n_features, stacklevel=3):
         """The fitted attributes from the driver's best start (``fastem._em.FitResult``)."""
@@ -377,8 +398,11 @@ class MixtureBase(SaveLoad, EstimatorBase):
         """Validate X against the fitted model, then ``backend.map_rows``."""
         self._check_fitted()
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
-        data = backend.prepare(self._check_X(X, reset=False, backend=backend))
-        return backend.map_rows(data, self._kernel_inputs(), reduce, out_columns, dtype)
+        X = self._check_X(X, reset=False, backend=backend)
+        inputs = self._kernel_inputs()
+        if self._scan_missing(X, backend, fitting=False) is not None:
+            inputs = dataclasses.replace(inputs.kernel_inputs(), missing=True)
+        return backend.map_rows(backend.prepare(X), inputs, reduce, out_columns, dtype)
 
     def predict(self, X):
         """Most probable component of each row.

@@ -543,9 +543,9 @@ default='dirichlet_process'
         return Priors(wcp, mpp, mean_prior, dof, cov_prior)
 
     def _fit(self, X, sample_weight):
-        data, backend = super()._fit(X, sample_weight)
+        fitted = super()._fit(X, sample_weight)
         self.elbo_ = self.lower_bound_ + self._fitted_family().elbo_constant(self._total_weight)
-        return data, backend
+        return fitted
 
     def _after_step(self, stream):
         self._total_weight = stream.weight_seen

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from .. import _validation as val
@@ -10,6 +12,7 @@ from .._covariance import n_parameters, parameter_shape
 from ..model_file import ModelFile, check_factor_pair, check_simplex, register_model
 from .._model import (Params, regularisation_loss, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
+from .._sampling import sample_sorted
 from .._steps import run_alone
 from ..init import initial_params_steps
 from ._base import MixtureBase
@@ -30,27 +33,59 @@ class GaussianFamily:
         self.estimator = estimator
         self.covariance_type = estimator.covariance_type
         self.reg_covar = estimator.reg_covar
+        #: ``fastem._missing.MissingValues`` of the data when it has NaN: the
+        #: passes are then EM's for incomplete data.
+        self.missing = None
 
     def initialize(self, data, backend, sample_weight, rng) -> Params:
         return run_alone(self.initialize_steps(data, backend, sample_weight, rng), backend, data,
                          sample_weight)
 
     def initialize_steps(self, data, backend, sample_weight, rng):
+        if self.missing is not None:
+            return self._initialize_filled(data, backend, sample_weight, rng)
         params, covariances = yield from initial_params_steps(data, sample_weight, self.estimator,
                                                               rng, backend)
         params.covariances = covariances
         return params
 
+    def _initialize_filled(self, data, backend, sample_weight, rng) -> Params:
+        """Initialisation of data with missing values: ``init_params`` on at
+        most ``config.KMEANS_SAMPLE_ROWS`` rows (all of them when there are
+        no more; else drawn uniformly, as k-means samples), each missing
+        value filled with its column's observed mean. Only these rows are
+        filled, on the host; the EM passes that follow integrate every
+        missing value out over all rows."""
+        from ..backends import get_backend
+
+        n = data.shape[0]
+        rows = None if n <= config.KMEANS_SAMPLE_ROWS else sample_sorted(
+            n, max(config.KMEANS_SAMPLE_ROWS, self.estimator.n_components), rng)
+        host = get_backend("cpu", backend.dtype)
+        sample = host.prepare(self.missing.filled(backend.take_rows(data, rows)))
+        weights = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
+        params, covariances = run_alone(
+            initial_params_steps(sample, weights, self.estimator, rng, host), host, sample,
+            weights)
+        params.covariances = covariances
+        return params
+
     def kernel_inputs(self, params: Params):
+        if self.missing is not None:
+            return replace(params.kernel_inputs(), missing=True)
         return params.kernel_inputs()
 
     def m_step(self, stats, draw_rows):
-        """Closed-form M-step; components that lost their points are re-seeded."""
+        """Closed-form M-step; components that lost their points are re-seeded
+        (onto drawn rows, missing values filled with the column means)."""
         ctype = self.covariance_type
         weights, means, cov = m_step(stats, ctype, self.reg_covar)
         empty = np.flatnonzero(stats.mass <= config.EMPTY_COMPONENT_MASS * stats.weight_sum)
         if empty.size:
-            weights, means, cov = _reseed(empty, weights, means, cov, ctype, draw_rows(empty.size))
+            picked = draw_rows(empty.size)
+            if self.missing is not None:
+                picked = self.missing.filled(picked)
+            weights, means, cov = _reseed(empty, weights, means, cov, ctype, picked)
         prec_chol = precision_cholesky_from_covariances(cov, ctype)
         return Params(weights, means, prec_chol, ctype, cov), int(empty.size)
 
@@ -244,6 +279,8 @@ class GaussianMixture(MixtureBase):
     def _restore_arrays(self, arrays):
         self._store(Params(arrays["weights"], arrays["means"], arrays["precisions_cholesky"],
                            self.covariance_type, arrays["covariances"]))
+
+    _fits_missing = True
 
     def _check_params(self):
         val.check_estimator_params(self)

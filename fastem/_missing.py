@@ -1,0 +1,123 @@
+"""Missing values (NaN) in the data of a mixture: what one scan of X finds,
+and the column means that stand in for them where a step needs whole rows.
+
+The E-step itself never fills anything: it integrates the missing
+coordinates out (``fastem.kernels.cpu.missing``). Filling with the observed
+column means serves only the two steps that need complete rows, the
+initialisation (k-means or random responsibilities on a sample of rows) and
+the re-seeding of an emptied component onto a drawn row; EM then corrects
+what the fill got wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import config
+
+
+@dataclass
+class MissingValues:
+    """What a scan of X with NaN found.
+
+    Attributes
+    ----------
+    fill : ndarray of shape (n_features,), float64
+        Each column's mean over its observed values.
+    empty_rows : ndarray of shape (n_samples,), bool, or None
+        Rows with nothing observed (None when there are none).
+    fraction : float
+        Share of the values that are missing.
+    """
+
+    fill: np.ndarray
+    empty_rows: object
+    fraction: float
+
+    def filled(self, rows: np.ndarray) -> np.ndarray:
+        """``rows`` (m, d) with every NaN replaced by its column's :attr:`fill`
+        (a float64 copy)."""
+        rows = np.array(rows, dtype=np.float64)
+        nan = np.isnan(rows)
+        rows[nan] = np.broadcast_to(self.fill, rows.shape)[nan]
+        return rows
+
+
+def scan(X, fitting: bool = True):
+    """One pass over X (an ndarray, memory map or dask array): None when it
+    holds no NaN, else its :class:`MissingValues`.
+
+    Raises
+    ------
+    ValueError
+        For infinite values, or (``fitting``) a column with no observed value.
+    """
+    from .backends.dask import is_dask_array
+
+    n, d = X.shape
+    if is_dask_array(X):
+        import dask
+        import dask.array as da
+
+        nan = da.isnan(X)
+        any_inf, n_missing, counts, sums, n_empty = dask.compute(
+            da.isinf(X).any(), nan.sum(), (~nan).sum(axis=0), da.nansum(X, axis=0,
+                                                                        dtype=np.float64),
+            nan.all(axis=1).sum())
+        if any_inf:
+            raise ValueError("X contains infinity (NaN marks a missing value; infinity is "
+                             "not one).")
+        empty = nan.all(axis=1).compute() if n_empty else None
+    else:
+        counts, sums, n_missing, empty = np.zeros(d), np.zeros(d), 0, None
+        step = config.CHUNK_ROWS
+        for start in range(0, n, step):
+            chunk = X[start:start + step]
+            nan = np.isnan(chunk)
+            if np.isinf(chunk).any():
+                raise ValueError("X contains infinity (NaN marks a missing value; infinity "
+                                 "is not one).")
+            if not nan.any():
+                counts += chunk.shape[0]
+                sums += chunk.sum(axis=0, dtype=np.float64)
+                continue
+            n_missing += int(nan.sum())
+            counts += (~nan).sum(axis=0)
+            sums += np.where(nan, 0.0, chunk).sum(axis=0, dtype=np.float64)
+            rows = nan.all(axis=1)
+            if rows.any():
+                if empty is None:
+                    empty = np.zeros(n, dtype=bool)
+                empty[start:start + chunk.shape[0]] = rows
+    if not n_missing:
+        return None
+    counts = np.asarray(counts, dtype=np.float64)
+    if fitting and np.any(counts == 0):
+        cols = np.flatnonzero(counts == 0).tolist()
+        raise ValueError(f"X has no observed value in column(s) {cols[:10]}: a column of "
+                         "missing values only cannot be fitted; drop it.")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fill = np.asarray(sums, dtype=np.float64) / counts
+    return MissingValues(fill, empty,
+                         float(n_missing) / (n * d))
+
+
+def fit_weights(missing: MissingValues, sample_weight, n_samples: int):
+    """The sample weights a fit uses: rows with nothing observed carry no
+    information about the model and get weight zero (the caller warns).
+
+    Returns
+    -------
+    ndarray of shape (n_samples,) float64, or ``sample_weight`` itself (None
+    included) when no row is empty
+    """
+    if missing is None or missing.empty_rows is None:
+        return sample_weight
+    sw = np.ones(n_samples) if sample_weight is None else np.array(sample_weight,
+                                                                   dtype=np.float64)
+    sw[missing.empty_rows] = 0.0
+    if not sw.sum() > 0:
+        raise ValueError("X has no row with an observed value (of positive weight).")
+    return sw
