@@ -1,0 +1,232 @@
+"""Missing values (NaN): EM for incomplete data against the slow NumPy oracle
+(``reference.incomplete_em_step``), its invariances, and the refusals."""
+
+import pickle
+import warnings
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import reference as ref
+from conftest import COVARIANCE_TYPES, make_blobs, random_params
+from fastem import BayesianGaussianMixture, GaussianMixture
+from fastem._model import Params, m_step, precision_cholesky_from_covariances
+from fastem.backends.cpu import CPUBackend, accumulate_missing
+
+
+def _with_holes(X, fraction, seed=0, empty_rows=()):
+    X = np.array(X)
+    rng = np.random.default_rng(seed)
+    X[rng.random(X.shape) < fraction] = np.nan
+    X[list(empty_rows)] = np.nan
+    return X
+
+
+def _precisions(cov, covariance_type):
+    return {"full": lambda c: np.linalg.inv(c), "tied": lambda c: np.linalg.inv(c),
+            "diag": lambda c: 1.0 / c, "spherical": lambda c: 1.0 / c}[covariance_type](cov)
+
+
+def _oracle_fit(X, weights, means, cov, covariance_type, n_iter, reg_covar=1e-6, sw=None):
+    k, d = means.shape
+    for _ in range(n_iter):
+        mats = ref.covariance_matrices(cov, covariance_type, k, d)
+        ll, weights, means, cov, _ = ref.incomplete_em_step(X, weights, means, mats,
+                                                            covariance_type, reg_covar, sw)
+    return ll, weights, means, cov
+
+
+def _rel(a, b):
+    return np.abs(np.asarray(a) - b).max() / max(np.abs(b).max(), 1e-300)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_pass_matches_oracle(covariance_type, dtype, weighted):
+    """The kernel's expected statistics, through the M-step, are the oracle's
+    EM step (explicit conditional Gaussians) to 1e-10, rows with nothing
+    observed included."""
+    X = _with_holes(make_blobs(n=240, d=5, k=3, seed=2)[0], 0.3, seed=1, empty_rows=(4,))
+    X = X.astype(dtype)
+    weights, means, cov = random_params(3, 5, covariance_type, seed=3)
+    sw = np.random.default_rng(0).uniform(0.1, 3.0, X.shape[0]) if weighted else None
+    params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
+                    covariance_type)
+    stats = CPUBackend().accumulate(X, replace(params.kernel_inputs(), missing=True), sw)
+    w, mu, c = m_step(stats, covariance_type, 1e-6)
+    ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, ref.covariance_matrices(
+        cov, covariance_type, 3, 5), covariance_type, 1e-6, sw)
+    assert abs(stats.log_likelihood / stats.weight_sum - ll) < 1e-10 * abs(ll)
+    assert _rel(w, w2) < 1e-10 and _rel(mu, mu2) < 1e-10 and _rel(c, c2) < 1e-10
+
+
+def test_whole_fit_matches_oracle(covariance_type):
+    """Ten iterations of GaussianMixture from a given start agree with ten of
+    the oracle's, sample weights included."""
+    X = _with_holes(make_blobs(n=300, d=4, k=3, seed=5)[0], 0.2, seed=2)
+    weights, means, cov = random_params(3, 4, covariance_type, seed=1)
+    sw = np.random.default_rng(1).integers(1, 4, X.shape[0]).astype(float)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(3, covariance_type=covariance_type, max_iter=10, tol=0.0,
+                             weights_init=weights, means_init=means,
+                             precisions_init=_precisions(cov, covariance_type)).fit(X, sample_weight=sw)
+    ll, w, mu, c = _oracle_fit(X, weights, means, cov, covariance_type, 10, sw=sw)
+    assert abs(gm.lower_bound_ - ll) < 1e-10 * abs(ll)
+    assert _rel(gm.weights_, w) < 1e-10 and _rel(gm.means_, mu) < 1e-10
+    assert _rel(gm.covariances_, c) < 1e-10
+
+
+def test_complete_rows_through_the_incomplete_pass_match_the_complete_pass(covariance_type):
+    """With nothing missing the incomplete-data pass is the ordinary E-step."""
+    X, _ = make_blobs(n=500, d=4, k=3, seed=4)
+    weights, means, cov = random_params(3, 4, covariance_type, seed=2)
+    params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
+                    covariance_type)
+    a = CPUBackend(np.float64).accumulate(X, params)
+    b = accumulate_missing(X, replace(params.kernel_inputs(), missing=True))
+    assert abs(a.log_likelihood - b.log_likelihood) < 1e-11 * abs(a.log_likelihood)
+    for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):
+        np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-9)
+
+
+def test_data_without_nan_never_takes_the_incomplete_data_path(monkeypatch):
+    """Without NaN, fit and predictions run the complete-data kernels only, so
+    their results are the complete-data fit's, bit for bit."""
+    from fastem.kernels.cpu import missing
+
+    def refuse(*args):
+        raise AssertionError("the incomplete-data kernel ran on complete data")
+
+    X, _ = make_blobs(n=400, d=3, k=2, seed=0)
+    before = GaussianMixture(2, random_state=0).fit(X)
+    monkeypatch.setattr(missing, "accumulate", refuse)
+    monkeypatch.setattr(missing, "log_prob", refuse)
+    after = GaussianMixture(2, random_state=0).fit(X)
+    np.testing.assert_array_equal(after.means_, before.means_)
+    after.score_samples(X), after.predict_proba(X)
+    with pytest.raises(AssertionError, match="incomplete-data kernel"):
+        after.score_samples(_with_holes(X, 0.1))
+
+
+def test_score_samples_is_the_brute_force_marginal(covariance_type):
+    X = _with_holes(make_blobs(n=300, d=4, k=3, seed=6)[0], 0.25, seed=3, empty_rows=(0,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(3, covariance_type=covariance_type, random_state=0).fit(X)
+    mats = ref.covariance_matrices(gm.covariances_, covariance_type, 3, 4)
+    expected = ref.marginal_log_density(X, gm.weights_, gm.means_, mats)
+    np.testing.assert_allclose(gm.score_samples(X), expected, rtol=1e-10, atol=1e-12)
+    assert abs(gm.score_samples(X)[0]) < 1e-12  # nothing observed: log 1
+    proba = gm.predict_proba(X)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    np.testing.assert_allclose(proba[0], gm.weights_, rtol=1e-12)  # the prior
+    np.testing.assert_array_equal(gm.predict(X), proba.argmax(axis=1))
+    # A complete row scores as it does without the incomplete-data path.
+    full = make_blobs(n=5, d=4, k=3, seed=7)[0]
+    np.testing.assert_allclose(gm.score_samples(np.r_[full, X[:1]])[:5],
+                               gm.score_samples(full), rtol=1e-10)
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 0.5),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES))
+def test_observed_log_likelihood_never_decreases(seed, fraction, covariance_type):
+    X = _with_holes(make_blobs(n=120, d=3, k=2, seed=seed % 50)[0], fraction, seed=seed)
+    X = X[~np.isnan(X).all(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the driver's decrease warning
+        warnings.simplefilter("ignore", UserWarning)
+        gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=30, tol=0.0,
+                             reg_covar=1e-9, random_state=seed).fit(X)
+    history = np.array(gm.lower_bounds_)
+    if gm.n_reseeds_ == 0:  # a re-seeded component restarts the climb
+        assert np.all(np.diff(history) >= -1e-10 * np.abs(history).max())
+
+
+def test_invariances(covariance_type):
+    """Reordered rows and rescaled weights give the same fit."""
+    X = _with_holes(make_blobs(n=300, d=3, k=2, seed=8)[0], 0.2, seed=4)
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=20, tol=0.0)
+    weights, means, cov = random_params(2, 3, covariance_type, seed=5)
+    kw.update(weights_init=weights, means_init=means,
+              precisions_init=_precisions(cov, covariance_type))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(2, **kw).fit(X)
+        order = np.random.default_rng(0).permutation(X.shape[0])
+        b = GaussianMixture(2, **kw).fit(X[order])
+        sw = np.full(X.shape[0], 7.5)
+        c = GaussianMixture(2, **kw).fit(X, sample_weight=sw)
+    for other in (b, c):
+        assert _rel(other.means_, a.means_) < 1e-9
+        assert _rel(other.covariances_, a.covariances_) < 1e-9
+
+
+def test_rows_with_nothing_observed_get_weight_zero():
+    X = _with_holes(make_blobs(n=200, d=3, k=2, seed=9)[0], 0.1, seed=5)
+    holes = np.r_[X, np.full((3, 3), np.nan)]
+    kw = dict(random_state=0, max_iter=20, tol=0.0)
+    with pytest.warns(UserWarning, match="3 row"):
+        a = GaussianMixture(2, **kw).fit(holes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = GaussianMixture(2, **kw).fit(holes, sample_weight=np.r_[np.ones(200), np.zeros(3)])
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_refusals():
+    X = _with_holes(make_blobs(n=100, d=3, k=2)[0], 0.2)
+    bad = X.copy()
+    bad[0, 0] = np.inf
+    with pytest.raises(ValueError, match="infinity"):
+        GaussianMixture(2).fit(bad)
+    column = X.copy()
+    column[:, 1] = np.nan
+    with pytest.raises(ValueError, match=r"column\(s\) \[1\]"):
+        GaussianMixture(2).fit(column)
+    with pytest.raises(ValueError, match="NaN"):
+        BayesianGaussianMixture(n_components=2).fit(X)
+    with pytest.raises(ValueError, match="partial_fit"):
+        GaussianMixture(2).partial_fit(X)
+    with pytest.raises(ValueError, match="batch_size"):
+        GaussianMixture(2, batch_size=50).fit(X)
+    gm = GaussianMixture(2, random_state=0).fit(np.nan_to_num(X))
+    with pytest.raises(ValueError, match="infinity"):
+        gm.score_samples(bad)
+    # Predictions take a column with nothing observed (the model is fitted).
+    assert np.isfinite(gm.score_samples(column)).all()
+
+
+def test_float32_input_is_computed_in_float64():
+    X = _with_holes(make_blobs(n=300, d=4, k=3, seed=3)[0], 0.2, seed=6)
+    kw = dict(random_state=0, max_iter=15, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(3, **kw).fit(X.astype(np.float32))
+        b = GaussianMixture(3, **kw).fit(X.astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(a.means_, b.means_)
+
+
+def test_memmap_dask_and_save_load_agree(tmp_path, client):
+    da = pytest.importorskip("dask.array")
+    X = _with_holes(make_blobs(n=600, d=3, k=2, seed=10)[0], 0.2, seed=7)
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    kw = dict(random_state=0, max_iter=10, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(2, **kw).fit(X)
+        b = GaussianMixture(2, **kw).fit(np.load(path, mmap_mode="r"))
+        c = GaussianMixture(2, **kw).fit(da.from_array(X, chunks=(150, 3)))
+    np.testing.assert_array_equal(a.means_, b.means_)
+    assert _rel(c.means_, a.means_) < 1e-12 and _rel(c.covariances_, a.covariances_) < 1e-12
+    lazy = c.score_samples(da.from_array(X, chunks=(150, 3)))
+    np.testing.assert_allclose(np.asarray(lazy), a.score_samples(X), rtol=1e-10)
+    model = tmp_path / "gm.npz"
+    a.save(model)
+    loaded = GaussianMixture.load(model)
+    np.testing.assert_array_equal(loaded.score_samples(X), a.score_samples(X))
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).predict(X), a.predict(X))
