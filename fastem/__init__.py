@@ -11,13 +11,15 @@ scikit-learn's interfaces, on NumPy arrays, memory maps, Dask arrays and GPUs.
 from . import exceptions
 from .model_file import load_model as load
 from .latent import PPCA, VAE
-from .mixture import BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC
+from .mixture import (BayesianGaussianMixture, GaussianMixture, GaussianMixtureIC,
+                      GaussianMixtureImputer)
 from .hmm import GaussianHMM
 from .warmup import warmup
 
 __version__ = "0.1.0"
 
-__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE",
+__all__ = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC",
+           "GaussianMixtureImputer", "PPCA", "VAE",
            "GaussianHMM", "ConvergenceWarning", "NotFittedError", "load", "warmup",
            "__version__"]
 

@@ -230,3 +230,98 @@ def test_memmap_dask_and_save_load_agree(tmp_path, client):
     loaded = GaussianMixture.load(model)
     np.testing.assert_array_equal(loaded.score_samples(X), a.score_samples(X))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).predict(X), a.predict(X))
+
+
+# -- GaussianMixtureImputer ----------------------------------------------------------
+
+def _conditional_expectation(x, gm):
+    """E[x_m | x_o] under the fitted mixture, by explicit blocks (one row)."""
+    o = ~np.isnan(x)
+    mats = ref.covariance_matrices(gm.covariances_, gm.covariance_type, gm.n_components,
+                                   x.shape[0])
+    if not o.any():
+        return gm.weights_ @ gm.means_
+    logw = ref.weighted_log_prob(x[o][None], gm.weights_, gm.means_[:, o],
+                                 np.stack([c[np.ix_(o, o)] for c in mats]))[0]
+    r = np.exp(logw - ref.log_sum_exp(logw[None])[0])
+    out = x.copy()
+    m = ~o
+    out[m] = sum(r[j] * (gm.means_[j, m] + mats[j][np.ix_(m, o)] @ np.linalg.solve(
+        mats[j][np.ix_(o, o)], x[o] - gm.means_[j, o])) for j in range(gm.n_components))
+    return out
+
+
+def test_imputer_fills_the_conditional_expectation(covariance_type):
+    from fastem import GaussianMixtureImputer
+
+    X = _with_holes(make_blobs(n=300, d=4, k=3, seed=11)[0], 0.2, seed=8, empty_rows=(2,))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = GaussianMixtureImputer(3, covariance_type=covariance_type, random_state=0).fit(X)
+        filled = imp.transform(X)
+    expected = np.stack([_conditional_expectation(x, imp.mixture_) for x in X])
+    np.testing.assert_allclose(filled, expected, rtol=1e-10, atol=1e-10)
+    observed = ~np.isnan(X)
+    np.testing.assert_array_equal(filled[observed], X[observed])
+    assert filled.dtype == np.float64 and not np.isnan(filled).any()
+
+
+def test_imputer_recovers_a_correlated_feature():
+    """One Gaussian: the fill is the regression on the observed features."""
+    from fastem import GaussianMixtureImputer
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(2000, 1))
+    X = np.c_[z, 3 * z + 0.05 * rng.normal(size=(2000, 1)), rng.normal(size=(2000, 1))]
+    holes = X.copy()
+    holes[:200, 1] = np.nan
+    filled = GaussianMixtureImputer(random_state=0).fit_transform(holes)
+    assert np.abs(filled[:200, 1] - X[:200, 1]).max() < 0.3
+
+
+def test_imputer_sample_posterior_draws_from_the_conditional():
+    from fastem import GaussianMixtureImputer
+
+    rng = np.random.default_rng(1)
+    z = rng.normal(size=(4000, 1))
+    X = np.c_[z, z + 0.5 * rng.normal(size=(4000, 1))]
+    X[::2, 1] = np.nan
+    imp = GaussianMixtureImputer(sample_posterior=True, random_state=3).fit(X)
+    a = imp.transform(X)
+    b = GaussianMixtureImputer(sample_posterior=True, random_state=3).fit(X).transform(X)
+    np.testing.assert_array_equal(a, b)  # the seed fixes the draws
+    residual = a[::2, 1] - X[::2, 0] * imp.mixture_.covariances_[0, 0, 1] / \
+        imp.mixture_.covariances_[0, 0, 0]
+    cov = imp.mixture_.covariances_[0]
+    conditional_var = cov[1, 1] - cov[0, 1] ** 2 / cov[0, 0]
+    assert abs(residual.var() / conditional_var - 1) < 0.1
+    assert not np.array_equal(a, imp.transform(X))  # each call draws anew
+
+
+def test_imputer_in_a_pipeline_with_feature_names():
+    pd = pytest.importorskip("pandas")
+    from sklearn.base import clone
+    from sklearn.linear_model import LinearRegression
+    from sklearn.pipeline import make_pipeline
+
+    from fastem import GaussianMixtureImputer
+
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(400, 3))
+    y = X @ [1.0, -2.0, 0.5]
+    frame = pd.DataFrame(_with_holes(X, 0.1, seed=9), columns=["a", "b", "c"])
+    pipe = make_pipeline(GaussianMixtureImputer(random_state=0), LinearRegression())
+    pipe.fit(frame, y)
+    assert pipe.score(frame, y) > 0.8
+    imp = pipe[0]
+    assert list(imp.get_feature_names_out()) == ["a", "b", "c"]
+    assert list(clone(imp).get_params()) == list(imp.get_params())
+    with pytest.raises(ValueError, match="feature_names_in_"):
+        imp.get_feature_names_out(["a", "b", "x"])
+    with pytest.raises(ValueError, match="sample_posterior"):
+        GaussianMixtureImputer(sample_posterior="yes").fit(X)
+    from fastem import NotFittedError
+    with pytest.raises(NotFittedError):
+        GaussianMixtureImputer().transform(X)
+    with pytest.raises(ValueError, match="3 features"):
+        imp.transform(X[:, :2])

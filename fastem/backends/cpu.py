@@ -414,3 +414,28 @@ def _missing_log_prob_chunks(X, inputs):
             missing.log_prob(kernel_input(X[start:stop]), *arrays,
                              part_bounds(stop - start, 1), out)
         yield start, stop, out
+
+
+def impute_rows(X, inputs, rng=None) -> np.ndarray:
+    """X (host rows, NaN missing) with every missing value replaced by its
+    conditional expectation under the mixture of ``inputs``, or (``rng``, a
+    numpy RandomState) by a draw from the conditional distribution; chunk by
+    chunk, the draws in row order.
+
+    Returns
+    -------
+    ndarray of shape X.shape, float64
+    """
+    full, means, factor, prec, log_const = missing_arrays(inputs)
+    n, d = X.shape
+    out = np.empty((n, d))
+    for start in range(0, n, config.CHUNK_ROWS):
+        stop = min(n, start + config.CHUNK_ROWS)
+        if rng is None:
+            u, eps = np.empty(0), np.empty((0, 0))
+        else:
+            u, eps = rng.random_sample(stop - start), rng.standard_normal((stop - start, d))
+        with launch():
+            missing.impute(kernel_input(X[start:stop]), full, means, factor, prec, log_const, u,
+                           eps, rng is not None, part_bounds(stop - start, 1), out[start:stop])
+    return out

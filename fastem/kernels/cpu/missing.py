@@ -275,3 +275,85 @@ def log_prob(X, full, means, factor, prec, log_const, bounds, out):
     :func:`accumulate`."""
     driver = _log_prob_full if full else _log_prob_diag
     run_parts(driver, bounds.shape[0] - 1, X, means, factor, prec, log_const, bounds, out)
+
+
+def _make_impute(full):
+    """The imputation driver of one family."""
+    def driver(X, means, factor, prec, log_const, u, eps, sample, bounds, out, counter):
+        n_parts = bounds.shape[0] - 1
+        k, d = means.shape
+        while True:
+            p = next_part(counter)
+            if p >= n_parts:
+                break
+            mis = np.empty(d, dtype=np.int64)
+            delta = np.empty((k, d))
+            chol = np.empty((k, d, d))
+            z = np.empty(d)
+            lp = np.empty(k)
+            for i in range(bounds[p], bounds[p + 1]):
+                x = X[i]
+                for a in range(d):
+                    out[i, a] = x[a]
+                q = _log_densities(x, full, means, factor, prec, log_const, mis, delta, chol, z,
+                                   lp)
+                if q == 0:
+                    continue
+                lse = _log_sum_exp(lp)
+                if sample:
+                    _draw_missing(i, full, means, factor, mis, q, delta, chol, lp, lse, u, eps,
+                                  z, out)
+                    continue
+                for s in range(q):
+                    out[i, mis[s]] = 0.0
+                for j in range(k):
+                    r = math.exp(lp[j] - lse)
+                    for s in range(q):
+                        a = mis[s]
+                        out[i, a] += r * (means[j, a] + delta[j, a])
+    return _jit_driver(driver)
+
+
+@helper
+def _draw_missing(i, full, means, factor, mis, q, delta, chol, lp, lse, u, eps, z, out):
+    """Row ``i``'s missing values drawn from their conditional distribution:
+    a component by its responsibility (``u[i]`` uniform), then its
+    conditional Gaussian, ``mean + L^-T eps`` with ``L L^T = P_mm`` (or
+    ``eps * sigma`` for diagonal covariances; ``eps[i]`` standard normal)."""
+    k = means.shape[0]
+    j, acc = k - 1, 0.0
+    for c in range(k):
+        acc += math.exp(lp[c] - lse)
+        if u[i] < acc:
+            j = c
+            break
+    if full:
+        L = chol[j]
+        for s in range(q - 1, -1, -1):  # L^T y = eps_m
+            v = eps[i, mis[s]]
+            for t in range(s + 1, q):
+                v -= L[t, s] * z[t]
+            z[s] = v / L[s, s]
+    else:
+        for s in range(q):
+            z[s] = eps[i, mis[s]] / factor[j, mis[s]]
+    for s in range(q):
+        a = mis[s]
+        out[i, a] = means[j, a] + delta[j, a] + z[s]
+
+
+_impute_full = _make_impute(True)
+_impute_diag = _make_impute(False)
+
+
+def impute(X, full, means, factor, prec, log_const, u, eps, sample, bounds, out):
+    """Every row of X into ``out`` (n, d) float64 with its missing values
+    replaced by their conditional expectation under the mixture,
+    ``sum_j r_ij E_j[x_m | x_o]`` (``r_ij`` the responsibilities of the
+    observed coordinates), or with ``sample`` by a draw from the conditional
+    distribution (``u`` (n,) uniform, ``eps`` (n, d) standard normal draws;
+    (0,) and (0, 0) arrays when not ``sample``). Other arguments as in
+    :func:`accumulate`."""
+    driver = _impute_full if full else _impute_diag
+    run_parts(driver, bounds.shape[0] - 1, X, means, factor, prec, log_const, u, eps, sample,
+              bounds, out)
