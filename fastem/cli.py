@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -223,6 +224,35 @@ def _predict(args):
     return 0
 
 
+def _impute(args):
+    from .io import read_data, write_array
+    from .mixture import GaussianMixtureImputer
+    from .model_file import model_writer
+    from .io import write_together
+
+    if Path(args.out).suffix.lower() not in (".npy", ".csv"):
+        raise ValueError(f"{args.out}: output must end in .npy or .csv")
+    X = read_data(args.data, header=args.header)
+    imputer = GaussianMixtureImputer(
+        args.n_components, covariance_type=args.covariance_type,
+        sample_posterior=args.sample_posterior, max_iter=args.max_iter, tol=args.tol,
+        n_init=args.n_init, init_params=args.init_params, random_state=args.random_state,
+        reg_covar=args.reg_covar)
+    t0 = time.perf_counter()
+    filled = imputer.fit_transform(X)
+    n_missing = int(np.isnan(np.asarray(X, dtype=np.float64)).sum())
+    columns = getattr(X, "columns", None)
+    outputs = {args.out: lambda path: write_array(path, filled, columns)}
+    if args.model_out:
+        outputs[args.model_out] = model_writer(imputer.mixture_, args.model_out)
+    write_together(outputs)
+    gm = imputer.mixture_
+    print(f"filled {n_missing:,} missing values in {X.shape[0]:,} x {X.shape[1]} in "
+          f"{time.perf_counter() - t0:.2f}s ({args.n_components} components, "
+          f"converged={gm.converged_}, n_iter={gm.n_iter_}); written to {args.out}")
+    return 0
+
+
 def _info(args):
     from .model_file import load_model
 
@@ -358,6 +388,20 @@ def build_parser():
     warm.add_argument("--scheduler", help="warm every worker of the Dask cluster at this address")
     warm.add_argument("--quiet", action="store_true", help="no progress bar")
     warm.set_defaults(func=_warmup)
+
+    impute = sub.add_parser("impute", help="fill the missing values (empty cells, NA, NaN) "
+                                           "of a data file from a Gaussian mixture")
+    impute.add_argument("data")
+    impute.add_argument("--out", required=True, help="filled data to write (.npy or .csv)")
+    impute.add_argument("--n-components", type=int, default=1)
+    impute.add_argument("--covariance-type", default="full",
+                        choices=["full", "tied", "diag", "spherical"])
+    impute.add_argument("--sample-posterior", action="store_true",
+                        help="draw each value from its conditional distribution instead of "
+                             "taking its expectation")
+    impute.add_argument("--model-out", help="also write the fitted mixture here (.npz)")
+    _add_fit_options(impute, random_state=0)
+    impute.set_defaults(func=_impute)
 
     info = sub.add_parser("info", help="describe a model file")
     info.add_argument("model")

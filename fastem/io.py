@@ -9,6 +9,7 @@ whole, or not at all.
 from __future__ import annotations
 
 import csv
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -163,9 +164,20 @@ def _is_number(cell):
         return False
 
 
+#: CSV cells that mark a missing value (read as NaN), besides "nan" itself.
+MISSING_CELLS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL")
+
+
+def _cell(text):
+    """One CSV cell as a float; :data:`MISSING_CELLS` as NaN."""
+    text = text.strip()
+    return np.nan if text in MISSING_CELLS else float(text)
+
+
 def _read_csv(path, header=None):
     """Numeric CSV (UTF-8, with or without a byte-order mark), optionally with
-    one header record of column names; ragged rows are an error.
+    one header record of column names; ragged rows are an error; an empty
+    cell or one of :data:`MISSING_CELLS` is a missing value (NaN).
 
     The header is parsed by the standard library's ``csv`` (quoted names may
     hold commas), the numbers by NumPy's C reader (``loadtxt``, quotes allowed).
@@ -181,9 +193,15 @@ def _read_csv(path, header=None):
         raise ValueError(f"{path}: empty CSV file, or an empty first line")
     if header is None:
         header = not all(_is_number(c) for c in first)
+    options = dict(delimiter=",", skiprows=header_lines if header else 0, ndmin=2,
+                   dtype=np.float64, encoding="utf-8-sig", quotechar='"')
     try:
-        X = np.loadtxt(path, delimiter=",", skiprows=header_lines if header else 0, ndmin=2,
-                       dtype=np.float64, encoding="utf-8-sig", quotechar='"')
+        try:
+            X = np.loadtxt(path, **options)
+        except ValueError:
+            # Missing values (an empty cell, or NA): read again, cell by cell in
+            # Python (slower), only when the C reader found such a cell.
+            X = np.loadtxt(path, converters=_cell, **options)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: malformed CSV ({exc})") from None
     if not header or X.shape[0] == 0:
@@ -195,12 +213,20 @@ def _read_csv(path, header=None):
     return NamedColumns(X, names)
 
 
-def write_array(path, array):
-    """Write ``array`` as .npy or .csv (by suffix), atomically."""
+def write_array(path, array, columns=None):
+    """Write ``array`` as .npy or .csv (by suffix), atomically; a CSV gets a
+    header record of ``columns`` when they are given."""
     path = Path(path)
     if path.suffix.lower() == ".csv":
         fmt = "%d" if np.issubdtype(array.dtype, np.integer) else "%.17g"
-        atomic_write(path, lambda tmp: np.savetxt(tmp, array, delimiter=",", fmt=fmt))
+        if columns is None:
+            header = ""
+        else:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(list(columns))
+            header = buffer.getvalue()
+        atomic_write(path, lambda tmp: np.savetxt(tmp, array, delimiter=",", fmt=fmt,
+                                                  header=header, comments=""))
     elif path.suffix.lower() == ".npy":
         def write(tmp):
             with open(tmp, "wb") as f:

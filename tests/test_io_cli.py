@@ -323,3 +323,33 @@ def test_demo_refuses_bad_sizes_with_a_clear_message(args, match, capsys):
     assert main(["demo", *args]) == 2
     err = capsys.readouterr().err
     assert match in err and err.count("\n") == 1
+
+
+def test_cli_impute_csv_with_empty_cells(tmp_path, capsys):
+    """``fastem impute``: empty cells and NA are missing values; the output
+    keeps the header and the observed values, and equals the imputer's."""
+    from fastem import GaussianMixtureImputer
+
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 1))
+    data = np.c_[z, 2 * z + 0.1 * rng.normal(size=(300, 1)), rng.normal(size=(300, 1))]
+    holes = data.copy()
+    holes[rng.random(data.shape) < 0.1] = np.nan
+    def cell(value, i):
+        if np.isnan(value):
+            return "NA" if i % 2 else ""
+        return repr(float(value))
+
+    lines = ["a,b,c"] + [",".join(cell(v, i) for v in row) for i, row in enumerate(holes)]
+    (tmp_path / "in.csv").write_text("\n".join(lines) + "\n")
+    assert main(["impute", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.csv"),
+                 "--model-out", str(tmp_path / "gm.npz")]) == 0
+    assert "missing values" in capsys.readouterr().out
+    out = (tmp_path / "out.csv").read_text().splitlines()
+    assert out[0] == "a,b,c"
+    filled = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    expected = GaussianMixtureImputer(random_state=0).fit_transform(holes)
+    np.testing.assert_array_equal(filled, expected)
+    assert load(tmp_path / "gm.npz").n_features_in_ == 3
+    assert main(["impute", str(tmp_path / "in.csv"), "--out", str(tmp_path / "out.txt")]) == 2
+    assert "must end in .npy or .csv" in capsys.readouterr().err
