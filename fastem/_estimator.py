@@ -122,7 +122,13 @@ class EstimatorBase:
             n_features = self.n_features_in_
         if self._allows_missing(backend):
             return backend.check_input(X, n_features=n_features, estimator=name, allow_nan=True)
-        return backend.check_input(X, n_features=n_features, estimator=name)
+        try:
+            return backend.check_input(X, n_features=n_features, estimator=name)
+        except ValueError as exc:
+            if self._fits_missing and "NaN" in str(exc):
+                raise ValueError(f"{exc} backend={backend.name!r} does not fit missing values "
+                                 "(NaN) yet; backend='cpu' does.") from None
+            raise
 
     #: The estimator fits rows with missing values (NaN) on backends that can.
     _fits_missing = False

@@ -11,6 +11,7 @@ what the fill got wrong.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -104,9 +105,9 @@ def scan(X, fitting: bool = True):
                          float(n_missing) / (n * d))
 
 
-def fit_weights(missing: MissingValues, sample_weight, n_samples: int):
+def fit_weights(missing: MissingValues, sample_weight, n_samples: int, stacklevel=2):
     """The sample weights a fit uses: rows with nothing observed carry no
-    information about the model and get weight zero (the caller warns).
+    information about the model and get weight zero, with a warning.
 
     Returns
     -------
@@ -115,9 +116,49 @@ def fit_weights(missing: MissingValues, sample_weight, n_samples: int):
     """
     if missing is None or missing.empty_rows is None:
         return sample_weight
+    warnings.warn(
+        f"{int(missing.empty_rows.sum())} row(s) of X have no observed value; they carry no "
+        "information about the model and are left out of the fit (weight zero).",
+        UserWarning, stacklevel=stacklevel + 1)
     sw = np.ones(n_samples) if sample_weight is None else np.array(sample_weight,
                                                                    dtype=np.float64)
     sw[missing.empty_rows] = 0.0
     if not sw.sum() > 0:
         raise ValueError("X has no row with an observed value (of positive weight).")
     return sw
+
+
+def filled_chunk(rows, weights, fn, fill, *args):
+    """``fn(rows, weights, *args)`` on a chunk whose NaN are replaced by
+    ``fill``: a backend's ``map_chunks`` function over data with missing
+    values, for the steps that need whole rows (module level, so that Dask
+    ships it to the workers by reference)."""
+    rows = np.where(np.isnan(rows), fill, rows)
+    rows.flags.writeable = False
+    return fn(rows, weights, *args)
+
+
+def initialize_on_sample(missing: MissingValues, steps, data, backend, sample_weight, rng,
+                         n_components):
+    """A family's initialisation on data with missing values: its step
+    generator ``steps(rows, weights, host_backend, rng)`` run on at most
+    ``config.KMEANS_SAMPLE_ROWS`` rows (all of them when there are no more;
+    else drawn uniformly, as k-means samples), each missing value filled with
+    its column's observed mean. Only these rows are filled, on the host; the
+    EM passes that follow integrate every missing value out over all rows.
+
+    Returns
+    -------
+    what the generator returns
+    """
+    from ._sampling import sample_sorted
+    from ._steps import run_alone
+    from .backends import get_backend
+
+    n = data.shape[0]
+    rows = None if n <= config.KMEANS_SAMPLE_ROWS else sample_sorted(
+        n, max(config.KMEANS_SAMPLE_ROWS, n_components), rng)
+    host = get_backend("cpu", backend.dtype)
+    sample = host.prepare(missing.filled(backend.take_rows(data, rows)))
+    weights = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
+    return run_alone(steps(sample, weights, host, rng), host, sample, weights)

@@ -265,3 +265,17 @@ def test_float32_reach_script_measures_the_three_runs():
     assert [r[4].strip() for r in rows] == ["no", "no", "yes (forced)"]
     assert all(float(r[5]) < 1e-6 for r in rows)  # the bound, relative to float64's
     assert "Per row" in out.stdout
+
+
+def test_imputation_table_runs():
+    pytest.importorskip("sklearn")
+    out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "imputation.py"), "--seeds",
+                          "1", "--fractions", "0.2", "--data", "iris"], cwd=ROOT,
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
+    rows = [line for line in out.stdout.splitlines() if line.startswith("| iris")]
+    assert len(rows) == 1
+    errors = [float(c.strip(" *")) for c in rows[0].split("|")[3:-1]]
+    assert len(errors) == 5 and all(0 < e < 2 for e in errors)
+    # the column mean is the baseline every model-based imputer should beat here
+    assert min(errors[:2]) < errors[-1]

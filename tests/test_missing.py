@@ -187,8 +187,9 @@ def test_refusals():
     column[:, 1] = np.nan
     with pytest.raises(ValueError, match=r"column\(s\) \[1\]"):
         GaussianMixture(2).fit(column)
+    from fastem import PPCA
     with pytest.raises(ValueError, match="NaN"):
-        BayesianGaussianMixture(n_components=2).fit(X)
+        PPCA(1).fit(X)
     with pytest.raises(ValueError, match="partial_fit"):
         GaussianMixture(2).partial_fit(X)
     with pytest.raises(ValueError, match="batch_size"):
@@ -325,3 +326,90 @@ def test_imputer_in_a_pipeline_with_feature_names():
         GaussianMixtureImputer().transform(X)
     with pytest.raises(ValueError, match="3 features"):
         imp.transform(X[:, :2])
+
+
+# -- BayesianGaussianMixture: the same pass with the variational expectations ----------
+
+def _effective_gaussians(inputs):
+    """``(weights, covariances)`` of the unnormalised Gaussians that kernel
+    inputs define: ``log_const_j - 1/2 ||F_j^T (x - m_j)||^2`` is
+    ``log w_j + log N(x; m_j, (F_j F_j^T)^-1)``."""
+    k, d = inputs.means.shape
+    full = inputs.factor.shape[1] == d * d
+    F = inputs.factor.reshape(k, d, d) if full else np.stack([np.diag(f) for f in inputs.factor])
+    cov = np.linalg.inv(F @ np.swapaxes(F, 1, 2))
+    log_det_f = np.log(np.abs(np.diagonal(F, axis1=1, axis2=2))).sum(axis=1)
+    return np.exp(inputs.log_const + 0.5 * d * np.log(2 * np.pi) - log_det_f), cov
+
+
+def test_variational_pass_matches_oracle(covariance_type):
+    """The variational E-step's kernel inputs define an unnormalised Gaussian
+    per component (mean m_j, precision nu_j W_j, log weight log_const_j +
+    d/2 log 2pi - log det F_j); integrating the missing values out of it is
+    the oracle's incomplete-data step with those weights and covariances."""
+    X = _with_holes(make_blobs(n=200, d=4, k=3, seed=12)[0], 0.25, seed=10)
+    X = X[~np.isnan(X).all(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                      random_state=0, max_iter=3).fit(X)
+    family = bgm._fitted_family()
+    from fastem._missing import scan
+    family.missing = scan(X)
+    inputs = family.kernel_inputs(bgm._fitted_params())
+    assert inputs.missing
+    full = inputs.factor.shape[1] == 4 * 4
+    weights, cov = _effective_gaussians(inputs)
+    stats = CPUBackend().accumulate(X, inputs)
+    ll, w2, mu2, c2, mass = ref.incomplete_em_step(X, weights, inputs.means, cov, "full", 0.0)
+    assert abs(stats.log_likelihood / stats.weight_sum - ll) < 1e-10 * abs(ll)
+    _, mu, c = m_step(stats, "full" if full else "diag", 0.0)
+    np.testing.assert_allclose(stats.mass, mass, rtol=1e-10)
+    assert _rel(mu, mu2) < 1e-10
+    c2 = c2 if full else np.stack([np.diag(m) for m in c2])
+    assert _rel(c, c2) < 1e-10
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 0.4),
+       covariance_type=st.sampled_from(COVARIANCE_TYPES))
+def test_variational_bound_never_decreases(seed, fraction, covariance_type):
+    X = _with_holes(make_blobs(n=150, d=3, k=2, seed=seed % 50)[0], fraction, seed=seed)
+    X = X[~np.isnan(X).all(axis=1)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # the driver's decrease warning
+        warnings.simplefilter("ignore", UserWarning)
+        bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
+                                      max_iter=40, tol=0.0, random_state=seed).fit(X)
+    history = np.array(bgm.lower_bounds_)
+    assert np.all(np.diff(history) >= -1e-9 * np.abs(history).max())
+    assert np.isfinite(bgm.elbo_)
+    # scikit-learn's score_samples of the variational mixture: the E-step's
+    # expected log-densities; with NaN, their integral over the missing values
+    inputs = bgm._kernel_inputs()
+    weights, cov = _effective_gaussians(inputs)
+    np.testing.assert_allclose(bgm.score_samples(X),
+                               ref.marginal_log_density(X, weights, inputs.means, cov),
+                               rtol=1e-9)
+
+
+def test_model_selection_on_incomplete_data():
+    """GaussianMixtureIC fits every candidate to the incomplete data in
+    shared passes: each is the GaussianMixture fitted alone, and the
+    criteria use the observed data's log-likelihood."""
+    from fastem import GaussianMixtureIC
+
+    X = _with_holes(make_blobs(n=400, d=3, k=2, seed=13)[0], 0.15, seed=11)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ic = GaussianMixtureIC(n_components=[1, 2, 3], covariance_type=["full", "diag"],
+                               random_state=0).fit(X)
+        alone = GaussianMixture(2, covariance_type="diag", random_state=0).fit(X)
+    assert ic.n_components_ == 2
+    index = [i for i, (k, t) in enumerate(zip(ic.results_["n_components"],
+                                               ic.results_["covariance_type"]))
+             if k == 2 and t == "diag"][0]
+    est = ic.estimators_[index]
+    assert _rel(est.means_, alone.means_) < 1e-12
+    assert ic.results_["bic"][index] == pytest.approx(alone.bic(X), rel=1e-10)
+    np.testing.assert_allclose(ic.score_samples(X), ic.best_estimator_.score_samples(X))

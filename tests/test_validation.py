@@ -283,7 +283,7 @@ def test_degrees_of_freedom_prior_message_matches_scikit_learn():
 def test_missing_values_in_a_dataframe_are_nan():
     """pd.NA and None in a dataframe are missing values: GaussianMixture fits
     them as NaN; an estimator that does not fit missing values names them NaN."""
-    from fastem import BayesianGaussianMixture
+    from fastem import PPCA
 
     pd = pytest.importorskip("pandas")
     frame = pd.DataFrame({"a": [1.0, 2.0, pd.NA, 4.0], "b": [1, 2, 3, 4]})
@@ -294,7 +294,7 @@ def test_missing_values_in_a_dataframe_are_nan():
     for df in (frame, nullable):
         np.testing.assert_array_equal(GaussianMixture(1).fit(df).means_, expected)
         with pytest.raises(ValueError, match="X contains NaN"):
-            BayesianGaussianMixture(n_components=1).fit(df)
+            PPCA(1).fit(df)
 
 
 def test_sparse_sample_weight_says_so():

@@ -5,8 +5,10 @@ A subclass supplies the hooks
 
 ``_check_params()``
     validate its scalar constructor parameters;
-``_family(data, backend, sample_weight, n_features)``
-    the model family the driver runs (``fastem._em``);
+``_family(data, backend, sample_weight, n_features, missing=None)``
+    the model family the driver runs (``fastem._em``); ``missing`` is what
+    ``fastem._missing.scan`` found in X (None: no NaN), for an estimator
+    whose ``_fits_missing`` is True;
 ``_fitted_params()``
     its fitted attributes as the family's parameters (warm start);
 ``_store(params)``
@@ -325,19 +327,13 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 f"Expected n_samples >= n_components but got n_components = "
                 f"{self.n_components}, n_samples = {n_samples}."
             )
-        if missing is not None and missing.empty_rows is not None:
-            warnings.warn(
-                f"{int(missing.empty_rows.sum())} row(s) of X have no observed value; they "
-                "carry no information about the model and are left out of the fit (weight "
-                "zero).", UserWarning, stacklevel=3)
-            sw = _missing.fit_weights(missing, sw, n_samples)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=4)
         data = backend.prepare(X)
         start = None
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(n_features)
             start = (self._fitted_params(), self.lower_bound_)
-        family = self._family(data, backend, sw, n_features)
-        family.missing = missing
+        family = self._family(data, backend, sw, n_features, missing)
         progress = getattr(self, "progress_callback", None)
         bar = None
         if progress is None and self.verbose == 1:  # verbose=2 prints a line per iteration instead

@@ -17,7 +17,7 @@ So one pass gives the statistics of the responsibilities, and the M-step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -26,6 +26,7 @@ from .._covariance import parameter_shape
 from ..model_file import FileError, ModelFile, check_factor_pair, check_positive, register_model
 from .._model import (LOG_2PI, factor_inputs, mass_guard, log_det_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
+from .._missing import filled_chunk, initialize_on_sample
 from .._special import betaln, digamma, gammaln
 from .._steps import run_alone
 from ..init import column_sum_chunk, initial_stats_steps
@@ -129,8 +130,12 @@ class VariationalFamily:
 
     name = "Variational"
 
-    def __init__(self, estimator, priors: Priors, n_features: int):
+    def __init__(self, estimator, priors: Priors, n_features: int, missing=None):
         self.estimator = estimator
+        #: ``fastem._missing.MissingValues`` when the data has NaN: the
+        #: missing values are latent, with a Gaussian factor ``q(x_m | z)``
+        #: in the mean-field posterior (the same incomplete-data pass).
+        self.missing = missing
         self.priors = priors
         self.covariance_type = estimator.covariance_type
         self.prior_type = estimator.weight_concentration_prior_type
@@ -145,6 +150,12 @@ class VariationalFamily:
                          sample_weight)
 
     def initialize_steps(self, data, backend, sample_weight, rng):
+        if self.missing is not None:
+            return initialize_on_sample(self.missing, self._initial_steps, data, backend,
+                                        sample_weight, rng, self.n_components)
+        return (yield from self._initial_steps(data, sample_weight, backend, rng))
+
+    def _initial_steps(self, data, sample_weight, backend, rng):
         stats = yield from initial_stats_steps(data, sample_weight, self.n_components,
                                                self.covariance_type, self.estimator.init_params,
                                                rng, backend)
@@ -157,7 +168,8 @@ class VariationalFamily:
             digamma(0.5 * (dof - np.arange(d)[:, None])), axis=0)
         offset = (expected_log_weights(p.weight_concentration, self.prior_type)
                   - 0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / p.mean_precision))
-        return factor_inputs(p.means, p.precisions_cholesky, self.covariance_type, offset)
+        inputs = factor_inputs(p.means, p.precisions_cholesky, self.covariance_type, offset)
+        return replace(inputs, missing=True) if self.missing is not None else inputs
 
     def m_step(self, stats, draw_rows):
         return self.update(stats), 0
@@ -273,11 +285,14 @@ def _scatter_chunk(X, w, centre):
     return ((diff.T if w is None else diff.T * w) @ diff,)
 
 
-def data_moments(data, backend, sample_weight):
+def data_moments(data, backend, sample_weight, missing=None):
     """Weighted mean and covariance of the data (two backend passes).
 
     The covariance divides by ``sum(w) - 1``: NumPy's ``np.cov`` of the rows
     repeated by their integer weights, which is scikit-learn's default prior.
+    With missing values (``missing``, a ``fastem._missing.MissingValues``),
+    the moments of the data with each one replaced by its column's observed
+    mean (a covariance, so positive semi-definite; a weak prior's scale).
 
     Returns
     -------
@@ -286,13 +301,17 @@ def data_moments(data, backend, sample_weight):
     from ..init import _sum_in_order
     from .. import config
 
+    def pass_of(fn, args=()):
+        if missing is not None:
+            fn, args = filled_chunk, (fn, missing.fill, *args)
+        return _sum_in_order(backend.map_chunks(data, fn, sample_weight, args=args,
+                                                max_rows=config.CHUNK_ROWS))
+
     n = data.shape[0]
     total = float(n if sample_weight is None else sample_weight.sum())
-    (column_sum,) = _sum_in_order(backend.map_chunks(data, column_sum_chunk, sample_weight,
-                                                     max_rows=config.CHUNK_ROWS))
+    (column_sum,) = pass_of(column_sum_chunk)
     mean = column_sum / total
-    (scatter,) = _sum_in_order(backend.map_chunks(data, _scatter_chunk, sample_weight,
-                                                  args=(mean,), max_rows=config.CHUNK_ROWS))
+    (scatter,) = pass_of(_scatter_chunk, (mean,))
     return mean, scatter / max(total - 1.0, np.finfo(np.float64).tiny)
 
 
@@ -518,10 +537,11 @@ default='dirichlet_process'
             if value is not None:
                 val.check_positive_real(value, name)
 
-    def _priors(self, data, backend, sample_weight, n_features) -> Priors:
+    def _priors(self, data, backend, sample_weight, n_features, missing=None) -> Priors:
         d, ctype = n_features, self.covariance_type
         need_moments = self.mean_prior is None or self.covariance_prior is None
-        mean, cov = data_moments(data, backend, sample_weight) if need_moments else (None, None)
+        mean, cov = (data_moments(data, backend, sample_weight, missing) if need_moments
+                     else (None, None))
         if self.mean_prior is None:
             mean_prior = mean
         else:
@@ -551,17 +571,19 @@ default='dirichlet_process'
         self._total_weight = stream.weight_seen
         self.elbo_ = self.lower_bound_ + stream.family.elbo_constant(stream.weight_seen)
 
-    def _family(self, data, backend, sample_weight, n_features):
+    _fits_missing = True
+
+    def _family(self, data, backend, sample_weight, n_features, missing=None):
         self._total_weight = float(data.shape[0] if sample_weight is None
                                    else sample_weight.sum())
-        priors = self._priors(data, backend, sample_weight, n_features)
+        priors = self._priors(data, backend, sample_weight, n_features, missing)
         self.weight_concentration_prior_ = priors.weight_concentration
         self.mean_precision_prior_ = priors.mean_precision
         self.mean_prior_ = priors.mean
         self.degrees_of_freedom_prior_ = priors.degrees_of_freedom
         self.covariance_prior_ = priors.covariance
         self._priors_ = priors
-        return VariationalFamily(self, priors, n_features)
+        return VariationalFamily(self, priors, n_features, missing)
 
     def _store(self, p: VariationalParams):
         ctype = self.covariance_type

@@ -12,7 +12,7 @@ from .._covariance import n_parameters, parameter_shape
 from ..model_file import ModelFile, check_factor_pair, check_simplex, register_model
 from .._model import (Params, regularisation_loss, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
-from .._sampling import sample_sorted
+from .._missing import initialize_on_sample
 from .._steps import run_alone
 from ..init import initial_params_steps
 from ._base import MixtureBase
@@ -29,13 +29,13 @@ class GaussianFamily:
 
     name = "EM"
 
-    def __init__(self, estimator):
+    def __init__(self, estimator, missing=None):
         self.estimator = estimator
         self.covariance_type = estimator.covariance_type
         self.reg_covar = estimator.reg_covar
         #: ``fastem._missing.MissingValues`` of the data when it has NaN: the
         #: passes are then EM's for incomplete data.
-        self.missing = None
+        self.missing = missing
 
     def initialize(self, data, backend, sample_weight, rng) -> Params:
         return run_alone(self.initialize_steps(data, backend, sample_weight, rng), backend, data,
@@ -43,30 +43,13 @@ class GaussianFamily:
 
     def initialize_steps(self, data, backend, sample_weight, rng):
         if self.missing is not None:
-            return self._initialize_filled(data, backend, sample_weight, rng)
+            return initialize_on_sample(self.missing, self._initial_steps, data, backend,
+                                        sample_weight, rng, self.estimator.n_components)
+        return (yield from self._initial_steps(data, sample_weight, backend, rng))
+
+    def _initial_steps(self, data, sample_weight, backend, rng):
         params, covariances = yield from initial_params_steps(data, sample_weight, self.estimator,
                                                               rng, backend)
-        params.covariances = covariances
-        return params
-
-    def _initialize_filled(self, data, backend, sample_weight, rng) -> Params:
-        """Initialisation of data with missing values: ``init_params`` on at
-        most ``config.KMEANS_SAMPLE_ROWS`` rows (all of them when there are
-        no more; else drawn uniformly, as k-means samples), each missing
-        value filled with its column's observed mean. Only these rows are
-        filled, on the host; the EM passes that follow integrate every
-        missing value out over all rows."""
-        from ..backends import get_backend
-
-        n = data.shape[0]
-        rows = None if n <= config.KMEANS_SAMPLE_ROWS else sample_sorted(
-            n, max(config.KMEANS_SAMPLE_ROWS, self.estimator.n_components), rng)
-        host = get_backend("cpu", backend.dtype)
-        sample = host.prepare(self.missing.filled(backend.take_rows(data, rows)))
-        weights = sample_weight if rows is None or sample_weight is None else sample_weight[rows]
-        params, covariances = run_alone(
-            initial_params_steps(sample, weights, self.estimator, rng, host), host, sample,
-            weights)
         params.covariances = covariances
         return params
 
@@ -288,7 +271,7 @@ class GaussianMixture(MixtureBase):
     def _fitted_family(self):
         return GaussianFamily(self)
 
-    def _family(self, data, backend, sample_weight, n_features):
+    def _family(self, data, backend, sample_weight, n_features, missing=None):
         k, ctype = self.n_components, self.covariance_type
         if self.weights_init is not None:
             val.check_weights(self.weights_init, k)
@@ -296,7 +279,7 @@ class GaussianMixture(MixtureBase):
             val.check_means(self.means_init, k, n_features)
         if self.precisions_init is not None:
             val.check_precisions(self.precisions_init, ctype, k, n_features)
-        return GaussianFamily(self)
+        return GaussianFamily(self, missing)
 
     def _store(self, params: Params):
         ctype = params.covariance_type

@@ -22,6 +22,7 @@ from .. import _em
 from .. import _validation as val
 from .._covariance import COVARIANCE_TYPES, n_parameters
 from .._estimator import EstimatorBase
+from .._missing import fit_weights
 from .._sampling import check_random_state
 from .._precision import check_dtype
 from ..backends import backend_for
@@ -117,6 +118,7 @@ class GaussianMixtureIC(EstimatorBase):
     """
 
     _fitted_attribute = "best_estimator_"
+    _fits_missing = True
 
     def __init__(self, n_components=None, *, min_components=1, max_components=10,
                  covariance_type="full", criterion="bic", tol=1e-3, reg_covar=1e-6,
@@ -227,6 +229,8 @@ class GaussianMixtureIC(EstimatorBase):
         X = self._check_X(X, reset=True, backend=backend)
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
+        missing = self._scan_missing(X, backend)
+        sw = fit_weights(missing, sw, n_samples)
         if n_samples < max(k for k, _ in candidates):
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{max(k for k, _ in candidates)}, n_samples = {n_samples}.")
@@ -241,7 +245,7 @@ class GaussianMixtureIC(EstimatorBase):
                     "(such as 1/n_samples) make n too small and favour the largest model; "
                     "scale them to counts.", UserWarning, stacklevel=2)
         data = backend.prepare(X)
-        families = [est._family(data, backend, sw, n_features) for est in estimators]
+        families = [est._family(data, backend, sw, n_features, missing) for est in estimators]
         rngs = [check_random_state(self.random_state) for _ in estimators]
         settings = _em.LoopSettings(self.n_init, self.max_iter, self.tol, self.verbose,
                                     self.verbose_interval)
@@ -255,7 +259,8 @@ class GaussianMixtureIC(EstimatorBase):
             if hasattr(self, "_fit_feature_names") and self._fit_feature_names is not None:
                 est.feature_names_in_ = self._fit_feature_names
         # The criteria need each final model's log-likelihood: one more shared pass.
-        final = passes.accumulate_many(data, [est._kernel_inputs() for est in estimators], sw)
+        final = passes.accumulate_many(data, [f.kernel_inputs(est._fitted_params())
+                                              for f, est in zip(families, estimators)], sw)
         total = final[0].weight_sum
         rows = {"n_components": [], "covariance_type": [], "bic": [], "aic": [],
                 "lower_bound": [], "n_iter": [], "converged": [], "seconds": []}
