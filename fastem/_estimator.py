@@ -89,9 +89,10 @@ class EstimatorBase:
         return f"{type(self).__name__}({', '.join(changed)})"
 
     def __sklearn_tags__(self):
-        from sklearn.utils import Tags, TargetTags
+        from sklearn.utils import InputTags, Tags, TargetTags
         return Tags(estimator_type="density_estimator", target_tags=TargetTags(required=False),
-                    transformer_tags=None, regressor_tags=None, classifier_tags=None)
+                    transformer_tags=None, regressor_tags=None, classifier_tags=None,
+                    input_tags=InputTags(allow_nan=self._fits_missing))
 
     # ------------------------------------------------------------------
     # Input validation and fitted checks

@@ -93,11 +93,14 @@ def check_array(X, name: str = "X", n_features: int | None = None,
     if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
         # A pandas dataframe: missing values (NaN, pd.NA, None) are named as
         # NaN, as scikit-learn names them, not as non-numeric objects.
-        if not allow_nan and X.isna().to_numpy().any():
-            raise ValueError(f"{name} contains NaN or infinity (missing values in the "
-                             "dataframe).")
+        missing = X.isna()
+        if missing.to_numpy().any():
+            if not allow_nan:
+                raise ValueError(f"{name} contains NaN or infinity (missing values in the "
+                                 "dataframe).")
+            X = X.astype(object).where(~missing, np.nan)  # pd.NA, None -> NaN
         try:
-            X = X.to_numpy(dtype=np.float64, na_value=np.nan)
+            X = X.to_numpy(dtype=np.float64)
         except (ValueError, TypeError) as exc:
             raise TypeError(f"{name} contains non-numeric values: {exc}") from None
     if not isinstance(X, np.ndarray):

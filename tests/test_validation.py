@@ -289,9 +289,10 @@ def test_missing_values_in_a_dataframe_are_nan():
     frame = pd.DataFrame({"a": [1.0, 2.0, pd.NA, 4.0], "b": [1, 2, 3, 4]})
     nullable = pd.DataFrame({"a": pd.array([1.0, None, 3.0, 4.0], dtype="Float64"),
                              "b": [1.0, 2.0, 3.0, 4.0]})
-    plain = np.array([[1.0, 1.0], [2.0, 2.0], [np.nan, 3.0], [4.0, 4.0]])
-    expected = GaussianMixture(1).fit(plain).means_
-    for df in (frame, nullable):
+    for df, row in ((frame, 2), (nullable, 1)):
+        plain = np.c_[np.array([1.0, 2.0, 3.0, 4.0]), np.arange(1.0, 5.0)]
+        plain[row, 0] = np.nan
+        expected = GaussianMixture(1).fit(plain).means_
         np.testing.assert_array_equal(GaussianMixture(1).fit(df).means_, expected)
         with pytest.raises(ValueError, match="X contains NaN"):
             PPCA(1).fit(df)

@@ -145,40 +145,190 @@ def _log_sum_exp(lp):
     return mx + math.log(s)
 
 
+#: Rows per block of the incomplete-data pass: the block's rows are held
+#: transposed (features x rows) so that every loop over them vectorises.
+BLOCK = 64
+
+
 @helper
-def _add_row(wr, j, full, factor, mis, q, delta, chol, inv, mass, first, second):
-    """Row statistics of component ``j`` with weight ``wr = w_i r_ij``."""
-    d = delta.shape[1]
-    mass[j] += wr
+def _load_block(X, start, nb, xt, ot, mis, qs):
+    """Rows ``start:start+nb`` transposed into ``xt`` (NaN as 0) and ``ot``
+    (1 observed, 0 missing); each row's missing indices into ``mis[i]`` and
+    their count into ``qs[i]``."""
+    d = X.shape[1]
+    for i in range(nb):
+        row = X[start + i]
+        q = 0
+        for a in range(d):
+            v = row[a]
+            if math.isnan(v):
+                xt[a, i] = 0.0
+                ot[a, i] = 0.0
+                mis[i, q] = a
+                q += 1
+            else:
+                xt[a, i] = v
+                ot[a, i] = 1.0
+        qs[i] = q
+
+
+@helper
+def _block_log_prob_full(j, nb, xt, ot, means, prec, log_const, mis, qs, D, W, acc, L, z, lp):
+    """Component ``j``'s marginal log-densities of the block's rows into
+    ``lp[j]``, and their completed deviations into ``D`` (d x rows).
+
+    With ``delta0`` the deviation with zeros at the missing coordinates and
+    ``z = (P delta0)_m``, the completed deviation adds ``-P_mm^-1 z`` at the
+    missing coordinates, and its quadratic form is
+    ``delta0^T P delta0 - ||L^-1 z||^2`` (``L L^T = P_mm``): one product
+    ``P D`` for the whole block (vectorised over rows), then a small solve
+    per row with missing values."""
+    d = xt.shape[0]
+    P = prec[j]
     for a in range(d):
-        first[j, a] += wr * delta[j, a]
+        mu = means[j, a]
+        for i in range(nb):
+            D[a, i] = ot[a, i] * (xt[a, i] - mu)
+    for a in range(d):
+        for i in range(nb):
+            W[a, i] = 0.0
+        for b in range(d):
+            pab = P[a, b]
+            for i in range(nb):
+                W[a, i] += pab * D[b, i]
+    for i in range(nb):
+        acc[i] = 0.0
+    for a in range(d):
+        for i in range(nb):
+            acc[i] += D[a, i] * W[a, i]
+    for i in range(nb):
+        q = qs[i]
+        quad = acc[i]
+        adjust = 0.0
+        if q > 0:
+            m = mis[i]
+            adjust = 0.5 * q * LOG_2PI - _cholesky_missing(P, m, q, L)
+            for s in range(q):  # L y = z
+                v = W[m[s], i]
+                for t in range(s):
+                    v -= L[s, t] * z[t]
+                z[s] = v / L[s, s]
+                quad -= z[s] * z[s]
+            for s in range(q - 1, -1, -1):  # L^T e = y: the conditional mean's -e
+                v = z[s]
+                for t in range(s + 1, q):
+                    v -= L[t, s] * z[t]
+                z[s] = v / L[s, s]
+            for s in range(q):
+                D[m[s], i] = -z[s]
+        lp[j, i] = log_const[j] + adjust - 0.5 * quad
+
+
+@helper
+def _block_log_prob_diag(j, nb, xt, ot, means, factor, log_const, D, acc, adj, lp):
+    """:func:`_block_log_prob_full` for diagonal precisions: the conditional
+    mean of a missing coordinate is the component's mean (``D`` 0 there)."""
+    d = xt.shape[0]
+    for i in range(nb):
+        acc[i] = 0.0
+        adj[i] = 0.0
+    for a in range(d):
+        mu = means[j, a]
+        f = factor[j, a]
+        missing_term = 0.5 * LOG_2PI - math.log(f)
+        for i in range(nb):
+            o = ot[a, i]
+            v = o * (xt[a, i] - mu)
+            D[a, i] = v
+            v *= f
+            acc[i] += v * v
+            adj[i] += (1.0 - o) * missing_term
+    for i in range(nb):
+        lp[j, i] = log_const[j] + adj[i] - 0.5 * acc[i]
+
+
+@helper
+def _block_responsibilities(k, nb, lp, wb):
+    """Each row's log-sum-exp over components (the block's weighted sum is
+    returned); ``lp`` is overwritten by ``w_i r_ij`` (0 for a row whose
+    density is 0 or infinite, which the returned sum reports)."""
+    ll = 0.0
+    for i in range(nb):
+        mx = -np.inf
+        for j in range(k):
+            if lp[j, i] > mx:
+                mx = lp[j, i]
+        if not (mx > -np.inf and mx < np.inf):
+            if wb[i] != 0.0:
+                ll += wb[i] * mx
+            for j in range(k):
+                lp[j, i] = 0.0
+            continue
+        total = 0.0
+        for j in range(k):
+            total += math.exp(lp[j, i] - mx)
+        lse = mx + math.log(total)
+        ll += wb[i] * lse
+        for j in range(k):
+            lp[j, i] = wb[i] * math.exp(lp[j, i] - lse)
+    return ll
+
+
+@helper
+def _block_stats(j, nb, full, ot, factor, prec, mis, qs, D, r, L, inv, tmp, mass, first,
+                 second):
+    """Component ``j``'s expected statistics of the block (weights ``r``,
+    completed deviations ``D``) added to one part's outputs: the second
+    moment adds each row's conditional covariance, ``P_mm^-1`` (full) or the
+    component's variance at the missing coordinates (diagonal)."""
+    d = D.shape[0]
+    m0 = 0.0
+    for i in range(nb):
+        m0 += r[i]
+    mass[j] += m0
+    for a in range(d):
+        s1 = 0.0
+        for i in range(nb):
+            s1 += r[i] * D[a, i]
+        first[j, a] += s1
     if full:
         for a in range(d):
-            va = wr * delta[j, a]
-            for c in range(a + 1):
-                second[j, a * d + c] += va * delta[j, c]
-        if q > 0:
-            # inv(L) into inv, then P_mm^-1 = inv(L)^T inv(L), lower triangle
-            L = chol[j]
-            for s in range(q):
+            for i in range(nb):
+                tmp[i] = r[i] * D[a, i]
+            for b in range(a + 1):
+                s2 = 0.0
+                for i in range(nb):
+                    s2 += tmp[i] * D[b, i]
+                second[j, a * d + b] += s2
+        for i in range(nb):
+            q = qs[i]
+            if q == 0 or r[i] == 0.0:
+                continue
+            m = mis[i]
+            _cholesky_missing(prec[j], m, q, L)
+            for s in range(q):  # inv(L), lower triangular
                 inv[s, s] = 1.0 / L[s, s]
                 for t in range(s):
                     v = 0.0
                     for c in range(t, s):
                         v += L[s, c] * inv[c, t]
                     inv[s, t] = -v / L[s, s]
-            for s in range(q):
+            for s in range(q):  # P_mm^-1 = inv(L)^T inv(L), lower triangle
                 for t in range(s + 1):
                     v = 0.0
                     for c in range(s, q):
                         v += inv[c, s] * inv[c, t]
-                    second[j, mis[s] * d + mis[t]] += wr * v
+                    second[j, m[s] * d + m[t]] += r[i] * v
     else:
         for a in range(d):
-            second[j, a] += wr * delta[j, a] * delta[j, a]
-        for s in range(q):
-            f = factor[j, mis[s]]
-            second[j, mis[s]] += wr / (f * f)
+            s2 = 0.0
+            unseen = 0.0
+            for i in range(nb):
+                v = D[a, i]
+                s2 += r[i] * v * v
+                unseen += r[i] * (1.0 - ot[a, i])
+            f = factor[j, a]
+            second[j, a] += s2 + unseen / (f * f)
 
 
 def _make_accumulate(full):
@@ -191,29 +341,36 @@ def _make_accumulate(full):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            mis = np.empty(d, dtype=np.int64)
-            delta = np.empty((k, d))
-            chol = np.empty((k, d, d))
+            xt = np.empty((d, BLOCK))
+            ot = np.empty((d, BLOCK))
+            mis = np.empty((BLOCK, d), dtype=np.int64)
+            qs = np.empty(BLOCK, dtype=np.int64)
+            tiles = np.empty((k, d, BLOCK))
+            W = np.empty((d, BLOCK))
+            lp = np.empty((k, BLOCK))
+            wb = np.empty(BLOCK)
+            acc = np.empty(BLOCK)
+            adj = np.empty(BLOCK)
+            L = np.empty((d, d))
             inv = np.empty((d, d))
             z = np.empty(d)
-            lp = np.empty(k)
             ll = 0.0
-            for i in range(bounds[p], bounds[p + 1]):
-                wi = w[i] if has_weights else 1.0
-                if wi == 0.0:
-                    continue
-                x = X[i]
-                q = _log_densities(x, full, means, factor, prec, log_const, mis, delta, chol, z,
-                                   lp)
-                lse = _log_sum_exp(lp)
-                ll += wi * lse
-                if not (lse > -np.inf and lse < np.inf):
-                    continue
+            for start in range(bounds[p], bounds[p + 1], BLOCK):
+                nb = min(BLOCK, bounds[p + 1] - start)
+                _load_block(X, start, nb, xt, ot, mis, qs)
+                for i in range(nb):
+                    wb[i] = w[start + i] if has_weights else 1.0
                 for j in range(k):
-                    wr = wi * math.exp(lp[j] - lse)
-                    if wr > 0.0:
-                        _add_row(wr, j, full, factor, mis, q, delta, chol, inv, mass[p],
-                                 first[p], second[p])
+                    if full:
+                        _block_log_prob_full(j, nb, xt, ot, means, prec, log_const, mis, qs,
+                                             tiles[j], W, acc, L, z, lp)
+                    else:
+                        _block_log_prob_diag(j, nb, xt, ot, means, factor, log_const, tiles[j],
+                                             acc, adj, lp)
+                ll += _block_responsibilities(k, nb, lp, wb)
+                for j in range(k):
+                    _block_stats(j, nb, full, ot, factor, prec, mis, qs, tiles[j], lp[j], L, inv,
+                                 acc, mass[p], first[p], second[p])
             loglik[p] = ll
     return _jit_driver(driver)
 
