@@ -10,7 +10,8 @@ exactly the kernels that fits reach: each covariance layout, in each compute
 dtype (float64 rows; float32 rows computed in float32, and in float64 as
 ``dtype=np.float64`` or the float32 fallback runs them), with and without
 sample weights, the shared pass of ``GaussianMixtureIC``, the
-initialisations' passes and ``GaussianHMM``'s recursions.
+initialisations' passes, the passes over incomplete data (NaN) and
+``GaussianHMM``'s recursions.
 """
 
 from __future__ import annotations
@@ -55,9 +56,25 @@ def _jobs(dtypes):
                 GaussianMixture(2, max_iter=2, random_state=0, init_params="k-means++",
                                 dtype=np.dtype(compute)).fit(Xd)
             jobs.append((f"model selection {label}", select))
+    for name in dtypes:  # incomplete data computes in float64 for either row dtype
+        jobs.append((f"missing values, {name} rows",
+                     lambda Xd=X.astype(name): _missing_job(Xd)))
     if "float64" in dtypes:  # hidden Markov models compute in float64 for every input
         jobs.append(("hidden Markov models", _hmm_job))
     return jobs
+
+
+def _missing_job(X):
+    from . import GaussianMixture, GaussianMixtureImputer
+
+    holes = X.copy()
+    holes[::7, 1] = np.nan
+    for cov in ("full", "diag"):
+        GaussianMixture(2, covariance_type=cov, max_iter=2, random_state=0).fit(
+            holes).score_samples(holes)
+        for sample in (False, True):
+            GaussianMixtureImputer(2, covariance_type=cov, max_iter=2, random_state=0,
+                                   sample_posterior=sample).fit(holes).transform(holes)
 
 
 def _hmm_job():

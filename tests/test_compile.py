@@ -138,6 +138,16 @@ def test_warmup_compiles_what_fits_use(tmp_path):
     out = subprocess.run([sys.executable, "-c", hmm], env=env, capture_output=True, text=True,
                          check=True)
     assert float(out.stdout.split()[-1]) == 0.0, out.stdout
+    missing = ("import numpy as np; from fastem import GaussianMixture, GaussianMixtureImputer; "
+               "from fastem._compile_clock import compile_seconds; "
+               "X = np.random.default_rng(2).normal(size=(200, 3)); X[::5, 0] = np.nan; "
+               "[GaussianMixture(2, covariance_type=c, random_state=0).fit(X).predict(X) "
+               "for c in ('full', 'diag', 'tied', 'spherical')]; "
+               "GaussianMixtureImputer(2, random_state=0).fit_transform(X); "
+               "print(compile_seconds())")
+    out = subprocess.run([sys.executable, "-c", missing], env=env, capture_output=True,
+                         text=True, check=True)
+    assert float(out.stdout.split()[-1]) == 0.0, out.stdout
 
 
 def test_warmup_refuses_unknown_dtypes():

@@ -21,7 +21,8 @@ import fastem.plot
 ROOT = Path(__file__).resolve().parents[1]
 
 #: The public API, as docs/api.rst lists it (the test below keeps the two equal).
-ESTIMATORS = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC", "PPCA", "VAE",
+ESTIMATORS = ["GaussianMixture", "BayesianGaussianMixture", "GaussianMixtureIC",
+              "GaussianMixtureImputer", "PPCA", "VAE",
               "GaussianHMM"]
 FUNCTIONS = ["fastem.load", "fastem.warmup", "fastem.plot.plot_lower_bound",
              "fastem.plot.plot_mixture", "fastem.plot.plot_criterion"]

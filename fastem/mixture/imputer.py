@@ -42,8 +42,9 @@ class GaussianMixtureImputer(EstimatorBase):
     random_state : int, RandomState instance or None, default=None
         Seeds the mixture's initialisation and the draws of
         ``sample_posterior`` (the same seed gives the same output).
-    max_iter, tol, reg_covar, n_init, init_params, backend, dtype
-        Passed to the :class:`GaussianMixture` that is fitted.
+    max_iter, tol, reg_covar, n_init, init_params, backend, dtype : see GaussianMixture
+        Passed to the :class:`GaussianMixture` that is fitted (``backend``:
+        'cpu'; 'cuda' does not fit missing values yet).
 
     Attributes
     ----------
@@ -115,6 +116,14 @@ class GaussianMixtureImputer(EstimatorBase):
         Returns
         -------
         self : GaussianMixtureImputer
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureImputer
+        >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, np.nan], [4.0, 7.9]])
+        >>> GaussianMixtureImputer().fit(X).mixture_.means_.shape
+        (1, 2)
         """
         mixture = self._mixture().fit(X, sample_weight=sample_weight)
         self.mixture_ = mixture
@@ -141,6 +150,15 @@ class GaussianMixtureImputer(EstimatorBase):
             Observed values unchanged. With ``sample_posterior`` every call
             draws anew from the imputer's random stream (seeded by
             ``random_state`` at ``fit``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureImputer
+        >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, np.nan], [4.0, 7.9]])
+        >>> filled = GaussianMixtureImputer().fit(X).transform(X)
+        >>> bool(5.0 < filled[2, 1] < 7.0), bool(np.isnan(filled).any())
+        (True, False)
         """
         self._check_fitted()
         backend = backend_for(X, "cpu")
@@ -157,9 +175,26 @@ class GaussianMixtureImputer(EstimatorBase):
     def fit_transform(self, X, y=None, sample_weight=None):
         """:meth:`fit`, then :meth:`transform` of the same X.
 
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            As in :meth:`fit`.
+        y : None
+            Ignored (scikit-learn's signature).
+        sample_weight : array-like of shape (n_samples,), default=None
+            As in :meth:`fit`.
+
         Returns
         -------
         X_filled : ndarray of shape (n_samples, n_features), float64
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureImputer
+        >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, np.nan], [4.0, 7.9]])
+        >>> GaussianMixtureImputer().fit_transform(X).shape
+        (4, 2)
         """
         return self.fit(X, sample_weight=sample_weight).transform(X)
 
@@ -174,6 +209,14 @@ class GaussianMixtureImputer(EstimatorBase):
         Returns
         -------
         ndarray of str, shape (n_features,)
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureImputer
+        >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, np.nan], [4.0, 7.9]])
+        >>> GaussianMixtureImputer().fit(X).get_feature_names_out().tolist()
+        ['x0', 'x1']
         """
         self._check_fitted()
         names = getattr(self, "feature_names_in_", None)
