@@ -41,6 +41,19 @@ def log_sum_exp(a):
     return (m + np.log(np.exp(a - m).sum(axis=1, keepdims=True)))[:, 0]
 
 
+def _in_layout(covs, nk, covariance_type, reg_covar):
+    """Per-component scatter matrices ``covs`` (k, d, d) / N_j as the M-step's
+    covariances of ``covariance_type``, with ``reg_covar`` on the diagonal."""
+    d = covs.shape[1]
+    if covariance_type == "full":
+        return covs + reg_covar * np.eye(d)
+    if covariance_type == "tied":
+        return np.einsum("k,kij->ij", nk, covs) / nk.sum() + reg_covar * np.eye(d)
+    if covariance_type == "diag":
+        return np.stack([np.diag(c) for c in covs]) + reg_covar
+    return np.stack([np.diag(c).mean() for c in covs]) + reg_covar
+
+
 def em_step(X, weights, means, cov_mats, covariance_type, reg_covar, sample_weight=None):
     """One EM iteration with raw (uncentred) textbook formulas.
 
@@ -64,14 +77,7 @@ def em_step(X, weights, means, cov_mats, covariance_type, reg_covar, sample_weig
     for j in range(len(nk)):
         diff = X - new_means[j]
         covs[j] = (resp[:, j, None] * diff).T @ diff / nk[j]
-    if covariance_type == "full":
-        new_cov = covs + reg_covar * np.eye(d)
-    elif covariance_type == "tied":
-        new_cov = np.einsum("k,kij->ij", nk, covs) / nk.sum() + reg_covar * np.eye(d)
-    elif covariance_type == "diag":
-        new_cov = np.stack([np.diag(c) for c in covs]) + reg_covar
-    else:
-        new_cov = np.stack([np.diag(c).mean() for c in covs]) + reg_covar
+    new_cov = _in_layout(covs, nk, covariance_type, reg_covar)
     ll = float((sw * lse).sum() / sw.sum())
     return ll, nk / nk.sum(), new_means, new_cov, resp.sum(axis=0)
 
@@ -122,14 +128,7 @@ def incomplete_em_step(X, weights, means, cov_mats, covariance_type, reg_covar,
         diff = filled[:, j] - new_means[j]
         covs[j] = (np.einsum("n,na,nb->ab", resp[:, j], diff, diff)
                    + np.einsum("n,nab->ab", resp[:, j], cond[:, j])) / nk[j]
-    if covariance_type == "full":
-        new_cov = covs + reg_covar * np.eye(d)
-    elif covariance_type == "tied":
-        new_cov = np.einsum("k,kij->ij", nk, covs) / nk.sum() + reg_covar * np.eye(d)
-    elif covariance_type == "diag":
-        new_cov = np.stack([np.diag(c) for c in covs]) + reg_covar
-    else:
-        new_cov = np.stack([np.diag(c).mean() for c in covs]) + reg_covar
+    new_cov = _in_layout(covs, nk, covariance_type, reg_covar)
     ll = float((sw * lse).sum() / sw.sum())
     return ll, nk / nk.sum(), new_means, new_cov, resp.sum(axis=0)
 

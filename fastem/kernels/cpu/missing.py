@@ -24,6 +24,15 @@ variances are the component's own. Statistics are centred on the component
 means (what the M-step's ``Stats.centres`` says) and computed in float64 for
 either input dtype.
 
+The pass (:func:`accumulate`) holds blocks of ``BLOCK`` rows transposed,
+features by rows, so that the completion (one product ``P_j D`` per block and
+component), the quadratic forms and the statistics vectorise over rows; only
+the ``|m| x |m|`` solves run row by row. It was 2-3x faster than the same
+math row by row (1,000,000 x 16, k = 16, 20 % missing, Zen 1); the per-row
+solves are now most of its time at that share of missing values. The
+log-densities and the imputation (:func:`log_prob`, :func:`impute`) run row
+by row.
+
 Layout and threads as :mod:`.gaussian`: ``full`` (full and tied) or not (diag
 and spherical) is a compile-time constant of each driver, parts of rows are
 handed to threads one at a time, each part writes its own outputs and the
@@ -403,6 +412,14 @@ def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, 
               bounds, mass, first, second, loglik)
 
 
+@helper
+def _row_scratch(k, d):
+    """One thread's buffers for :func:`_log_densities`: missing indices (d,),
+    completed deviations (k, d), Cholesky factors (k, d, d), a vector (d,)."""
+    return (np.empty(d, dtype=np.int64), np.empty((k, d)), np.empty((k, d, d)),
+            np.empty(d))
+
+
 def _make_log_prob(full):
     """The incomplete-data log-density driver of one family."""
     def driver(X, means, factor, prec, log_const, bounds, out, counter):
@@ -412,10 +429,7 @@ def _make_log_prob(full):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            mis = np.empty(d, dtype=np.int64)
-            delta = np.empty((k, d))
-            chol = np.empty((k, d, d))
-            z = np.empty(d)
+            mis, delta, chol, z = _row_scratch(k, d)
             for i in range(bounds[p], bounds[p + 1]):
                 _log_densities(X[i], full, means, factor, prec, log_const, mis, delta, chol, z,
                                out[i])
@@ -443,10 +457,7 @@ def _make_impute(full):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            mis = np.empty(d, dtype=np.int64)
-            delta = np.empty((k, d))
-            chol = np.empty((k, d, d))
-            z = np.empty(d)
+            mis, delta, chol, z = _row_scratch(k, d)
             lp = np.empty(k)
             for i in range(bounds[p], bounds[p + 1]):
                 x = X[i]
