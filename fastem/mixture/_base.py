@@ -158,9 +158,10 @@ class MixtureBase(SaveLoad, EstimatorBase):
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         fitted = hasattr(self, self._fitted_attribute)
         X = self._check_X(X, reset=not fitted, backend=backend)
-        self._refuse_missing(X, backend, "partial_fit")
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
+        missing = self._scan_missing(X, backend)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=3)
         data = backend.prepare(X)
         stream = getattr(self, "_stream", None)
         watch = _em._Stopwatch()
@@ -170,7 +171,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
                     f"Expected n_samples >= n_components but got n_components = "
                     f"{self.n_components}, n_samples = {n_samples} (the first batch of "
                     "partial_fit initialises every component).")
-            family = self._family(data, backend, sw, n_features)
+            family = self._family(data, backend, sw, n_features, missing)
             stream = _stream.Stream(family, check_random_state(self.random_state))
             params = family.initialize(data, backend, sw, stream.rng)
             self.n_batches_seen_, self.n_reseeds_, self.compile_seconds_ = 0, 0, 0.0
@@ -186,6 +187,9 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 self.n_reseeds_ = getattr(self, "n_reseeds_", 0)
                 self.compile_seconds_ = getattr(self, "compile_seconds_", 0.0)
             family, params = stream.family, self._fitted_params()
+            # this batch's missing values are integrated out (a complete
+            # batch takes the complete-data pass)
+            family.missing = missing
         new, bound, reseeded = stream.step(params, backend, data, sw, self.learning_decay,
                                            self.learning_offset)
         self._stream = stream
@@ -221,9 +225,10 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._check_params()
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
         X = self._check_X(X, reset=True, backend=backend)
-        self._refuse_missing(X, backend, "fit with batch_size")
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
+        missing = self._scan_missing(X, backend)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=5)
         if n_samples < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {n_samples}.")
@@ -239,10 +244,11 @@ class MixtureBase(SaveLoad, EstimatorBase):
         if warm:
             self._check_warm_start(n_features)
             family, start = self._fitted_family(), self._fitted_params()
+            family.missing = missing
             if hasattr(self, "_total_weight"):  # the variational bound's constants: these rows
                 self._total_weight = data_weight
         else:
-            family = self._family(data, backend, sw, n_features)  # priors from all of X
+            family = self._family(data, backend, sw, n_features, missing)  # priors from all of X
         best = None
         for init in range(1 if warm else self.n_init):
             if self.verbose:
@@ -291,14 +297,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
             if best is None or run.lower_bound > best.lower_bound:
                 best = run
         self._set_fit_result(best, n_features, stacklevel=5)
-        return data, backend, None
-
-    def _refuse_missing(self, X, backend, what):
-        """Stepwise EM does not take missing values yet: a clear error, not a
-        complete-data pass over NaN."""
-        if self._scan_missing(X, backend) is not None:
-            raise ValueError(f"X contains NaN: {type(self).__name__} fits missing values "
-                             f"with fit (batch_size=None), not yet with {what}.")
+        return data, backend, missing
 
     def _batch(self, X, start, stop, backend, host):
         """Rows ``start:stop`` of X and the backend that holds them: a slice of
