@@ -434,3 +434,21 @@ def test_stepwise_em_on_incomplete_batches(cls):
                                    batch.means_[order], atol=0.3)
     labels = blocks.fit_predict(holes)
     np.testing.assert_array_equal(labels, blocks.predict(holes))
+
+
+def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
+    """More rows than one chunk: float32 input is widened part group by part
+    group, and the pass is the float64 one of the same values, bit for bit."""
+    from fastem import config
+
+    X = _with_holes(make_blobs(n=2 * config.CHUNK_ROWS + 999, d=3, k=2, seed=15)[0], 0.1,
+                    seed=13).astype(np.float32)
+    weights, means, cov = random_params(2, 3, "full", seed=6)
+    params = Params(weights, means, precision_cholesky_from_covariances(cov, "full"), "full")
+    inputs = replace(params.kernel_inputs(), missing=True)
+    sw = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    a = accumulate_missing(X, inputs, sw)
+    b = accumulate_missing(X.astype(np.float64), inputs, sw)
+    assert a.log_likelihood == b.log_likelihood
+    for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):
+        np.testing.assert_array_equal(x, y)

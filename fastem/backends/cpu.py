@@ -204,6 +204,12 @@ def missing_arrays(inputs):
             np.ascontiguousarray(inputs.log_const))
 
 
+def widened(rows):
+    """Host rows as the incomplete-data kernels read them: float64,
+    read-only, C-contiguous (a float32 chunk is copied)."""
+    return kernel_input(np.asarray(rows, dtype=np.float64))
+
+
 def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
     """The pass of EM for incomplete data over host rows (NaN: missing):
     expected statistics centred on ``inputs.means``, in float64.
@@ -224,9 +230,23 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
     bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
     loglik = np.zeros(bounds.shape[0] - 1)
     w, has_weights = weights_arg(sample_weight)
-    with launch():
-        missing.accumulate(kernel_input(X), w, has_weights, full, means, factor, prec, log_const,
-                           bounds, mass, first, second, loglik)
+    # float32 rows are widened a few parts at a time, so that one compiled
+    # driver per layout serves both dtypes (each costs seconds to compile)
+    # and float32 input gives the float64 fit of its values, bit for bit.
+    p, n_parts = 0, bounds.shape[0] - 1
+    while p < n_parts:
+        q = p + 1
+        if X.dtype != np.float64:
+            while q < n_parts and bounds[q + 1] - bounds[p] <= config.CHUNK_ROWS:
+                q += 1
+        else:
+            q = n_parts
+        a, b = bounds[p], bounds[q]
+        with launch():
+            missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, full,
+                               means, factor, prec, log_const, bounds[p:q + 1] - a, mass[p:q],
+                               first[p:q], second[p:q], loglik[p:q])
+        p = q
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     return Stats(mass, first, second, means.copy(), float(loglik.sum()),
                  total_weight(n, sample_weight), 0.0, n)
@@ -411,7 +431,7 @@ def _missing_log_prob_chunks(X, inputs):
         stop = min(n, start + config.CHUNK_ROWS)
         out = np.empty((stop - start, k))
         with launch():
-            missing.log_prob(kernel_input(X[start:stop]), *arrays,
+            missing.log_prob(widened(X[start:stop]), *arrays,
                              part_bounds(stop - start, 1), out)
         yield start, stop, out
 
@@ -436,6 +456,6 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
         else:
             u, eps = rng.random_sample(stop - start), rng.standard_normal((stop - start, d))
         with launch():
-            missing.impute(kernel_input(X[start:stop]), full, means, factor, prec, log_const, u,
+            missing.impute(widened(X[start:stop]), full, means, factor, prec, log_const, u,
                            eps, rng is not None, part_bounds(stop - start, 1), out[start:stop])
     return out

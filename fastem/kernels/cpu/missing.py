@@ -65,22 +65,32 @@ def _missing_index(x, mis):
 
 @helper
 def _cholesky_missing(P, mis, q, L):
-    """Lower Cholesky factor of ``P[mis, mis]`` into ``L[:q, :q]``; returns
-    ``1/2 log det P[mis, mis]`` (a principal block of a positive-definite
-    precision is positive definite)."""
-    half_log_det = 0.0
+    """Lower Cholesky factor of ``P[mis, mis]`` into ``L[:q, :q]`` (a principal
+    block of a positive-definite precision is positive definite)."""
     for s in range(q):
         for t in range(s + 1):
             v = P[mis[s], mis[t]]
             for c in range(t):
                 v -= L[s, c] * L[t, c]
             if s == t:
-                v = math.sqrt(v)
-                L[s, s] = v
-                half_log_det += math.log(v)
+                L[s, s] = math.sqrt(v)
             else:
                 L[s, t] = v / L[t, t]
-    return half_log_det
+
+
+@helper
+def _half_log_det(L, q):
+    """``log prod_s L[s, s]`` (``1/2 log det`` of ``L L^T``) with one logarithm
+    per 1e150 of range instead of one per entry: logarithms were a large part
+    of a row's solve."""
+    total = 0.0
+    prod = 1.0
+    for s in range(q):
+        prod *= L[s, s]
+        if prod > 1e150 or prod < 1e-150:
+            total += math.log(prod)
+            prod = 1.0
+    return total + math.log(prod)
 
 
 @helper
@@ -95,7 +105,8 @@ def _component(x, full, means, factor, prec, log_const, mis, q, j, delta, chol, 
     quad = 0.0
     if full:
         if q > 0:
-            adjust -= _cholesky_missing(prec[j], mis, q, chol[j])
+            _cholesky_missing(prec[j], mis, q, chol[j])
+            adjust -= _half_log_det(chol[j], q)
             # z = P_mo delta_o (delta is 0 on the missing coordinates)
             for s in range(q):
                 v = 0.0
@@ -217,7 +228,8 @@ def _block_log_prob_full(j, nb, xt, ot, means, prec, log_const, mis, qs, D, W, a
         adjust = 0.0
         if q > 0:
             m = mis[i]
-            adjust = 0.5 * q * LOG_2PI - _cholesky_missing(P, m, q, L)
+            _cholesky_missing(P, m, q, L)
+            adjust = 0.5 * q * LOG_2PI - _half_log_det(L, q)
             for s in range(q):  # L y = z
                 v = W[m[s], i]
                 for t in range(s):
