@@ -65,24 +65,27 @@ def _missing_index(x, mis):
 
 @helper
 def _cholesky_missing(P, mis, q, L):
-    """Lower Cholesky factor of ``P[mis, mis]`` into ``L[:q, :q]`` (a principal
-    block of a positive-definite precision is positive definite)."""
+    """Lower Cholesky factor of ``P[mis, mis]`` into ``L[:q, :q]``, **with its
+    diagonal stored inverted** (``L[s, s]`` holds ``1 / l_ss``): every solve
+    then multiplies instead of dividing, and divisions (with the square
+    roots) were most of a row's solve. A principal block of a
+    positive-definite precision is positive definite."""
     for s in range(q):
         for t in range(s + 1):
             v = P[mis[s], mis[t]]
             for c in range(t):
                 v -= L[s, c] * L[t, c]
             if s == t:
-                L[s, s] = math.sqrt(v)
+                L[s, s] = 1.0 / math.sqrt(v)
             else:
-                L[s, t] = v / L[t, t]
+                L[s, t] = v * L[t, t]
 
 
 @helper
 def _half_log_det(L, q):
-    """``log prod_s L[s, s]`` (``1/2 log det`` of ``L L^T``) with one logarithm
-    per 1e150 of range instead of one per entry: logarithms were a large part
-    of a row's solve."""
+    """``1/2 log det`` of the block :func:`_cholesky_missing` factored,
+    ``-log prod_s L[s, s]``, with one logarithm per 1e150 of range instead of
+    one per entry."""
     total = 0.0
     prod = 1.0
     for s in range(q):
@@ -90,7 +93,7 @@ def _half_log_det(L, q):
         if prod > 1e150 or prod < 1e-150:
             total += math.log(prod)
             prod = 1.0
-    return total + math.log(prod)
+    return -(total + math.log(prod))
 
 
 @helper
@@ -118,12 +121,12 @@ def _component(x, full, means, factor, prec, log_const, mis, q, j, delta, chol, 
                 v = z[s]
                 for t in range(s):
                     v -= L[s, t] * z[t]
-                z[s] = v / L[s, s]
+                z[s] = v * L[s, s]
             for s in range(q - 1, -1, -1):  # L^T y' = y
                 v = z[s]
                 for t in range(s + 1, q):
                     v -= L[t, s] * z[t]
-                z[s] = v / L[s, s]
+                z[s] = v * L[s, s]
             for s in range(q):
                 delta[j, mis[s]] = -z[s]
         # ||U^T delta||^2, U upper triangular (row-major, flattened)
@@ -234,13 +237,13 @@ def _block_log_prob_full(j, nb, xt, ot, means, prec, log_const, mis, qs, D, W, a
                 v = W[m[s], i]
                 for t in range(s):
                     v -= L[s, t] * z[t]
-                z[s] = v / L[s, s]
+                z[s] = v * L[s, s]
                 quad -= z[s] * z[s]
             for s in range(q - 1, -1, -1):  # L^T e = y: the conditional mean's -e
                 v = z[s]
                 for t in range(s + 1, q):
                     v -= L[t, s] * z[t]
-                z[s] = v / L[s, s]
+                z[s] = v * L[s, s]
             for s in range(q):
                 D[m[s], i] = -z[s]
         lp[j, i] = log_const[j] + adjust - 0.5 * quad
@@ -329,12 +332,12 @@ def _block_stats(j, nb, full, ot, factor, prec, mis, qs, D, r, L, inv, tmp, mass
             m = mis[i]
             _cholesky_missing(prec[j], m, q, L)
             for s in range(q):  # inv(L), lower triangular
-                inv[s, s] = 1.0 / L[s, s]
+                inv[s, s] = L[s, s]
                 for t in range(s):
                     v = 0.0
                     for c in range(t, s):
                         v += L[s, c] * inv[c, t]
-                    inv[s, t] = -v / L[s, s]
+                    inv[s, t] = -v * L[s, s]
             for s in range(q):  # P_mm^-1 = inv(L)^T inv(L), lower triangle
                 for t in range(s + 1):
                     v = 0.0
@@ -514,7 +517,7 @@ def _draw_missing(i, full, means, factor, mis, q, delta, chol, lp, lse, u, eps, 
             v = eps[i, mis[s]]
             for t in range(s + 1, q):
                 v -= L[t, s] * z[t]
-            z[s] = v / L[s, s]
+            z[s] = v * L[s, s]
     else:
         for s in range(q):
             z[s] = eps[i, mis[s]] / factor[j, mis[s]]
