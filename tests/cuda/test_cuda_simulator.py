@@ -159,6 +159,11 @@ def test_device_array_input():
     bad[3, 1] = np.nan
     with pytest.raises(ValueError, match="NaN or infinity"):
         GaussianMixture(2, backend="cuda").fit(cuda.to_device(bad))
+    # host rows with missing values: the CPU fits them, the GPU backend says it does not yet
+    with pytest.raises(ValueError, match="backend='cuda' does not fit missing values"):
+        GaussianMixture(2, backend="cuda").fit(bad)
+    with pytest.raises(ValueError, match="backend='cuda' does not fit missing values"):
+        gm.score_samples(bad)
     with pytest.raises(TypeError, match="backend='cuda'"):
         GaussianMixture(2, backend="cpu").fit(dX)
 
