@@ -9,14 +9,17 @@ import warnings
 import numba
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from conftest import COVARIANCE_TYPES, make_blobs
 from fastem import GaussianMixture, config
+from fastem._model import regularisation_loss
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@example(n=20, d=2, k=4, covariance_type="full", init_params="random", dtype=np.float64,
+         weighted=True, seed=2373)
 @given(n=st.integers(20, 400), d=st.integers(1, 5), k=st.integers(1, 5),
        covariance_type=st.sampled_from(COVARIANCE_TYPES),
        init_params=st.sampled_from(["random", "random_from_data", "kmeans", "k-means++"]),
@@ -35,7 +38,13 @@ def test_lower_bound_never_decreases(n, d, k, covariance_type, init_params, dtyp
     assert np.all(np.isfinite(lb))
     if gm.n_reseeds_ == 0:
         slack = 1e-9 if dtype == np.float64 else config.FLOAT32_BOUND_ROUND_OFF
-        assert np.all(np.diff(lb) >= -slack * np.maximum(1.0, np.abs(lb[:-1])))
+        # reg_covar makes the M-step fall short of the maximum by up to this
+        # much (the driver's own check above allows it per iteration; a
+        # component collapsing onto reg_covar, as hypothesis found with n=20,
+        # k=4, seed=2373, costs 6e-8 near convergence)
+        allowance = regularisation_loss(gm.weights_, gm.precisions_cholesky_, covariance_type,
+                                        gm.reg_covar, d)
+        assert np.all(np.diff(lb) >= -slack * np.maximum(1.0, np.abs(lb[:-1])) - allowance)
     for a in (gm.weights_, gm.means_, gm.covariances_, gm.precisions_cholesky_):
         assert np.all(np.isfinite(a))
 

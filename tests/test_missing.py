@@ -376,7 +376,8 @@ def test_variational_bound_never_decreases(seed, fraction, covariance_type):
         warnings.simplefilter("error", RuntimeWarning)  # the driver's decrease warning
         warnings.simplefilter("ignore", UserWarning)
         bgm = BayesianGaussianMixture(n_components=3, covariance_type=covariance_type,
-                                      max_iter=40, tol=0.0, random_state=seed).fit(X)
+                                      max_iter=40, tol=0.0, reg_covar=1e-9,
+                                      random_state=seed).fit(X)
     history = np.array(bgm.lower_bounds_)
     assert np.all(np.diff(history) >= -1e-9 * np.abs(history).max())
     assert np.isfinite(bgm.elbo_)
