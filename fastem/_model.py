@@ -9,7 +9,7 @@ with ``U`` upper triangular, so ``log N(x) = -d/2 log 2pi + sum(log diag U)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -57,6 +57,10 @@ class KernelInputs:
 
     def kernel_inputs(self) -> "KernelInputs":
         return self
+
+    def incomplete(self) -> "KernelInputs":
+        """The same inputs for rows with missing values (``missing=True``)."""
+        return replace(self, missing=True)
 
 
 @dataclass

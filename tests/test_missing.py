@@ -3,7 +3,6 @@
 
 import pickle
 import warnings
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -54,7 +53,7 @@ def test_one_pass_matches_oracle(covariance_type, dtype, weighted):
     sw = np.random.default_rng(0).uniform(0.1, 3.0, X.shape[0]) if weighted else None
     params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type)
-    stats = CPUBackend().accumulate(X, replace(params.kernel_inputs(), missing=True), sw)
+    stats = CPUBackend().accumulate(X, params.kernel_inputs().incomplete(), sw)
     w, mu, c = m_step(stats, covariance_type, 1e-6)
     ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, ref.covariance_matrices(
         cov, covariance_type, 3, 5), covariance_type, 1e-6, sw)
@@ -86,7 +85,7 @@ def test_complete_rows_through_the_incomplete_pass_match_the_complete_pass(covar
     params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type)
     a = CPUBackend(np.float64).accumulate(X, params)
-    b = accumulate_missing(X, replace(params.kernel_inputs(), missing=True))
+    b = accumulate_missing(X, params.kernel_inputs().incomplete())
     assert abs(a.log_likelihood - b.log_likelihood) < 1e-11 * abs(a.log_likelihood)
     for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):
         np.testing.assert_allclose(x, y, rtol=1e-11, atol=1e-9)
@@ -446,7 +445,7 @@ def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
                     seed=13).astype(np.float32)
     weights, means, cov = random_params(2, 3, "full", seed=6)
     params = Params(weights, means, precision_cholesky_from_covariances(cov, "full"), "full")
-    inputs = replace(params.kernel_inputs(), missing=True)
+    inputs = params.kernel_inputs().incomplete()
     sw = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
     a = accumulate_missing(X, inputs, sw)
     b = accumulate_missing(X.astype(np.float64), inputs, sw)

@@ -21,7 +21,6 @@ and the attributes ``weights_``, ``means_``, ``covariances_`` after a fit.
 
 from __future__ import annotations
 
-import dataclasses
 import warnings
 
 import numpy as np
@@ -105,7 +104,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         data, backend, missing = self._fit(X, sample_weight)
         inputs = self._kernel_inputs()
         if missing is not None:
-            inputs = dataclasses.replace(inputs.kernel_inputs(), missing=True)
+            inputs = inputs.kernel_inputs().incomplete()
         return backend.map_rows(data, inputs, _labels, None, np.int64)
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -161,7 +160,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
         missing = self._scan_missing(X, backend)
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=3)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=2)
         data = backend.prepare(X)
         stream = getattr(self, "_stream", None)
         watch = _em._Stopwatch()
@@ -228,7 +227,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         n_samples, n_features = X.shape
         sw = val.check_sample_weight(sample_weight, n_samples)
         missing = self._scan_missing(X, backend)
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=5)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=4)
         if n_samples < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {n_samples}.")
@@ -326,7 +325,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 f"Expected n_samples >= n_components but got n_components = "
                 f"{self.n_components}, n_samples = {n_samples}."
             )
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=4)
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=3)
         data = backend.prepare(X)
         start = None
         if self.warm_start and hasattr(self, "converged_"):
@@ -396,7 +395,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         X = self._check_X(X, reset=False, backend=backend)
         inputs = self._kernel_inputs()
         if self._scan_missing(X, backend, fitting=False) is not None:
-            inputs = dataclasses.replace(inputs.kernel_inputs(), missing=True)
+            inputs = inputs.kernel_inputs().incomplete()
         return backend.map_rows(backend.prepare(X), inputs, reduce, out_columns, dtype)
 
     def predict(self, X):

@@ -17,7 +17,7 @@ So one pass gives the statistics of the responsibilities, and the M-step
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -169,7 +169,7 @@ class VariationalFamily:
         offset = (expected_log_weights(p.weight_concentration, self.prior_type)
                   - 0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / p.mean_precision))
         inputs = factor_inputs(p.means, p.precisions_cholesky, self.covariance_type, offset)
-        return replace(inputs, missing=True) if self.missing is not None else inputs
+        return inputs.incomplete() if self.missing is not None else inputs
 
     def m_step(self, stats, draw_rows):
         return self.update(stats), 0

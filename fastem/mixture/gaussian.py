@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -55,7 +54,7 @@ class GaussianFamily:
 
     def kernel_inputs(self, params: Params):
         if self.missing is not None:
-            return replace(params.kernel_inputs(), missing=True)
+            return params.kernel_inputs().incomplete()
         return params.kernel_inputs()
 
     def m_step(self, stats, draw_rows):

@@ -3,7 +3,6 @@ mixture fitted to the incomplete data by EM."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 
 import numpy as np
 
@@ -169,7 +168,7 @@ class GaussianMixtureImputer(EstimatorBase):
             return np.array(X, dtype=np.float64)
         from ..backends.cpu import impute_rows
 
-        inputs = replace(self.mixture_._kernel_inputs(), missing=True)
+        inputs = self.mixture_._kernel_inputs().kernel_inputs().incomplete()
         return impute_rows(X, inputs, self._draws if self.sample_posterior else None)
 
     def fit_transform(self, X, y=None, sample_weight=None):
