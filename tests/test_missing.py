@@ -61,6 +61,24 @@ def test_one_pass_matches_oracle(covariance_type, dtype, weighted):
     assert _rel(w, w2) < 1e-10 and _rel(mu, mu2) < 1e-10 and _rel(c, c2) < 1e-10
 
 
+@pytest.mark.parametrize("k", [1, 8, 9, 17])
+@pytest.mark.parametrize("covariance_type", ["full", "diag"])
+def test_one_pass_matches_oracle_for_any_number_of_components(covariance_type, k):
+    """The 'full' kernels condition each row on vectors of 8 components (k
+    padded); 'diag' tiles features in pairs (d odd here): whole and partial
+    vectors, and a row with every coordinate missing, agree with the oracle."""
+    X = _with_holes(make_blobs(n=300, d=7, k=3, seed=4)[0], 0.35, seed=5, empty_rows=(7,))
+    weights, means, cov = random_params(k, 7, covariance_type, seed=k)
+    params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
+                    covariance_type)
+    stats = CPUBackend().accumulate(X, params.kernel_inputs().incomplete())
+    w, mu, c = m_step(stats, covariance_type, 1e-6)
+    ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, ref.covariance_matrices(
+        cov, covariance_type, k, 7), covariance_type, 1e-6)
+    assert abs(stats.log_likelihood / stats.weight_sum - ll) < 1e-10 * abs(ll)
+    assert _rel(w, w2) < 1e-10 and _rel(mu, mu2) < 1e-10 and _rel(c, c2) < 1e-10
+
+
 def test_whole_fit_matches_oracle(covariance_type):
     """Ten iterations of GaussianMixture from a given start agree with ten of
     the oracle's, sample weights included."""
@@ -452,3 +470,41 @@ def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
     assert a.log_likelihood == b.log_likelihood
     for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):
         np.testing.assert_array_equal(x, y)
+
+
+_BITS_SCRIPT = """
+import hashlib, warnings
+import numpy as np
+from fastem import GaussianMixture
+rng = np.random.default_rng(0)
+X = rng.normal(size=(3000, 5)) + rng.integers(0, 3, (3000, 1)) * 4.0
+X[rng.random(X.shape) < 0.25] = np.nan
+h = hashlib.sha256()
+for ctype, prec in (("full", np.stack([np.eye(5)] * 3)), ("diag", np.ones((3, 5)))):
+    gm = GaussianMixture(3, covariance_type=ctype, max_iter=3, tol=0.0, weights_init=np.ones(3) / 3,
+                         means_init=np.arange(15.0).reshape(3, 5) / 3, precisions_init=prec)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X)
+    h.update(gm.means_.tobytes() + gm.covariances_.tobytes() + gm.score_samples(X).tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_compiled_afresh_or_loaded_from_the_cache_the_same_bits(tmp_path):
+    """The incomplete-data kernels fit the same bits in a process compiling
+    them into an empty cache, in one loading them from it, and on 2 threads
+    (their helpers are inlined by LLVM and never cached, as the
+    complete-data kernels')."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for threads in ("1", "1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, NUMBA_CACHE_DIR=str(tmp_path))
+        out = subprocess.run([sys.executable, "-c", _BITS_SCRIPT], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.append(out.stdout.strip())
+    assert any(tmp_path.rglob("*.nbi"))
+    assert len(set(digests)) == 1, digests

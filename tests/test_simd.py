@@ -7,8 +7,8 @@ import pytest
 from numba import njit
 
 from fastem.kernels.cpu._simd import (LANES, bits_from_f32, f32_from_bits, f64_from_bits, lanes,
-                                      like, vadd, vadd2_into, vadd4_into, vfma, vlane, vload, vmul,
-                                      vsplat, vsub, vsum8, vzero)
+                                      like, vadd, vadd2_into, vadd4_into, vdiv, vfma, vlane, vload,
+                                      vmul, vsplat, vsqrt, vstore, vsub, vsum8, vzero)
 from fastem.kernels.cpu._elementary import fast_exp
 
 
@@ -87,6 +87,29 @@ def test_vector_type_follows_the_array_dtype(dtype, n):
 def _sums_any(m, n, out):
     _lanes(vsum8(vload(m, 0), vload(m, n), vload(m, 2 * n), vload(m, 3 * n),
                  vload(m, 4 * n), vload(m, 5 * n), vload(m, 6 * n), vload(m, 7 * n)), out, 0)
+
+
+@njit
+def _divide_root_store(a, b, out):
+    vstore(out, 0, vdiv(vload(a, 0), vload(b, 0)))
+    vstore(out, 19, vsqrt(vload(b, 0)))  # an unaligned offset
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_division_square_root_and_store_are_ieee(dtype):
+    """vdiv and vsqrt are correctly rounded, so they equal NumPy's bit for
+    bit; vstore writes exactly the vector's lanes and nothing around them."""
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=16).astype(dtype)
+    b = rng.uniform(0.1, 10.0, size=16).astype(dtype)
+    out = np.full(40, -7.0, dtype=dtype)
+    _divide_root_store(a, b, out)
+    n = 8 if dtype == np.float64 else 16
+    np.testing.assert_array_equal(out[:n], a[:n] / b[:n])
+    np.testing.assert_array_equal(out[19:19 + n], np.sqrt(b[:n]))
+    untouched = np.ones(40, dtype=bool)
+    untouched[:n] = untouched[19:19 + n] = False
+    assert (out[untouched] == -7.0).all()
 
 
 def test_f32_bit_casts_round_trip():

@@ -190,17 +190,25 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
 
 
 def missing_arrays(inputs):
-    """``(full, means, factor, prec, log_const)`` as the incomplete-data
-    kernels take them (``fastem.kernels.cpu.missing``): float64, with the
-    precisions ``U_j U_j^T`` of full factors."""
+    """``(full, means, means_t, factor, prec_t, log_const)`` as the
+    incomplete-data kernels take them (``fastem.kernels.cpu.missing``):
+    float64; for full factors, the means (d, kp) and the precisions ``U_j
+    U_j^T`` (d, d, kp) with the components last, padded to ``kp``, a
+    multiple of the kernels' vector lanes (padding: zero means, identity
+    precisions, so that every lane stays finite)."""
     full = second_moment_is_full(inputs.covariance_type)
     k, d = inputs.means.shape
     if full:
+        kp = -(-k // missing.LANES) * missing.LANES
         U = inputs.factor.reshape(k, d, d)
-        prec = np.ascontiguousarray(U @ np.swapaxes(U, 1, 2))
+        prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
+        prec[:k] = U @ np.swapaxes(U, 1, 2)
+        prec_t = np.ascontiguousarray(np.moveaxis(prec, 0, 2))
+        means_t = np.zeros((d, kp))
+        means_t[:, :k] = inputs.means.T
     else:
-        prec = np.empty((0, 0, 0))
-    return (full, inputs.means, np.ascontiguousarray(inputs.factor), prec,
+        prec_t, means_t = np.empty((0, 0, 0)), np.empty((0, 0))
+    return (full, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
             np.ascontiguousarray(inputs.log_const))
 
 
@@ -226,7 +234,7 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
         ``log_likelihood`` is the observed coordinates' ``sum_i w_i log p(x_i,o)``.
     """
     n, d = X.shape
-    full, means, factor, prec, log_const = missing_arrays(inputs)
+    full, means, means_t, factor, prec_t, log_const = missing_arrays(inputs)
     bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
     loglik = np.zeros(bounds.shape[0] - 1)
     w, has_weights = weights_arg(sample_weight)
@@ -244,8 +252,8 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
         a, b = bounds[p], bounds[q]
         with launch():
             missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, full,
-                               means, factor, prec, log_const, bounds[p:q + 1] - a, mass[p:q],
-                               first[p:q], second[p:q], loglik[p:q])
+                               means, means_t, factor, prec_t, log_const, bounds[p:q + 1] - a,
+                               mass[p:q], first[p:q], second[p:q], loglik[p:q])
         p = q
     mass, first, second = reduce_partial_stats(mass, first, second, d, full)
     return Stats(mass, first, second, means.copy(), float(loglik.sum()),
@@ -446,7 +454,7 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
     -------
     ndarray of shape X.shape, float64
     """
-    full, means, factor, prec, log_const = missing_arrays(inputs)
+    arrays = missing_arrays(inputs)
     n, d = X.shape
     out = np.empty((n, d))
     for start in range(0, n, config.CHUNK_ROWS):
@@ -456,6 +464,6 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
         else:
             u, eps = rng.random_sample(stop - start), rng.standard_normal((stop - start, d))
         with launch():
-            missing.impute(widened(X[start:stop]), full, means, factor, prec, log_const, u,
-                           eps, rng is not None, part_bounds(stop - start, 1), out[start:stop])
+            missing.impute(widened(X[start:stop]), *arrays, u, eps, rng is not None,
+                           part_bounds(stop - start, 1), out[start:stop])
     return out

@@ -89,6 +89,24 @@ def vload(typingctx, arr, index):
 
 
 @intrinsic
+def vstore(typingctx, arr, index, vec):
+    """``arr.flat[index:index + lanes] = vec`` into a C-contiguous float array
+    of the vector's dtype."""
+    vty = _vector_of_array(arr)
+    if vty is None or vty != vec or not isinstance(index, types.Integer):
+        return None
+
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vty).as_pointer())
+        builder.store(args[2], ptr, align=vty.dtype.bitwidth // 8)
+        return context.get_dummy_value()
+
+    return types.none(arr, index, vec), codegen
+
+
+@intrinsic
 def vsplat(typingctx, x):
     """The float ``x`` in every lane (float64 -> f64x8, float32 -> f32x16)."""
     vty = _VECTOR_OF.get(x)
@@ -122,6 +140,23 @@ def _binary(op):
 vadd = _binary("fadd")
 vsub = _binary("fsub")
 vmul = _binary("fmul")
+vdiv = _binary("fdiv")
+
+
+@intrinsic
+def vsqrt(typingctx, a):
+    """The square root of every lane (IEEE, correctly rounded)."""
+    if not isinstance(a, VectorType):
+        return None
+    suffix = f"v{a.lanes}f{a.dtype.bitwidth}"
+
+    def codegen(context, builder, sig, args):
+        lvty = _llvm_vector(a)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(lvty, [lvty]),
+                                            f"llvm.sqrt.{suffix}")
+        return builder.call(fn, args)
+
+    return a(a), codegen
 
 
 @intrinsic
