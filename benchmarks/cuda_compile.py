@@ -23,7 +23,7 @@ def main():
     from numba import cuda
     from numba.cuda import dispatcher
 
-    from fastem.kernels.cuda import gaussian, hmm
+    from fastem.kernels.cuda import gaussian, hmm, missing
 
     if not cuda.is_available() and hasattr(dispatcher, "get_current_device"):
         class _Hopper:  # compile_ptx asks the current device for device functions
@@ -33,13 +33,15 @@ def main():
     print(f"CPU: {info['cpu']} ({info['cpu_simd']}); PTX for sm_90, seconds per kernel")
     total = 0.0
     for x_dtype in ("float64", "float32"):
-        for name in gaussian.KERNELS:
-            t0 = time.perf_counter()
-            cuda.compile_ptx(getattr(gaussian, name).py_func, gaussian.signature(name, x_dtype),
-                             cc=(9, 0))
-            seconds = time.perf_counter() - t0
-            total += seconds
-            print(f"  {x_dtype} rows  {name:<18} {seconds:6.2f}")
+        for module in (gaussian, missing):  # missing: the incomplete-data (NaN) kernels
+            for name in module.KERNELS:
+                t0 = time.perf_counter()
+                cuda.compile_ptx(getattr(module, name).py_func, module.signature(name, x_dtype),
+                                 cc=(9, 0))
+                seconds = time.perf_counter() - t0
+                total += seconds
+                label = name if module is gaussian else f"missing.{name}"
+                print(f"  {x_dtype} rows  {label:<18} {seconds:6.2f}")
     for name in hmm.KERNELS:  # no rows: the emission log-densities, float64
         t0 = time.perf_counter()
         cuda.compile_ptx(getattr(hmm, name).py_func, hmm.signature(name), cc=(9, 0))

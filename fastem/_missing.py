@@ -46,9 +46,26 @@ class MissingValues:
         return rows
 
 
+def _host_chunks(X):
+    """``(start, rows)`` of X in chunks of ``CHUNK_ROWS`` host rows: slices of
+    an ndarray or memory map, copies of a GPU array's rows."""
+    from ._validation import is_device_array
+
+    if is_device_array(X):
+        from .backends.cuda import CUDABackend
+
+        gpu = CUDABackend()
+        for start, _, rows in gpu.host_chunks(gpu.prepare(X)):
+            yield start, rows
+        return
+    for start in range(0, X.shape[0], config.CHUNK_ROWS):
+        yield start, X[start:start + config.CHUNK_ROWS]
+
+
 def scan(X, fitting: bool = True):
-    """One pass over X (an ndarray, memory map or dask array): None when it
-    holds no NaN, else its :class:`MissingValues`.
+    """One pass over X (an ndarray, memory map, dask array or GPU array,
+    whose rows are copied to the host chunk by chunk): None when it holds no
+    NaN, else its :class:`MissingValues`.
 
     Raises
     ------
@@ -73,9 +90,7 @@ def scan(X, fitting: bool = True):
         empty = nan.all(axis=1).compute() if n_empty else None
     else:
         counts, sums, n_missing, empty = np.zeros(d), np.zeros(d), 0, None
-        step = config.CHUNK_ROWS
-        for start in range(0, n, step):
-            chunk = X[start:start + step]
+        for start, chunk in _host_chunks(X):
             nan = np.isnan(chunk)
             if np.isinf(chunk).any():
                 raise ValueError("X contains infinity (NaN marks a missing value; infinity "

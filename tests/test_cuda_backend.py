@@ -59,9 +59,9 @@ def test_gaussian_hmm_refuses_dask_arrays_on_cuda():
 
 def _ptx_cases():
     """Every CUDA kernel with the argument types the backends launch it with."""
-    from fastem.kernels.cuda import gaussian, hmm
+    from fastem.kernels.cuda import gaussian, hmm, missing
 
-    cases = [(gaussian, name, dtype) for name in gaussian.KERNELS
+    cases = [(module, name, dtype) for module in (gaussian, missing) for name in module.KERNELS
              for dtype in ("float32", "float64")]
     return cases + [(hmm, name, None) for name in hmm.KERNELS]
 

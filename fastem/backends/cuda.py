@@ -114,14 +114,25 @@ class CUDABackend:
             return True  # the simulator has no memory info
         return nbytes <= 0.5 * free
 
-    def check_input(self, X, n_features=None, estimator="GaussianMixture"):
-        """Validate a GPU array (shape and dtype from its interface; finiteness
-        in :meth:`prepare`, on the device) or host input."""
+    #: The passes integrate missing values (NaN) out (``KernelInputs.missing``).
+    fits_missing = True
+
+    def check_input(self, X, n_features=None, estimator="GaussianMixture", allow_nan=False):
+        """Validate a GPU array (shape and dtype from its interface;
+        finiteness counted on the device) or host input; with ``allow_nan``
+        the caller tests finiteness (``fastem._missing.scan``)."""
         from .._validation import check_array, check_device_array, is_device_array
 
         if is_device_array(X):
-            return check_device_array(X, n_features=n_features, estimator=estimator)
-        return check_array(X, n_features=n_features, estimator=estimator)
+            X = check_device_array(X, n_features=n_features, estimator=estimator)
+            if not allow_nan:
+                dev = self.as_device_array(X)
+                bad = self.cuda.to_device(np.zeros(1, dtype=np.int64))
+                self.kernels.count_nonfinite[-(-dev.shape[0] // 128), 128](dev, bad)
+                if bad.copy_to_host()[0]:
+                    raise ValueError("X contains NaN or infinity.")
+            return X
+        return check_array(X, n_features=n_features, estimator=estimator, allow_nan=allow_nan)
 
     def prepare(self, X) -> CudaData:
         """Place X for the fit: on the GPU once, or streamed from the host.
@@ -134,10 +145,6 @@ class CUDABackend:
 
         if is_device_array(X):
             dev = self.as_device_array(X)
-            bad = self.cuda.to_device(np.zeros(1, dtype=np.int64))
-            self.kernels.count_nonfinite[-(-dev.shape[0] // 128), 128](dev, bad)
-            if bad.copy_to_host()[0]:
-                raise ValueError("X contains NaN or infinity.")
             return CudaData(dev, None, tuple(dev.shape), np.dtype(dev.dtype))
         X = X if X.flags.c_contiguous else np.ascontiguousarray(X)
         dev = self.cuda.to_device(X) if self._fits_on_device(X.nbytes) else None
@@ -219,6 +226,9 @@ class CUDABackend:
         Each model runs the kernel of a pass of its own on the same chunks, so
         its statistics are the ones :meth:`accumulate` gives it alone.
         """
+        inputs_list = [i.kernel_inputs() for i in inputs_list]
+        if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
+            return [self._accumulate_missing(data, i, sample_weight) for i in inputs_list]
         cuda = self.cuda
         n, d = data.shape
         models = [self._launch_inputs(inputs, data.dtype, d) for inputs in inputs_list]
@@ -252,6 +262,81 @@ class CUDABackend:
                              pa.round_off, n))
         return out
 
+    def _missing_launch(self, inputs, d):
+        """The incomplete-data kernels' device inputs (float64 ``means``,
+        ``factor``, ``prec`` (k, d, d) precisions ``U U^T`` for full factors,
+        ``log_const``), threads and shared memory per block."""
+        full = second_moment_is_full(inputs.covariance_type)
+        k = inputs.n_components
+        if full:
+            U = inputs.factor.reshape(k, d, d)
+            prec = U @ np.swapaxes(U, 1, 2)
+        else:
+            prec = np.zeros((1, 1, 1))
+        threads = threads_for(d, np.float64)
+        arrays = tuple(self.cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))
+                       for a in (inputs.means, inputs.factor, prec, inputs.log_const))
+        return full, arrays, threads, self.kernels.shared_floats(d, threads) * 8
+
+    def _missing_scratch(self, m, d, threads, stats_size):
+        """Row parts of ``m`` rows, and the scratch of their threads."""
+        from ..kernels.cuda import missing as kernels
+
+        width = kernels.scratch_width(d)
+        bounds = cuda_part_bounds(m, threads, stats_size + threads * (width + d))
+        slots = (bounds.shape[0] - 1) * threads
+        return (bounds, self.cuda.device_array((slots, d), dtype=np.int64),
+                self.cuda.device_array((slots, width)))
+
+    def _accumulate_missing(self, data: CudaData, inputs, sample_weight=None) -> Stats:
+        """The pass of EM for incomplete data (NaN: missing), in float64: the
+        CPU backend's ``accumulate_missing`` on the GPU."""
+        from ..kernels.cuda import missing as kernels
+
+        cuda = self.cuda
+        n, d = data.shape
+        k = inputs.n_components
+        full, arrays, threads, shared = self._missing_launch(inputs, d)
+        width = d * d if full else d
+        has_w = sample_weight is not None
+        total = None
+        for start, stop, dev in self._chunks(data):
+            bounds, mis, fs = self._missing_scratch(stop - start, d, threads, k * (width + d + 1))
+            n_parts = bounds.shape[0] - 1
+            w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
+            mass = cuda.to_device(np.zeros((n_parts, k)))
+            first = cuda.to_device(np.zeros((n_parts, k, d)))
+            second = cuda.to_device(np.zeros((n_parts, k, width)))
+            loglik = cuda.to_device(np.zeros(n_parts))
+            kernels.accumulate[n_parts, threads, 0, shared](
+                dev, w, has_w, full, *arrays, cuda.to_device(bounds), mis, fs, mass, first,
+                second, loglik)
+            chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
+                          self._reduce(second, (k, width)), inputs.means.copy(),
+                          float(loglik.copy_to_host().sum()), 0.0)
+            total = chunk if total is None else total + chunk
+        second = full_from_lower(total.second, d) if full else total.second
+        return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
+                     total_weight(n, sample_weight), 0.0, n)
+
+    def _missing_log_prob_chunks(self, data: CudaData, inputs):
+        """:meth:`weighted_log_prob_chunks` of rows with missing values: the
+        observed coordinates' weighted marginal log-densities, in float64."""
+        from ..kernels.cuda import missing as kernels
+
+        cuda = self.cuda
+        n, d = data.shape
+        k = inputs.n_components
+        full, arrays, threads, shared = self._missing_launch(inputs, d)
+        for start, stop, dev in self._chunks(data):
+            for s0 in range(0, stop - start, config.CHUNK_ROWS):
+                s1 = min(stop - start, s0 + config.CHUNK_ROWS)
+                bounds, mis, fs = self._missing_scratch(s1 - s0, d, threads, 1)
+                out = cuda.device_array((s1 - s0, k))
+                kernels.log_prob[bounds.shape[0] - 1, threads, 0, shared](
+                    dev[s0:s1], full, *arrays, cuda.to_device(bounds), mis, fs, out)
+                yield start + s0, start + s1, out.copy_to_host()
+
     def _launch_inputs(self, params, data_dtype, d):
         """One model's kernel, launch shape and device inputs for a pass."""
         full = second_moment_is_full(params.covariance_type)
@@ -277,6 +362,9 @@ class CUDABackend:
 
     def weighted_log_prob_chunks(self, data: CudaData, params: Params):
         """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk."""
+        if params.kernel_inputs().missing:
+            yield from self._missing_log_prob_chunks(data, params.kernel_inputs())
+            return
         cuda = self.cuda
         n, d = data.shape
         k = params.n_components

@@ -42,8 +42,8 @@ class GaussianMixtureImputer(EstimatorBase):
         Seeds the mixture's initialisation and the draws of
         ``sample_posterior`` (the same seed gives the same output).
     max_iter, tol, reg_covar, n_init, init_params, backend, dtype : see GaussianMixture
-        Passed to the :class:`GaussianMixture` that is fitted (``backend``:
-        'cpu'; 'cuda' does not fit missing values yet).
+        Passed to the :class:`GaussianMixture` that is fitted (``backend``
+        says where it is fitted; ``transform`` runs on the CPU, on host rows).
 
     Attributes
     ----------

@@ -156,14 +156,12 @@ def test_device_array_input():
     np.testing.assert_allclose(gm.means_, ref.means_, rtol=1e-10)
     np.testing.assert_array_equal(gm.predict(dX), ref.predict(X))
     bad = X.copy()
-    bad[3, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinity"):
-        GaussianMixture(2, backend="cuda").fit(cuda.to_device(bad))
-    # host rows with missing values: the CPU fits them, the GPU backend says it does not yet
-    with pytest.raises(ValueError, match="backend='cuda' does not fit missing values"):
-        GaussianMixture(2, backend="cuda").fit(bad)
-    with pytest.raises(ValueError, match="backend='cuda' does not fit missing values"):
-        gm.score_samples(bad)
+    bad[3, 1] = np.inf
+    for rows in (bad, cuda.to_device(bad)):  # infinity is never a missing value
+        with pytest.raises(ValueError, match="infinity"):
+            GaussianMixture(2, backend="cuda").fit(rows)
+        with pytest.raises(ValueError, match="infinity"):
+            gm.score_samples(rows)
     with pytest.raises(TypeError, match="backend='cuda'"):
         GaussianMixture(2, backend="cpu").fit(dX)
 
@@ -423,3 +421,72 @@ def test_gaussian_hmm_on_cuda_refuses_what_the_cpu_refuses():
         m.score(cuda.to_device(bad), lengths)
     with pytest.raises(ValueError, match="features"):
         m.predict(X[:, :1], lengths)
+
+
+def _holes(X, fraction, seed, empty_rows=()):
+    X = X.copy()
+    X[np.random.default_rng(seed).random(X.shape) < fraction] = np.nan
+    X[list(empty_rows)] = np.nan
+    return X
+
+
+@pytest.mark.parametrize("covariance_type", COVARIANCE_TYPES)
+def test_incomplete_data_pass_and_densities_match_cpu(covariance_type):
+    """The incomplete-data kernels (NaN: missing) against the CPU's, on rows
+    spanning several tiles, a row with nothing observed among them, float32
+    and float64 rows, with and without sample weights."""
+    X, _ = make_blobs(n=75, d=3, k=3, seed=1)
+    p = _params(X, 3, covariance_type).kernel_inputs().incomplete()
+    sw = np.random.default_rng(2).uniform(0, 2, size=len(X))
+    cuda = CUDABackend()
+    for rows in (_holes(X, 0.3, seed=3, empty_rows=(5,)), _holes(X, 0.3, seed=4).astype(np.float32)):
+        for weights in (None, sw):
+            got = cuda.accumulate(cuda.prepare(rows), p, weights)
+            _assert_stats_close(got, CPUBackend().accumulate(rows, p, weights))
+        got = np.concatenate([c for _, _, c in cuda.weighted_log_prob_chunks(cuda.prepare(rows), p)])
+        want = np.concatenate([c for _, _, c in CPUBackend().weighted_log_prob_chunks(rows, p)])
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_fit_with_missing_values_on_cuda_equals_cpu(monkeypatch):
+    """A fit of data with NaN on the GPU is the CPU's: from host rows, from a
+    GPU array, and streamed from the host in chunks; and it predicts the
+    CPU's labels and densities."""
+    from numba import cuda
+
+    X = _holes(make_blobs(n=60, d=3, k=2, seed=6)[0], 0.2, seed=7)
+    kw = dict(n_components=2, random_state=0, max_iter=3, tol=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cpu = GaussianMixture(backend="cpu", **kw).fit(X)
+        fits = [GaussianMixture(backend="cuda", **kw).fit(X),
+                GaussianMixture(backend="cuda", **kw).fit(cuda.to_device(X))]
+        monkeypatch.setattr(config, "CUDA_MAX_RESIDENT_BYTES", 0)
+        monkeypatch.setattr(config, "CUDA_STREAM_BYTES", 25 * X[:1].nbytes)  # 3 chunks
+        fits.append(GaussianMixture(backend="cuda", **kw).fit(X))
+    for gpu in fits:
+        np.testing.assert_allclose(gpu.means_, cpu.means_, rtol=1e-10)
+        np.testing.assert_allclose(gpu.covariances_, cpu.covariances_, rtol=1e-10)
+        np.testing.assert_allclose(gpu.lower_bounds_, cpu.lower_bounds_, rtol=1e-12)
+        np.testing.assert_array_equal(gpu.predict(X), cpu.predict(X))
+        np.testing.assert_allclose(gpu.score_samples(cuda.to_device(X)), cpu.score_samples(X),
+                                   rtol=1e-12)
+    from fastem import GaussianMixtureImputer
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        filled = [GaussianMixtureImputer(backend=b, **kw).fit_transform(X) for b in ("cuda", "cpu")]
+    np.testing.assert_allclose(filled[0], filled[1], rtol=1e-10)
+
+
+def test_estimators_without_missing_values_refuse_nan_on_the_gpu():
+    """PPCA does not fit missing values: NaN in host rows or in a GPU array is
+    its clear error, as on the CPU."""
+    from numba import cuda
+
+    from fastem import PPCA
+
+    X = _holes(make_blobs(n=40, d=3, k=2, seed=8)[0], 0.1, seed=9)
+    for rows in (X, cuda.to_device(X)):
+        with pytest.raises(ValueError, match="NaN"):
+            PPCA(1, backend="cuda").fit(rows)

@@ -59,6 +59,56 @@ def smem_layout(T, d):
     return T * d, 2 * T * d, 3 * T * d, 3 * T * d + T, 3 * T * d + 2 * T
 
 
+@cuda.jit(device=True)
+def lower_entry(f):
+    """Row ``a`` and column ``b <= a`` of the ``f``-th entry of a lower
+    triangle stored row-major (``f = a (a + 1) / 2 + b``)."""
+    a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
+    while a * (a + 1) // 2 > f:
+        a -= 1
+    while (a + 1) * (a + 2) // 2 <= f:
+        a += 1
+    return a, f - a * (a + 1) // 2
+
+
+@cuda.jit(device=True)
+def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
+    """Add a staged tile's statistics of component ``j`` to block ``p``'s.
+
+    ``smem`` holds, per point of the tile, ``x - mu_j`` at ``DF``, ``r (x - mu_j)``
+    at ``RD`` (d each, point-major) and ``r`` at ``RED``; each thread sums
+    whole entries over the tile's ``n_tile`` points."""
+    tid = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    n_second = d * (d + 1) // 2 if full else d
+    n_entries = 1 + d + n_second
+    # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
+    # row-major for full, the diagonal for diag), summed over the tile
+    # in point order, in float64.
+    for e in range(tid, n_entries, T):
+        acc = 0.0
+        if e == 0:
+            for t in range(n_tile):
+                acc += float64(smem[RED + t])
+            mass[p, j] += acc
+        elif e <= d:
+            a = e - 1
+            for t in range(n_tile):
+                acc += float64(smem[RD + t * d + a])
+            first[p, j, a] += acc
+        else:
+            f = e - 1 - d
+            if full:
+                a, b = lower_entry(f)
+                for t in range(n_tile):
+                    acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
+                second[p, j, a * d + b] += acc
+            else:
+                for t in range(n_tile):
+                    acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
+                second[p, j, f] += acc
+
+
 def _make(ftype):
     """The pass and log-density kernels computing in ``ftype``."""
     nb_type = float64 if ftype == np.float64 else float32
@@ -83,49 +133,6 @@ def _make(ftype):
                 z = (smem[base + a] - means[j, a]) * factor[j, a]
                 q += z * z
         return log_const[j] - HALF * q
-
-    @cuda.jit(device=True)
-    def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
-        """Add a staged tile's statistics of component ``j`` to block ``p``'s.
-
-        ``smem`` holds, per point of the tile, ``x - mu_j`` at ``DF``, ``r (x - mu_j)``
-        at ``RD`` (d each, point-major) and ``r`` at ``RED``; each thread sums
-        whole entries over the tile's ``n_tile`` points."""
-        tid = cuda.threadIdx.x
-        T = cuda.blockDim.x
-        n_second = d * (d + 1) // 2 if full else d
-        n_entries = 1 + d + n_second
-        # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
-        # row-major for full, the diagonal for diag), summed over the tile
-        # in point order, in float64.
-        for e in range(tid, n_entries, T):
-            acc = 0.0
-            if e == 0:
-                for t in range(n_tile):
-                    acc += float64(smem[RED + t])
-                mass[p, j] += acc
-            elif e <= d:
-                a = e - 1
-                for t in range(n_tile):
-                    acc += float64(smem[RD + t * d + a])
-                first[p, j, a] += acc
-            else:
-                f = e - 1 - d
-                if full:
-                    # f-th entry of the lower triangle: row a, column b <= a
-                    a = int((math.sqrt(8.0 * f + 1.0) - 1.0) * 0.5)
-                    while a * (a + 1) // 2 > f:
-                        a -= 1
-                    while (a + 1) * (a + 2) // 2 <= f:
-                        a += 1
-                    b = f - a * (a + 1) // 2
-                    for t in range(n_tile):
-                        acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
-                    second[p, j, a * d + b] += acc
-                else:
-                    for t in range(n_tile):
-                        acc += float64(smem[RD + t * d + f] * smem[DF + t * d + f])
-                    second[p, j, f] += acc
 
     @cuda.jit(device=True)
     def add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first, second):
