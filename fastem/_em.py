@@ -3,15 +3,20 @@
 A *family* brings only its math; the driver runs the loop, and a *backend*
 runs the passes. The loop of one start is::
 
-    stats  = backend.accumulate(X, family.kernel_inputs(params), weights)   # the E-step pass
-    params' = family.m_step(stats)                                          # closed form
+    stats  = family.e_step(params).run(backend, X, weights)   # the E-step: a pass request
+    params' = family.m_step(stats)                            # closed form
     (components that lost their points are re-seeded, when the family says so)
     bound  = family.lower_bound(stats, params, params')
 
 until the bound changes by less than ``tol``; ``n_init`` starts are run and
 the one with the highest final bound is kept. EM (maximum likelihood) and
-mean-field variational inference are both instances: their passes are the
-same Gaussian kernel with different inputs.
+mean-field variational inference are both instances: their E-steps request
+the same Gaussian pass (``fastem._steps.GaussianPass``) with different
+inputs. Several starts or models iterate together (:func:`fit_many`): each
+iteration answers all their requests with one pass per request type
+(``fastem._steps.answer``), so a family that brings a new kind of E-step
+brings a new request type, and the backends answer it without knowing who
+asked.
 
 A family is any object with these attributes (see ``fastem/mixture/`` for the
 two written so far, and the README's "Adding a model family"):
@@ -24,8 +29,9 @@ two written so far, and the README's "Adding a model family"):
     The same as a step generator (``fastem._steps``): the passes it yields
     are shared with the other models of :func:`fit_many`. Random draws only
     before the first request, or they would interleave with another start's.
-``kernel_inputs(params) -> KernelInputs``
-    The pass's per-component means, precision factors and constants.
+``e_step(params) -> request``
+    The pass its E-step needs, as a request (``fastem._steps``: ``run`` and
+    ``run_many``) whose answer is the statistics ``m_step`` takes.
 ``m_step(stats, draw_rows) -> (params, n_reseeded)``
     Parameters from the additive statistics of one pass. A family that
     re-seeds components which lost their points calls ``draw_rows(m)`` for
@@ -33,6 +39,10 @@ two written so far, and the README's "Adding a model family"):
     RandomState), and says how many it re-seeded.
 ``lower_bound(stats, params_before, params_after) -> float``
     The bound whose change is the convergence test; it must never decrease.
+``bound_allowance(params) -> float`` (optional)
+    How far the next bound may fall below this one without a warning.
+``non_finite_advice`` (optional)
+    A sentence the driver adds when a pass's log-likelihood is not finite.
 """
 
 from __future__ import annotations
@@ -46,7 +56,7 @@ import numpy as np
 from . import config
 from ._compile_clock import compile_seconds
 from ._sampling import row_drawer
-from ._steps import run_together
+from ._steps import answer, run_together
 
 
 
@@ -154,8 +164,16 @@ def fit(family, data, backend, sample_weight, rng, settings: LoopSettings,
         run = _run(family, data, backend, sample_weight, rng, settings, params, bound)
         run.init_seconds = init_seconds
         run.compile_seconds += compiled
-        if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-            best = run
+        best = _better(best, run)
+    return best
+
+
+def _better(best, run):
+    """The start to keep of ``best`` (None before the first) and ``run``: the
+    higher final bound, and any start over one whose bound is -inf (the one
+    place where starts are compared)."""
+    if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
+        return run
     return best
 
 
@@ -187,12 +205,8 @@ class _Start:
         settings, family = self.settings, self.family
         prev = self.bound
         if not np.isfinite(stats.log_likelihood):
-            raise ValueError(
-                "The log-likelihood is not finite: squared Mahalanobis distances overflow "
-                "float64 (the data's scale is extreme for the covariances; with "
-                "init_params='k-means++' or 'random_from_data' the initial covariances "
-                "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'."
-            )
+            raise ValueError("The log-likelihood is not finite: "
+                             + getattr(family, "non_finite_advice", "the fit cannot go on."))
         new, reseeded = family.m_step(stats, self.draw_rows)
         self.bound = family.lower_bound(stats, self.params, new)
         self.params = new
@@ -240,8 +254,7 @@ def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> 
     start = _Start(family, data, backend, sample_weight, rng, settings, params, bound)
     for _ in range(settings.max_iter):
         watch = _Stopwatch()
-        start.step(backend.accumulate(data, family.kernel_inputs(start.params), sample_weight),
-                   watch)
+        start.step(family.e_step(start.params).run(backend, data, sample_weight), watch)
         if start.converged:
             break
     return start.result()
@@ -267,8 +280,7 @@ def _batched_starts(family, data, backend, sample_weight, rng, settings):
         return None
     best = None
     for run in runs:
-        if best is None or run.lower_bound > best.lower_bound or best.lower_bound == -np.inf:
-            best = run
+        best = _better(best, run)
     if settings.progress is not None:
         for n_iter, (bound, seconds) in enumerate(zip(best.history, best.seconds), 1):
             prev = best.history[n_iter - 2] if n_iter > 1 else -np.inf
@@ -315,16 +327,13 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
             if not active:
                 break
             watch = _Stopwatch()
-            stats = backend.accumulate_many(data, [s.family.kernel_inputs(s.params) for s in active],
-                                            sample_weight)
+            stats = answer([s.family.e_step(s.params) for s in active], backend, data,
+                           sample_weight)
             for start, st in zip(active, stats):
                 start.step(st, watch)
             active = [s for s in active if not s.converged]
         for c, start in enumerate(starts):
-            run = start.result(init_seconds[c], compiled)
-            if (best[c] is None or run.lower_bound > best[c].lower_bound
-                    or best[c].lower_bound == -np.inf):
-                best[c] = run
+            best[c] = _better(best[c], start.result(init_seconds[c], compiled))
     return best
 
 

@@ -1,10 +1,17 @@
-"""Work written as *steps*, so that several models can share their passes over X.
+"""Passes over X as *requests*, and work written as *steps* that yield them,
+so that several models can share their passes over X.
 
-A step function is a generator: it yields a request for a pass over all rows
-(an object with ``run(backend, X, sample_weight)`` and
-``run_many(backend, X, sample_weight, requests)``, e.g.
-:class:`fastem.kmeans.AssignPass`), receives the pass's answer, and finally
-returns its result. Alone (:func:`run_alone`) every request is its own pass;
+A pass request is an object with ``run(backend, X, sample_weight)`` (the
+pass alone) and ``run_many(backend, X, sample_weight, requests)`` (one pass
+answering several requests of its type), e.g. :class:`GaussianPass` (the
+E-step of the Gaussian mixtures) or :class:`fastem.kmeans.AssignPass`. A
+model family asks for its E-step by returning one
+(``family.e_step(params)``, see ``fastem._em``); the backend answers it
+without knowing which family asked; :func:`answer` answers several, one pass
+per request type.
+
+A step function is a generator: it yields a pass request, receives the
+pass's answer, and finally returns its result. Alone (:func:`run_alone`) every request is its own pass;
 together (:func:`run_together`) each round answers the pending requests of
 every generator with one shared pass per request type, so a sweep over k
 reads X once per round instead of once per candidate.
@@ -18,6 +25,38 @@ draw nothing).
 """
 
 from __future__ import annotations
+
+
+class GaussianPass:
+    """The E-step pass of a Gaussian mixture (EM or mean-field VI): the
+    responsibilities under ``inputs`` (``fastem._model.KernelInputs``) and the
+    statistics they weight (``fastem._model.Stats``); over incomplete data
+    when ``inputs.missing``. Several requests share one pass
+    (``backend.accumulate_many``)."""
+
+    def __init__(self, inputs):
+        self.inputs = inputs
+
+    def run(self, backend, X, sample_weight):
+        return backend.accumulate(X, self.inputs, sample_weight)
+
+    @staticmethod
+    def run_many(backend, X, sample_weight, requests):
+        return backend.accumulate_many(X, [r.inputs for r in requests], sample_weight)
+
+
+def answer(requests, backend, X, sample_weight) -> list:
+    """The answers to several pass requests, in order: one shared pass per
+    request type (``run_many``), the types in order of first appearance."""
+    by_type = {}
+    for i, request in enumerate(requests):
+        by_type.setdefault(type(request), []).append(i)
+    out = [None] * len(requests)
+    for kind, indices in by_type.items():
+        replies = kind.run_many(backend, X, sample_weight, [requests[i] for i in indices])
+        for i, reply in zip(indices, replies):
+            out[i] = reply
+    return out
 
 
 def run_alone(steps, backend, X, sample_weight):
@@ -42,9 +81,9 @@ def run_together(steps_list, backend, X, sample_weight) -> list:
     results = [None] * len(steps_list)
     pending = {}
 
-    def advance(i, answer):
+    def advance(i, reply):
         try:
-            pending[i] = next(steps_list[i]) if answer is None else steps_list[i].send(answer)
+            pending[i] = next(steps_list[i]) if reply is None else steps_list[i].send(reply)
         except StopIteration as done:
             results[i] = done.value
 
@@ -52,13 +91,7 @@ def run_together(steps_list, backend, X, sample_weight) -> list:
         advance(i, None)
     while pending:
         waiting, pending = pending, {}
-        by_type = {}
-        for i, request in waiting.items():
-            by_type.setdefault(type(request), []).append(i)
-        answers = {}
-        for kind, indices in by_type.items():
-            replies = kind.run_many(backend, X, sample_weight, [waiting[i] for i in indices])
-            answers.update(zip(indices, replies))
-        for i in waiting:  # in list order: dict order is insertion order
-            advance(i, answers[i])
+        replies = answer(list(waiting.values()), backend, X, sample_weight)
+        for i, reply in zip(list(waiting), replies):  # in list order: dict order is insertion order
+            advance(i, reply)
     return results

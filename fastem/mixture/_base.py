@@ -37,6 +37,14 @@ from .._precision import check_dtype
 from ..backends import backend_for, get_backend
 
 
+
+#: What the driver (``fastem._em``) adds to its error when a pass's
+#: log-likelihood is not finite, for the Gaussian mixtures' families.
+NON_FINITE_ADVICE = (
+    "squared Mahalanobis distances overflow float64 (the data's scale is extreme for the "
+    "covariances; with init_params='k-means++' or 'random_from_data' the initial covariances "
+    "are reg_covar * I). Rescale X, increase reg_covar or use init_params='kmeans'.")
+
 class MixtureBase(SaveLoad, EstimatorBase):
     """Fit and predictions of a mixture of Gaussians (EM or variational)."""
 

@@ -65,7 +65,7 @@ class Stream:
     def step(self, params, backend, data, sample_weight, decay, offset, data_weight=None):
         """One step on one batch held by ``backend``: its pass under ``params``,
         the running statistics, the M-step. Returns ``(params, bound, n_reseeded)``."""
-        stats = backend.accumulate(data, self.family.kernel_inputs(params), sample_weight)
+        stats = self.family.e_step(params).run(backend, data, sample_weight)
         if not np.isfinite(stats.log_likelihood):
             raise ValueError("the batch's log-likelihood is not finite under the current model "
                              "(rows far outside its scale?); rescale X or increase reg_covar.")

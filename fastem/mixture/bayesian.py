@@ -28,9 +28,9 @@ from .._model import (LOG_2PI, factor_inputs, mass_guard, log_det_cholesky, m_st
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._missing import filled_chunk, initialize_on_sample
 from .._special import betaln, digamma, gammaln
-from .._steps import run_alone
+from .._steps import GaussianPass, run_alone
 from ..init import column_sum_chunk, initial_stats_steps
-from ._base import MixtureBase
+from ._base import NON_FINITE_ADVICE, MixtureBase
 
 WEIGHT_PRIOR_TYPES = ("dirichlet_process", "dirichlet_distribution")
 
@@ -170,6 +170,13 @@ class VariationalFamily:
                   - 0.5 * d * np.log(dof) + 0.5 * (log_lambda - d / p.mean_precision))
         inputs = factor_inputs(p.means, p.precisions_cholesky, self.covariance_type, offset)
         return inputs.incomplete() if self.missing is not None else inputs
+
+    def e_step(self, p: VariationalParams) -> GaussianPass:
+        """The pass request of the E-step under ``p``: the Gaussian pass with
+        the variational expectations."""
+        return GaussianPass(self.kernel_inputs(p))
+
+    non_finite_advice = NON_FINITE_ADVICE
 
     def m_step(self, stats, draw_rows):
         return self.update(stats), 0

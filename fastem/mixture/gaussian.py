@@ -12,9 +12,9 @@ from ..model_file import ModelFile, check_factor_pair, check_simplex, register_m
 from .._model import (Params, regularisation_loss, covariances_from_cholesky, m_step,
                       precision_cholesky_from_covariances, precisions_from_cholesky)
 from .._missing import initialize_on_sample
-from .._steps import run_alone
+from .._steps import GaussianPass, run_alone
 from ..init import initial_params_steps
-from ._base import MixtureBase
+from ._base import NON_FINITE_ADVICE, MixtureBase
 
 
 
@@ -52,10 +52,16 @@ class GaussianFamily:
         params.covariances = covariances
         return params
 
+    non_finite_advice = NON_FINITE_ADVICE
+
     def kernel_inputs(self, params: Params):
         if self.missing is not None:
             return params.kernel_inputs().incomplete()
         return params.kernel_inputs()
+
+    def e_step(self, params: Params) -> GaussianPass:
+        """The pass request of the E-step under ``params``."""
+        return GaussianPass(self.kernel_inputs(params))
 
     def m_step(self, stats, draw_rows):
         """Closed-form M-step; components that lost their points are re-seeded

@@ -24,6 +24,7 @@ from .._covariance import COVARIANCE_TYPES, n_parameters
 from .._estimator import EstimatorBase
 from .._missing import fit_weights
 from .._sampling import check_random_state
+from .._steps import answer
 from .._precision import check_dtype
 from ..backends import backend_for
 from .gaussian import GaussianMixture
@@ -259,8 +260,8 @@ class GaussianMixtureIC(EstimatorBase):
             if hasattr(self, "_fit_feature_names") and self._fit_feature_names is not None:
                 est.feature_names_in_ = self._fit_feature_names
         # The criteria need each final model's log-likelihood: one more shared pass.
-        final = passes.accumulate_many(data, [f.kernel_inputs(est._fitted_params())
-                                              for f, est in zip(families, estimators)], sw)
+        final = answer([f.e_step(est._fitted_params()) for f, est in zip(families, estimators)],
+                       passes, data, sw)
         total = final[0].weight_sum
         rows = {"n_components": [], "covariance_type": [], "bic": [], "aic": [],
                 "lower_bound": [], "n_iter": [], "converged": [], "seconds": []}
