@@ -9,11 +9,44 @@ and input validation records and checks ``n_features_in_`` and
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 
 import numpy as np
 
 from . import _validation as val
 from . import exceptions
+
+
+@dataclass
+class PreparedFit:
+    """X as a fit's passes read it, and what the fit learned of it on the way
+    (:meth:`EstimatorBase._prepare_fit`).
+
+    Attributes
+    ----------
+    data : what ``backend.prepare`` returned
+    backend : the backend that holds ``data`` and runs its passes
+    X : X validated (an array, memory map, dask array or GPU array)
+    sample_weight : ndarray of shape (n_samples,) float64, or None
+        Validated; zero for the rows with nothing observed.
+    missing : ``fastem._missing.MissingValues`` or None
+        What the scan for missing values found (None: no NaN); its
+        ``empty_rows`` is the mask of the rows with nothing observed.
+    """
+
+    data: object
+    backend: object
+    X: object
+    sample_weight: object
+    missing: object
+
+    @property
+    def n_samples(self) -> int:
+        return self.X.shape[0]
+
+    @property
+    def n_features(self) -> int:
+        return self.X.shape[1]
 
 
 class EstimatorBase:
@@ -133,6 +166,34 @@ class EstimatorBase:
 
     #: The estimator fits rows with missing values (NaN) on backends that can.
     _fits_missing = False
+
+    def _prepare_fit(self, X, sample_weight, reset=True, min_rows=0, note="", stacklevel=2):
+        """The one preparation of every mixture fit (``fit``, ``partial_fit``,
+        ``fit`` with ``batch_size``, a model selection sweep): the backend for
+        X, X and ``sample_weight`` validated, the scan for missing values,
+        the check for at least ``min_rows`` rows (the largest number of
+        components, ``note`` added to its message), the weights of rows with
+        nothing observed set to zero (warned about at the user's line,
+        ``stacklevel`` frames above the caller), then X placed for the passes.
+
+        Returns
+        -------
+        PreparedFit
+        """
+        from . import _missing
+        from ._precision import check_dtype
+        from .backends import backend_for
+
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
+        X = self._check_X(X, reset=reset, backend=backend)
+        n_samples = X.shape[0]
+        sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
+        missing = self._scan_missing(X, backend)
+        if n_samples < min_rows:
+            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
+                             f"{min_rows}, n_samples = {n_samples}{note}.")
+        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=stacklevel + 1)
+        return PreparedFit(backend.prepare(X), backend, X, sw, missing)
 
     def _allows_missing(self, backend) -> bool:
         return self._fits_missing and getattr(backend, "fits_missing", False)

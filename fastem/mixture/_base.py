@@ -25,7 +25,7 @@ import warnings
 
 import numpy as np
 
-from .. import _em, _missing, config
+from .. import _em, config
 from .. import _validation as val
 from .. import exceptions
 from . import _stream
@@ -162,22 +162,15 @@ class MixtureBase(SaveLoad, EstimatorBase):
         (20, array([0, 6]))
         """
         self._check_params()
-        backend = backend_for(X, self.backend, check_dtype(self.dtype))
         fitted = hasattr(self, self._fitted_attribute)
-        X = self._check_X(X, reset=not fitted, backend=backend)
-        n_samples, n_features = X.shape
-        sw = val.check_sample_weight(sample_weight, n_samples)
-        missing = self._scan_missing(X, backend)
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=2)
-        data = backend.prepare(X)
+        prep = self._prepare_fit(
+            X, sample_weight, reset=not fitted, min_rows=0 if fitted else self.n_components,
+            note=" (the first batch of partial_fit initialises every component)")
+        data, backend, sw, missing = prep.data, prep.backend, prep.sample_weight, prep.missing
+        n_features = prep.n_features
         stream = getattr(self, "_stream", None)
         watch = _em._Stopwatch()
         if not fitted:
-            if n_samples < self.n_components:
-                raise ValueError(
-                    f"Expected n_samples >= n_components but got n_components = "
-                    f"{self.n_components}, n_samples = {n_samples} (the first batch of "
-                    "partial_fit initialises every component).")
             family = self._family(data, backend, sw, n_features, missing)
             stream = _stream.Stream(family, check_random_state(self.random_state))
             params = family.initialize(data, backend, sw, stream.rng)
@@ -230,16 +223,10 @@ class MixtureBase(SaveLoad, EstimatorBase):
         is called after every block, counting rows.
         """
         self._check_params()
-        backend = backend_for(X, self.backend, check_dtype(self.dtype))
-        X = self._check_X(X, reset=True, backend=backend)
-        n_samples, n_features = X.shape
-        sw = val.check_sample_weight(sample_weight, n_samples)
-        missing = self._scan_missing(X, backend)
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=4)
-        if n_samples < self.n_components:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {n_samples}.")
-        data = backend.prepare(X)
+        prep = self._prepare_fit(X, sample_weight, min_rows=self.n_components, stacklevel=4)
+        data, backend, X, sw, missing = (prep.data, prep.backend, prep.X, prep.sample_weight,
+                                         prep.missing)
+        n_samples, n_features = prep.n_samples, prep.n_features
         rng = check_random_state(self.random_state)
         blocks = _stream.batches(n_samples, int(self.batch_size))
         data_weight = float(n_samples if sw is None else sw.sum())
@@ -323,18 +310,9 @@ class MixtureBase(SaveLoad, EstimatorBase):
         if getattr(self, "batch_size", None) is not None:
             return self._fit_in_batches(X, sample_weight)
         self._check_params()
-        backend = backend_for(X, self.backend, check_dtype(self.dtype))
-        X = self._check_X(X, reset=True, backend=backend)
-        n_samples, n_features = X.shape
-        sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
-        missing = self._scan_missing(X, backend)
-        if n_samples < self.n_components:
-            raise ValueError(
-                f"Expected n_samples >= n_components but got n_components = "
-                f"{self.n_components}, n_samples = {n_samples}."
-            )
-        sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=3)
-        data = backend.prepare(X)
+        prep = self._prepare_fit(X, sample_weight, min_rows=self.n_components, stacklevel=3)
+        data, backend, sw, missing = prep.data, prep.backend, prep.sample_weight, prep.missing
+        n_features = prep.n_features
         start = None
         if self.warm_start and hasattr(self, "converged_"):
             self._check_warm_start(n_features)

@@ -22,11 +22,8 @@ from .. import _em
 from .. import _validation as val
 from .._covariance import COVARIANCE_TYPES, n_parameters
 from .._estimator import EstimatorBase
-from .._missing import fit_weights
 from .._sampling import check_random_state
 from .._steps import answer
-from .._precision import check_dtype
-from ..backends import backend_for
 from .gaussian import GaussianMixture
 
 CRITERIA = ("bic", "aic")
@@ -226,15 +223,9 @@ class GaussianMixtureIC(EstimatorBase):
         estimators = [self._estimator(k, t) for k, t in candidates]
         for est in estimators:
             est._check_params()
-        backend = backend_for(X, self.backend, check_dtype(self.dtype))
-        X = self._check_X(X, reset=True, backend=backend)
-        n_samples, n_features = X.shape
-        sw = val.check_sample_weight(sample_weight, n_samples)
-        missing = self._scan_missing(X, backend)
-        sw = fit_weights(missing, sw, n_samples)
-        if n_samples < max(k for k, _ in candidates):
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{max(k for k, _ in candidates)}, n_samples = {n_samples}.")
+        prep = self._prepare_fit(X, sample_weight, min_rows=max(k for k, _ in candidates))
+        data, backend, sw, missing = prep.data, prep.backend, prep.sample_weight, prep.missing
+        n_features = prep.n_features
         if sw is not None:
             most = max(n_parameters(t, k, n_features) for k, t in candidates)
             if sw.sum() < most:
@@ -245,7 +236,6 @@ class GaussianMixtureIC(EstimatorBase):
                     "weight stands for that many rows), so weights that do not count rows "
                     "(such as 1/n_samples) make n too small and favour the largest model; "
                     "scale them to counts.", UserWarning, stacklevel=2)
-        data = backend.prepare(X)
         families = [est._family(data, backend, sw, n_features, missing) for est in estimators]
         rngs = [check_random_state(self.random_state) for _ in estimators]
         settings = _em.LoopSettings(self.n_init, self.max_iter, self.tol, self.verbose,
