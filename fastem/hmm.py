@@ -29,7 +29,7 @@ from ._model import factor_inputs, full_from_lower, precision_cholesky_from_cova
 from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
 from .backends import BACKENDS, get_backend
-from .backends.cpu import kernel_input, part_bounds, partial_stats
+from .backends._common import kernel_input, part_bounds, partial_stats
 from .backends.cuda import CudaData
 from .backends.dask import DaskBackend, check_dask_array, is_dask_array
 from .kernels.cpu import gaussian, launch

@@ -27,7 +27,8 @@ from . import config
 from ._model import Stats, full_from_lower, second_moment_is_full, total_weight
 from ._sampling import sample_rows
 from ._steps import run_alone
-from .backends.cpu import CPUBackend, part_bounds, weights_arg
+from .backends._common import part_bounds, weights_arg
+from .backends.cpu import CPUBackend
 from .kernels.cpu import launch
 from .kernels.cpu import kmeans as kernels
 

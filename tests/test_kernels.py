@@ -10,7 +10,8 @@ from fastem import config
 from fastem._model import (Params, m_step, precision_cholesky_from_covariances,
                            precisions_from_cholesky, precision_cholesky_from_precisions,
                            covariances_from_cholesky)
-from fastem.backends.cpu import CPUBackend, part_bounds
+from fastem.backends._common import part_bounds
+from fastem.backends.cpu import CPUBackend
 from reference import covariance_matrices, em_step, log_sum_exp, weighted_log_prob
 
 B = config.BLOCK_ROWS

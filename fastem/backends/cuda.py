@@ -19,7 +19,8 @@ from .. import config
 from .._precision import for_pass
 from .._model import (Params, Stats, full_from_lower, second_moment_is_full,
                       total_weight)
-from .cpu import CPUBackend, map_host_chunks, map_rows_eager, split_rows
+from ._common import map_host_chunks, map_rows_eager, split_rows
+from .cpu import CPUBackend
 
 INSTALL_HINT = (
     "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
@@ -180,7 +181,7 @@ class CUDABackend:
 
     def map_chunks(self, data: CudaData, fn, sample_weight=None, args=(), chunk_args=None,
                    max_rows=None):
-        """``fn`` on host row chunks; see ``fastem.backends.cpu.map_host_chunks``."""
+        """``fn`` on host row chunks; see ``fastem.backends._common.map_host_chunks``."""
         return map_host_chunks(self.host_chunks(data, max_rows), fn, sample_weight, args,
                                chunk_args)
 

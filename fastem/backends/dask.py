@@ -15,7 +15,8 @@ import numpy as np
 
 from .. import config
 from .._model import Params, Stats
-from .cpu import CPUBackend, kernel_input
+from ._common import kernel_input
+from .cpu import CPUBackend
 
 
 def is_dask_array(X) -> bool:
@@ -139,7 +140,7 @@ class DaskBackend:
                    max_rows=None):
         """``fn`` on every row chunk as a task on the worker that holds it.
 
-        Same contract as the CPU backend's (``fastem.backends.cpu.map_host_chunks``);
+        Same contract as the CPU backend's (``fastem.backends._common.map_host_chunks``);
         the chunks are the dask array's own (``max_rows`` is not applied).
         Tasks are computed in batches whose per-chunk arguments (random
         responsibilities, k-means++ distances) total at most
