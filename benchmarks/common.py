@@ -46,7 +46,7 @@ def gpu_available():
 def make_problem(n_samples, n_features, n_components, covariance_type, dtype, seed=0):
     """Data (n, d) of ``dtype`` and shared initial parameters (a dict of init kwargs)."""
     from fastem import GaussianMixture
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     X = make_mixture(n_samples, n_features, n_components, seed, np.dtype(dtype))[0]
     with warnings.catch_warnings():

@@ -55,7 +55,9 @@ try:
 except ImportError:  # run as a script
     from common import PeakRSS, cpu_info, rss_bytes as _rss_bytes
 
-DEFAULT_CONFIGS = ["full:1000000:16:16", "full:1000000:2:8", "diag:1000000:32:64"]
+#: The registry's problems this script reports by default (``fastem.problems``;
+#: imported in ``main`` only, so that a library's worker process never loads fastem).
+DEFAULT_PROBLEMS = ["mixture-full-d16-k16", "mixture-full-d2-k8", "mixture-diag-d32-k64"]
 DTYPES = ("float64", "float32")
 #: Speed-up over scikit-learn that issue #5 asks for; each run prints what it needs.
 TARGET_SPEEDUP = 20
@@ -343,7 +345,7 @@ def run_config(base, dtypes, iters, libs, workdir, seed, peak, runs=1):
     configuration, apart. Each round's median is kept (``round_medians``)
     beside the pooled median.
     """
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     covariance_type, n, d, k = base.split(":")
     n, d, k = int(n), int(d), int(k)
@@ -479,7 +481,9 @@ def main(argv=None):
         lib, data_path, init_path, ctype, iters = args.worker
         worker_main(lib, data_path, init_path, ctype, int(iters))
         return 0
-    configs = args.config or DEFAULT_CONFIGS
+    if not args.config:
+        from fastem.problems import PROBLEMS
+    configs = args.config or [PROBLEMS[name].spec for name in DEFAULT_PROBLEMS]
     if args.n_samples:
         configs = [":".join([c.split(":")[0], str(args.n_samples)] + c.split(":")[2:]) for c in configs]
     groups = group_configs(configs, args.dtypes.split(","))

@@ -61,7 +61,7 @@ def run_child(lib, path, cache_dir=None):
 
 def measure(n_rows, n_features, runs, workdir):
     """``{cell: [records]}`` for one data size."""
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     X = make_mixture(n_rows, n_features, 8, seed=0)[0]
     path = os.path.join(workdir, f"X_{n_rows}.npy")

@@ -34,21 +34,6 @@ except ImportError:  # run as a script
     from common import cpu_info
 
 
-def make_ill_conditioned(n, d, k, scale=1.0, seed=0):
-    """``(X (n, d) float64, weights, means, covariances)``: the problem above."""
-    rng = np.random.default_rng(seed)
-    weights = rng.dirichlet(np.full(k, 5.0))
-    means = rng.normal(scale=scale, size=(k, d))
-    A = rng.normal(size=(k, d, d)) / 4.0
-    cov = A @ A.transpose(0, 2, 1)
-    labels = rng.choice(k, size=n, p=weights)
-    X = np.empty((n, d))
-    for j in range(k):
-        rows = labels == j
-        X[rows] = means[j] + rng.standard_normal((int(rows.sum()), d)) @ np.linalg.cholesky(cov[j]).T
-    return X, weights, means, cov
-
-
 def _fit(X, init, iters, dtype=None):
     from fastem import GaussianMixture
 
@@ -87,11 +72,13 @@ def distance(gm, ref, spread):
 def main(argv=None):
     from fastem import config
     from fastem.backends.cpu import CPUBackend
+    from fastem.problems import PROBLEMS, make_ill_conditioned
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--n", type=int, default=1_000_000)
-    p.add_argument("--d", type=int, default=16)
-    p.add_argument("--k", type=int, default=16)
+    problem = PROBLEMS["ill-conditioned-full-d16-k16"]
+    p.add_argument("--n", type=int, default=problem.n_samples)
+    p.add_argument("--d", type=int, default=problem.n_features)
+    p.add_argument("--k", type=int, default=problem.n_components)
     p.add_argument("--scale", type=float, default=1.0, help="spread of the means")
     p.add_argument("--iters", type=int, default=10)
     p.add_argument("--runs", type=int, default=3)

@@ -134,7 +134,7 @@ def _sync(torch, device):
 
 def run_config(n, d, k, ctype, dtype, iters, impls, device, seed=0):
     from fastem import GaussianMixture
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     X = make_mixture(n, d, k, seed, np.dtype(dtype))[0]
     with warnings.catch_warnings():

@@ -34,7 +34,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from fastem import GaussianMixture
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     k = args.n_components
     X = make_mixture(args.n_samples, args.n_features, k, 0)[0]

@@ -3,7 +3,7 @@
     python benchmarks/missing_speed.py                     # 1,000,000 x 16, k=16, 20 % missing
     python benchmarks/missing_speed.py --n 200000 --iters 3 --types diag
 
-For each covariance type: the benchmark mixture (``fastem.cli.make_mixture``),
+For each covariance type: the benchmark mixture (``fastem.problems.make_mixture``),
 once complete and once with ``--fraction`` of its values removed completely
 at random; both fitted from the same initial parameters (the true means and
 weights, each component's sample covariance) for
@@ -40,20 +40,20 @@ def _fit(X, k, covariance_type, params, iters):
 
 
 def main(argv=None):
-    from fastem.cli import make_mixture
+    from fastem.problems import PROBLEMS, make_mixture, remove_at_random
 
+    problem = PROBLEMS["mixture-missing20-full-d16-k16"]
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--n", type=int, default=1_000_000)
-    parser.add_argument("--d", type=int, default=16)
-    parser.add_argument("--k", type=int, default=16)
-    parser.add_argument("--fraction", type=float, default=0.2)
+    parser.add_argument("--n", type=int, default=problem.n_samples)
+    parser.add_argument("--d", type=int, default=problem.n_features)
+    parser.add_argument("--k", type=int, default=problem.n_components)
+    parser.add_argument("--fraction", type=float, default=problem.missing)
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--types", default="full,diag")
     args = parser.parse_args(argv)
     X, labels, means, weights = make_mixture(args.n, args.d, args.k, seed=0)
     cov = np.stack([np.cov(X[labels == j].T) for j in range(args.k)])
-    holes = X.copy()
-    holes[np.random.default_rng(1).random(X.shape) < args.fraction] = np.nan
+    holes = remove_at_random(X, args.fraction, seed=1)
     print(f"{args.n:,} x {args.d}, k={args.k}, {np.isnan(holes).mean():.1%} missing, "
           f"{args.iters} iterations, float64")
     print(f"{'type':<10}{'complete s/iter':>17}{'incomplete s/iter':>19}{'ratio':>8}"

@@ -28,7 +28,7 @@ def ram_bytes():
 
 
 def write_file(path, n, d, k, seed=0):
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(n, d))
     step = 1 << 22

@@ -98,7 +98,7 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    from fastem.cli import make_mixture
+    from fastem.problems import make_mixture
 
     X = make_mixture(args.n_samples, args.n_features, 4, args.seed, np.dtype(np.float32))[0]
     ks = list(range(1, args.max_k + 1))

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fastem import BayesianGaussianMixture, ConvergenceWarning, GaussianMixture
-from fastem.cli import make_mixture
+from fastem.problems import make_mixture
 
 X = make_mixture(220_000, 8, 8, seed=7)[0]
 train, test = X[:200_000], X[200_000:]

@@ -16,36 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-
-def make_mixture(n_samples, n_features, n_components, seed=0, dtype=np.float64):
-    """Sample a random, moderately separated Gaussian mixture.
-
-    Returns
-    -------
-    X : ndarray of shape (n_samples, n_features)
-    labels : ndarray of shape (n_samples,)
-    means : ndarray of shape (n_components, n_features)
-    weights : ndarray of shape (n_components,)
-    """
-    rng = np.random.default_rng(seed)
-    weights = rng.dirichlet(np.full(n_components, 5.0))
-    means = rng.normal(scale=1.0, size=(n_components, n_features))
-    # Random correlated covariances with eigenvalues in [0.25, 1].
-    q = np.linalg.qr(rng.normal(size=(n_components, n_features, n_features)))[0]
-    eig = rng.uniform(0.25, 1.0, size=(n_components, n_features))
-    chol = q * np.sqrt(eig)[:, None, :]
-    labels = rng.choice(n_components, size=n_samples, p=weights)
-    X = np.empty((n_samples, n_features), dtype=dtype)
-    step = 1 << 18
-    for start in range(0, n_samples, step):
-        lab = labels[start:start + step]
-        z = rng.standard_normal(size=(lab.size, n_features))
-        out = np.empty_like(z)
-        for j in range(n_components):  # one small matmul per component, no (n, d, d) temporary
-            rows = lab == j
-            out[rows] = means[j] + z[rows] @ chol[j].T
-        X[start:start + step] = out
-    return X, labels, means, weights
+from .problems import make_mixture
 
 
 def _demo(args):
