@@ -47,3 +47,22 @@ def client():
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
+
+
+def same_bits_compiled_afresh_or_cached(script, cache_dir):
+    """Run ``script`` (it prints a digest of its results) in a process that
+    compiles into the empty ``cache_dir``, one that loads from it, and one
+    on 2 threads; assert one digest. (A kernel's helpers are inlined by LLVM
+    and never cached, so the cache's state must change no bit.)"""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for threads in ("1", "1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads, NUMBA_CACHE_DIR=str(cache_dir))
+        out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.append(out.stdout.strip())
+    assert any(cache_dir.rglob("*.nbi"))
+    assert len(set(digests)) == 1, digests

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from conftest import COVARIANCE_TYPES
+from conftest import COVARIANCE_TYPES, same_bits_compiled_afresh_or_cached
 from fastem import GaussianHMM
 
 hmm = pytest.importorskip("hmmlearn.hmm")
@@ -296,18 +296,7 @@ def test_compiled_afresh_or_loaded_from_the_cache_the_same_bits(tmp_path):
     """A new process compiling into an empty cache, one loading from it, and
     one on 2 threads fit the same bits (the kernels' helpers are inlined by
     LLVM and never cached, as the mixtures')."""
-    import os
-    import subprocess
-    import sys
-
-    digests = []
-    for threads in ("1", "1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, NUMBA_CACHE_DIR=str(tmp_path))
-        out = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True,
-                             text=True, check=True)
-        digests.append(out.stdout.strip())
-    assert any(tmp_path.rglob("*.nbi"))
-    assert len(set(digests)) == 1, digests
+    same_bits_compiled_afresh_or_cached(_SCRIPT, tmp_path)
 
 
 def test_every_method_refuses_what_fit_refuses():

@@ -9,7 +9,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import reference as ref
-from conftest import COVARIANCE_TYPES, make_blobs, random_params
+from conftest import (COVARIANCE_TYPES, make_blobs, random_params,
+                      same_bits_compiled_afresh_or_cached)
 from fastem import BayesianGaussianMixture, GaussianMixture
 from fastem._model import Params, m_step, precision_cholesky_from_covariances
 from fastem.backends.cpu import CPUBackend, accumulate_missing
@@ -496,15 +497,4 @@ def test_compiled_afresh_or_loaded_from_the_cache_the_same_bits(tmp_path):
     them into an empty cache, in one loading them from it, and on 2 threads
     (their helpers are inlined by LLVM and never cached, as the
     complete-data kernels')."""
-    import os
-    import subprocess
-    import sys
-
-    digests = []
-    for threads in ("1", "1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads, NUMBA_CACHE_DIR=str(tmp_path))
-        out = subprocess.run([sys.executable, "-c", _BITS_SCRIPT], env=env, capture_output=True,
-                             text=True, check=True)
-        digests.append(out.stdout.strip())
-    assert any(tmp_path.rglob("*.nbi"))
-    assert len(set(digests)) == 1, digests
+    same_bits_compiled_afresh_or_cached(_BITS_SCRIPT, tmp_path)

@@ -109,6 +109,24 @@ def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
                 second[p, j, f] += acc
 
 
+@cuda.jit(device=True)
+def block_total(red, value):
+    """The sum of every thread's ``value`` over the block, by a tree in a
+    fixed order in the shared float64 array ``red`` (one slot per thread);
+    every thread of the block calls it, and thread 0 gets the total."""
+    tid = cuda.threadIdx.x
+    T = cuda.blockDim.x
+    red[tid] = value
+    cuda.syncthreads()
+    step = 1
+    while step < T:
+        if tid % (2 * step) == 0 and tid + step < T:
+            red[tid] += red[tid + step]
+        step *= 2
+        cuda.syncthreads()
+    return red[0]
+
+
 def _make(ftype):
     """The pass and log-density kernels computing in ``ftype``."""
     nb_type = float64 if ftype == np.float64 else float32
@@ -204,17 +222,9 @@ def _make(ftype):
                 r = smem[WT + tid] * math.exp(v - lp) if lp > NEG_INF else ZERO
                 add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first,
                               second)
-        # Fixed-order tree reduction of the per-thread log-likelihoods.
-        red[tid] = ll
-        cuda.syncthreads()
-        step = 1
-        while step < T:
-            if tid % (2 * step) == 0 and tid + step < T:
-                red[tid] += red[tid + step]
-            step *= 2
-            cuda.syncthreads()
+        total = block_total(red, ll)  # of the per-thread log-likelihoods
         if tid == 0:
-            loglik[p] = red[0]
+            loglik[p] = total
 
     @cuda.jit
     def log_prob(X, full, ref, means, factor, log_const, bounds, out):

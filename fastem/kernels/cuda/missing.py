@@ -25,7 +25,7 @@ import math
 from numba import cuda, float64
 
 from ...config import CUDA_THREADS
-from .gaussian import add_tile, lower_entry, smem_layout
+from .gaussian import add_tile, block_total, lower_entry, smem_layout
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -234,16 +234,9 @@ def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, 
             add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
             add_conditional(n_tile, full, d, fs, g0, p, j, second)
             cuda.syncthreads()
-    red[tid] = ll  # fixed-order tree reduction
-    cuda.syncthreads()
-    step = 1
-    while step < T:
-        if tid % (2 * step) == 0 and tid + step < T:
-            red[tid] += red[tid + step]
-        step *= 2
-        cuda.syncthreads()
+    total = block_total(red, ll)
     if tid == 0:
-        loglik[p] = red[0]
+        loglik[p] = total
 
 
 @cuda.jit
