@@ -18,8 +18,13 @@ iteration answers all their requests with one pass per request type
 brings a new request type, and the backends answer it without knowing who
 asked.
 
+One loop runs every start (:func:`_iterate`), one monitor object follows
+each (:class:`_Start`: bound, history, convergence, the monotonicity
+warning, progress), and one function chooses between starts
+(:func:`_better`).
+
 A family is any object with these attributes (see ``fastem/mixture/`` for the
-two written so far, and the README's "Adding a model family"):
+two written so far, and ``docs/contributing/adding_a_family.md``):
 
 ``name``
     Used in messages.
@@ -252,12 +257,25 @@ class _Start:
 def _run(family, data, backend, sample_weight, rng, settings, params, bound) -> FitResult:
     """One start: iterate from ``params`` until converged or ``max_iter``."""
     start = _Start(family, data, backend, sample_weight, rng, settings, params, bound)
-    for _ in range(settings.max_iter):
-        watch = _Stopwatch()
-        start.step(family.e_step(start.params).run(backend, data, sample_weight), watch)
-        if start.converged:
-            break
+    _iterate([start], backend, data, sample_weight, settings.max_iter)
     return start.result()
+
+
+def _iterate(starts, backend, data, sample_weight, max_iter):
+    """The one EM loop: every start still running asks for its E-step, the
+    requests are answered together (one pass per request type), each start
+    takes its step, and a start leaves when it converges; at most
+    ``max_iter`` iterations."""
+    active = list(starts)
+    for _ in range(max_iter):
+        if not active:
+            break
+        watch = _Stopwatch()
+        stats = answer([s.family.e_step(s.params) for s in active], backend, data,
+                       sample_weight)
+        for start, st in zip(active, stats):
+            start.step(st, watch)
+        active = [s for s in active if not s.converged]
 
 
 def _batched_starts(family, data, backend, sample_weight, rng, settings):
@@ -322,16 +340,7 @@ def fit_many(families, data, backend, sample_weight, rngs, settings: LoopSetting
             init_seconds.append(seconds)
             starts.append(_Start(family, data, backend, sample_weight, rng, settings, params,
                                  -np.inf))
-        active = list(starts)
-        for _ in range(settings.max_iter):
-            if not active:
-                break
-            watch = _Stopwatch()
-            stats = answer([s.family.e_step(s.params) for s in active], backend, data,
-                           sample_weight)
-            for start, st in zip(active, stats):
-                start.step(st, watch)
-            active = [s for s in active if not s.converged]
+        _iterate(starts, backend, data, sample_weight, settings.max_iter)
         for c, start in enumerate(starts):
             best[c] = _better(best[c], start.result(init_seconds[c], compiled))
     return best

@@ -47,12 +47,17 @@ class GaussianPass:
 
 def answer(requests, backend, X, sample_weight) -> list:
     """The answers to several pass requests, in order: one shared pass per
-    request type (``run_many``), the types in order of first appearance."""
+    request type (``run_many``), the types in order of first appearance; a
+    type asked for once runs its own pass (``run``), so that one model, or
+    the last model still iterating, gets the pass it gets alone."""
     by_type = {}
     for i, request in enumerate(requests):
         by_type.setdefault(type(request), []).append(i)
     out = [None] * len(requests)
     for kind, indices in by_type.items():
+        if len(indices) == 1:
+            out[indices[0]] = requests[indices[0]].run(backend, X, sample_weight)
+            continue
         replies = kind.run_many(backend, X, sample_weight, [requests[i] for i in indices])
         for i, reply in zip(indices, replies):
             out[i] = reply

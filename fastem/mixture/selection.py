@@ -420,13 +420,18 @@ class GaussianMixtureIC(EstimatorBase):
 
 
 class _CountingBackend:
-    """A backend that counts the passes of a sweep (``accumulate_many`` calls)
-    and of its initialisations (``map_chunks`` calls)."""
+    """A backend that counts the passes of a sweep (``accumulate_many`` calls,
+    and ``accumulate`` once a single candidate is left running) and of its
+    initialisations (``map_chunks`` calls)."""
 
     def __init__(self, backend):
         self._backend = backend
         self.count = 0
         self.init_count = 0
+
+    def accumulate(self, data, inputs, sample_weight=None):
+        self.count += 1
+        return self._backend.accumulate(data, inputs, sample_weight)
 
     def accumulate_many(self, data, inputs_list, sample_weight=None):
         self.count += 1
