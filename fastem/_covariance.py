@@ -12,11 +12,33 @@ type          covariances /          second-moment       free covariance paramet
 
 (``k`` components, ``d`` features; 'diag' and 'spherical' keep only the
 diagonal of the second moments.)
+
+Below the estimators and their families, a covariance type is only its
+:class:`Layout`: how the passes store its statistics and precision factors.
 """
 
 from __future__ import annotations
 
+import enum
+
 COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
+
+
+class Layout(enum.IntEnum):
+    """How a pass stores a model's second moments and precision factors: the
+    one thing the backends and kernels know of a covariance type (the
+    kernels take ``full = layout is Layout.FULL`` as a compile-time constant).
+    A low-rank + diagonal layout would be a third value.
+
+    ``NONE``: no second moments (a k-means assignment); ``FULL``: (d, d)
+    second moments (lower triangles in the passes) and upper-triangular
+    factors (d * d), for 'full' and 'tied'; ``DIAG``: (d,) second moments and
+    a ``1/sigma`` per feature, for 'diag' and 'spherical'.
+    """
+
+    NONE = 0
+    FULL = 1
+    DIAG = 2
 
 
 def parameter_shape(covariance_type: str, n_components: int, n_features: int) -> tuple:
@@ -25,9 +47,9 @@ def parameter_shape(covariance_type: str, n_components: int, n_features: int) ->
     return {"full": (k, d, d), "tied": (d, d), "diag": (k, d), "spherical": (k,)}[covariance_type]
 
 
-def second_moment_is_full(covariance_type: str) -> bool:
-    """Whether the statistics keep full (d, d) second moments."""
-    return covariance_type in ("full", "tied")
+def layout_of(covariance_type: str) -> Layout:
+    """The :class:`Layout` of a covariance type's statistics."""
+    return Layout.FULL if covariance_type in ("full", "tied") else Layout.DIAG
 
 
 def n_parameters(covariance_type: str, n_components: int, n_features: int) -> int:

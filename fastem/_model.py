@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from ._covariance import COVARIANCE_TYPES, n_parameters, second_moment_is_full  # noqa: F401
+from ._covariance import COVARIANCE_TYPES, Layout, layout_of, n_parameters  # noqa: F401
 
 LOG_2PI = float(np.log(2.0 * np.pi))
 
@@ -54,6 +54,11 @@ class KernelInputs:
     @property
     def n_components(self) -> int:
         return self.means.shape[0]
+
+    @property
+    def layout(self) -> Layout:
+        """How a pass stores this model's statistics and factors."""
+        return layout_of(self.covariance_type)
 
     def kernel_inputs(self) -> "KernelInputs":
         return self
@@ -97,6 +102,11 @@ class Params:
     @property
     def n_features(self) -> int:
         return self.means.shape[1]
+
+    @property
+    def layout(self) -> Layout:
+        """How a pass stores this model's statistics and factors."""
+        return layout_of(self.covariance_type)
 
     def copy(self) -> "Params":
         return Params(self.weights.copy(), self.means.copy(),

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import config
 from ._model import (Params, Stats, m_step, precision_cholesky_from_covariances,
-                     precision_cholesky_from_precisions, second_moment_is_full, total_weight)
+                     precision_cholesky_from_precisions, Layout, layout_of, total_weight)
 from ._sampling import choose_rows
 from .kmeans import kmeans_init_steps, kmeans_plusplus, nearest_stats_steps
 
@@ -67,7 +67,8 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng, *, backen
         X, column_sum_chunk, sample_weight, max_rows=config.CHUNK_ROWS))
     centre = column_sum / total_weight(n, sample_weight)
     parts = backend.map_chunks(
-        X, random_stats_chunk, sample_weight, args=(centre, second_moment_is_full(covariance_type)),
+        X, random_stats_chunk, sample_weight,
+        args=(centre, layout_of(covariance_type) is Layout.FULL),
         chunk_args=lambda a, b: (rng.uniform(size=(b - a, k)),), max_rows=config.CHUNK_ROWS)
     mass, first, second = _sum_in_order(parts)
     return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan,
@@ -77,7 +78,7 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng, *, backen
 def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats:
     """Statistics of one-hot responsibilities at rows ``indices`` (k,)."""
     k, d = len(indices), X.shape[1]
-    full = second_moment_is_full(covariance_type)
+    full = layout_of(covariance_type) is Layout.FULL
     centres = np.asarray(backend.take_rows(X, indices), dtype=np.float64)
     mass = np.ones(k) if sample_weight is None else sample_weight[indices].astype(np.float64)
     second = np.zeros((k, d, d) if full else (k, d))

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import config
-from ._model import Stats, full_from_lower, second_moment_is_full, total_weight
+from ._model import Stats, full_from_lower, Layout, layout_of, total_weight
 from ._sampling import sample_rows
 from ._steps import run_alone
 from .backends._common import part_bounds, weights_arg
@@ -63,7 +63,7 @@ class Assignment:
 
 
 def _second_width(mode, d):
-    return {kernels.NO_SECOND: 0, kernels.FULL_SECOND: d * d, kernels.DIAG_SECOND: d}[mode]
+    return {Layout.NONE: 0, Layout.FULL: d * d, Layout.DIAG: d}[mode]
 
 
 def _sum_parts(a):
@@ -137,7 +137,7 @@ class AssignPass:
     moments its statistics need. Answered with an :class:`Assignment`."""
 
     centres: np.ndarray
-    second_moments: int = kernels.NO_SECOND
+    second_moments: Layout = Layout.NONE
 
     def run(self, backend, X, sample_weight):
         return assign_many(backend, X, [self], sample_weight)[0]
@@ -179,7 +179,7 @@ def assign_many(backend, X, requests, sample_weight, want_labels=False) -> list:
     return totals
 
 
-def _assign(backend, X, centres, sample_weight, second_moments=kernels.NO_SECOND,
+def _assign(backend, X, centres, sample_weight, second_moments=Layout.NONE,
             want_labels=False) -> Assignment:
     """One model's :func:`assign_many`."""
     return assign_many(backend, X, [AssignPass(centres, second_moments)], sample_weight,
@@ -383,10 +383,10 @@ def nearest_stats(X, sample_weight, centres, covariance_type, *, backend=None) -
 
 def nearest_stats_steps(X, sample_weight, centres, covariance_type):
     """:func:`nearest_stats` as steps (:mod:`fastem._steps`): one request."""
-    full = second_moment_is_full(covariance_type)
+    layout = layout_of(covariance_type)
     centres = np.ascontiguousarray(centres, dtype=np.float64)
     d = centres.shape[1]
-    a = yield AssignPass(centres, kernels.FULL_SECOND if full else kernels.DIAG_SECOND)
-    second = full_from_lower(a.second, d) if full else a.second
+    a = yield AssignPass(centres, layout)
+    second = full_from_lower(a.second, d) if layout is Layout.FULL else a.second
     return Stats(a.counts, a.sums, second, centres, np.nan,
                  total_weight(_n_rows(X), sample_weight), rows=_n_rows(X))

@@ -9,6 +9,7 @@ import pytest
 from conftest import make_blobs
 from fastem import GaussianMixture
 from fastem import kmeans as km
+from fastem._covariance import Layout
 
 
 def _lloyd_reference(X, centres, w, n_iter):
@@ -174,8 +175,8 @@ def test_shared_assignment_pass_equals_passes_of_their_own(weighted):
     w = np.random.default_rng(3).uniform(0, 2, size=len(X)) if weighted else None
     rng = np.random.default_rng(4)
     requests = [km.AssignPass(X[rng.choice(len(X), k, replace=False)].astype(np.float64) + 0.01, m)
-                for k, m in [(1, km.kernels.FULL_SECOND), (3, km.kernels.NO_SECOND),
-                             (5, km.kernels.DIAG_SECOND), (2, km.kernels.FULL_SECOND)]]
+                for k, m in [(1, Layout.FULL), (3, Layout.NONE),
+                             (5, Layout.DIAG), (2, Layout.FULL)]]
     backend = km.CPUBackend()
     together = km.assign_many(backend, X, requests, w)
     for request, got in zip(requests, together):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import Params, Stats, full_from_lower, second_moment_is_full, total_weight
+from .._model import Params, Stats, full_from_lower, Layout, total_weight
 from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch, missing
 from ._common import (kernel_input, map_host_chunks, map_rows_eager, part_bounds, partial_stats,
@@ -27,7 +27,7 @@ def concat_pass_arrays(inputs_list, pas):
     (n_models, d), ``reload`` (n_models,) bool, ``means`` (K, d), ``factor``
     (K, W), ``log_const`` (K,), ``segments`` (n_models + 1,) int64
     """
-    full = np.array([second_moment_is_full(i.covariance_type) for i in inputs_list])
+    full = np.array([i.layout is Layout.FULL for i in inputs_list])
     d = inputs_list[0].means.shape[1]
     width = d * d if full.any() else d
     segments = np.cumsum([0] + [i.n_components for i in inputs_list]).astype(np.int64)
@@ -52,7 +52,7 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
     out = []
     for g, (inp, pa) in enumerate(zip(inputs_list, pas)):
         a, b = segments[g], segments[g + 1]
-        if second_moment_is_full(inp.covariance_type):
+        if inp.layout is Layout.FULL:
             sec = full_from_lower(second[a:b], d)
         else:
             sec = np.ascontiguousarray(second[a:b, :d])
@@ -69,7 +69,7 @@ def missing_arrays(inputs):
     U_j^T`` (d, d, kp) with the components last, padded to ``kp``, a
     multiple of the kernels' vector lanes (padding: zero means, identity
     precisions, so that every lane stays finite)."""
-    full = second_moment_is_full(inputs.covariance_type)
+    full = inputs.layout is Layout.FULL
     k, d = inputs.means.shape
     if full:
         kp = -(-k // missing.LANES) * missing.LANES
@@ -202,7 +202,7 @@ class CPUBackend:
         if params.kernel_inputs().missing:
             return accumulate_missing(X, params.kernel_inputs(), sample_weight)
         n, d = X.shape
-        full = second_moment_is_full(params.covariance_type)
+        full = params.layout is Layout.FULL
         bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
@@ -288,7 +288,7 @@ class CPUBackend:
         if inputs.missing:
             yield from _missing_log_prob_chunks(X, inputs)
             return
-        full = second_moment_is_full(params.covariance_type)
+        full = params.layout is Layout.FULL
         pa = for_pass(params, X.dtype, self.dtype)
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)

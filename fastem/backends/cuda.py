@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import config
 from .._precision import for_pass
-from .._model import (Params, Stats, full_from_lower, second_moment_is_full,
+from .._model import (Params, Stats, full_from_lower, Layout,
                       total_weight)
 from ._common import map_host_chunks, map_rows_eager, split_rows
 from .cpu import CPUBackend
@@ -267,7 +267,7 @@ class CUDABackend:
         """The incomplete-data kernels' device inputs (float64 ``means``,
         ``factor``, ``prec`` (k, d, d) precisions ``U U^T`` for full factors,
         ``log_const``), threads and shared memory per block."""
-        full = second_moment_is_full(inputs.covariance_type)
+        full = inputs.layout is Layout.FULL
         k = inputs.n_components
         if full:
             U = inputs.factor.reshape(k, d, d)
@@ -340,7 +340,7 @@ class CUDABackend:
 
     def _launch_inputs(self, params, data_dtype, d):
         """One model's kernel, launch shape and device inputs for a pass."""
-        full = second_moment_is_full(params.covariance_type)
+        full = params.layout is Layout.FULL
         pa = for_pass(params, data_dtype, self.dtype)
         threads = threads_for(d, pa.means.dtype)
         return dict(full=full, pa=pa, k=params.n_components, width=d * d if full else d,
@@ -369,7 +369,7 @@ class CUDABackend:
         cuda = self.cuda
         n, d = data.shape
         k = params.n_components
-        full = second_moment_is_full(params.covariance_type)
+        full = params.layout is Layout.FULL
         pa = for_pass(params, data.dtype, self.dtype)
         _, kernel = self.kernels.for_dtype(pa.means.dtype)
         ref, means, factor, log_const = (cuda.to_device(a) for a in

@@ -16,7 +16,7 @@ one block's points run in the compute dtype; they are added to the float64
 per-part statistics, and everything after the pass is float64. With float64
 compute the caller passes ``ref = 0``, which changes no bit.
 
-Two families share one structure:
+Two layouts (``fastem._covariance.Layout``) share one structure:
 
 * ``*_full`` for 'full' and 'tied' (the upper Cholesky factor of each
   precision, flattened to ``(k, d * d)``; tied repeats the same factor),
@@ -32,6 +32,7 @@ is :mod:`._jit`.
 
 import numpy as np
 
+from ..._covariance import Layout
 from ...config import BLOCK_ROWS
 from ._elementary import fast_exp
 from ._jit import driver as _jit_driver, helper, stack_helper
@@ -41,6 +42,9 @@ from ._parts import next_part, run_parts
 from ._stack import panel_rows, stack_panel
 
 B = BLOCK_ROWS
+#: The layouts a segmented pass is compiled for, as plain integers: every
+#: model FULL, every model DIAG, or MIXED (each model's own, at run time).
+_FULL, _DIAG, MIXED = int(Layout.FULL), int(Layout.DIAG), -1
 
 
 @stack_helper
@@ -501,7 +505,7 @@ def _pass_buffers(means):
 def _second_block_buffers(means, paired):
     """``xt2`` (d, B), ``logp2`` (k, B) and ``wb2`` (B,) for the second block
     of a paired diag statistics call (:func:`block_stats_diag`); empty when
-    ``paired`` is False (the full family)."""
+    ``paired`` is False (the FULL layout)."""
     k, d = means.shape
     n = B if paired else 0
     dt = means.dtype
@@ -544,7 +548,7 @@ def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, fir
 
 
 def _make_accumulate(full):
-    """The pass driver of one family (``full`` a compile-time constant)."""
+    """The pass driver of one layout (``full`` a compile-time constant)."""
     def driver(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
                loglik, counter):
         n_parts = bounds.shape[0] - 1
@@ -565,8 +569,8 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
                mass, first, second, loglik):
     """Fused E-step and statistics over row parts.
 
-    One compiled driver per family (``_accumulate_full``, ``_accumulate_diag``),
-    so that the family is a compile-time constant: with both families'
+    One compiled driver per layout (``_accumulate_full``, ``_accumulate_diag``),
+    so that the layout is a compile-time constant: with both layouts'
     kernels inlined behind a run-time flag, the full pass took 0.44 s per 1M
     points (d = k = 16, one thread, Zen 4) against 0.36-0.38 s specialised.
 
@@ -575,7 +579,7 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
     X : (n, d) float32 or float64, C-contiguous
     w : (n,) float64 sample weights, read only when ``has_weights``
     full : bool
-        True for the full/tied family, False for diag/spherical.
+        Whether the layout is FULL ('full', 'tied'), else DIAG ('diag', 'spherical').
     ref : (d,) float64 centre of the rows (zeros for float64 compute)
     means : (k, d) ``mu_j - ref``, float64 or float32: the compute dtype
     factor : (k, d * d) flattened upper ``U_j`` if ``full``, else (k, d) ``1/sigma``;
@@ -593,18 +597,18 @@ def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
 
 
 @stack_helper
-def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, log_const,
+def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor, log_const,
                    segments, first_row, end_row, mass, first, second, loglik):
     """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
-    part's outputs. ``family``: 1 every model full, 2 every model diag, 0 per
-    model as ``full`` says (a constant where the drivers inline it). Blocks
+    part's outputs. ``layouts``: the Layout of every model (FULL or DIAG), or
+    MIXED, each model's as ``full`` says (a constant where the drivers inline it). Blocks
     are taken in pairs when any model is diag, as :func:`_accumulate_part`
     pairs them, and each model's arithmetic is the same as there: a full
     model runs each block of a pair in turn."""
     d = means.shape[1]
     n_models = segments.shape[0] - 1
     xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-    paired = family != 1
+    paired = layouts != _FULL
     xt2, logp2, wb2 = _second_block_buffers(means, paired)
     ll = np.zeros(n_models)
     for start in range(first_row, end_row, 2 * B if paired else B):
@@ -613,7 +617,7 @@ def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, 
         for g in range(n_models):
             a = segments[g]
             b = segments[g + 1]
-            is_full = full[g] if family == 0 else family == 1
+            is_full = full[g] if layouts == MIXED else layouts == _FULL
             if g == 0 or reload[g]:
                 load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
                 if two:
@@ -639,8 +643,8 @@ def _segments_part(X, w, has_weights, family, full, ref, reload, means, factor, 
         loglik[g] = ll[g]
 
 
-def _make_segments(family):
-    """The shared-pass driver for ``family`` (see :func:`_segments_part`)."""
+def _make_segments(layouts):
+    """The shared-pass driver for ``layouts`` (see :func:`_segments_part`)."""
     def driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
                mass, first, second, loglik, counter):
         n_parts = bounds.shape[0] - 1
@@ -648,15 +652,15 @@ def _make_segments(family):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            _segments_part(X, w, has_weights, family, full, ref, reload, means, factor,
+            _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
                            log_const, segments, bounds[p], bounds[p + 1], mass[p], first[p],
                            second[p], loglik[p])
     return _jit_driver(driver)
 
 
-_segments_mixed = _make_segments(0)
-_segments_full = _make_segments(1)
-_segments_diag = _make_segments(2)
+_segments_mixed = _make_segments(MIXED)
+_segments_full = _make_segments(_FULL)
+_segments_diag = _make_segments(_DIAG)
 
 
 def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
@@ -666,13 +670,13 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
     The models' components are concatenated (``segments``: (n_models + 1,)
     int64 component boundaries). Each block of rows is read once and each
     model then runs exactly the arithmetic of a pass of its own: its rows
-    centred on its own reference, its own kernel family, its own
+    centred on its own reference, its own layout, its own
     responsibilities and statistics. So a model's numbers do not depend on
     the company it keeps (only on the part boundaries, as always).
 
     Parameters
     ----------
-    full : (n_models,) bool, per model: the full/tied family, else diag/spherical
+    full : (n_models,) bool, per model: whether its layout is FULL (else DIAG)
     ref : (n_models, d) float64, each model's reference (see :func:`accumulate`)
     reload : (n_models,) bool, whether model g's reference differs from model
         g - 1's (the block is centred again; model 0 always loads it)
@@ -683,7 +687,7 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
     loglik : (n_parts, n_models)
 
     Everything else is as :func:`accumulate`. When every model has the same
-    family the pass runs a driver compiled for it (see :func:`accumulate`).
+    layout the pass runs a driver compiled for it (see :func:`accumulate`).
     """
     driver = _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
     run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, full, ref, reload, means, factor,
@@ -737,7 +741,7 @@ def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights,
 
 
 def _make_log_prob(full):
-    """The log-density driver of one family."""
+    """The log-density driver of one layout."""
     def driver(X, ref, means, factor, log_const, bounds, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
@@ -755,7 +759,7 @@ _log_prob_diag = _make_log_prob(False)
 
 def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k),
-    by a driver compiled for the family (see :func:`accumulate`).
+    by a driver compiled for the layout (see :func:`accumulate`).
 
     Arguments as in :func:`accumulate`.
     """
@@ -764,7 +768,7 @@ def log_prob(X, full, ref, means, factor, log_const, bounds, out):
 
 
 def _make_weighted_stats(full):
-    """The given-weights statistics driver of one family."""
+    """The given-weights statistics driver of one layout."""
     def driver(X, ref, means, weights, bounds, mass, first, second, counter):
         n_parts = bounds.shape[0] - 1
         while True:

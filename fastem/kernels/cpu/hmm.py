@@ -234,7 +234,7 @@ def exact_rows(start, trans, logf, n, a, scale, want_post, want_xi, w, xi):
 
 
 def _make_fit_sequences(full, exact):
-    """The fused E-step driver of one covariance family (``full`` a constant)
+    """The fused E-step driver of one covariance layout (``full`` a constant)
     and forward-backward recursion (:func:`exact_rows` when ``exact``, else
     :func:`forward_backward_rows`): part ``p`` runs sequences
     ``order[parts[p]:parts[p + 1]]`` (rows ``bounds[s]:bounds[s + 1]``,

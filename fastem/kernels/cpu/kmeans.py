@@ -7,6 +7,7 @@ thread count. No n x k distance matrix is built.
 
 import numpy as np
 
+from ..._covariance import Layout
 from ._jit import driver, helper
 from ._parts import next_part, run_parts
 from .gaussian import B, load_block
@@ -37,8 +38,9 @@ def block_nearest(xt, centres, best, arg, dist):
                 arg[i] = j
 
 
-#: ``second_moments`` modes of :func:`assign_pass`, one per model.
-NO_SECOND, FULL_SECOND, DIAG_SECOND = 0, 1, 2
+#: The ``second_moments`` of :func:`assign_pass` are ``fastem._covariance.Layout``
+#: values (as int64: NONE, FULL, DIAG); the two it tests, as plain integers.
+_FULL, _DIAG = int(Layout.FULL), int(Layout.DIAG)
 
 
 def assign_pass(X, w, has_weights, centres, segments, second_moments, second_offsets, bounds,
@@ -59,8 +61,8 @@ def assign_pass(X, w, has_weights, centres, segments, second_moments, second_off
     w : (n,) float64, read only when ``has_weights``
     centres : (K, d) float64, every model's centres one after the other
     segments : (n_models + 1,) int64 boundaries of the models in ``centres``
-    second_moments : (n_models,) int64, per model: NO_SECOND; FULL_SECOND, the
-        lower triangles (k_g, d * d); or DIAG_SECOND, the diagonals (k_g, d)
+    second_moments : (n_models,) int64, per model a ``Layout``: NONE, no second
+        moments; FULL, the lower triangles (k_g, d * d); DIAG, the diagonals (k_g, d)
     second_offsets : (n_models,) int64, where model g's second moments start
         in a row of ``second``
     bounds : (n_parts + 1,) int64 row boundaries, multiples of B
@@ -124,12 +126,12 @@ def _assign_parts(X, w, has_weights, centres, segments, second_moments, second_o
                     for a in range(d):
                         diff[a] = xt[a, i] - centres[j, a]
                         sums[p, j, a] += wi * diff[a]
-                    if mode == FULL_SECOND:
+                    if mode == _FULL:
                         o = second_offsets[g] + local * d * d
                         for a in range(d):
                             for b in range(a + 1):
                                 second[p, o + a * d + b] += wi * diff[a] * diff[b]
-                    elif mode == DIAG_SECOND:
+                    elif mode == _DIAG:
                         o = second_offsets[g] + local * d
                         for a in range(d):
                             second[p, o + a] += wi * diff[a] * diff[a]
