@@ -60,6 +60,11 @@ class KernelInputs:
         """How a pass stores this model's statistics and factors."""
         return layout_of(self.covariance_type)
 
+    def precisions(self) -> np.ndarray:
+        """(k, d, d) precisions ``U_j U_j^T`` of the factors of a FULL layout."""
+        k, d = self.means.shape
+        return precisions_from_cholesky(self.factor.reshape(k, d, d), "full")
+
     def kernel_inputs(self) -> "KernelInputs":
         return self
 

@@ -80,6 +80,8 @@ def make_ill_conditioned(n_samples, n_features, n_components, scale=1.0, seed=0)
 def remove_at_random(X, fraction, seed=1):
     """A copy of X with each value replaced by NaN with probability ``fraction``
     (missing completely at random)."""
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction!r}.")
     out = np.array(X, copy=True)
     out[np.random.default_rng(seed).random(out.shape) < fraction] = np.nan
     return out
@@ -106,6 +108,12 @@ class Problem:
     n_components: int
     data: str = "mixture"
     missing: float = 0.0
+
+    def __post_init__(self):
+        if self.data not in ("mixture", "ill-conditioned"):
+            raise ValueError(f"data must be 'mixture' or 'ill-conditioned', got {self.data!r}.")
+        if not 0.0 <= self.missing < 1.0:
+            raise ValueError(f"missing must be in [0, 1), got {self.missing!r}.")
 
     @property
     def spec(self) -> str:

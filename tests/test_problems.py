@@ -38,3 +38,14 @@ def test_remove_at_random_copies_and_removes_the_share_asked():
     assert not np.isnan(X).any()
     assert abs(np.isnan(holes).mean() - 0.3) < 0.01
     np.testing.assert_array_equal(holes[~np.isnan(holes)], X[~np.isnan(holes)])
+
+
+def test_bad_problems_are_refused():
+    from fastem.problems import Problem
+
+    with pytest.raises(ValueError, match="data must be"):
+        Problem("full", 100, 2, 2, data="blobs")
+    with pytest.raises(ValueError, match="missing must be"):
+        Problem("full", 100, 2, 2, missing=1.5)
+    with pytest.raises(ValueError, match="fraction must be"):
+        remove_at_random(np.zeros((3, 2)), -0.1)

@@ -73,9 +73,8 @@ def missing_arrays(inputs):
     k, d = inputs.means.shape
     if full:
         kp = -(-k // missing.LANES) * missing.LANES
-        U = inputs.factor.reshape(k, d, d)
         prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
-        prec[:k] = U @ np.swapaxes(U, 1, 2)
+        prec[:k] = inputs.precisions()
         prec_t = np.ascontiguousarray(np.moveaxis(prec, 0, 2))
         means_t = np.zeros((d, kp))
         means_t[:, :k] = inputs.means.T

@@ -268,12 +268,7 @@ class CUDABackend:
         ``factor``, ``prec`` (k, d, d) precisions ``U U^T`` for full factors,
         ``log_const``), threads and shared memory per block."""
         full = inputs.layout is Layout.FULL
-        k = inputs.n_components
-        if full:
-            U = inputs.factor.reshape(k, d, d)
-            prec = U @ np.swapaxes(U, 1, 2)
-        else:
-            prec = np.zeros((1, 1, 1))
+        prec = inputs.precisions() if full else np.zeros((1, 1, 1))
         threads = threads_for(d, np.float64)
         arrays = tuple(self.cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))
                        for a in (inputs.means, inputs.factor, prec, inputs.log_const))

@@ -130,7 +130,7 @@ def _observed_deviation(j, xt, ot, means, T):
             T[a, i] = ot[a, i] * (xt[a, i] - mu)
 
 
-@stack_helper
+@helper
 def _full_buffers(k, kp, d):
     """One part's scratch for the 'full' layout, components last and padded
     to ``kp`` (a multiple of the vector lanes): ``T`` (d, B) the deviations of
@@ -293,6 +293,10 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, fir
             if q > 0 and wb[i] != 0.0:
                 _add_conditional_covariance(q, mis[i], L, col, cond)
         for j in range(k):
+            # delta0 again rather than kept from the first loop: k of them
+            # would be a (k, d, B) buffer (256 KiB at d = k = 16, half of a
+            # Zen 1 core's L2), and forming one costs d B operations against
+            # the d^2 B / 2 of the statistics that read it (not measured)
             _observed_deviation(j, xt, ot, means, T)
             for i in range(B):
                 for s in range(qs[i]):
