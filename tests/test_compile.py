@@ -13,7 +13,7 @@ import pytest
 from numba import njit
 
 from fastem._compile_clock import compile_seconds
-from fastem.kernels.cpu._jit import driver
+from fastem.kernels.cpu._jit import driver, from_python, helper
 from fastem.kernels.cpu._parts import next_part, run_parts
 
 
@@ -65,6 +65,23 @@ def test_run_parts_from_several_python_threads_at_once():
 def test_run_parts_raises_what_the_driver_raises():
     with pytest.raises(Exception):  # a typing error: an argument the driver cannot take
         run_parts(_claim_parts, 4, 4, "not an array")
+
+
+@helper
+def _twice(x, out):
+    for i in range(x.shape[0]):
+        out[i] = 2.0 * x[i]
+
+
+def test_a_helper_is_compiled_code_only_and_from_python_calls_it():
+    """A helper has no Python entry point (no wrapper is compiled for it):
+    calling it from Python is a clear TypeError, not a jump to nothing;
+    ``from_python`` gives tests one."""
+    x, out = np.arange(3.0), np.zeros(3)
+    with pytest.raises(TypeError, match="_twice is a kernel helper"):
+        _twice(x, out)
+    from_python(_twice)(x, out)
+    assert out.tolist() == [0.0, 2.0, 4.0]
 
 
 def test_compile_clock_counts_compiling_not_calling():
