@@ -93,16 +93,26 @@ def _assign_parts(X, w, has_weights, centres, segments, second_moments, second_o
         p = next_part(counter)
         if p >= n_parts:
             break
-        xt = np.empty((d, B))
-        wb = np.empty(B)
-        best = np.empty(B)
-        arg = np.empty(B, dtype=np.int64)
-        dist = np.empty(B)
-        diff = np.empty(d)
-        origin = np.zeros(d)  # k-means runs in float64: rows are not re-centred
-        tot = np.zeros(n_models)
-        fi = np.full(n_models, bounds[p])
-        fd = np.full(n_models, -1.0)
+        # Scratch of the shapes and dtypes the EM pass's buffers have
+        # (``np.empty`` compiles once per signature, ``np.zeros`` and ``np.full``
+        # on top of it).
+        f64 = centres.dtype
+        xt = np.empty((d, B), f64)
+        wb = np.empty(B, f64)
+        best = np.empty(B, f64)
+        arg = np.empty(B, np.int64)
+        dist = np.empty(B, f64)
+        diff = np.empty(d, f64)
+        origin = np.empty(d, f64)  # zeros: k-means runs in float64, rows are not re-centred
+        for a in range(d):
+            origin[a] = 0.0
+        tot = np.empty(n_models, f64)
+        fi = np.empty(n_models, np.int64)
+        fd = np.empty(n_models, f64)
+        for g in range(n_models):
+            tot[g] = 0.0
+            fi[g] = bounds[p]
+            fd[g] = -1.0
         for start in range(bounds[p], bounds[p + 1], B):
             stop = min(start + B, bounds[p + 1])
             load_block(X, start, stop, w, has_weights, origin, xt, wb)
