@@ -698,7 +698,7 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
 def log_prob_rows(X, full, ref, means, factor, log_const, first_row, end_row, out, out_row):
     """Log-densities of rows ``first_row:end_row`` into ``out`` from row ``out_row`` on."""
     k = means.shape[0]
-    no_weights = np.empty(0)
+    no_weights = np.empty(0, ref.dtype)  # float64, in a signature the pass compiles
     xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
@@ -722,7 +722,7 @@ def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights,
     component ``j`` (a hidden Markov model's state posteriors, where a
     mixture's pass computes its responsibilities)."""
     k = means.shape[0]
-    no_weights = np.empty(0)
+    no_weights = np.empty(0, ref.dtype)  # float64, in a signature the pass compiles
     xt, sd, sr, resp, wb, _, _, _, _, _ = _pass_buffers(means)
     xt2, resp2, _ = _second_block_buffers(means, False)
     for start in range(first_row, end_row, B):
