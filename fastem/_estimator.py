@@ -168,8 +168,8 @@ class EstimatorBase:
     _fits_missing = False
 
     def _prepare_fit(self, X, sample_weight, reset=True, min_rows=0, note="", stacklevel=2):
-        """The one preparation of every mixture fit (``fit``, ``partial_fit``,
-        ``fit`` with ``batch_size``, a model selection sweep): the backend for
+        """The one preparation of every mixture and PPCA fit (``fit``,
+        ``partial_fit``, ``fit`` with ``batch_size``, a model selection sweep): the backend for
         X, X and ``sample_weight`` validated, the scan for missing values,
         the check for at least ``min_rows`` rows (the largest number of
         components, ``note`` added to its message), the weights of rows with
@@ -181,10 +181,9 @@ class EstimatorBase:
         PreparedFit
         """
         from . import _missing
-        from ._precision import check_dtype
         from .backends import backend_for
 
-        backend = backend_for(X, self.backend, check_dtype(self.dtype))
+        backend = backend_for(X, self.backend, self._compute_dtype())
         X = self._check_X(X, reset=reset, backend=backend)
         n_samples = X.shape[0]
         sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
@@ -194,6 +193,12 @@ class EstimatorBase:
                              f"{min_rows}, n_samples = {n_samples}{note}.")
         sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=stacklevel + 1)
         return PreparedFit(backend.prepare(X), backend, X, sw, missing)
+
+    def _compute_dtype(self):
+        """The dtype the passes compute in (the ``dtype`` parameter's)."""
+        from ._precision import check_dtype
+
+        return check_dtype(self.dtype)
 
     def _allows_missing(self, backend) -> bool:
         return self._fits_missing and getattr(backend, "fits_missing", False)

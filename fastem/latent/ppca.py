@@ -95,6 +95,9 @@ class PPCA(SaveLoad, EstimatorBase):
         self.backend = backend
         self.random_state = random_state
 
+    def _compute_dtype(self):
+        return np.float64  # every input dtype: one pass, and the closed form is exact
+
     def _check_params(self):
         val._check_int(self.n_components, "n_components", 1)
         val.check_backend(self.backend)
@@ -141,15 +144,13 @@ class PPCA(SaveLoad, EstimatorBase):
         ((2, 5), (2,))
         """
         self._check_params()
-        backend = backend_for(X, self.backend, np.float64)
-        X = self._check_X(X, reset=True, backend=backend)
-        n, d = X.shape
+        prep = self._prepare_fit(X, sample_weight, stacklevel=3)
+        data, backend, sw = prep.data, prep.backend, prep.sample_weight
+        n, d = prep.n_samples, prep.n_features
         q = int(self.n_components)
         if q >= d:
             raise ValueError(f"n_components={q} must be smaller than n_features={d}: the noise "
                              "variance is the mean of the d - q discarded eigenvalues.")
-        sw = val.check_sample_weight(sample_weight, n)
-        data = backend.prepare(X)
         total = float(n if sw is None else sw.sum())
         mean, cov = _mean_and_covariance(data, backend, sw, d)
         eigval, eigvec = np.linalg.eigh(cov)
@@ -249,7 +250,7 @@ class PPCA(SaveLoad, EstimatorBase):
 
     def _rows(self, X):
         self._check_fitted()
-        backend = backend_for(X, self.backend, np.float64)
+        backend = backend_for(X, self.backend, self._compute_dtype())
         return backend, backend.prepare(self._check_X(X, reset=False, backend=backend))
 
     def score_samples(self, X):
