@@ -511,7 +511,9 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
     :func:`_part_hidden_terms`)."""
     k = means.shape[0]
     no_weights = np.empty(0)
-    _load_block(X, start, stop, no_weights, False, xt, ot, mis, qs, offs, wb)
+    # a run-time False: a literal one would compile _load_block a second time
+    no = no_weights.shape[0] > 0
+    _load_block(X, start, stop, no_weights, no, xt, ot, mis, qs, offs, wb)
     if full:
         for j in range(k):
             _observed_deviation(j, xt, ot, means, T)
