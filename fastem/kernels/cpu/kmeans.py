@@ -7,10 +7,9 @@ thread count. No n x k distance matrix is built.
 
 import numpy as np
 
-from ..._covariance import Layout
 from ._jit import driver, helper
 from ._parts import next_part, run_parts
-from .gaussian import B, load_block
+from .gaussian import _DIAG, _FULL, B, load_block
 
 
 @helper
@@ -36,11 +35,6 @@ def block_nearest(xt, centres, best, arg, dist):
             if dist[i] < best[i]:
                 best[i] = dist[i]
                 arg[i] = j
-
-
-#: The ``second_moments`` of :func:`assign_pass` are ``fastem._covariance.Layout``
-#: values (as int64: NONE, FULL, DIAG); the two it tests, as plain integers.
-_FULL, _DIAG = int(Layout.FULL), int(Layout.DIAG)
 
 
 def assign_pass(X, w, has_weights, centres, segments, second_moments, second_offsets, bounds,
