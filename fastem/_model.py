@@ -408,9 +408,12 @@ def factor_inputs(means, precisions_cholesky, covariance_type, log_offset) -> Ke
     else:
         factor = np.broadcast_to(pc[:, None], (k, d))
     log_const = log_offset - 0.5 * d * LOG_2PI + log_det_cholesky(pc, covariance_type, d)
+    # log_const a new, writable array: broadcast_to's read-only view, passed on
+    # by ascontiguousarray, compiled the log-density helpers a second time (for
+    # the shared pass, whose concatenated inputs are writable)
     return KernelInputs(np.ascontiguousarray(means, dtype=np.float64),
                         np.ascontiguousarray(factor, dtype=np.float64),
-                        np.ascontiguousarray(np.broadcast_to(log_const, (k,)), dtype=np.float64),
+                        np.array(np.broadcast_to(log_const, (k,)), dtype=np.float64),
                         covariance_type)
 
 

@@ -725,6 +725,8 @@ def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights,
     no_weights = np.empty(0, ref.dtype)  # float64, in a signature the pass compiles
     xt, sd, sr, resp, wb, _, _, _, _, _ = _pass_buffers(means)
     xt2, resp2, _ = _second_block_buffers(means, False)
+    # a run-time False: a literal one would compile block_stats_diag again
+    two = resp2.shape[1] > 0  # resp2 is empty: False
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
         load_block(X, start, stop, no_weights, False, ref, xt, wb)
@@ -737,7 +739,7 @@ def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights,
         if full:
             block_stats_full(xt, means, resp, sd, sr, mass, first, second)
         else:
-            block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, False)
+            block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, two)
 
 
 def _make_log_prob(full):
