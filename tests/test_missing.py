@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 import reference as ref
 from conftest import (COVARIANCE_TYPES, make_blobs, random_params,
                       same_bits_compiled_afresh_or_cached)
-from fastem import BayesianGaussianMixture, GaussianMixture
+from fastem import BayesianGaussianMixture, GaussianMixture, GaussianMixtureImputer
 from fastem._model import Params, m_step, precision_cholesky_from_covariances
 from fastem.backends.cpu import CPUBackend, accumulate_missing
 
@@ -213,6 +213,25 @@ def test_refusals():
         gm.score_samples(bad)
     # Predictions take a column with nothing observed (the model is fitted).
     assert np.isfinite(gm.score_samples(column)).all()
+
+
+@pytest.mark.parametrize("make", [
+    lambda: GaussianMixture(3, random_state=0),
+    lambda: BayesianGaussianMixture(n_components=3, random_state=0),
+    lambda: GaussianMixtureImputer(3, random_state=0),
+])
+def test_rows_with_nothing_observed_do_not_count_as_samples(make):
+    # 5 rows but 2 with an observed value: as scikit-learn refuses 2 rows for
+    # 3 components, so do we (the fit used to put two components on one point)
+    X = np.array([[1.0, 2.0], [np.nan, np.nan], [2.0, np.nan], [np.nan, np.nan], [np.nan] * 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning about the empty rows
+        with pytest.raises(ValueError, match=r"n_samples = 2 rows with an observed value "
+                                             r"\(3 of X's 5 have none\)"):
+            make().fit(X)
+        X[1] = [3.0, 1.0]  # 3 rows observed: fits
+        model = make().fit(X)
+    assert np.isfinite(getattr(model, "mixture_", model).means_).all()
 
 
 def test_float32_input_is_computed_in_float64():
