@@ -369,6 +369,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if c.shape != expected:
             raise ValueError(f"'{self.covariance_type}' covars must have shape {expected}; "
                              f"got {c.shape}")
+        if not (np.all(np.isfinite(means)) and np.all(np.isfinite(c))):
+            # NaN passed every check below and scored NaN; an infinite
+            # covariance comes from X's variance overflowing float64 (|X| ~ 1e155)
+            raise ValueError("means_ and covars must be finite; when fit initialises them from "
+                             "X, X's variance overflows float64: rescale X")
         if self.covariance_type in ("spherical", "diag"):
             if not np.all(c > 0):
                 raise ValueError(f"'{self.covariance_type}' covars must be positive")

@@ -205,6 +205,19 @@ def test_bad_input_is_a_clear_error():
                 dict(params="stmz"), dict(n_iter=0), dict(backend="gpu")):
         with pytest.raises(ValueError):
             GaussianHMM(n_components=2, **bad).fit(X, lengths)
+    # non-finite parameters scored as a finite number before (a NaN mean's
+    # state was just never chosen); X whose variance overflows made them so
+    fitted = GaussianHMM(n_components=2, random_state=0).fit(X, lengths)
+    for name, value in (("means_", np.array([[np.nan, 0.0], [1.0, 1.0]])),
+                        ("covars_", np.array([[np.inf, 1.0], [1.0, 1.0]]))):
+        m = GaussianHMM(n_components=2, random_state=0).fit(X, lengths)
+        setattr(m, name, value)
+        for method in (m.score, m.predict, m.decode, m.score_samples):
+            with pytest.raises(ValueError, match="must be finite"):
+                method(X, lengths)
+    with pytest.raises(ValueError, match="variance overflows float64"):
+        GaussianHMM(n_components=2, random_state=0).fit(X * 1e200, lengths)
+    assert np.isfinite(fitted.score(X, lengths))
 
 
 def test_data_far_from_the_origin_keeps_its_precision(covariance_type):
