@@ -279,20 +279,21 @@ def _symmetric_positive_definite(mats):
         return symmetric, False
 
 
-def check_weights(weights, n_components):
-    """User-given mixing weights: in [0, 1] and summing to 1."""
+def check_weights(weights, n_components, name="weights_init"):
+    """User-given mixing weights (``name``: the parameter or attribute): in
+    [0, 1] and summing to 1."""
     given = np.asarray(weights)
-    w = _as_float_array(weights, "weights_init", "weights", (n_components,))
+    w = _as_float_array(weights, name, "weights", (n_components,))
     # float32 weights sum to 1 only to float32 precision.
     atol = max(1e-8, 8 * np.finfo(given.dtype).eps) if given.dtype.kind == "f" else 1e-8
     if np.any(w < 0) or np.any(w > 1):
         raise ValueError(
             "The parameter 'weights' should be in the range [0, 1], but got min value "
-            f"{w.min():.5f}, max value {w.max():.5f} ('weights_init')."
+            f"{w.min():.5f}, max value {w.max():.5f} ('{name}')."
         )
     if not np.isclose(w.sum(), 1.0, rtol=0, atol=atol):
         raise ValueError("The parameter 'weights' should be normalized, but got sum(weights) = "
-                         f"{w.sum():.5f} ('weights_init' sums to {w.sum():.10g}).")
+                         f"{w.sum():.5f} ('{name}' sums to {w.sum():.10g}).")
     return w
 
 

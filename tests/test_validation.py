@@ -302,3 +302,49 @@ def test_sparse_sample_weight_says_so():
     sparse = pytest.importorskip("scipy.sparse")
     with pytest.raises(TypeError, match="sample_weight is a sparse matrix"):
         GaussianMixture(1).fit(X_OK, sample_weight=sparse.csr_matrix(np.ones((1, len(X_OK)))))
+
+
+def _methods(model, X):
+    calls = [lambda: model.score(X), lambda: model.sample(3)]
+    if hasattr(model, "predict"):
+        calls += [lambda: model.predict(X), lambda: model.predict_proba(X),
+                  lambda: model.score_samples(X), lambda: model.partial_fit(X)]
+    else:
+        calls += [lambda: model.transform(X), lambda: model.score_samples(X)]
+    return calls
+
+
+@pytest.mark.parametrize("name, attribute, value", [
+    ("GaussianMixture", "means_", lambda m: np.where(np.arange(m.size).reshape(m.shape) == 0,
+                                                     np.nan, m)),
+    ("GaussianMixture", "weights_", lambda w: np.r_[np.nan, w[1:]]),
+    ("GaussianMixture", "weights_", lambda w: w * 1.4),
+    ("GaussianMixture", "weights_", lambda w: np.r_[-0.5, 1.5]),
+    ("GaussianMixture", "precisions_cholesky_", lambda p: -p),
+    ("GaussianMixture", "precisions_cholesky_", lambda p: p * np.inf),
+    ("BayesianGaussianMixture", "means_", lambda m: m * np.nan),
+    ("BayesianGaussianMixture", "degrees_of_freedom_", lambda d: d * np.inf),
+    ("PPCA", "components_", lambda c: c * np.nan),
+    ("PPCA", "noise_variance_", lambda s: np.inf),
+])
+def test_fitted_attributes_set_to_no_model_are_refused(name, attribute, value):
+    """Set by hand to NaN, infinity, weights that do not sum to 1 or a
+    Cholesky factor with a negative diagonal, the attributes scored NaN or a
+    wrong number and predicted a component without a word."""
+    import fastem
+
+    X = make_blobs(n=200, d=2, k=2, seed=3)[0]
+    make = {"GaussianMixture": lambda: fastem.GaussianMixture(2, random_state=0),
+            "BayesianGaussianMixture": lambda: fastem.BayesianGaussianMixture(
+                n_components=2, random_state=0),
+            "PPCA": lambda: fastem.PPCA(1)}[name]
+    model = make().fit(X)
+    setattr(model, attribute, value(getattr(model, attribute)))
+    for call in _methods(model, X):
+        with pytest.raises(ValueError, match=f"{attribute}|{attribute.rstrip('_')}"):
+            call()
+    if name != "PPCA":
+        model.set_params(warm_start=True)
+        with pytest.raises(ValueError, match=attribute):
+            model.fit(X)
+    assert np.isfinite(make().fit(X).score(X))

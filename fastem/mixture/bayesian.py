@@ -604,6 +604,13 @@ default='dirichlet_process'
         self.weights_ = mixture_weights(p.weight_concentration, self.weight_concentration_prior_type)
 
     def _fitted_params(self) -> VariationalParams:
+        concentration = self.weight_concentration_  # a pair of arrays for the process prior
+        self._refuse_non_finite(
+            weight_concentration_=np.concatenate([np.ravel(c) for c in concentration])
+            if isinstance(concentration, tuple) else concentration,
+            mean_precision_=self.mean_precision_, means_=self.means_,
+            degrees_of_freedom_=self.degrees_of_freedom_, covariances_=self.covariances_,
+            precisions_cholesky_=self.precisions_cholesky_)
         return VariationalParams(self.weight_concentration_, self.mean_precision_, self.means_,
                                  self.degrees_of_freedom_, self.covariances_,
                                  self.precisions_cholesky_)

@@ -296,9 +296,18 @@ class GaussianMixture(MixtureBase):
                              else covariances_from_cholesky(params.precisions_cholesky, ctype))
 
     def _fitted_params(self) -> Params:
-        return Params(np.asarray(self.weights_, dtype=np.float64),
-                      np.asarray(self.means_, dtype=np.float64),
-                      np.asarray(self.precisions_cholesky_, dtype=np.float64),
+        """The fitted attributes as Params, refused when they are not a
+        mixture (set by hand; a fit's own always are)."""
+        chol = np.asarray(self.precisions_cholesky_, dtype=np.float64)
+        self._refuse_non_finite(weights_=self.weights_, means_=self.means_,
+                                precisions_cholesky_=chol)
+        weights = val.check_weights(self.weights_, np.shape(self.means_)[0], name="weights_")
+        diagonal = chol if chol.ndim < 3 and self.covariance_type != "tied" else \
+            np.diagonal(chol, axis1=-2, axis2=-1)
+        if np.any(diagonal <= 0):
+            raise ValueError("precisions_cholesky_ must be Cholesky factors with a positive "
+                             "diagonal.")
+        return Params(weights, np.asarray(self.means_, dtype=np.float64), chol,
                       self.covariance_type, self.covariances_)
 
     def _kernel_inputs(self):
