@@ -308,3 +308,29 @@ def test_elbo_compares_numbers_of_components():
         elbos[k] = gm.elbo_
     assert elbos[3] > elbos[1] + 100
     assert elbos[12] < elbos[3] + 5
+
+
+@pytest.mark.parametrize("covariance_type", ["full", "diag", "tied", "spherical"])
+@pytest.mark.parametrize("constant", ["every feature", "one feature"])
+def test_constant_features_fit_without_a_false_alarm(covariance_type, constant):
+    """A constant feature: every variance of the fit is reg_covar, which the
+    M-step adds, so the bound may fall by what that costs (the allowance);
+    it warned of an unstable fit at every iteration, and 'spherical' crashed
+    on log(0) in elbo_. The default covariance prior stays scikit-learn's (the
+    data's covariance, singular here), so elbo_ is -inf, as documented, and
+    finite with a proper covariance_prior."""
+    rng = np.random.default_rng(5)
+    X = np.ones((60, 2)) if constant == "every feature" else np.c_[
+        np.r_[rng.normal(size=30), rng.normal(size=30) + 5], np.ones(60)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no warning, of instability or otherwise
+        bgm = BayesianGaussianMixture(n_components=2, covariance_type=covariance_type,
+                                      random_state=0).fit(X)
+        assert np.isfinite(bgm.lower_bound_) and bgm.converged_
+        singular = constant == "every feature" or covariance_type != "spherical"
+        assert (bgm.elbo_ == -np.inf) if singular else np.isfinite(bgm.elbo_)
+        prior = {"full": np.eye(2), "tied": np.eye(2), "diag": np.ones(2), "spherical": 1.0}
+        proper = BayesianGaussianMixture(n_components=2, covariance_type=covariance_type,
+                                         covariance_prior=prior[covariance_type],
+                                         random_state=0).fit(X)
+    assert np.isfinite(proper.elbo_)

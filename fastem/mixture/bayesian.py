@@ -25,7 +25,8 @@ from .. import _validation as val
 from .._covariance import parameter_shape
 from ..model_file import FileError, ModelFile, check_factor_pair, check_positive, register_model
 from .._model import (LOG_2PI, factor_inputs, mass_guard, log_det_cholesky, m_step,
-                      precision_cholesky_from_covariances, precisions_from_cholesky)
+                      precision_cholesky_from_covariances, precisions_from_cholesky,
+                      regularisation_loss)
 from .._missing import filled_chunk, initialize_on_sample
 from .._special import betaln, digamma, gammaln
 from .._steps import GaussianPass, run_alone
@@ -181,6 +182,26 @@ class VariationalFamily:
     def m_step(self, stats, draw_rows):
         return self.update(stats), 0
 
+    def bound_allowance(self, params: VariationalParams) -> float:
+        """How far the next bound may fall below this one without a defect:
+        what ``reg_covar`` costs the M-step that made ``params``.
+
+        The M-step adds ``N_k c`` to the Wishart scale's inverse ``A_k`` (its
+        optimum), which costs the bound ``nu_k / 2 sum_i h(y_i)``, ``h(y) =
+        -log(1 - y) - y``, ``y_i = N_k c / lambda_i(A_k + N_k c I)``. As ``A_k
+        = nu_k C_k`` (``C_k`` the posterior covariance) and ``h(t y) <= t h(y)``
+        for ``t = N_k / nu_k <= 1``, that is at most ``N_k`` times what
+        :func:`fastem._model.regularisation_loss` charges EM per unit weight
+        for ``C_k`` (``N_k = beta_k - beta_0``). Without it, data whose
+        variances are all ``reg_covar`` (a constant feature) warned of an
+        unstable fit at every iteration."""
+        nk = np.maximum(np.asarray(params.mean_precision) - self.priors.mean_precision, 0.0)
+        total = float(nk.sum())
+        if total <= 0.0:
+            return 0.0
+        return total * regularisation_loss(nk / total, params.precisions_cholesky,
+                                           self.covariance_type, self.reg_covar, self.n_features)
+
     def lower_bound(self, stats, before: VariationalParams, after: VariationalParams) -> float:
         """scikit-learn's ``lower_bound_``: the bound at (responsibilities of the
         pass, the posterior after the M-step), without the constants it drops.
@@ -219,12 +240,14 @@ class VariationalFamily:
         else:
             weights = float(gammaln(k * a0) - k * gammaln(a0))
         cov = np.asarray(pr.covariance, dtype=np.float64)
-        if self.covariance_type in ("full", "tied"):
-            log_det_prior = float(np.linalg.slogdet(cov)[1])
-        elif self.covariance_type == "diag":
-            log_det_prior = float(np.sum(np.log(cov)))
-        else:
-            log_det_prior = d * math.log(float(cov))
+        # -inf for a singular prior (the default one of data with a constant
+        # feature): an improper Wishart prior has no normaliser
+        with np.errstate(divide="ignore"):
+            if self.covariance_type in ("full", "tied"):
+                sign, log_det_prior = np.linalg.slogdet(cov)
+                log_det_prior = float(log_det_prior) if sign > 0 else -np.inf
+            else:
+                log_det_prior = float(np.sum(np.log(cov))) * (d if cov.ndim == 0 else 1)
         wishart = (0.5 * nu0 * log_det_prior - 0.5 * nu0 * d * math.log(2.0)
                    - float(np.sum(gammaln(0.5 * (nu0 - np.arange(d))))))
         return (weights + k * wishart - 0.5 * total_weight * d * LOG_2PI
@@ -423,6 +446,9 @@ default='dirichlet_process'
         ``lower_bound_`` with the constants scikit-learn drops put back
         (:meth:`VariationalFamily.elbo_constant`): for 'full' the evidence
         lower bound of the model itself, comparable across ``n_components``.
+        ``-inf`` when ``covariance_prior_`` is singular, as the default (the
+        data's covariance) is for data with a constant feature: such a
+        Wishart prior has no normaliser; pass ``covariance_prior`` for one.
     weight_concentration_prior_, weight_concentration_ : float, and a tuple
         of two (n_components,) arrays ('dirichlet_process') or (n_components,)
     mean_precision_prior_ : float
