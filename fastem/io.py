@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -197,15 +198,21 @@ def _read_csv(path, header=None):
                    dtype=np.float64, encoding="utf-8-sig", quotechar='"')
     try:
         try:
-            X = np.loadtxt(path, **options)
+            with warnings.catch_warnings():
+                # a header and no rows: "input contained no data" on stderr,
+                # before the estimator's own error about an empty X
+                warnings.filterwarnings("ignore", ".*input contained no data")
+                X = np.loadtxt(path, **options)
         except ValueError:
             # Missing values (an empty cell, or NA): read again, cell by cell in
             # Python (slower), only when the C reader found such a cell.
             X = np.loadtxt(path, converters=_cell, **options)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: malformed CSV ({exc})") from None
-    if not header or X.shape[0] == 0:
-        return X  # an empty file is reported by the estimator's input check
+    if header and X.shape[0] == 0:
+        raise ValueError(f"{path}: a header and no rows of data")
+    if not header:
+        return X
     names = [c.strip() for c in first]
     if len(names) != X.shape[1]:
         raise ValueError(f"{path}: the header names {len(names)} columns, the rows have "

@@ -258,6 +258,19 @@ def test_csv_byte_order_mark_is_not_part_of_the_data_or_the_names(tmp_path):
     gm.predict(read_data(tmp_path / "h.csv"))  # the same names without the mark: accepted
 
 
+def test_csv_with_a_header_and_no_rows_is_a_clear_error(tmp_path):
+    """It read as an array of shape (0, 1) (one feature, not the header's two),
+    and NumPy's "input contained no data" warning came first."""
+    from fastem.io import read_data
+
+    for text in ("a,b\n", "a,b\n\n", "a,b"):
+        (tmp_path / "h.csv").write_text(text, encoding="utf-8")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(ValueError, match="h.csv: a header and no rows of data"):
+                read_data(tmp_path / "h.csv")
+
+
 def test_csv_quoted_header_and_numeric_header(tmp_path, capsys):
     from fastem.io import read_data
 
