@@ -46,6 +46,15 @@ class Stream:
     weight_seen: float = 0.0
     rho: float = 1.0  #: the latest step size
 
+    def seed(self, sample):
+        """Start from ``sample``'s statistics (a pass over rows drawn at random
+        from all of X, under the starting model) as ``s_1``, so that the first
+        block is the second step: ``fit`` with ``batch_size`` knows the start
+        it drew from all of X (a first block from one end of sorted rows set
+        ``s_1`` alone, and a component it did not reach lost its mass)."""
+        self.running = sample.scaled(1.0 / sample.weight_sum)
+        self.steps = 1
+
     def update(self, batch, decay, offset, data_weight=None):
         """Fold one batch's statistics in; returns the statistics the M-step
         takes: the running ones scaled to ``data_weight`` (the weight of all

@@ -143,8 +143,10 @@ class GaussianMixture(MixtureBase):
         mixture) over consecutive blocks of ``batch_size`` rows, as
         :meth:`partial_fit` does for a stream: the model moves after every
         block, so a pass or two can reach what batch EM needs many
-        iterations for. Each start initialises on ``min(batch_size,
-        20000)`` rows drawn at random; blocks are visited in an order drawn from
+        iterations for. Each start initialises on 20,000 rows (or all of
+        X) drawn at random, and their statistics under the start are the
+        first step, so rows sorted by cluster or time fit as shuffled ones
+        do; blocks are visited in an order drawn from
         ``random_state`` (deterministic); ``max_iter`` and ``tol`` count
         passes.
     learning_decay : float, default=0.7
