@@ -361,6 +361,37 @@ def test_imputer_in_a_pipeline_with_feature_names():
         imp.transform(X[:, :2])
 
 
+def test_imputer_set_output_as_scikit_learn_transformers_take_it():
+    """Pipeline.set_output(transform="pandas") raised AttributeError on the
+    imputer, and scikit-learn's global transform_output was ignored."""
+    pd = pytest.importorskip("pandas")
+    import sklearn
+    from sklearn.base import clone
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from fastem import GaussianMixtureImputer
+
+    X = _with_holes(make_blobs(n=200, d=3, k=2, seed=4)[0], 0.2, seed=2)
+    frame = pd.DataFrame(X, columns=["a", "b", "c"], index=np.arange(200) + 1000)
+    kw = dict(n_components=2, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # rows with nothing observed
+        pipe = make_pipeline(GaussianMixtureImputer(**kw), StandardScaler())
+        out = pipe.set_output(transform="pandas").fit_transform(frame)
+        assert list(out.columns) == ["a", "b", "c"] and out.index[0] == 1000
+        plain = GaussianMixtureImputer(**kw).fit_transform(frame)
+        assert isinstance(plain, np.ndarray)
+        framed = clone(GaussianMixtureImputer(**kw).set_output(transform="pandas"))
+        np.testing.assert_array_equal(framed.fit_transform(frame).to_numpy(), plain)
+        with sklearn.config_context(transform_output="pandas"):
+            assert isinstance(GaussianMixtureImputer(**kw).fit_transform(X), pd.DataFrame)
+            assert isinstance(GaussianMixtureImputer(**kw).set_output(transform="default")
+                              .fit_transform(X), np.ndarray)
+    with pytest.raises(ValueError, match="'transform'"):
+        GaussianMixtureImputer().set_output(transform="arrow")
+
+
 # -- BayesianGaussianMixture: the same pass with the variational expectations ----------
 
 def _effective_gaussians(inputs):

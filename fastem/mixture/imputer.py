@@ -3,6 +3,8 @@ mixture fitted to the incomplete data by EM."""
 
 from __future__ import annotations
 
+import sys
+
 
 import numpy as np
 
@@ -160,16 +162,70 @@ class GaussianMixtureImputer(EstimatorBase):
         (True, False)
         """
         self._check_fitted()
+        given = X
         backend = backend_for(X, "cpu")
         X = self._check_X(X, reset=False, backend=backend)
         if not isinstance(X, np.ndarray):  # a dask array
             X = np.asarray(X.compute())
         if self._scan_missing(X, backend, fitting=False) is None:
-            return np.array(X, dtype=np.float64)
+            return self._wrap(np.array(X, dtype=np.float64), given)
         from ..backends.cpu import impute_rows
 
         inputs = self.mixture_._kernel_inputs().kernel_inputs().incomplete()
-        return impute_rows(X, inputs, self._draws if self.sample_posterior else None)
+        return self._wrap(impute_rows(X, inputs, self._draws if self.sample_posterior else None),
+                          given)
+
+    def set_output(self, *, transform=None):
+        """The container :meth:`transform` returns, as scikit-learn's
+        transformers take it (``Pipeline.set_output`` calls it).
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"}, default=None
+            "default": a NumPy array; "pandas" / "polars": a DataFrame with
+            :meth:`get_feature_names_out` as its columns (and a pandas input's
+            index); None leaves the setting as it is. Until it is set,
+            scikit-learn's global ``transform_output`` applies, when
+            scikit-learn is imported.
+
+        Returns
+        -------
+        self : GaussianMixtureImputer
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianMixtureImputer
+        >>> X = np.array([[1.0, 2.0], [2.0, 4.1], [3.0, np.nan], [4.0, 7.9]])
+        >>> imputer = GaussianMixtureImputer().set_output(transform="pandas")
+        >>> imputer.fit_transform(X).columns.tolist()  # doctest: +SKIP
+        ['x0', 'x1']
+        """
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas", "polars"):
+            raise ValueError(f"Invalid value for 'transform': {transform!r}; expected one of "
+                             "['default', 'pandas', 'polars'].")
+        # scikit-learn's attribute, so that sklearn.base.clone carries it over
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
+    def _wrap(self, filled, given):
+        """``filled`` in the container :meth:`set_output` chose."""
+        mode = getattr(self, "_sklearn_output_config", {}).get("transform")
+        if mode is None:
+            sklearn = sys.modules.get("sklearn")
+            mode = sklearn.get_config().get("transform_output", "default") if sklearn else "default"
+        if mode == "pandas":
+            import pandas as pd
+
+            index = given.index if isinstance(given, pd.DataFrame) else None
+            return pd.DataFrame(filled, columns=list(self.get_feature_names_out()), index=index)
+        if mode == "polars":
+            import polars as pl
+
+            return pl.DataFrame(filled, schema=list(self.get_feature_names_out()), orient="row")
+        return filled
 
     def fit_transform(self, X, y=None, sample_weight=None):
         """:meth:`fit`, then :meth:`transform` of the same X.
