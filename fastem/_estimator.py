@@ -196,8 +196,8 @@ class EstimatorBase:
             int(missing.empty_rows.sum())
         if n_samples - n_empty < min_rows:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{min_rows}, n_samples = {n_samples - n_empty} rows with an observed "
-                             f"value ({n_empty} of X's {n_samples} have none){note}.")
+                             f"{min_rows}, n_samples = {n_samples - n_empty} rows with an "
+                             f"observed value ({n_empty} of X's {n_samples} have none){note}.")
         sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=stacklevel + 1)
         return PreparedFit(backend.prepare(X), backend, X, sw, missing)
 

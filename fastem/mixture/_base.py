@@ -218,8 +218,8 @@ class MixtureBase(SaveLoad, EstimatorBase):
         sample), or continues from the fitted model with ``warm_start``; the
         start's statistics on those rows are stepwise EM's first step, so
         that no block, however its rows are sorted, replaces what the start
-        knows of all of X. Each pass visits every block once, in an order drawn from the same
-        RandomState (so the fit is deterministic), and the M-step follows
+        knows of all of X. Each pass visits every block once, in an order
+        drawn from the same RandomState (so the fit is deterministic), and the M-step follows
         every block. A pass is an "iteration" for ``max_iter``, ``tol``,
         ``n_iter_``, ``lower_bounds_`` and ``verbose``; the progress callback
         is called after every block, counting rows.

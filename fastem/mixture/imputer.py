@@ -215,7 +215,8 @@ class GaussianMixtureImputer(EstimatorBase):
         mode = getattr(self, "_sklearn_output_config", {}).get("transform")
         if mode is None:
             sklearn = sys.modules.get("sklearn")
-            mode = sklearn.get_config().get("transform_output", "default") if sklearn else "default"
+            mode = (sklearn.get_config().get("transform_output", "default") if sklearn
+                    else "default")
         if mode == "pandas":
             import pandas as pd
 
