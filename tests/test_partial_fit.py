@@ -293,7 +293,10 @@ def test_rows_sorted_by_cluster_fit_in_batches_as_shuffled_ones_do(cls, batch_si
     with _quiet():
         batch = cls(n_components=2, random_state=0).fit(X2)
         for rows in (X2, X2[rng.permutation(len(X2))]):
-            streamed = cls(n_components=2, random_state=0, batch_size=batch_size).fit(rows)
+            # 5 passes: stochastic VI's noisy bound does not meet tol, and 100
+            # passes of 600 one-row steps took 150 s
+            streamed = cls(n_components=2, random_state=0, batch_size=batch_size,
+                           max_iter=5).fit(rows)
             assert abs(streamed.score(X2) - batch.score(X2)) < 0.01
             assert streamed.weights_.min() > 0.45
 
