@@ -138,6 +138,15 @@ class EstimatorBase:
                 "appropriate arguments before using this estimator."
             )
 
+    def _refuse_non_finite(self, **fitted):
+        """The fitted attributes ``fitted`` (name: array) are finite: set by
+        hand to NaN, a mean scored NaN and predicted its component silently."""
+        bad = [name for name, value in fitted.items()
+               if not np.all(np.isfinite(np.asarray(value, dtype=np.float64)))]
+        if bad:
+            raise ValueError(f"{type(self).__name__}'s {', '.join(bad)} contain NaN or infinity: "
+                             "refit the model, or set finite values.")
+
     def _check_X(self, X, reset, backend):
         """X validated by the backend that will hold it (a float32/float64
         ndarray or memory map, a GPU array, or a dask array).
@@ -188,16 +197,14 @@ class EstimatorBase:
         n_samples = X.shape[0]
         sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
         missing = self._scan_missing(X, backend)
-        if n_samples < min_rows:
-            raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{min_rows}, n_samples = {n_samples}{note}.")
         # rows with nothing observed are left out of the fit, so they do not count
         n_empty = 0 if missing is None or missing.empty_rows is None else \
             int(missing.empty_rows.sum())
         if n_samples - n_empty < min_rows:
+            counted = (f"{n_samples}" if not n_empty else f"{n_samples - n_empty} rows with an "
+                       f"observed value ({n_empty} of X's {n_samples} have none)")
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{min_rows}, n_samples = {n_samples - n_empty} rows with an "
-                             f"observed value ({n_empty} of X's {n_samples} have none){note}.")
+                             f"{min_rows}, n_samples = {counted}{note}.")
         sw = _missing.fit_weights(missing, sw, n_samples, stacklevel=stacklevel + 1)
         return PreparedFit(backend.prepare(X), backend, X, sw, missing)
 

@@ -238,12 +238,9 @@ class PPCA(SaveLoad, EstimatorBase):
         """Fitted, with finite attributes (set by hand to NaN, every score,
         latent mean and sample came out NaN)."""
         super()._check_fitted()
-        fitted = dict(components_=self.components_, explained_variance_=self.explained_variance_,
-                      noise_variance_=self.noise_variance_, mean_=self.mean_)
-        bad = [name for name, v in fitted.items() if not np.all(np.isfinite(v))]
-        if bad:
-            raise ValueError(f"PPCA's {', '.join(bad)} contain NaN or infinity: refit the model, "
-                             "or set finite values.")
+        self._refuse_non_finite(components_=self.components_,
+                                explained_variance_=self.explained_variance_,
+                                noise_variance_=self.noise_variance_, mean_=self.mean_)
 
     def _kernel_inputs(self):
         """One Gaussian ``N(mean_, C)`` in the pass's layout (upper ``U``, ``C^-1 = U U^T``)."""

@@ -358,15 +358,6 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._fitted_covariance_type = self.covariance_type
         self._set_feature_names(n_features)
 
-    def _refuse_non_finite(self, **fitted):
-        """The fitted attributes ``fitted`` (name: array) are finite: set by
-        hand to NaN, a mean scored NaN and predicted its component silently."""
-        bad = [name for name, value in fitted.items()
-               if not np.all(np.isfinite(np.asarray(value, dtype=np.float64)))]
-        if bad:
-            raise ValueError(f"{type(self).__name__}'s {', '.join(bad)} contain NaN or infinity: "
-                             "refit the model, or set finite values.")
-
     def _check_warm_start(self, n_features, what="warm_start"):
         if self.n_features_in_ != n_features:
             raise ValueError(
@@ -542,8 +533,8 @@ class MixtureBase(SaveLoad, EstimatorBase):
         if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
             raise ValueError(f"Invalid value for 'n_samples': {n_samples!r}; need an integer >= 1.")
         self._fitted_params()  # refuses attributes set by hand to no model
-        self._refuse_non_finite(weights_=self.weights_, means_=self.means_,
-                                covariances_=self.covariances_)
+        # and what sampling reads besides (a variational model's weights_ are derived)
+        self._refuse_non_finite(weights_=self.weights_, covariances_=self.covariances_)
         n_features = self.means_.shape[1]
         rng = check_random_state(self.random_state)
         counts = rng.multinomial(n_samples, self.weights_)

@@ -246,8 +246,10 @@ class VariationalFamily:
             if self.covariance_type in ("full", "tied"):
                 sign, log_det_prior = np.linalg.slogdet(cov)
                 log_det_prior = float(log_det_prior) if sign > 0 else -np.inf
+            elif self.covariance_type == "diag":
+                log_det_prior = float(np.sum(np.log(cov)))
             else:
-                log_det_prior = float(np.sum(np.log(cov))) * (d if cov.ndim == 0 else 1)
+                log_det_prior = d * float(np.log(cov))
         wishart = (0.5 * nu0 * log_det_prior - 0.5 * nu0 * d * math.log(2.0)
                    - float(np.sum(gammaln(0.5 * (nu0 - np.arange(d))))))
         return (weights + k * wishart - 0.5 * total_weight * d * LOG_2PI

@@ -304,8 +304,8 @@ class GaussianMixture(MixtureBase):
         self._refuse_non_finite(weights_=self.weights_, means_=self.means_,
                                 precisions_cholesky_=chol)
         weights = val.check_weights(self.weights_, np.shape(self.means_)[0], name="weights_")
-        diagonal = chol if chol.ndim < 3 and self.covariance_type != "tied" else \
-            np.diagonal(chol, axis1=-2, axis2=-1)
+        diagonal = (chol if self.covariance_type in ("diag", "spherical")
+                    else np.diagonal(chol, axis1=-2, axis2=-1))
         if np.any(diagonal <= 0):
             raise ValueError("precisions_cholesky_ must be Cholesky factors with a positive "
                              "diagonal.")
