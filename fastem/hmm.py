@@ -432,7 +432,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         X = kernel_input(X)
         out = np.empty((X.shape[0], self.n_components))
         with launch():
-            gaussian.log_prob(X, self._full, pa.ref, pa.means, pa.factor, pa.log_const,
+            kernels.emissions(X, self._full, pa.ref, pa.means, pa.factor, pa.log_const,
                               part_bounds(X.shape[0], 1), out)
         if pa.shift:
             out += pa.shift
