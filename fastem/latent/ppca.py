@@ -23,6 +23,7 @@ from .. import _validation as val
 from .._estimator import EstimatorBase, SaveLoad
 from .._model import LOG_2PI, KernelInputs
 from .._sampling import check_random_state
+from .._steps import GaussianPass, run_alone
 from ..backends import backend_for
 from ..model_file import FileError, ModelFile, check_positive, register_model
 
@@ -450,7 +451,9 @@ _NOISE_MARGIN = 64
 
 def _mean_and_covariance(data, backend, sample_weight, n_features):
     """Weighted mean and ``1/N`` covariance from one pass of the mixture kernel
-    with one component (every responsibility is 1), centred on the first row.
+    with one component (every responsibility is 1), centred on the first row:
+    the pass a mixture's E-step asks for (:class:`fastem._steps.GaussianPass`),
+    so every backend answers it as it answers a mixture's.
 
     With ``c`` that row, ``N = sum w``, ``S = sum w (x - c)`` and
     ``SS = sum w (x - c)(x - c)^T``: ``mean = c + S/N`` and
@@ -460,11 +463,16 @@ def _mean_and_covariance(data, backend, sample_weight, n_features):
     centre = np.asarray(backend.take_rows(data, [0])[0], dtype=np.float64)
     d = n_features
     inputs = KernelInputs(centre[None].copy(), np.eye(d).reshape(1, d * d), np.zeros(1), "full")
-    stats = backend.accumulate(data, inputs, sample_weight)
+    stats = run_alone(_moments(inputs), backend, data, sample_weight)
     total = stats.mass[0]
     shift = stats.first[0] / total
     cov = stats.second[0] / total - np.outer(shift, shift)
     return centre + shift, 0.5 * (cov + cov.T)
+
+
+def _moments(inputs):
+    """The one request of :func:`_mean_and_covariance`, as steps."""
+    return (yield GaussianPass(inputs))
 
 
 def _affine_rows(X, offset, matrix):
