@@ -29,7 +29,7 @@ from ._model import factor_inputs, full_from_lower, precision_cholesky_from_cova
 from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
 from .backends import BACKENDS, get_backend
-from .backends._common import kernel_input, part_bounds, partial_stats
+from .backends._common import float32_overflowed, kernel_input, part_bounds, partial_stats
 from .backends.cuda import CudaData
 from .backends.dask import DaskBackend, check_dask_array, is_dask_array
 from .kernels.cpu import gaussian, launch
@@ -389,14 +389,15 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- the E-step -------------------------------------------------------------
 
-    def _pass_arrays(self, X):
+    def _pass_arrays(self, X, dtype=None):
         """The emission densities as the Gaussian kernel takes them, narrowed
-        to the compute dtype (:func:`fastem._precision.pass_arrays`)."""
+        to the compute dtype (:func:`fastem._precision.pass_arrays`; ``dtype``
+        overrides the model's)."""
         k = self.n_components
         inputs = factor_inputs(self.means_, self._precision_factors(), self.covariance_type,
                                np.zeros(k))
         return pass_arrays(inputs.means, inputs.factor, inputs.log_const,
-                           compute_dtype(X.dtype, check_dtype(self.dtype)))
+                           compute_dtype(X.dtype, dtype or check_dtype(self.dtype)))
 
     def _precision_factors(self):
         """Upper Cholesky factors of the precisions (``fastem._model``'s layout)."""
@@ -428,7 +429,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         return out[0] if ctype == "tied" else out
 
     def _frames(self, X, pa):
-        """Emission log-densities (n, k) of every row, float64."""
+        """Emission log-densities (n, k) of every row, float64 (computed again
+        in float64 where float32 overflowed, see ``float32_overflowed``)."""
         X = kernel_input(X)
         out = np.empty((X.shape[0], self.n_components))
         with launch():
@@ -436,6 +438,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                               part_bounds(X.shape[0], 1), out)
         if pa.shift:
             out += pa.shift
+        if float32_overflowed(out, pa):
+            return self._frames(X, self._pass_arrays(X, np.float64))
         return out
 
     @property
@@ -587,14 +591,17 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             results = _on_blocks(X, bounds, _block_passes, self, want_post)
             log_probs = np.concatenate([r[0] for r in results])
             post = np.concatenate([r[1] for r in results]) if want_post else None
-            return log_probs, post
-        if isinstance(X, CudaData):
-            return self._gpu_passes(X).scores(bounds, want_post)
-        logf = self._frames(X, self._pass_arrays(X))
-        post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
-        log_probs, _ = self._recursions(logf, bounds, np.ones(len(bounds) - 1), want_post, False,
-                                        post)
-        return log_probs, (post if want_post else None)
+        elif isinstance(X, CudaData):
+            log_probs, post = self._gpu_passes(X).scores(bounds, want_post)
+        else:
+            logf = self._frames(X, self._pass_arrays(X))
+            post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
+            log_probs, _ = self._recursions(logf, bounds, np.ones(len(bounds) - 1), want_post,
+                                            False, post)
+            post = post if want_post else None
+        if want_post and not (log_probs > -np.inf).all():
+            raise ValueError(_UNREACHED)
+        return log_probs, post
 
     # -- the M-step ---------------------------------------------------------------
 
@@ -847,19 +854,21 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             _, post = self._sequence_passes(X, bounds, want_post=True)
             # hmmlearn's figure: the sum over steps of the largest posterior
             return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
-        states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
         if is_dask_array(X):
             results = _on_blocks(X, bounds, _block_viterbi, self)
-            return (float(sum(r[0] for r in results)),
-                    np.concatenate([r[1] for r in results]))
-        if isinstance(X, CudaData):
-            return self._gpu_passes(X).viterbi(bounds)
-        logf = self._frames(X, self._pass_arrays(X))
-        log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-        for a, b in zip(bounds[:-1], bounds[1:]):
-            log_prob, path = kernels.viterbi(log_start, log_trans, logf[a:b])
-            total += log_prob
-            states[a:b] = path
+            total, states = sum(r[0] for r in results), np.concatenate([r[1] for r in results])
+        elif isinstance(X, CudaData):
+            total, states = self._gpu_passes(X).viterbi(bounds)
+        else:
+            states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
+            logf = self._frames(X, self._pass_arrays(X))
+            log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
+            for a, b in zip(bounds[:-1], bounds[1:]):
+                log_prob, path = kernels.viterbi(log_start, log_trans, logf[a:b])
+                total += log_prob
+                states[a:b] = path
+        if not total > -np.inf:  # a sequence's path would be an arbitrary one
+            raise ValueError(_UNREACHED)
         return float(total), states
 
     def predict(self, X, lengths=None):
@@ -1077,6 +1086,13 @@ def _on_blocks(X, bounds, fn, model, *args):
                  else arg for arg in args]
         tasks.append(task(model, block, bounds[s0:s1 + 1] - a, *local))
     return list(dask.compute(*tasks))
+
+
+#: Why a sequence's state posteriors or path cannot be computed.
+_UNREACHED = (
+    "X has steps so far from every state that their squared Mahalanobis distances overflow "
+    "float64, so the state posteriors and the most likely path cannot be computed (score gives "
+    "-inf, the float64 value of log p(X)). Rescale X, or drop those steps.")
 
 
 def _add_stats(total, part):

@@ -72,3 +72,20 @@ def test_empty_component_is_reseeded_and_counted():
     assert _finite(gm)
     assert np.all(np.abs(gm.means_) < 100)
     assert np.all(gm.weights_ > 0)
+
+
+def test_rows_beyond_float64s_range_are_refused_where_no_answer_exists():
+    """A row 1e200 from a mixture of unit-scale components: its squared
+    distances overflow float64, so its log-density is -inf (the float64 value)
+    and its component probabilities and label cannot be computed: an error,
+    not NaN probabilities or label 0."""
+    X = rng.normal(size=(300, 3))
+    gm = GaussianMixture(2, random_state=0).fit(X)
+    far = X[:3].copy()
+    far[1] *= 1e200
+    score = gm.score_samples(far)
+    assert np.isneginf(score[1]) and np.all(np.isfinite(score[[0, 2]]))
+    for method in (gm.predict, gm.predict_proba):
+        with pytest.raises(ValueError, match="overflow float64"):
+            method(far)
+    np.testing.assert_array_equal(gm.predict(far[[0, 2]]), gm.predict(X[[0, 2]]))

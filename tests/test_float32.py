@@ -208,3 +208,22 @@ def test_passes_float32_cannot_resolve_run_in_float64():
         warnings.simplefilter("ignore", category=UserWarning)
         warnings.simplefilter("error", category=RuntimeWarning)
         GaussianMixture(3, init_params="random", max_iter=30, tol=0, random_state=0).fit(X)
+
+
+@pytest.mark.parametrize("estimator", [GaussianMixture, BayesianGaussianMixture])
+def test_rows_beyond_float32s_range_are_scored_in_float64(estimator):
+    """A row 1e25 standard deviations away: its squared distance overflows
+    float32 (-inf), not float64, so that chunk is computed in float64."""
+    X = _overlapping(n=2000).astype(np.float32)
+    far = X[:4].copy()
+    far[1] *= np.float32(1e25)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = estimator(n_components=3, random_state=0, max_iter=5).fit(X)
+    got, proba = gm.score_samples(far), gm.predict_proba(far)
+    gm.set_params(dtype=np.float64)
+    want = gm.score_samples(far)
+    assert np.all(np.isfinite(got)) and got[1] < -1e40
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    np.testing.assert_allclose(proba, gm.predict_proba(far), atol=1e-5)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)

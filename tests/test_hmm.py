@@ -458,3 +458,66 @@ def test_dask_arrays_fit_and_score_as_the_array_does(covariance_type):
     a = GaussianHMM(3, random_state=0).fit(X, lengths)
     b = GaussianHMM(3, random_state=0).fit(Xd, lengths)
     np.testing.assert_allclose(b.monitor_.history, a.monitor_.history, rtol=1e-9)
+
+
+def _posteriors_by_every_path(start, trans, logf):
+    """State posteriors (n, k) and the most probable path by going over all
+    k^n paths in 60-digit decimal arithmetic: exact for the float64
+    emissions ``logf`` (n, k) whatever their range (small n only)."""
+    import itertools
+    from decimal import Decimal, getcontext
+
+    getcontext().prec = 60
+    n, k = logf.shape
+    lt, ls = np.log(trans), np.log(start)
+    paths = list(itertools.product(range(k), repeat=n))
+    logs = []
+    for p in paths:
+        v = Decimal(float(ls[p[0]])) + Decimal(float(logf[0, p[0]]))
+        for t in range(1, n):
+            v += Decimal(float(lt[p[t - 1], p[t]])) + Decimal(float(logf[t, p[t]]))
+        logs.append(v)
+    top = max(logs)
+    weights = [(v - top).exp() for v in logs]
+    total = sum(weights)
+    post = np.zeros((n, k))
+    for p, wgt in zip(paths, weights):
+        for t in range(n):
+            post[t, p[t]] += float(wgt / total)
+    return post, np.array(paths[logs.index(top)])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_step_far_from_every_state_keeps_the_other_steps_posteriors(dtype):
+    """One step 1e25 standard deviations away: its log-density (-1e50)
+    dwarfs the other steps' differences, which unshifted log-space messages
+    lost (every state's posterior came out 1); float32 data overflow there
+    and are computed in float64. Against the posteriors of every path."""
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(300, 3)), rng.normal(size=(300, 3)) + 4]
+    m = GaussianHMM(2, random_state=0).fit(X)
+    Z = X[:5].copy()
+    Z[2] *= 1e25
+    Z = Z.astype(dtype)
+    log_prob, post = m.score_samples(Z)
+    logf = m._frames(Z.astype(np.float64), m._pass_arrays(Z.astype(np.float64)))
+    want, path = _posteriors_by_every_path(m.startprob_, m.transmat_, logf)
+    assert np.isfinite(log_prob) and log_prob < -1e40
+    np.testing.assert_allclose(post.sum(axis=1), 1.0)
+    np.testing.assert_allclose(post, want, atol=1e-6 if dtype == np.float32 else 1e-12)
+    np.testing.assert_array_equal(m.predict_proba(Z), post)
+    np.testing.assert_array_equal(m.decode(Z, algorithm="viterbi")[1], path)
+
+
+def test_steps_beyond_float64s_range_are_refused_where_no_answer_exists():
+    """A step 1e200 away overflows float64 in every state: ``score`` is -inf
+    (the float64 value of log p), and the posteriors and the path, which do
+    not exist in float64, are an error rather than arbitrary numbers."""
+    X, lengths = _sequences(seed=5, n_seq=2, length=60)
+    m = GaussianHMM(K, random_state=0, n_iter=3).fit(X, lengths)
+    Z = X.copy()
+    Z[3] *= 1e200
+    assert m.score(Z, lengths) == -np.inf
+    for method in (m.predict, m.predict_proba, m.score_samples, m.decode):
+        with pytest.raises(ValueError, match="overflow float64"):
+            method(Z, lengths)

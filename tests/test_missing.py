@@ -548,3 +548,16 @@ def test_compiled_afresh_or_loaded_from_the_cache_the_same_bits(tmp_path):
     (their helpers are inlined by LLVM and never cached, as the
     complete-data kernels')."""
     same_bits_compiled_afresh_or_cached(_BITS_SCRIPT, tmp_path)
+
+def test_imputing_from_a_row_beyond_float64s_range_is_an_error():
+    """Observed values so far from every component that no density reaches
+    them in float64 give no responsibilities to impute with: an error, not a
+    0 in place of the missing value."""
+    X, _ = make_blobs(n=600, d=3, k=2, seed=4)
+    imputer = GaussianMixtureImputer(random_state=0).fit(X)
+    rows = X[:2].copy()
+    rows[:, 1] = np.nan
+    assert np.all(np.isfinite(imputer.transform(rows)))
+    rows[0, 0] = 1e200
+    with pytest.raises(ValueError, match="overflow float64"):
+        imputer.transform(rows)

@@ -120,6 +120,18 @@ def map_host_chunks(chunks, fn, sample_weight=None, args=(), chunk_args=None):
     return out
 
 
+def float32_overflowed(wlp, pa) -> bool:
+    """Whether a float32 pass lost rows of a chunk of weighted log-densities
+    ``wlp`` (m, k) computed with ``pa`` (PassArrays): a row's squared
+    distance to a component beyond float32's range (about 1.8e19 standard
+    deviations away) gives -inf where float64 gives a finite value, so the
+    chunk must be computed again in float64."""
+    if pa.means.dtype != np.float32:
+        return False
+    alive = np.isfinite(pa.log_const)  # a component of weight 0 is -inf in both
+    return not np.isfinite(wlp[:, alive]).all()
+
+
 def map_rows_eager(backend, data, inputs, reduce, out_columns=None, dtype=np.float64):
     """``reduce`` of the weighted log-densities, chunk by chunk, into an ndarray.
 

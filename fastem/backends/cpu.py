@@ -8,7 +8,7 @@ from .. import config
 from .._model import Params, Stats, full_from_lower, Layout, total_weight
 from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch, missing
-from ._common import (kernel_input, map_host_chunks, map_rows_eager, part_bounds, partial_stats,
+from ._common import (float32_overflowed, kernel_input, map_host_chunks, map_rows_eager, part_bounds, partial_stats,
                       reduce_partial_stats, split_rows, weights_arg)
 
 
@@ -289,17 +289,26 @@ class CPUBackend:
             return
         full = params.layout is Layout.FULL
         pa = for_pass(params, X.dtype, self.dtype)
+        wide = None
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
             chunk = kernel_input(X[start:stop])
-            out = np.empty((stop - start, k))
-            bounds = part_bounds(stop - start, 1)
-            with launch():
-                gaussian.log_prob(chunk, full, pa.ref, pa.means, pa.factor, pa.log_const, bounds,
-                                  out)
-            if pa.shift:
-                out += pa.shift
+            out = _log_prob(chunk, full, pa, k)
+            if float32_overflowed(out, pa):
+                wide = wide or for_pass(params, X.dtype, np.float64)
+                out = _log_prob(chunk, full, wide, k)
             yield start, stop, out
+
+
+def _log_prob(chunk, full, pa, k):
+    """The weighted log-densities (m, k) float64 of host rows under PassArrays ``pa``."""
+    out = np.empty((chunk.shape[0], k))
+    with launch():
+        gaussian.log_prob(chunk, full, pa.ref, pa.means, pa.factor, pa.log_const,
+                          part_bounds(chunk.shape[0], 1), out)
+    if pa.shift:
+        out += pa.shift
+    return out
 
 
 def _missing_log_prob_chunks(X, inputs):
@@ -338,4 +347,9 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
         with launch():
             missing.impute(widened(X[start:stop]), *arrays, u, eps, rng is not None,
                            part_bounds(stop - start, 1), out[start:stop])
+        if np.isnan(out[start:stop]).any():
+            raise ValueError(
+                "X has rows whose observed values are so far from every component that their "
+                "squared Mahalanobis distances overflow float64, so the missing values cannot be "
+                "imputed from them. Rescale X, or drop those rows.")
     return out

@@ -19,7 +19,7 @@ from .. import config
 from .._precision import for_pass
 from .._model import (Params, Stats, full_from_lower, Layout,
                       total_weight)
-from ._common import map_host_chunks, map_rows_eager, split_rows
+from ._common import float32_overflowed, map_host_chunks, map_rows_eager, split_rows
 from .cpu import CPUBackend
 
 INSTALL_HINT = (
@@ -361,25 +361,39 @@ class CUDABackend:
         if params.kernel_inputs().missing:
             yield from self._missing_log_prob_chunks(data, params.kernel_inputs())
             return
-        cuda = self.cuda
-        n, d = data.shape
+        d = data.shape[1]
         k = params.n_components
         full = params.layout is Layout.FULL
         pa = for_pass(params, data.dtype, self.dtype)
+        launch = self._log_prob_launch(pa, d)
+        wide = None
+        for start, stop, dev in self._chunks(data):
+            for s0 in range(0, stop - start, config.CHUNK_ROWS):
+                s1 = min(stop - start, s0 + config.CHUNK_ROWS)
+                host = launch(dev[s0:s1], full, k)
+                if float32_overflowed(host, pa):  # see backends._common
+                    wide = wide or self._log_prob_launch(
+                        for_pass(params, data.dtype, np.float64), d)
+                    host = wide(dev[s0:s1], full, k)
+                yield start + s0, start + s1, host
+
+    def _log_prob_launch(self, pa, d):
+        """``run(rows, full, k)``: the weighted log-densities (m, k) float64
+        host array of device rows under PassArrays ``pa``."""
+        cuda = self.cuda
         _, kernel = self.kernels.for_dtype(pa.means.dtype)
         ref, means, factor, log_const = (cuda.to_device(a) for a in
                                          (pa.ref, pa.means, pa.factor, pa.log_const))
         threads = threads_for(d, pa.means.dtype)
         shared = self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize
-        for start, stop, dev in self._chunks(data):
-            for s0 in range(0, stop - start, config.CHUNK_ROWS):
-                s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                piece = dev[s0:s1]
-                bounds = cuda_part_bounds(s1 - s0, threads, 1)
-                out = cuda.device_array((s1 - s0, k))
-                kernel[bounds.shape[0] - 1, threads, 0, shared](
-                    piece, full, ref, means, factor, log_const, cuda.to_device(bounds), out)
-                host = out.copy_to_host()
-                if pa.shift:
-                    host += pa.shift
-                yield start + s0, start + s1, host
+
+        def run(piece, full, k):
+            bounds = cuda_part_bounds(piece.shape[0], threads, 1)
+            out = cuda.device_array((piece.shape[0], k))
+            kernel[bounds.shape[0] - 1, threads, 0, shared](
+                piece, full, ref, means, factor, log_const, cuda.to_device(bounds), out)
+            host = out.copy_to_host()
+            if pa.shift:
+                host += pa.shift
+            return host
+        return run

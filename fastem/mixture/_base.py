@@ -552,14 +552,29 @@ class MixtureBase(SaveLoad, EstimatorBase):
         return np.vstack(parts), y
 
 
+#: Why a row's component probabilities cannot be computed.
+_UNRESOLVED = (
+    "X has rows so far from every component that their squared Mahalanobis distances overflow "
+    "float64, so their component probabilities cannot be computed (score_samples gives them "
+    "-inf, the float64 value of their log-density). Rescale X, or drop those rows.")
+
+
+def _resolved(wlp):
+    """``wlp`` (m, k), refusing a row whose weighted log-densities are all
+    -inf (its responsibilities would be NaN, its label an arbitrary 0)."""
+    if not (wlp.max(axis=1) > -np.inf).all():
+        raise ValueError(_UNRESOLVED)
+    return wlp
+
+
 def _labels(wlp):
     """Most probable component of each row of weighted log-densities (m, k)."""
-    return wlp.argmax(axis=1)
+    return _resolved(wlp).argmax(axis=1)
 
 
 def _posteriors(wlp):
     """Posterior probabilities from weighted log-densities (m, k)."""
-    return np.exp(wlp - _log_sum_exp(wlp)[:, None])
+    return np.exp(wlp - _log_sum_exp(_resolved(wlp))[:, None])
 
 
 def _log_sum_exp(a):

@@ -490,3 +490,34 @@ def test_estimators_without_missing_values_refuse_nan_on_the_gpu():
     for rows in (X, cuda.to_device(X)):
         with pytest.raises(ValueError, match="NaN"):
             PPCA(1, backend="cuda").fit(rows)
+
+
+def test_far_rows_on_cuda_are_the_cpus():
+    """A row 1e25 standard deviations away: float32 overflows there and the
+    chunk is scored again in float64 (mixtures), and the HMM's log-space
+    recursions keep the other steps' posteriors and path (its emissions
+    shifted per step); a row 1e200 away is refused as on the CPU."""
+    from fastem import GaussianHMM
+
+    rng = np.random.default_rng(0)
+    X = np.r_[rng.normal(size=(60, 3)), rng.normal(size=(60, 3)) + 4]
+    far = X[:5].copy()
+    far[2] *= 1e25
+    X32, far32 = X.astype(np.float32), far.astype(np.float32)
+    cpu = GaussianMixture(2, random_state=0, max_iter=3).fit(X32)
+    gpu = GaussianMixture(2, random_state=0, max_iter=3, backend="cuda").fit(X32)
+    assert np.all(np.isfinite(gpu.score_samples(far32)))
+    np.testing.assert_allclose(gpu.score_samples(far32), cpu.score_samples(far32), rtol=1e-6)
+    hmm_kw = dict(n_components=2, random_state=0, n_iter=2)
+    cpu_hmm = GaussianHMM(**hmm_kw).fit(X)
+    gpu_hmm = GaussianHMM(backend="cuda", **hmm_kw).fit(X)
+    log_prob, post = gpu_hmm.score_samples(far)
+    want_log_prob, want_post = cpu_hmm.score_samples(far)
+    assert log_prob == pytest.approx(want_log_prob, rel=1e-12)
+    np.testing.assert_allclose(post, want_post, atol=1e-12)
+    np.testing.assert_array_equal(gpu_hmm.predict(far), cpu_hmm.predict(far))
+    assert gpu_hmm.decode(far)[0] == pytest.approx(cpu_hmm.decode(far)[0], rel=1e-12)
+    far[2] *= 1e175
+    for method in (gpu.predict_proba, gpu_hmm.predict_proba, gpu_hmm.predict):
+        with pytest.raises(ValueError, match="overflow float64"):
+            method(far)

@@ -162,10 +162,42 @@ def _log_sum_exp(values, k):
 
 
 @helper
+def _row_top(logf, t, k):
+    """The largest of ``logf[t, :k]``."""
+    top = -np.inf
+    for j in range(k):
+        top = max(top, logf[t, j])
+    return top
+
+
+@helper
+def _shift_to_top(values, k):
+    """Subtract the largest of ``values[:k]`` from each; return it (-inf,
+    and nothing subtracted, when all are -inf)."""
+    top = -np.inf
+    for i in range(k):
+        top = max(top, values[i])
+    if top > -np.inf:
+        for i in range(k):
+            values[i] -= top
+    return top
+
+
+@helper
 def _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi):
     """hmmlearn's log-space recursion (a log-sum-exp per pair of states and
     step): exact whatever the range, k times slower. Arguments and result as
-    :func:`forward_backward_rows`."""
+    :func:`forward_backward_rows`; -inf when no state's emission reaches
+    some step in float64 (the posteriors are then not written).
+
+    Every step's emissions enter relative to the step's largest, and its
+    forward message is shifted so that its largest entry is 0 (both shifts
+    summed into ``log p``), so that the messages stay of the order of the
+    differences between states. Unshifted, a step 1e25 standard deviations
+    away (a log-density of -1e50, whose float64 spacing is 1e34) absorbed
+    every other term added to it: the transitions into it and the
+    sequence's earlier steps vanished from the posteriors (which came out
+    as 1 for every state, or wrong by the ratio of two transitions)."""
     k = trans.shape[0]
     log_trans = np.empty((k, k))
     for i in range(k):
@@ -174,30 +206,45 @@ def _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi):
     work = np.empty(k)
     bwd = np.empty(k)
     nxt = np.empty(k)
-    for j in range(k):
-        a[0, j] = np.log(start[j]) + logf[0, j]
-    for t in range(1, n):
+    pair = np.empty(k * k)
+    log_prob = 0.0
+    for t in range(n):
+        top = _row_top(logf, t, k)
+        if not top > -np.inf:
+            return -np.inf  # no state's emission reaches this step
+        log_prob += top
         for j in range(k):
-            for i in range(k):
-                work[i] = a[t - 1, i] + log_trans[i, j]
-            a[t, j] = _log_sum_exp(work, k) + logf[t, j]
-    log_prob = _log_sum_exp(a[n - 1], k)
+            if t == 0:
+                a[0, j] = np.log(start[j])
+            else:
+                for i in range(k):
+                    work[i] = a[t - 1, i] + log_trans[i, j]
+                a[t, j] = _log_sum_exp(work, k)
+            a[t, j] += logf[t, j] - top
+        log_prob += _shift_to_top(a[t], k)
+    log_prob += _log_sum_exp(a[n - 1], k)
     if not (want_post and log_prob > -np.inf):
         return log_prob
     for j in range(k):
         bwd[j] = 0.0
     for t in range(n - 1, -1, -1):
         if t < n - 1:
+            top = _row_top(logf, t + 1, k)
             for j in range(k):
-                nxt[j] = logf[t + 1, j] + bwd[j]
-            if want_xi:
+                nxt[j] = (logf[t + 1, j] - top) + bwd[j]
+            if want_xi:  # the pair posteriors of steps t, t + 1 sum to 1
                 for i in range(k):
                     for j in range(k):
-                        xi[i, j] += w * np.exp(a[t, i] + log_trans[i, j] + nxt[j] - log_prob)
+                        pair[i * k + j] = a[t, i] + log_trans[i, j] + nxt[j]
+                norm = _log_sum_exp(pair, k * k)
+                for i in range(k):
+                    for j in range(k):
+                        xi[i, j] += w * np.exp(pair[i * k + j] - norm)
             for i in range(k):
                 for j in range(k):
                     work[j] = log_trans[i, j] + nxt[j]
                 bwd[i] = _log_sum_exp(work, k)
+            _shift_to_top(bwd, k)
         for j in range(k):
             work[j] = a[t, j] + bwd[j]
         norm = _log_sum_exp(work, k)
@@ -363,21 +410,32 @@ def emissions(X, full, ref, means, factor, log_const, bounds, out):
 @_jit_driver
 def viterbi(log_start, log_trans, log_frame):
     """``(log_prob, states (n,))``: the most probable state path and its
-    joint log-probability (ties go to the lowest state, as hmmlearn's)."""
+    joint log-probability (ties go to the lowest state, as hmmlearn's).
+
+    Each step's emissions enter relative to the step's largest (the shifts
+    summed into ``log_prob``), as in :func:`_forward_backward_log`: a step's
+    log-density of -1e50 would otherwise absorb the transitions compared
+    after it."""
     n, k = log_frame.shape
     delta = np.empty((n, k))
     back = np.zeros((n, k), dtype=np.int64)
-    for j in range(k):
-        delta[0, j] = log_start[j] + log_frame[0, j]
-    for t in range(1, n):
+    total = 0.0
+    for t in range(n):
+        top = _row_top(log_frame, t, k)
+        if not top > -np.inf:
+            top = 0.0  # every state -inf: so is the path's probability
+        total += top
         for j in range(k):
-            best, arg = -np.inf, 0
-            for i in range(k):
-                v = delta[t - 1, i] + log_trans[i, j]
-                if v > best:
-                    best, arg = v, i
-            delta[t, j] = best + log_frame[t, j]
-            back[t, j] = arg
+            if t == 0:
+                best = log_start[j]
+            else:
+                best, arg = -np.inf, 0
+                for i in range(k):
+                    v = delta[t - 1, i] + log_trans[i, j]
+                    if v > best:
+                        best, arg = v, i
+                back[t, j] = arg
+            delta[t, j] = best + (log_frame[t, j] - top)
     states = np.empty(n, dtype=np.int64)
     best, arg = -np.inf, 0
     for j in range(k):
@@ -386,4 +444,4 @@ def viterbi(log_start, log_trans, log_frame):
     states[n - 1] = arg
     for t in range(n - 1, 0, -1):
         states[t - 1] = back[t, states[t]]
-    return best, states
+    return best + total, states

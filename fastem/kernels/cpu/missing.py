@@ -597,7 +597,12 @@ def _make_impute(full):
                     e = E[offs[i]:offs[i] + q]
                     for j in range(k):
                         col[j] = dens[i, j]
-                    _row_responsibilities(col, k, 1.0)
+                    if not _row_responsibilities(col, k, 1.0) > -np.inf:
+                        # no component's density reaches the row in float64:
+                        # NaN, for the caller to refuse (not a value of 0)
+                        for s in range(q):
+                            out[row, m[s]] = np.nan
+                        continue
                     if not sample:
                         for s in range(q):
                             v = 0.0
@@ -639,8 +644,10 @@ def impute(X, full, means, means_t, factor, prec_t, log_const, u, eps, sample, b
     observed coordinates), or with ``sample`` by a draw from the conditional
     distribution: a component by its responsibility (``u`` (n,) uniform),
     then its conditional Gaussian (``eps`` (n, d) standard normal draws;
-    (0,) and (0, 0) arrays when not ``sample``). Other arguments as in
-    :func:`accumulate`."""
+    (0,) and (0, 0) arrays when not ``sample``). A row whose observed
+    coordinates no component's density reaches in float64 (every squared
+    distance overflows) gets NaN in its missing entries. Other arguments as
+    in :func:`accumulate`."""
     driver = _impute_full if full else _impute_diag
     run_parts(driver, bounds.shape[0] - 1, X, means, means_t, factor, prec_t, log_const, u, eps,
               sample, bounds, out)

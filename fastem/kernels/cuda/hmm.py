@@ -13,7 +13,8 @@ broadcast is needed): the same bits on every run.
 
 Arithmetic: hmmlearn's log-space recursion (its 'log' implementation, a
 log-sum-exp over the previous states per state and step), exact whatever
-the range of the probabilities. The CPU kernel runs rescaled
+the range of the probabilities, with each step's emissions relative to the
+step's largest (the CPU kernel's, which says why). The CPU kernel runs rescaled
 probabilities instead and redoes a sequence in logarithms only when
 rescaling would lose what matters, because on one core the k^2
 exponentials of a step are most of its time; here a step's exponentials
@@ -57,6 +58,18 @@ def _log_sum_exp(sh, base, k):
     return top + math.log(acc)
 
 
+@cuda.jit(device=True)
+def _row_shift(logf, row, k):
+    """The largest of ``logf[row, :k]`` (0 when all are -inf): each step's
+    emissions enter the recursions relative to it, as on the CPU
+    (``fastem.kernels.cpu.hmm._forward_backward_log`` says why). Every
+    thread computes it, with the same bits."""
+    top = NEG_INF
+    for j in range(k):
+        top = max(top, logf[row, j])
+    return top if top > NEG_INF else 0.0
+
+
 @cuda.jit
 def forward_backward(logf, bounds, weights, log_start, log_trans, want_post, want_xi, post,
                      log_prob, start_counts, xi):
@@ -93,13 +106,17 @@ def forward_backward(logf, bounds, weights, log_start, log_trans, want_post, wan
         if tid == 0:
             log_prob[s] = 0.0
         return
-    # Forward: log alpha into the rows of ``post`` and the shared buffers.
+    # Forward: log alpha (each step's emissions shifted, the shifts summed
+    # in ``shifts``) into the rows of ``post`` and the shared buffers.
+    shifts = _row_shift(logf, lo, k)
     for j in range(tid, k, T):
-        v = log_start[j] + logf[lo, j]
+        v = log_start[j] + (logf[lo, j] - shifts)
         sh[j] = v
         post[lo, j] = v
     cuda.syncthreads()
     for t in range(1, n):
+        shift = _row_shift(logf, lo + t, k)
+        shifts += shift
         src = ((t - 1) % 2) * k
         dst = (t % 2) * k
         for j in range(tid, k, T):
@@ -112,14 +129,14 @@ def forward_backward(logf, bounds, weights, log_start, log_trans, want_post, wan
                 for i in range(k):
                     acc += math.exp(sh[src + i] + log_trans[i, j] - top)
                 v = top + math.log(acc)
-            v += logf[lo + t, j]
+            v += logf[lo + t, j] - shift
             sh[dst + j] = v
             post[lo + t, j] = v
         cuda.syncthreads()
     # Every thread sums the same values in the same order: no broadcast needed.
-    lp = _log_sum_exp(sh, ((n - 1) % 2) * k, k)
+    lp = _log_sum_exp(sh, ((n - 1) % 2) * k, k)  # log p less the shifts
     if tid == 0:
-        log_prob[s] = lp
+        log_prob[s] = lp + shifts
     if not want_post:
         return
     if lp == NEG_INF:  # a sequence the model forbids: no posteriors (fit refuses it)
@@ -131,8 +148,9 @@ def forward_backward(logf, bounds, weights, log_start, log_trans, want_post, wan
         cur = ((n - 1 - t) % 2) * k
         if t < n - 1:
             nxt = ((n - 2 - t) % 2) * k
+            shift = _row_shift(logf, lo + t + 1, k)
             for j in range(tid, k, T):
-                sh[NEXT + j] = logf[lo + t + 1, j] + sh[nxt + j]
+                sh[NEXT + j] = (logf[lo + t + 1, j] - shift) + sh[nxt + j]
             cuda.syncthreads()
         for i in range(tid, k, T):
             v = 0.0
@@ -187,12 +205,15 @@ def viterbi(logf, bounds, log_start, log_trans, back, states, log_prob):
     lo = bounds[s]
     n = bounds[s + 1] - lo
     sh = cuda.shared.array(0, dtype=float64)
+    shifts = _row_shift(logf, lo, k)  # as in forward_backward
     for j in range(tid, k, T):
-        sh[j] = log_start[j] + logf[lo, j]
+        sh[j] = log_start[j] + (logf[lo, j] - shifts)
     cuda.syncthreads()
     for t in range(1, n):
         src = ((t - 1) % 2) * k
         dst = (t % 2) * k
+        shift = _row_shift(logf, lo + t, k)
+        shifts += shift
         for j in range(tid, k, T):
             best = NEG_INF
             arg = 0
@@ -201,7 +222,7 @@ def viterbi(logf, bounds, log_start, log_trans, back, states, log_prob):
                 if v > best:
                     best = v
                     arg = i
-            sh[dst + j] = best + logf[lo + t, j]
+            sh[dst + j] = best + (logf[lo + t, j] - shift)
             back[lo + t, j] = arg
         cuda.syncthreads()
     if tid == 0:
@@ -212,7 +233,7 @@ def viterbi(logf, bounds, log_start, log_trans, back, states, log_prob):
             if sh[last + j] > best:
                 best = sh[last + j]
                 arg = j
-        log_prob[s] = best
+        log_prob[s] = best + shifts
         states[lo + n - 1] = arg
         for t in range(n - 1, 0, -1):
             states[lo + t - 1] = back[lo + t, states[lo + t]]
