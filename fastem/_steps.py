@@ -26,6 +26,8 @@ draw nothing).
 
 from __future__ import annotations
 
+import numpy as np
+
 
 class GaussianPass:
     """The E-step pass of a Gaussian mixture (EM or mean-field VI): the
@@ -38,11 +40,28 @@ class GaussianPass:
         self.inputs = inputs
 
     def run(self, backend, X, sample_weight):
-        return backend.accumulate(X, self.inputs, sample_weight)
+        return GaussianPass.run_many(backend, X, sample_weight, [self], shared=False)[0]
 
     @staticmethod
-    def run_many(backend, X, sample_weight, requests):
-        return backend.accumulate_many(X, [r.inputs for r in requests], sample_weight)
+    def run_many(backend, X, sample_weight, requests, shared=True):
+        """The requests' statistics, in one pass (``shared``) or one's own.
+
+        A float32 pass whose log-likelihood is not finite lost a row (a
+        squared distance beyond float32's range, about 1e19 standard
+        deviations, that float64 holds): that model's pass runs again in
+        float64, so that a far row never turns into an error, or a wrong
+        fit, that float64 would not give."""
+        inputs = [r.inputs for r in requests]
+        out = (backend.accumulate_many(X, inputs, sample_weight) if shared
+               else [backend.accumulate(X, inputs[0], sample_weight)])
+        lost = [i for i, st in enumerate(out)
+                if st.round_off and not np.isfinite(st.log_likelihood)]
+        if lost:
+            wide = backend.in_float64()
+            again = [wide.accumulate(X, inputs[i], sample_weight) for i in lost]
+            for i, st in zip(lost, again):
+                out[i] = st
+        return out
 
 
 def answer(requests, backend, X, sample_weight) -> list:

@@ -227,3 +227,27 @@ def test_rows_beyond_float32s_range_are_scored_in_float64(estimator):
     np.testing.assert_allclose(got, want, rtol=1e-6)
     np.testing.assert_allclose(proba, gm.predict_proba(far), atol=1e-5)
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("shared", [False, True])
+def test_a_float32_pass_that_loses_a_row_runs_again_in_float64(shared):
+    """A row 1e25 standard deviations from every component overflows float32
+    (a log-likelihood of -inf), not float64: the E-step's pass, alone or
+    shared with another model, is then the float64 pass."""
+    from fastem._model import Params
+    from fastem._steps import GaussianPass
+
+    X = _overlapping(n=3000).astype(np.float32)
+    X[7] = np.float32(1e25)
+    params = Params(np.full(2, 0.5), np.array([[0.0] * 4, [1.5] + [0.0] * 3]),
+                    np.stack([np.eye(4)] * 2), "full")
+    cpu = CPUBackend()
+    assert cpu.accumulate(X, params).log_likelihood == -np.inf  # float32 alone loses it
+    want = CPUBackend(np.float64).accumulate(X, params)
+    requests = [GaussianPass(params.kernel_inputs())] * (2 if shared else 1)
+    got = (GaussianPass.run_many(cpu, X, None, requests) if shared
+           else [requests[0].run(cpu, X, None)])
+    for stats in got:
+        assert stats.round_off == 0.0 and np.isfinite(stats.log_likelihood)
+        assert stats.log_likelihood == pytest.approx(want.log_likelihood, rel=1e-12)
+        np.testing.assert_allclose(stats.second, want.second, rtol=1e-12)

@@ -10,7 +10,9 @@ The protocol, the same for cpu, cuda and dask (``backend_for`` picks one):
 - ``map_rows(data, inputs, reduce, out_columns, dtype)``: ``reduce`` of the
   weighted log-densities, chunk by chunk (predict / score; lazy for Dask);
 - ``map_chunks(data, fn, ...)`` and ``take_rows(data, rows)``: the passes and
-  row picks of initialisation and re-seeding.
+  row picks of initialisation and re-seeding;
+- ``in_float64()``: the same backend computing every pass in float64 (for a
+  float32 pass that lost rows, see ``fastem._steps.GaussianPass``).
 
 A backend never sees an estimator or a model family.
 """

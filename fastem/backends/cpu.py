@@ -146,6 +146,10 @@ class CPUBackend:
     def __init__(self, dtype=None):
         self.dtype = dtype
 
+    def in_float64(self):
+        """This backend computing every pass in float64."""
+        return type(self)(np.float64)
+
     #: The passes integrate missing values (NaN) out (``KernelInputs.missing``).
     fits_missing = True
 

@@ -102,6 +102,10 @@ class CUDABackend:
         from ..kernels.cuda import gaussian as kernels
         self.kernels = kernels
 
+    def in_float64(self):
+        """This backend computing every pass in float64."""
+        return type(self)(np.float64)
+
     # ------------------------------------------------------------------
     # Data placement
     # ------------------------------------------------------------------

@@ -115,6 +115,10 @@ class DaskBackend:
     def __init__(self, dtype=None):
         self.dtype = dtype  # compute dtype of the CPU kernels on the workers
 
+    def in_float64(self):
+        """This backend computing every pass in float64."""
+        return type(self)(np.float64)
+
     #: The CPU kernels on the workers integrate missing values out.
     fits_missing = True
 
