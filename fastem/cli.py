@@ -10,6 +10,7 @@ Errors print one line on stderr and exit with status 2, leaving no output file.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -70,12 +71,34 @@ def _demo(args):
 MODELS = {"gaussian": "GaussianMixture", "bayesian": "BayesianGaussianMixture"}
 
 
+def _check_outputs(inputs, outputs):
+    """Refuse, before any work, an output that is one of the command's inputs
+    (the data or model it reads would be replaced by what it writes) or that
+    two options name (one file would silently win).
+
+    Parameters
+    ----------
+    inputs : list of str, the files the command reads
+    outputs : list of ``(option, path or None)``, the files it writes
+    """
+    seen = {os.path.realpath(p): "the input" for p in inputs}
+    for option, path in outputs:
+        if path is None:
+            continue
+        real = os.path.realpath(path)
+        if real in seen:
+            raise ValueError(f"{option} {path} is also {seen[real]}: writing it would replace "
+                             "that file; choose another output path.")
+        seen[real] = f"the path of another output ({option})"
+
+
 def _fit(args):
     import fastem
     from .io import read_data, write_together
     from ._progress import FitProgress
     from .model_file import model_writer
 
+    _check_outputs([args.data], [("--out", args.out), ("--plot", args.plot)])
     X = read_data(args.data, header=args.header)
     cls = getattr(fastem, MODELS[args.model])
     gm = cls(n_components=args.n_components, covariance_type=args.covariance_type,
@@ -122,6 +145,7 @@ def _select(args):
     from .io import read_data, write_together
     from .model_file import model_writer
 
+    _check_outputs([args.data], [("--out", args.out), ("--plot", args.plot)])
     X = read_data(args.data, header=args.header)
     types = args.covariance_type if args.covariance_type == "all" else args.covariance_type.split(",")
     ic = GaussianMixtureIC(n_components=_parse_components(args.n_components),
@@ -180,6 +204,7 @@ def _predict(args):
     from .io import read_data, write_array
     from .model_file import load_model
 
+    _check_outputs([args.model, args.data], [("--out", args.out)])
     gm = load_model(args.model)
     if not hasattr(gm, "predict_proba"):
         raise ValueError(f"{args.model} holds a {type(gm).__name__}, which has no component "
@@ -203,6 +228,7 @@ def _impute(args):
 
     if Path(args.out).suffix.lower() not in (".npy", ".csv"):
         raise ValueError(f"{args.out}: output must end in .npy or .csv")
+    _check_outputs([args.data], [("--out", args.out), ("--model-out", args.model_out)])
     X = read_data(args.data, header=args.header)
     imputer = GaussianMixtureImputer(
         args.n_components, covariance_type=args.covariance_type,

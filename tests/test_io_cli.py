@@ -159,6 +159,32 @@ def _fails(args, capsys, match, absent):
     assert not absent.exists()
 
 
+def test_cli_never_writes_over_its_inputs_or_one_output_over_another(data_files, capsys):
+    """``--out`` naming the data or the model read (`predict m.npz X.csv --out
+    X.csv` replaced the data with labels), or two options naming one file
+    (one of them silently lost): refused before any work, files untouched."""
+    d = data_files
+    assert main(["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "m.npz"),
+                 "--quiet"]) == 0
+    capsys.readouterr()
+    before = {p: p.read_bytes() for p in (d / "X.csv", d / "X.npy", d / "m.npz")}
+    cases = [
+        (["predict", str(d / "m.npz"), str(d / "X.csv"), "--out", str(d / "X.csv")], "the input"),
+        (["predict", str(d / "m.npz"), str(d / "X.npy"), "--out", str(d / "m.npz")], "the input"),
+        (["impute", str(d / "X.csv"), "--out", str(d / "." / "X.csv"), "--n-components", "2"],
+         "the input"),
+        (["impute", str(d / "X.csv"), "--out", str(d / "f.csv"), "--model-out", str(d / "f.csv"),
+          "--n-components", "2"], "another output (--out)"),
+        (["fit", str(d / "X.npy"), "--n-components", "2", "--out", str(d / "a.npz"),
+          "--plot", str(d / "a.npz")], "another output (--out)"),
+    ]
+    for args, match in cases:
+        assert main(args) == 2
+        assert match in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (d / "f.csv").exists() and not (d / "a.npz").exists()
+
+
 def test_cli_bad_inputs(data_files, capsys):
     d = data_files
     (d / "ragged.csv").write_text("1,2,3\n4,5\n")
