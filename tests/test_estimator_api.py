@@ -128,6 +128,29 @@ def test_bic_aic_prefer_true_number_of_components():
     assert aics[2] < aics[0]
 
 
+@pytest.mark.parametrize("estimator", ["GaussianMixture", "BayesianGaussianMixture"])
+@pytest.mark.parametrize("fitted, now", [("full", "tied"), ("full", "diag"), ("diag", "spherical"),
+                                         ("spherical", "diag"), ("tied", "full")])
+def test_every_method_refuses_a_covariance_type_changed_after_fit(estimator, fitted, now):
+    """set_params(covariance_type=...) after fit leaves arrays of the old
+    layout: every method says so (it failed inside NumPy: 'cannot reshape
+    array of size 18 into shape (1,9)'), and setting it back restores them."""
+    import fastem
+
+    X, _ = make_blobs(n=300, d=3, k=2, seed=0)
+    model = getattr(fastem, estimator)(n_components=2, covariance_type=fitted,
+                                       random_state=0).fit(X)
+    want = model.predict_proba(X[:5])
+    model.set_params(covariance_type=now)
+    for method in (model.predict, model.predict_proba, model.score_samples, model.score):
+        with pytest.raises(ValueError, match=f"fitted with covariance_type='{fitted}'"):
+            method(X[:5])
+    with pytest.raises(ValueError, match="fit it again"):
+        model.sample(2)
+    model.set_params(covariance_type=fitted)
+    np.testing.assert_array_equal(model.predict_proba(X[:5]), want)
+
+
 def test_pickle_round_trip():
     gm = GaussianMixture(3, random_state=0).fit(X)
     again = pickle.loads(pickle.dumps(gm))

@@ -241,7 +241,8 @@ def test_a_member_declaring_a_shape_it_does_not_hold_is_refused(tmp_path):
 def test_save_after_set_params_refuses_and_writes_nothing(tmp_path, change):
     model = _fit(GaussianMixture(2, random_state=0))
     model.set_params(**change)
-    with pytest.raises(ValueError, match="no longer describe the fitted model"):
+    with pytest.raises(ValueError, match="no longer describe the fitted model|"
+                                         "covariance_type is now 'diag'"):
         model.save(tmp_path / "m.npz")
     assert list(tmp_path.iterdir()) == []
 

@@ -358,6 +358,23 @@ class MixtureBase(SaveLoad, EstimatorBase):
         self._fitted_covariance_type = self.covariance_type
         self._set_feature_names(n_features)
 
+    def _check_fitted(self):
+        """Fitted, and with arrays in the layout of the covariance type the
+        parameters name: after ``set_params(covariance_type=...)`` every
+        method failed inside NumPy ('cannot reshape array of size 18')."""
+        super()._check_fitted()
+        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
+        shape = np.shape(self.means_)
+        if len(shape) != 2:
+            return  # set by hand: the methods' own checks name it
+        expected = parameter_shape(self.covariance_type, shape[0], shape[1])
+        if fitted_type != self.covariance_type or np.shape(self.precisions_cholesky_) != expected:
+            raise ValueError(
+                f"This {type(self).__name__} was fitted with covariance_type="
+                f"{fitted_type!r} (precisions_cholesky_ of shape "
+                f"{np.shape(self.precisions_cholesky_)}), but covariance_type is now "
+                f"{self.covariance_type!r}: fit it again, or set covariance_type back.")
+
     def _check_warm_start(self, n_features, what="warm_start"):
         if self.n_features_in_ != n_features:
             raise ValueError(
