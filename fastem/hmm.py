@@ -342,6 +342,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                     or not np.all(np.isfinite(arr)):
                 raise ValueError(f"Invalid value for '{name}': {value!r:.80}; expected a finite "
                                  "number or an array of them.")
+            # a mean may be negative; a Dirichlet parameter, a weight or a
+            # scale may not (covars_prior=-1 fitted, and could make variances negative)
+            if name != "means_prior" and np.any(arr < 0):
+                raise ValueError(f"Invalid value for '{name}': {value!r:.80}; expected a finite "
+                                 "number >= 0 or an array of them.")
         if self.backend not in BACKENDS:
             raise ValueError(f"Invalid value for 'backend': {self.backend!r}; expected one of "
                              f"{list(BACKENDS)}.")
@@ -611,13 +616,18 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             start = np.maximum(np.asarray(self.startprob_prior, dtype=np.float64) - 1.0
                                + stats["start"], 0.0)
             start = np.where(self.startprob_ == 0, 0.0, start)
-            self.startprob_ = start / start.sum()
+            if start.sum() > 0:  # else nothing to update from (a prior below 1): kept
+                self.startprob_ = start / start.sum()
         if "t" in self.params:
             trans = np.maximum(np.asarray(self.transmat_prior, dtype=np.float64) - 1.0
                                + stats["trans"], 0.0)
             trans = np.where(self.transmat_ == 0, 0.0, trans)
             sums = trans.sum(axis=1, keepdims=True)
-            self.transmat_ = np.where(sums > 0, trans / np.where(sums > 0, sums, 1.0), 0.0)
+            # A state no transition was seen from keeps its row: hmmlearn
+            # zeroes it, a transmat_ no sequence of two steps could then have
+            self.transmat_ = np.where(sums > 0, trans / np.where(sums > 0, sums, 1.0),
+                                      self.transmat_)
+            self._rows_kept = int(np.sum(sums == 0))
         # hmmlearn's formulas in coordinates centred on ``centre``: the
         # statistics' moments are taken about it, so that ``sum x^2`` and
         # ``mean^2 N`` do not cancel for data far from the origin
@@ -724,6 +734,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         self._init(X, sw_rows)
         self._check_model()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
+        self._rows_kept = 0
         for _ in range(self.n_iter):
             stats = self._estep(X, bounds, weights)
             if not np.isfinite(stats["log_prob"]):
@@ -733,10 +744,10 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             self.monitor_.report(float(stats["log_prob"]))
             if self.monitor_.converged:
                 break
-        if np.any(self.transmat_.sum(axis=1) == 0):
-            warnings.warn("Some rows of transmat_ have zero sum because no transition from the "
-                          "state was ever observed (hmmlearn logs the same).", RuntimeWarning,
-                          stacklevel=2)
+        if getattr(self, "_rows_kept", 0):
+            warnings.warn(f"{self._rows_kept} row(s) of transmat_ kept their previous values: no "
+                          "transition from the state was ever observed (hmmlearn sets such rows "
+                          "to zero).", RuntimeWarning, stacklevel=2)
         self.n_features_in_ = X.shape[1]
         return self
 

@@ -521,3 +521,29 @@ def test_steps_beyond_float64s_range_are_refused_where_no_answer_exists():
     for method in (m.predict, m.predict_proba, m.score_samples, m.decode):
         with pytest.raises(ValueError, match="overflow float64"):
             method(Z, lengths)
+
+
+def test_a_state_never_left_keeps_its_transition_row_and_the_model_stays_usable():
+    """Sequences of one step show no transition: hmmlearn zeroes every row of
+    transmat_ (a model no two-step sequence could have), which fastem's
+    every other method then refused. The rows keep their previous values,
+    with a warning, and the fitted model scores and decodes."""
+    X, _ = _sequences(seed=7, n_seq=2, length=60)
+    m = GaussianHMM(K, random_state=0, n_iter=3)
+    with pytest.warns(RuntimeWarning, match=f"{K} row\\(s\\) of transmat_ kept"):
+        m.fit(X, lengths=np.ones(len(X), dtype=int))
+    np.testing.assert_allclose(m.transmat_.sum(axis=1), 1.0)
+    assert np.isfinite(m.score(X[:10]))
+    assert m.predict(X[:10]).shape == (10,)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # a later fit with transitions: no warning
+        m.fit(X, lengths=[len(X)])
+
+
+@pytest.mark.parametrize("name", ["startprob_prior", "transmat_prior", "means_weight",
+                                  "covars_prior", "covars_weight"])
+def test_negative_priors_are_refused(name):
+    X, _ = _sequences(seed=8, n_seq=1, length=40)
+    with pytest.raises(ValueError, match=f"'{name}'.*>= 0"):
+        GaussianHMM(2, **{name: -1.0}).fit(X)
+    GaussianHMM(2, means_prior=-3.0, n_iter=2, random_state=0).fit(X)  # a mean may be negative
