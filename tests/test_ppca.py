@@ -187,3 +187,14 @@ def test_rescaled_weights_and_reordered_rows_fit_the_same_model(n, d, log10_scal
     scaled = PPCA(q).fit(Xs, sample_weight=w * 10.0 ** log10_scale)
     assert scaled.log_likelihood_ == pytest.approx(base.log_likelihood_ * 10.0 ** log10_scale,
                                                    rel=1e-8)
+
+
+def test_data_whose_covariance_overflows_float64_is_an_error():
+    """At 1e160 a row's squared distance from the first overflows: its
+    density was 0, so the moments silently left it out (the error then
+    blamed an affine subspace)."""
+    X = np.random.default_rng(0).normal(size=(300, 3))
+    assert np.isfinite(PPCA(1).fit(X * 1e150).noise_variance_)
+    for scale in (1e154, 1e160, 1e300):
+        with pytest.raises(ValueError, match="overflows float64"):
+            PPCA(1).fit(X * scale)

@@ -172,3 +172,18 @@ def test_fit_leaves_pytorch_global_generator_alone():
     b = VAE(2, hidden_layers=(8,), max_epochs=2, random_state=0).fit(np.random.default_rng(0).normal(size=(100, 3)))
     for p, q in zip(a.encoder_.parameters(), b.encoder_.parameters()):
         np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())  # still seeded
+
+
+def test_training_that_diverges_or_data_beyond_float64_are_errors_not_nan_models():
+    """A learning rate that blows the weights up, or a fixed noise variance
+    far below the data's, made a model whose every score was NaN; X whose
+    variance overflows float64 made one that scaled every row to 0."""
+    X = np.random.default_rng(0).normal(size=(200, 4))
+    kw = dict(n_latent=2, hidden_layers=(8,), max_epochs=3, random_state=0)
+    with pytest.raises(ValueError, match="diverged.*Lower learning_rate"):
+        VAE(learning_rate=1e10, **kw).fit(X)
+    with pytest.raises(ValueError, match="diverged.*noise_variance nearer"):
+        VAE(noise_variance=1e-300, **kw).fit(X)
+    with pytest.raises(ValueError, match="variance overflows float64"):
+        VAE(**kw).fit(X * 1e200)
+    assert np.isfinite(VAE(**kw).fit(X * 1e150).score(X * 1e150))

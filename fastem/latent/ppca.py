@@ -467,6 +467,11 @@ def _mean_and_covariance(data, backend, sample_weight, n_features):
     total = stats.mass[0]
     shift = stats.first[0] / total
     cov = stats.second[0] / total - np.outer(shift, shift)
+    # a row whose squared distance to the first overflows has density 0
+    # (log-likelihood -inf) and would be left out of the moments silently
+    if not (np.isfinite(stats.log_likelihood) and np.all(np.isfinite(cov))):
+        raise ValueError("X's covariance overflows float64 (values near 1e154 or beyond): "
+                         "rescale X.")
     return centre + shift, 0.5 * (cov + cov.T)
 
 

@@ -335,6 +335,14 @@ class VAE(SaveLoad, EstimatorBase):
                 total += float((wb * elbo).sum().detach())
                 weight_sum += float(w.sum())
             mean_elbo = total / weight_sum + offset
+            if not math.isfinite(mean_elbo):  # the network's weights are NaN or will be
+                if bar is not None:
+                    bar.close()
+                raise ValueError(
+                    f"VAE training diverged: the ELBO of epoch {epoch} is {mean_elbo}. Lower "
+                    f"learning_rate (now {self.learning_rate:g})"
+                    + (f", or fix noise_variance nearer the data's variance (now "
+                       f"{self.noise_variance:g})" if fixed else "") + ".")
             history.append(mean_elbo)
             seconds.append(time.perf_counter() - t0)
             if bar is not None:
@@ -697,7 +705,11 @@ def _centre_and_scale(X, sample_weight):
         stop = min(n, start + config.CHUNK_ROWS)
         diff = np.asarray(X[start:stop], dtype=np.float64) - mean
         s2 += float(w_all[start:stop] @ (diff * diff).sum(axis=1))
-    scale = math.sqrt(s2 / total / d)
+    variance = s2 / total / d
+    if not math.isfinite(variance):
+        raise ValueError("X's variance overflows float64 (values near 1e154 or beyond): "
+                         "rescale X. The VAE's densities are in the units of X.")
+    scale = math.sqrt(variance)
     return mean, (scale if scale > 0 else 1.0)
 
 
