@@ -8,8 +8,8 @@ from .. import config
 from .._model import Params, Stats, full_from_lower, Layout, total_weight
 from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch, missing
-from ._common import (float32_overflowed, kernel_input, map_host_chunks, map_rows_eager, part_bounds, partial_stats,
-                      reduce_partial_stats, split_rows, weights_arg)
+from ._common import (float32_overflowed, kernel_input, map_host_chunks, map_rows_eager,
+                      part_bounds, partial_stats, reduce_partial_stats, split_rows, weights_arg)
 
 
 def concat_pass_arrays(inputs_list, pas):
