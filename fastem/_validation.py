@@ -90,7 +90,19 @@ def check_array(X, name: str = "X", n_features: int | None = None,
         raise TypeError(f"{name} is a sparse matrix; fastem needs dense data (use {name}.toarray()).")
     if isinstance(X, np.matrix):
         X = np.asarray(X)
+    if isinstance(X, np.ma.MaskedArray):
+        if np.ma.getmaskarray(X).any():  # np.asarray would fit the values under the mask
+            raise TypeError(f"{name} is a masked array with masked entries, which fastem does "
+                            f"not read as missing: pass {name}.filled(np.nan) to fit them as "
+                            f"missing values (NaN), or {name}.data to use the values under the "
+                            "mask.")
+        X = np.ma.getdata(X)
     if type(X).__module__.startswith("pandas") and hasattr(X, "columns"):
+        # Dates and durations would become nanosecond counts (1.6e18), not numbers to fit.
+        timed = [str(c) for c, t in X.dtypes.items() if getattr(t, "kind", None) in ("m", "M")]
+        if timed:
+            raise TypeError(f"{name} has date or duration columns ({', '.join(timed[:5])}): "
+                            "convert them to numbers first.")
         # A pandas dataframe: missing values (NaN, pd.NA, None) are named as
         # NaN, as scikit-learn names them, not as non-numeric objects.
         missing = X.isna()

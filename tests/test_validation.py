@@ -145,6 +145,26 @@ def test_sparse_input_is_refused():
         GaussianMixture(1).fit(sparse.csr_matrix(X_OK))
 
 
+def test_masked_arrays_and_date_columns_are_refused_not_misread():
+    """A masked array's mask was dropped (the values under it fitted as data),
+    and a dataframe's dates became nanosecond counts (1.6e18) and fitted."""
+    pd = pytest.importorskip("pandas")
+    masked = np.ma.masked_array(X_OK, mask=X_OK > 1.0)
+    with pytest.raises(TypeError, match=r"masked array.*filled\(np.nan\)"):
+        GaussianMixture(2).fit(masked)
+    gm = GaussianMixture(2, random_state=0).fit(masked.filled(np.nan))  # as missing values
+    with pytest.raises(TypeError, match="masked array"):
+        gm.predict(masked)
+    unmasked = np.ma.masked_array(X_OK)  # nothing masked: plain data
+    np.testing.assert_array_equal(GaussianMixture(2, random_state=0).fit(unmasked).means_,
+                                  GaussianMixture(2, random_state=0).fit(X_OK).means_)
+    frame = pd.DataFrame({"when": pd.date_range("2020-01-01", periods=len(X_OK)),
+                          "x": X_OK[:, 0]})
+    for df in (frame, frame.assign(when=frame["when"] - frame["when"].iloc[0])):
+        with pytest.raises(TypeError, match="date or duration columns \\(when\\)"):
+            GaussianMixture(2).fit(df)
+
+
 @pytest.mark.filterwarnings("ignore::PendingDeprecationWarning")
 def test_list_and_matrix_input():
     gm = GaussianMixture(2, random_state=0).fit(X_OK.tolist())
