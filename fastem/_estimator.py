@@ -196,7 +196,8 @@ class EstimatorBase:
         X = self._check_X(X, reset=reset, backend=backend)
         n_samples = X.shape[0]
         sw = val.check_sample_weight(sample_weight, n_samples)  # (a dask array is computed)
-        missing = self._scan_missing(X, backend)
+        # a batch of partial_fit may miss a whole column: the model knows it
+        missing = self._scan_missing(X, backend, fitting=reset)
         # rows with nothing observed are left out of the fit, so they do not count
         n_empty = 0 if missing is None or missing.empty_rows is None else \
             int(missing.empty_rows.sum())

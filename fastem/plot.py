@@ -158,6 +158,9 @@ def plot_mixture(model, X, features=None, max_points=MAX_POINTS, random_state=0,
 
     model._check_fitted()
     X = np.asarray(X)
+    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
+        raise ValueError(f"X must have shape (n_samples, {model.n_features_in_}), the features "
+                         f"the model was fitted on; got {X.shape}.")
     n = X.shape[0]
     rows = (np.sort(np.random.RandomState(random_state).choice(n, size=max_points, replace=False))
             if n > max_points else np.arange(n))

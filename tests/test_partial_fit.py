@@ -332,3 +332,44 @@ def test_batch_size_warm_start_continues_from_the_fitted_model():
         gm.fit(X)
     # a restart would give ``first`` again (same random_state); a continuation moves on
     assert gm.n_iter_ == 1 and 0 < np.abs(gm.means_ - first).max() < 0.5
+
+
+@pytest.mark.parametrize("cls", [GaussianMixture, BayesianGaussianMixture])
+def test_blocks_of_weightless_rows_are_skipped_in_batches(cls):
+    """fit with batch_size divided by a block's weight: rows of weight 0
+    filling a block crashed with ZeroDivisionError. Such blocks carry
+    nothing and are skipped; the fit is that of the weighted rows (to the
+    stepwise noise), and a sample with no weighted row starts the stream
+    from the first weighted block."""
+    X, _ = make_blobs(n=1200, d=3, k=2, seed=21)
+    w = np.r_[np.zeros(600), np.ones(600)]
+    kw = dict(n_components=2, random_state=0, batch_size=100, max_iter=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = cls(**kw).fit(X, sample_weight=w)
+        want = cls(**kw).fit(X[600:])
+    order = np.argsort(got.means_[:, 0]), np.argsort(want.means_[:, 0])
+    np.testing.assert_allclose(got.means_[order[0]], want.means_[order[1]], atol=0.1)
+    few = np.zeros(1200)
+    few[-5:] = 1.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        one = cls(**dict(kw, n_components=1)).fit(X, sample_weight=few)
+    np.testing.assert_allclose(one.means_[0], X[-5:].mean(axis=0), atol=1e-6)
+
+
+def test_a_later_batch_may_miss_a_whole_column():
+    """The first batch must observe every column (it initialises the model);
+    a later one that misses a column (a sensor down) updates the model from
+    the others, as a prediction on such rows is made."""
+    X, _ = make_blobs(n=400, d=3, k=2, seed=22)
+    gm = GaussianMixture(2, random_state=0)
+    first = X[:200].copy()
+    first[:, 1] = np.nan
+    with pytest.raises(ValueError, match="no observed value in column"):
+        GaussianMixture(2, random_state=0).partial_fit(first)
+    gm.partial_fit(X[:200])
+    later = X[200:].copy()
+    later[:, 1] = np.nan
+    gm.partial_fit(later)
+    assert all(np.all(np.isfinite(a)) for a in (gm.weights_, gm.means_, gm.covariances_))

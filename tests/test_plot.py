@@ -87,3 +87,13 @@ def test_cli_fit_plots_convergence(tmp_path):
                  "--out", str(tmp_path / "m.npz"), "--quiet",
                  "--plot", str(tmp_path / "convergence.png")]) == 0
     assert matplotlib.image.imread(tmp_path / "convergence.png").std() > 0.02
+
+
+def test_mixture_plot_refuses_rows_of_other_features():
+    """X with fewer columns than the model failed inside NumPy ('operands
+    could not be broadcast together')."""
+    gm = fastem.GaussianMixture(3, random_state=0).fit(X)
+    for bad in (X[:, :2], X[:, 0]):
+        with pytest.raises(ValueError, match=r"shape \(n_samples, 3\)"):
+            plot.plot_mixture(gm, bad)
+    plt.close("all")

@@ -271,12 +271,14 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 watch = _em._Stopwatch()
                 for i in rng.permutation(len(blocks)):
                     a, b = blocks[i]
+                    rows_read += b - a
+                    if sw is not None and not sw[a:b].sum() > 0:
+                        continue  # a block of weightless rows has nothing to step on
                     part, part_backend = self._batch(X, a, b, backend, dask_host)
                     params, step_bound, reseeded = stream.step(
                         params, part_backend, part, None if sw is None else sw[a:b],
                         self.learning_decay, self.learning_offset, data_weight)
                     reseeds += reseeded
-                    rows_read += b - a
                     if progress is not None:
                         progress(rows_read, n_samples * self.max_iter, step_bound,
                                  step_bound - bound, 0.0)

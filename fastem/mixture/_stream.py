@@ -52,6 +52,8 @@ class Stream:
         block is the second step: ``fit`` with ``batch_size`` knows the start
         it drew from all of X (a first block from one end of sorted rows set
         ``s_1`` alone, and a component it did not reach lost its mass)."""
+        if not sample.weight_sum > 0:
+            return  # every sampled row weightless: the first block starts instead
         self.running = sample.scaled(1.0 / sample.weight_sum)
         self.steps = 1
 
