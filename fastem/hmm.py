@@ -466,8 +466,10 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                 _add_stats(parts[0], part)
             return parts[0]
         if isinstance(X, CudaData):
-            passes = self._gpu_passes(X)
-            return self._finish_stats(passes.estep(bounds, weights, "t" in self.params), passes.pa)
+            stats, pa = self._on_gpu(
+                X, lambda p: (p.estep(bounds, weights, "t" in self.params), p.pa),
+                lambda out: out[0]["log_prob"])
+            return self._finish_stats(stats, pa)
         X = kernel_input(X)
         pa = self._pass_arrays(X)
         want_xi = "t" in self.params
@@ -563,12 +565,23 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                              "backend='cpu' with dask input.")
         return get_backend("cuda", check_dtype(self.dtype))
 
-    def _gpu_passes(self, data):
+    def _gpu_passes(self, data, dtype=None):
         """The model's passes on the GPU (``fastem.backends.cuda_hmm``)."""
         from .backends.cuda_hmm import HMMPasses
 
-        return HMMPasses(self._gpu(), data, self._pass_arrays(data), self._full,
+        return HMMPasses(self._gpu(), data, self._pass_arrays(data, dtype), self._full,
                          self.startprob_, self.transmat_)
+
+    def _on_gpu(self, data, run, log_probs):
+        """``run(passes)`` on the GPU, run again in float64 when a float32
+        pass lost a sequence (``log_probs(result)`` not finite: a step whose
+        squared distance overflows float32, not float64), as the CPU's
+        emissions are computed again (:meth:`_frames`)."""
+        passes = self._gpu_passes(data)
+        out = run(passes)
+        if passes.pa.means.dtype == np.float32 and not np.all(np.isfinite(log_probs(out))):
+            out = run(self._gpu_passes(data, np.float64))
+        return out
 
     def _long_sequence_stats(self, x, w, pa, want_xi):
         """One long sequence's weighted statistics: emissions and statistics
@@ -597,7 +610,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             log_probs = np.concatenate([r[0] for r in results])
             post = np.concatenate([r[1] for r in results]) if want_post else None
         elif isinstance(X, CudaData):
-            log_probs, post = self._gpu_passes(X).scores(bounds, want_post)
+            log_probs, post = self._on_gpu(X, lambda p: p.scores(bounds, want_post),
+                                           lambda out: out[0])
         else:
             logf = self._frames(X, self._pass_arrays(X))
             post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
@@ -869,7 +883,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             results = _on_blocks(X, bounds, _block_viterbi, self)
             total, states = sum(r[0] for r in results), np.concatenate([r[1] for r in results])
         elif isinstance(X, CudaData):
-            total, states = self._gpu_passes(X).viterbi(bounds)
+            total, states = self._on_gpu(X, lambda p: p.viterbi(bounds), lambda out: out[0])
         else:
             states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
             logf = self._frames(X, self._pass_arrays(X))

@@ -517,6 +517,13 @@ def test_far_rows_on_cuda_are_the_cpus():
     np.testing.assert_allclose(post, want_post, atol=1e-12)
     np.testing.assert_array_equal(gpu_hmm.predict(far), cpu_hmm.predict(far))
     assert gpu_hmm.decode(far)[0] == pytest.approx(cpu_hmm.decode(far)[0], rel=1e-12)
+    # float32 steps that overflow float32 (not float64): the GPU's passes run again in float64
+    cpu32 = GaussianHMM(**hmm_kw).fit(X32)
+    gpu32 = GaussianHMM(backend="cuda", **hmm_kw).fit(X32)
+    assert np.isfinite(gpu32.score(far32))
+    assert gpu32.score(far32) == pytest.approx(cpu32.score(far32), rel=1e-6)
+    np.testing.assert_allclose(gpu32.predict_proba(far32), cpu32.predict_proba(far32), atol=1e-6)
+    np.testing.assert_array_equal(gpu32.predict(far32), cpu32.predict(far32))
     far[2] *= 1e175
     for method in (gpu.predict_proba, gpu_hmm.predict_proba, gpu_hmm.predict):
         with pytest.raises(ValueError, match="overflow float64"):
