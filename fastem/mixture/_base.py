@@ -365,17 +365,24 @@ class MixtureBase(SaveLoad, EstimatorBase):
         parameters name: after ``set_params(covariance_type=...)`` every
         method failed inside NumPy ('cannot reshape array of size 18')."""
         super()._check_fitted()
-        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        shape = np.shape(self.means_)
-        if len(shape) != 2:
+        if np.ndim(self.means_) != 2:
             return  # set by hand: the methods' own checks name it
-        expected = parameter_shape(self.covariance_type, shape[0], shape[1])
-        if fitted_type != self.covariance_type or np.shape(self.precisions_cholesky_) != expected:
+        if self._covariance_type_changed():
             raise ValueError(
                 f"This {type(self).__name__} was fitted with covariance_type="
-                f"{fitted_type!r} (precisions_cholesky_ of shape "
+                f"{self._fitted_type()!r} (precisions_cholesky_ of shape "
                 f"{np.shape(self.precisions_cholesky_)}), but covariance_type is now "
                 f"{self.covariance_type!r}: fit it again, or set covariance_type back.")
+
+    def _fitted_type(self):
+        return getattr(self, "_fitted_covariance_type", self.covariance_type)
+
+    def _covariance_type_changed(self) -> bool:
+        """Whether the fitted arrays are not in the layout ``covariance_type`` now names."""
+        k, d = np.shape(self.means_)
+        return (self._fitted_type() != self.covariance_type
+                or np.shape(self.precisions_cholesky_) != parameter_shape(self.covariance_type,
+                                                                          k, d))
 
     def _check_warm_start(self, n_features, what="warm_start"):
         if self.n_features_in_ != n_features:
@@ -383,11 +390,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
                 f"{what}: X has {n_features} features, but the model was fitted "
                 f"with {self.n_features_in_} features."
             )
-        expected = parameter_shape(self.covariance_type, self.n_components, n_features)
-        fitted_type = getattr(self, "_fitted_covariance_type", self.covariance_type)
-        if (self.means_.shape[0] != self.n_components
-                or np.shape(self.precisions_cholesky_) != expected
-                or fitted_type != self.covariance_type):
+        if self.means_.shape[0] != self.n_components or self._covariance_type_changed():
             raise ValueError(
                 f"{what}: n_components or covariance_type changed since the previous "
                 "fit; " + ("set warm_start=False to start afresh." if what == "warm_start"
