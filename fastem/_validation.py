@@ -190,8 +190,13 @@ def check_sample_weight(sample_weight, n_samples: int):
         raise ValueError("sample_weight contains NaN or infinity.")
     if np.any(sw < 0):
         raise ValueError("sample_weight must be non-negative; found negative values.")
-    if not sw.sum() > 0:
+    total = sw.sum()
+    if not total > 0:
         raise ValueError("sample_weight sums to zero; at least one sample needs positive weight.")
+    if not np.isfinite(total):
+        # the statistics are sums of weighted rows: they would overflow too
+        raise ValueError(f"sample_weight sums to more than float64 holds (its largest value is "
+                         f"{sw.max():.3g}); divide it by a constant.")
     return sw
 
 

@@ -96,6 +96,8 @@ def test_dask_sweep_equals_the_in_memory_sweep(client):
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n_components=[]), "empty"), (dict(n_components=[2, 0]), "n_components"),
     (dict(n_components="3"), "n_components"), (dict(covariance_type="round"), "covariance_type"),
+    (dict(covariance_type=[]), "covariance_type is empty"),
+    (dict(covariance_type=None), "covariance_type"),
     (dict(criterion="hqic"), "criterion"), (dict(min_components=4, max_components=2), "smaller"),
     (dict(n_components=[5000]), "n_samples >= n_components"),
 ])

@@ -83,6 +83,7 @@ def test_non_positive_precisions(covariance_type, prec):
     (-np.ones(60), ValueError, "non-negative"),
     (np.r_[np.nan, np.ones(59)], ValueError, "NaN"),
     (np.zeros(60), ValueError, "sums to zero"),
+    (np.full(60, 1e308), ValueError, "sums to more than float64 holds"),
     (np.ones(59), ValueError, r"shape \(60,\)"),
     (np.ones((60, 1)), ValueError, r"shape \(60,\)"),
     (np.array(["a"] * 60), TypeError, "numeric"),

@@ -165,7 +165,13 @@ class GaussianMixtureIC(EstimatorBase):
         types = self.covariance_type
         if isinstance(types, str):
             types = list(COVARIANCE_TYPES) if types == "all" else [types]
-        types = list(types)
+        try:
+            types = list(types)
+        except TypeError:
+            raise ValueError(f"Invalid value for 'covariance_type': {types!r}; expected a str, "
+                             "a list of str or 'all'.") from None
+        if not types:
+            raise ValueError("covariance_type is empty; give at least one covariance type.")
         for t in types:
             if t not in COVARIANCE_TYPES:
                 raise ValueError(f"Invalid value for 'covariance_type': {t!r}; expected one of "
