@@ -383,3 +383,20 @@ def test_vae_saved_for_cuda_loads_on_the_cpu(tmp_path):
     again = load(path)
     assert again.device == "cpu"
     np.testing.assert_allclose(again.transform(X[:10, :3]), vae.transform(X[:10, :3]))
+
+
+def test_mixture_saved_for_cuda_loads_and_says_how_to_run_on_the_cpu(tmp_path):
+    from fastem.backends.cuda import simulated
+
+    if simulated():
+        pytest.skip("the simulator makes backend='cuda' available")
+    path, m = _saved(tmp_path)
+    meta = _meta(m)
+    meta["params"]["backend"] = "cuda"
+    _write(path, m, meta)
+    again = load(path)
+    assert again.backend == "cuda"
+    with pytest.raises(ValueError, match=r"set_params\(backend='cpu'\)"):
+        again.predict(X)
+    np.testing.assert_array_equal(again.set_params(backend="cpu").score_samples(X),
+                                  FITTED["gm-full"].score_samples(X))

@@ -25,7 +25,9 @@ from .cpu import CPUBackend
 INSTALL_HINT = (
     "backend='cuda' needs an NVIDIA GPU with a working CUDA driver and the numba-cuda "
     "package: pip install 'fastem[cuda]'. Without a GPU, set NUMBA_ENABLE_CUDASIM=1 "
-    "before importing fastem to run the kernels on numba's CUDA simulator (slow; for tests)."
+    "before importing fastem to run the kernels on numba's CUDA simulator (slow; for tests). "
+    "A model fitted on a GPU and loaded here runs on the CPU after "
+    "set_params(backend='cpu')."
 )
 
 
