@@ -168,8 +168,9 @@ def check_device_array(X, n_features: int | None = None, estimator: str = "Gauss
     return X
 
 
-def check_sample_weight(sample_weight, n_samples: int):
-    """Validate ``sample_weight``; return float64 (n_samples,) or None."""
+def check_sample_weight(sample_weight, n_samples: int, matching="matching X"):
+    """Validate ``sample_weight`` (``matching`` says what its length follows,
+    for the error); return float64 (n_samples,) or None."""
     if sample_weight is None:
         return None
     try:
@@ -184,7 +185,7 @@ def check_sample_weight(sample_weight, n_samples: int):
     sw = np.array(sw, dtype=np.float64, copy=True)
     if sw.ndim != 1 or sw.shape[0] != n_samples:
         raise ValueError(
-            f"sample_weight must have shape ({n_samples},), matching X, got {sw.shape}."
+            f"sample_weight must have shape ({n_samples},), {matching}, got {sw.shape}."
         )
     if not np.all(np.isfinite(sw)):
         raise ValueError("sample_weight contains NaN or infinity.")

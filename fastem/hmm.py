@@ -157,13 +157,20 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     transmat_prior : float or array-like of shape (n_components, n_components), default=1.0
         Dirichlet prior on each row of ``transmat_`` (1: none).
     means_prior : float or array-like, default=0
-        Mean of the normal prior on ``means_``.
-    means_weight : float or array-like, default=0
-        Precision of the normal prior on ``means_`` (0: none).
+        Mean of the normal prior on ``means_``: a float, one value per state
+        (shape (n_components,)) or per state and feature (n_components,
+        n_features).
+    means_weight : float or array-like of shape (n_components,), default=0
+        Precision of the normal prior on ``means_`` (0: none), per state.
     covars_prior : float or array-like, default=1e-2
-        Scale of the (inverse-gamma or inverse-Wishart) prior on the covariances.
+        Scale of the (inverse-gamma or inverse-Wishart) prior on the
+        covariances: a float, one value per state, or an array in the layout
+        of ``covars_`` for 'diag' and 'full' ((n_components, n_features),
+        (n_components, n_features, n_features)); (n_features, n_features)
+        for 'tied'.
     covars_weight : float or array-like, default=1
-        Shape of that prior.
+        Shape of that prior: a float, or one value per state ('diag' also
+        takes (n_components, n_features)).
     algorithm : {'viterbi', 'map'}, default='viterbi'
         Decoder of :meth:`decode` and :meth:`predict`: the most probable path,
         or each step's most probable state.
@@ -624,17 +631,47 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- the M-step ---------------------------------------------------------------
 
+    def _priors(self, k, d):
+        """The priors as arrays of the shapes the M-step combines them with.
+
+        A float applies to every entry. A 1-D array of ``n_components``
+        values gives each state its own value of a per-state prior
+        (``means_prior``, ``means_weight``, ``covars_prior``,
+        ``covars_weight``), as hmmlearn documents them; otherwise an array
+        must broadcast to the shape, by NumPy's rules.
+        """
+        tied = self.covariance_type == "tied"
+        cov = {"spherical": (k, d), "diag": (k, d), "full": (k, d, d),
+               "tied": (d, d)}[self.covariance_type]
+        weight = {"full": (k, 1, 1), "tied": ()}.get(self.covariance_type, (k, d))
+        # name: (shape, whether its first axis is the states')
+        shapes = {"startprob_prior": ((k,), True), "transmat_prior": ((k, k), False),
+                  "means_prior": ((k, d), True), "means_weight": ((k, 1), True),
+                  "covars_prior": (cov, not tied), "covars_weight": (weight, not tied)}
+        priors = {}
+        for name, (shape, per_state) in shapes.items():
+            arr = np.asarray(getattr(self, name), dtype=np.float64)
+            if per_state and arr.shape == (k,):
+                arr = arr.reshape((k,) + (1,) * (len(shape) - 1))
+            try:
+                priors[name] = np.broadcast_to(arr, shape)
+            except ValueError:
+                raise ValueError(f"'{name}' has shape {arr.shape}; expected a float, "
+                                 f"{k} values (one per state) or an array that broadcasts to "
+                                 f"{shape} (covariance_type={self.covariance_type!r})."
+                                 ) from None
+        return priors
+
     def _mstep(self, stats):
         """hmmlearn's closed-form updates, with its priors."""
+        priors = self._priors(*self.means_.shape)
         if "s" in self.params:
-            start = np.maximum(np.asarray(self.startprob_prior, dtype=np.float64) - 1.0
-                               + stats["start"], 0.0)
+            start = np.maximum(priors["startprob_prior"] - 1.0 + stats["start"], 0.0)
             start = np.where(self.startprob_ == 0, 0.0, start)
             if start.sum() > 0:  # else nothing to update from (a prior below 1): kept
                 self.startprob_ = start / start.sum()
         if "t" in self.params:
-            trans = np.maximum(np.asarray(self.transmat_prior, dtype=np.float64) - 1.0
-                               + stats["trans"], 0.0)
+            trans = np.maximum(priors["transmat_prior"] - 1.0 + stats["trans"], 0.0)
             trans = np.where(self.transmat_ == 0, 0.0, trans)
             sums = trans.sum(axis=1, keepdims=True)
             # A state no transition was seen from keeps its row: hmmlearn
@@ -647,15 +684,14 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         # ``mean^2 N`` do not cancel for data far from the origin
         centre = stats["centre"]
         denom = stats["post"][:, None]
-        mw = np.asarray(self.means_weight, dtype=np.float64)
-        mp = np.asarray(self.means_prior, dtype=np.float64) - centre
+        mw = priors["means_weight"]
+        mp = priors["means_prior"] - centre
         means = self.means_ - centre
         if "m" in self.params:
             means = (mw * mp + stats["obs"]) / (mw + denom)
             self.means_ = means + centre
         if "c" in self.params:
-            cp = np.asarray(self.covars_prior, dtype=np.float64)
-            cw = np.asarray(self.covars_weight, dtype=np.float64)
+            cp, cw = priors["covars_prior"], priors["covars_weight"]
             meandiff = means - mp
             if self.covariance_type in ("spherical", "diag"):
                 c_n = (mw * meandiff ** 2 + stats["obs**2"] - 2.0 * means * stats["obs"]
@@ -667,8 +703,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                 d = means.shape[1]
                 obsmean = stats["obs"][:, :, None] * means[:, None, :]
                 mdiff = np.broadcast_to(meandiff, means.shape)
-                c_n = (mw * mdiff[:, :, None] * mdiff[:, None, :] if np.ndim(mw) == 0 else
-                       np.asarray(mw)[:, None, None] * mdiff[:, :, None] * mdiff[:, None, :])
+                c_n = mw[:, :, None] * mdiff[:, :, None] * mdiff[:, None, :]
                 c_n = (c_n + stats["obs*obs.T"] - obsmean - np.swapaxes(obsmean, 1, 2)
                        + means[:, :, None] * means[:, None, :] * stats["post"][:, None, None])
                 cvweight = np.maximum(cw - d, 0.0)
@@ -744,6 +779,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if X.shape[0] < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {X.shape[0]}.")
+        self._priors(self.n_components, X.shape[1])  # a prior of the wrong shape, before any pass
         sw_rows = None if sample_weight is None else np.repeat(weights, np.diff(bounds))
         self._init(X, sw_rows)
         self._check_model()
@@ -768,7 +804,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _sequence_weights(self, sample_weight, bounds):
         if sample_weight is None:
             return np.ones(len(bounds) - 1)
-        return val.check_sample_weight(sample_weight, len(bounds) - 1)
+        return val.check_sample_weight(sample_weight, len(bounds) - 1,
+                                       matching="one per sequence of lengths")
 
     # -- scoring and decoding --------------------------------------------------------
 
@@ -982,12 +1019,45 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         covars = self.covars_
         states = np.empty(n_samples, dtype=np.int64)
         rows = np.empty((n_samples, self.n_features))
+        if currstate is not None:
+            val._check_int(currstate, "currstate", 0)
+            if currstate >= self.n_components:
+                raise ValueError(f"Invalid value for 'currstate': {currstate}; the model has "
+                                 f"states 0 to {self.n_components - 1}.")
         state = int((cum_start > rng.rand()).argmax()) if currstate is None else int(currstate)
         for t in range(n_samples):
             states[t] = state
             rows[t] = rng.multivariate_normal(self.means_[state], covars[state])
             state = int((cum_trans[state] > rng.rand()).argmax())
         return rows, states
+
+    def get_stationary_distribution(self):
+        """The stationary distribution of the hidden states, ``pi = pi transmat_``.
+
+        Returns
+        -------
+        ndarray of shape (n_components,)
+            Non-negative, summing to 1: the left eigenvector of ``transmat_``
+            for its eigenvalue 1 (hmmlearn's). A chain with several closed
+            classes of states has several; this is the one of the eigenvalue
+            nearest 1 that the eigensolver returns first.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from fastem import GaussianHMM
+        >>> hmm = GaussianHMM(2, init_params="", params="")
+        >>> hmm.startprob_ = np.array([1.0, 0.0])
+        >>> hmm.transmat_ = np.array([[0.9, 0.1], [0.3, 0.7]])
+        >>> hmm.means_, hmm.covars_ = np.zeros((2, 1)), np.ones((2, 1))
+        >>> hmm.get_stationary_distribution().round(3)
+        array([0.75, 0.25])
+        """
+        self._check_fitted()
+        self._check_model()
+        values, vectors = np.linalg.eig(self.transmat_.T)
+        vector = np.abs(np.real(vectors[:, np.argmin(np.abs(values - 1.0))]))
+        return vector / vector.sum()
 
     def _n_parameters(self):
         k, d = self.n_components, self.n_features
@@ -1046,7 +1116,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         >>> bool(hmm.bic(X) > hmm.aic(X))
         True
         """
-        return -2.0 * self.score(X, lengths) + self._n_parameters() * np.log(len(X))
+        return -2.0 * self.score(X, lengths) + self._n_parameters() * float(np.log(len(X)))
 
 
 def _check_data(X, n_features, gpu=None):

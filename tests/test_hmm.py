@@ -547,3 +547,65 @@ def test_negative_priors_are_refused(name):
     with pytest.raises(ValueError, match=f"'{name}'.*>= 0"):
         GaussianHMM(2, **{name: -1.0}).fit(X)
     GaussianHMM(2, means_prior=-3.0, n_iter=2, random_state=0).fit(X)  # a mean may be negative
+
+
+@pytest.mark.parametrize("name, value", [
+    ("transmat_prior", np.ones((3, 3))), ("startprob_prior", np.ones(3)),
+    ("means_prior", np.zeros(5)), ("means_weight", np.ones((2, 2))),
+    ("covars_prior", np.ones((3, 2))), ("covars_weight", np.ones(5))])
+def test_a_prior_of_the_wrong_shape_is_refused_by_name(name, value):
+    X, _ = _sequences(seed=8, n_seq=1, length=40)
+    with pytest.raises(ValueError, match=f"'{name}' has shape"):
+        GaussianHMM(2, **{name: value}).fit(X)
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+def test_priors_with_one_value_per_state(covariance_type):
+    """A 1-D prior of n_components values is per state, also when
+    n_features == n_components (NumPy would apply it per feature); the same
+    value for every state is the float, bit for bit."""
+    X, _ = _sequences(seed=3, n_seq=2, length=60)
+    X = X[:, :2]
+    kw = dict(n_iter=3, random_state=0, covariance_type=covariance_type)
+    per_state = dict(means_prior=[0.5, 0.5], means_weight=[2.0, 2.0],
+                     covars_weight=[3.0, 3.0] if covariance_type != "tied" else 3.0,
+                     covars_prior=[0.1, 0.1] if covariance_type != "tied" else 0.1)
+    a = GaussianHMM(2, **kw, **per_state).fit(X)
+    b = GaussianHMM(2, **kw, means_prior=0.5, means_weight=2.0, covars_weight=3.0,
+                    covars_prior=0.1).fit(X)
+    np.testing.assert_array_equal(a.means_, b.means_)
+    np.testing.assert_array_equal(a.covars_, b.covars_)
+    # a state whose mean has an overwhelming prior stays at it; the other does not
+    c = GaussianHMM(2, **kw, means_prior=[[7.0, -7.0], [0.0, 0.0]], means_weight=[1e12, 0.0]
+                    ).fit(X)
+    np.testing.assert_allclose(c.means_[0], [7.0, -7.0], atol=1e-6)
+    assert np.abs(c.means_[1] - [7.0, -7.0]).min() > 1.0
+
+
+def test_get_stationary_distribution_is_left_invariant():
+    m = GaussianHMM(3, init_params="", params="")
+    m.startprob_ = np.array([1.0, 0.0, 0.0])
+    m.transmat_ = np.array([[0.8, 0.15, 0.05], [0.2, 0.7, 0.1], [0.1, 0.3, 0.6]])
+    m.means_, m.covars_ = np.zeros((3, 1)), np.ones((3, 1))
+    pi = m.get_stationary_distribution()
+    np.testing.assert_allclose(pi @ m.transmat_, pi, atol=1e-12)
+    assert pi.min() > 0 and abs(pi.sum() - 1.0) < 1e-12
+    hmmlearn = pytest.importorskip("hmmlearn.hmm")
+    ref = hmmlearn.GaussianHMM(3, init_params="")
+    ref.transmat_ = m.transmat_
+    np.testing.assert_allclose(pi, ref.get_stationary_distribution(), rtol=1e-12)
+
+
+def test_sample_refuses_a_state_the_model_does_not_have():
+    X, _ = _sequences(seed=8, n_seq=1, length=40)
+    m = GaussianHMM(2, n_iter=2, random_state=0).fit(X)
+    for bad in (2, -1, 1.5):
+        with pytest.raises(ValueError, match="currstate"):
+            m.sample(3, currstate=bad)
+    assert m.sample(3, currstate=1)[1][0] == 1
+
+
+def test_sample_weight_of_the_wrong_length_says_one_per_sequence():
+    X, _ = _sequences(seed=8, n_seq=1, length=40)
+    with pytest.raises(ValueError, match="one per sequence"):
+        GaussianHMM(2).fit(X, lengths=[len(X) - 10, 10], sample_weight=np.ones(len(X)))
