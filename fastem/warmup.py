@@ -101,7 +101,7 @@ def warmup(dtypes=("float64", "float32"), progress=True, client=None):
 
     Parameters
     ----------
-    dtypes : sequence of {"float64", "float32"}, default both
+    dtypes : {"float64", "float32"} or a sequence of them, default both
         Row dtypes to compile for (float32 rows compile both compute dtypes).
     progress : bool, default True
         Draw a progress bar on stderr.
@@ -120,7 +120,7 @@ def warmup(dtypes=("float64", "float32"), progress=True, client=None):
     >>> import fastem
     >>> seconds = fastem.warmup(progress=False)   # doctest: +SKIP
     """
-    dtypes = tuple(dtypes)
+    dtypes = (dtypes,) if isinstance(dtypes, str) else tuple(dtypes)
     bad = [d for d in dtypes if d not in _ROW_AND_COMPUTE]
     if bad or not dtypes:
         raise ValueError(f"dtypes must be a non-empty sequence of 'float64' and 'float32', "

@@ -222,6 +222,8 @@ def test_warmup_refuses_unknown_dtypes():
         fastem.warmup(dtypes=("float16",), progress=False)
     with pytest.raises(ValueError, match="dtypes"):
         fastem.warmup(dtypes=(), progress=False)
+    with pytest.raises(ValueError, match=r"\['float16'\]"):  # one string is one dtype
+        fastem.warmup(dtypes="float16", progress=False)
     out = subprocess.run([sys.executable, "-m", "fastem.cli", "warmup", "--dtypes", "int8"],
                          capture_output=True, text=True)
     assert out.returncode == 2 and "dtypes" in out.stderr
