@@ -687,9 +687,17 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         mw = priors["means_weight"]
         mp = priors["means_prior"] - centre
         means = self.means_ - centre
+        # A state with no posterior mass (never reached by any sequence) has
+        # no update where the prior does not give one (0/0): it keeps its
+        # parameters; hmmlearn's arithmetic makes them NaN
+        unseen = stats["post"] == 0
         if "m" in self.params:
-            means = (mw * mp + stats["obs"]) / (mw + denom)
+            kept = unseen & (mw[:, 0] == 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                new = (mw * mp + stats["obs"]) / (mw + denom)
+            means = np.where(kept[:, None], means, new)
             self.means_ = means + centre
+            self._states_kept |= kept
         if "c" in self.params:
             cp, cw = priors["covars_prior"], priors["covars_weight"]
             meandiff = means - mp
@@ -698,7 +706,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                        + means ** 2 * denom)
                 c_d = np.maximum(cw - 1.0, 0.0) + denom
                 cov = (cp + c_n) / np.maximum(c_d, 1e-5)
-                self._covars_ = cov.mean(axis=1) if self.covariance_type == "spherical" else cov
+                cov = cov.mean(axis=1) if self.covariance_type == "spherical" else cov
+                kept = unseen & np.all(c_d == 0, axis=1)
+                self._covars_ = np.where(kept.reshape((-1,) + (1,) * (cov.ndim - 1)),
+                                         self._covars_, cov)
+                self._states_kept |= kept
             else:
                 d = means.shape[1]
                 obsmean = stats["obs"][:, :, None] * means[:, None, :]
@@ -710,7 +722,12 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                 if self.covariance_type == "tied":
                     self._covars_ = (cp + c_n.sum(axis=0)) / (cvweight + stats["post"].sum())
                 else:
-                    self._covars_ = (cp + c_n) / (cvweight + stats["post"][:, None, None])
+                    c_d = cvweight + stats["post"][:, None, None]
+                    kept = unseen & (c_d[:, 0, 0] == 0)
+                    with np.errstate(invalid="ignore", divide="ignore"):
+                        cov = (cp + c_n) / c_d
+                    self._covars_ = np.where(kept[:, None, None], self._covars_, cov)
+                    self._states_kept |= kept
 
     # -- fit ------------------------------------------------------------------------
 
@@ -785,6 +802,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         self._check_model()
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         self._rows_kept = 0
+        self._states_kept = np.zeros(self.n_components, dtype=bool)
         for _ in range(self.n_iter):
             stats = self._estep(X, bounds, weights)
             if not np.isfinite(stats["log_prob"]):
@@ -794,6 +812,12 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             self.monitor_.report(float(stats["log_prob"]))
             if self.monitor_.converged:
                 break
+        if self._states_kept.any():
+            warnings.warn(f"state(s) {np.flatnonzero(self._states_kept).tolist()} had no "
+                          "posterior mass (no sequence reaches them under startprob_ and "
+                          "transmat_): they kept their previous means_/covars_ where the "
+                          "priors give no update (hmmlearn makes them NaN).", RuntimeWarning,
+                          stacklevel=2)
         if getattr(self, "_rows_kept", 0):
             warnings.warn(f"{self._rows_kept} row(s) of transmat_ kept their previous values: no "
                           "transition from the state was ever observed (hmmlearn sets such rows "

@@ -609,3 +609,34 @@ def test_sample_weight_of_the_wrong_length_says_one_per_sequence():
     X, _ = _sequences(seed=8, n_seq=1, length=40)
     with pytest.raises(ValueError, match="one per sequence"):
         GaussianHMM(2).fit(X, lengths=[len(X) - 10, 10], sample_weight=np.ones(len(X)))
+
+
+@pytest.mark.parametrize("covariance_type", ["spherical", "diag", "full", "tied"])
+def test_a_state_no_sequence_reaches_keeps_its_parameters(covariance_type):
+    """startprob_ 0 and no transition into state 2: it has no posterior mass,
+    so its update is 0/0 (hmmlearn: NaN means, then an error). It keeps its
+    means_ and covars_, with a warning; a prior on the means still moves
+    them to means_prior, as hmmlearn's formula does."""
+    X, _ = _sequences(seed=5, n_seq=1, length=120)
+    X = X[:, :2]
+
+    def model(**kw):
+        m = GaussianHMM(3, covariance_type=covariance_type, init_params="", n_iter=3, **kw)
+        m.startprob_ = np.array([0.5, 0.5, 0.0])
+        m.transmat_ = np.array([[0.9, 0.1, 0.0], [0.1, 0.9, 0.0], [0.3, 0.3, 0.4]])
+        m.means_ = np.array([[0.0, 0.0], [3.0, 3.0], [6.0, 6.0]])
+        m.covars_ = {"spherical": np.ones(3), "diag": np.ones((3, 2)),
+                     "full": np.array([np.eye(2)] * 3), "tied": np.eye(2)}[covariance_type]
+        return m
+
+    before = model().covars_
+    with pytest.warns(RuntimeWarning, match=r"state\(s\) \[2\] had no posterior mass"):
+        m = model().fit(X)
+    assert np.all(np.isfinite(m.means_)) and np.all(np.isfinite(m.covars_))
+    np.testing.assert_array_equal(m.means_[2], [6.0, 6.0])
+    if covariance_type != "tied":
+        np.testing.assert_array_equal(m.covars_[2], before[2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prior = model(means_weight=1.0, means_prior=-1.0).fit(X)
+    np.testing.assert_allclose(prior.means_[2], [-1.0, -1.0])
