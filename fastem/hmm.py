@@ -432,7 +432,13 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                 out[j] = precision_cholesky_from_covariances(
                     m + _COLLAPSE_COVAR * np.eye(m.shape[0]), "tied")
             except ValueError:
-                raise ValueError("'covars' must be symmetric, positive-definite") from None
+                raise ValueError(
+                    f"'covars' must be symmetric, positive-definite: state {j}'s is not, even "
+                    f"with {_COLLAPSE_COVAR:g} added to its diagonal (after a fit: the state "
+                    "collapsed onto too few points for a full covariance; fewer states, "
+                    "covariance_type='diag', or a covars_prior such as c * np.eye(n_features) "
+                    "help; a float covars_prior is added to every entry of a full covariance, "
+                    "as in hmmlearn)") from None
             warnings.warn(f"GaussianHMM: the covariance of state {j} is not positive-"
                           f"definite (a state collapsing onto few points); its density "
                           f"adds {_COLLAPSE_COVAR:g} to the diagonal, as hmmlearn's does. "

@@ -640,3 +640,11 @@ def test_a_state_no_sequence_reaches_keeps_its_parameters(covariance_type):
         warnings.simplefilter("ignore")
         prior = model(means_weight=1.0, means_prior=-1.0).fit(X)
     np.testing.assert_allclose(prior.means_[2], [-1.0, -1.0])
+
+
+def test_a_full_state_on_one_point_is_an_error_that_says_what_helps():
+    """As in hmmlearn, four states on four points with full covariances
+    fail; the error says why and what to change."""
+    X = np.random.default_rng(4).normal(size=(4, 2))
+    with pytest.raises(ValueError, match=r"state \d's is not.*covariance_type='diag'"):
+        GaussianHMM(4, covariance_type="full", random_state=0).fit(X)
