@@ -55,7 +55,7 @@ s (2.8x -> 1.4x). The price is compile time: from an empty cache the 'full'
 pass driver compiles in about 13 s instead of 7 (it inlines the complete
 kernel's register-tiled helpers). On Zen 4 (AVX-512), where the complete
 kernels run faster, 1,000,000 x 16 rows: 'full' 4.06x -> 2.92x the
-complete-data iteration with :func:`_fill_missing` and the vectorised
+complete-data iteration with :func:`_fill_means` and the vectorised
 log-determinants (:func:`_condition_row`), 'diag' 1.9x.
 
 Threads as :mod:`.gaussian`: ``full`` (full and tied) or not (diag and
@@ -139,26 +139,33 @@ def _missing_entries(mis, qs, m_feat, m_row):
 
 
 @helper
-def _fill_missing(xt, m_feat, m_row, nnz, means, j, E, conditional):
-    """Component ``j``'s value of each missing entry of the block into ``xt``:
-    ``mu_j`` (so that the complete kernels, which form ``x - mu_j``, see a
-    deviation of exactly 0 there: the observed coordinates' quadratic form),
-    or with ``conditional`` its conditional mean ``mu_j - e`` (the completed
-    row, whose deviations the statistics sum).
+def _fill_means(xt, m_feat, m_row, nnz, means, j):
+    """Component ``j``'s mean into each missing entry of the block ``xt``, so
+    that the complete kernels, which form ``x - mu_j``, see a deviation of
+    exactly 0 there: the observed coordinates' quadratic form.
 
     Measured against forming each component's deviations in a (d, B) buffer
     and handing the kernels zero means (twice per component and block:
     ``d B`` writes against the fifth of them that are missing): the 'full'
     pass 0.245 -> 0.221 s (400,000 x 16 rows, k = 16, 20 % missing, two
-    threads, Zen 4, medians of 7). The log-densities are bit-identical; the
-    statistics move by round-off (``(mu - e) - mu`` for ``-e``), the
-    precision of an observed value as large as the mean."""
+    threads, Zen 4, medians of 7). The log-densities are bit-identical."""
     for n in range(nnz):
         a = m_feat[n]
-        v = means[j, a]
-        if conditional:
-            v -= E[n, j]
-        xt[a, m_row[n]] = v
+        xt[a, m_row[n]] = means[j, a]
+
+
+@helper
+def _fill_conditional_means(xt, m_feat, m_row, nnz, means, j, E):
+    """Component ``j``'s conditional mean ``mu_j - e`` of each missing entry
+    into the block ``xt`` (``e`` in ``E``'s rows, :func:`_missing_entries`'
+    order): the completed rows, whose deviations from ``mu_j`` the
+    statistics sum. Against the deviations ``-e`` written into a buffer of
+    zeros (as in :func:`_fill_means`) the statistics move by round-off: ``(mu
+    - e) - mu`` for ``-e``, the precision of an observed value as large as
+    the mean."""
+    for n in range(nnz):
+        a = m_feat[n]
+        xt[a, m_row[n]] = means[j, a] - E[n, j]
 
 
 @helper
@@ -237,7 +244,7 @@ def _condition_row(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, adj, corr, e
     # as a mantissa and an exponent apart, then one logarithm of it, in loops
     # over components that vectorise. Against a libm logarithm per component
     # and row (the product rescaled whenever it left 1e+-150): the 'full'
-    # pass 0.221 -> 0.209 s (as in _fill_missing); log-densities within an
+    # pass 0.221 -> 0.209 s (as in _fill_means); log-densities within an
     # ulp of before
     for j in range(kp):
         adj[j] = 1.0
@@ -314,7 +321,7 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, fir
         _load_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb)
         nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
-            _fill_missing(xt, m_feat, m_row, nnz, means, j, E, False)
+            _fill_means(xt, m_feat, m_row, nnz, means, j)
             block_log_prob_full(xt, means[j:j + 1], factor[j:j + 1], log_const[j:j + 1], t, t2,
                                 qp, lp[j:j + 1])
         for i in range(B):
@@ -333,7 +340,7 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, fir
             if q > 0 and wb[i] != 0.0:
                 _add_conditional_covariance(q, mis[i], L, col, cond)
         for j in range(k):
-            _fill_missing(xt, m_feat, m_row, nnz, means, j, E, True)
+            _fill_conditional_means(xt, m_feat, m_row, nnz, means, j, E)
             block_stats_full(xt, means[j:j + 1], lp[j:j + 1], sd, sr, mass[j:j + 1],
                              first[j:j + 1], second[j:j + 1])
     for j in range(k):
@@ -551,7 +558,7 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
     if full:
         nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
-            _fill_missing(xt, m_feat, m_row, nnz, means, j, E, False)
+            _fill_means(xt, m_feat, m_row, nnz, means, j)
             block_log_prob_full(xt, means[j:j + 1], factor[j:j + 1], log_const[j:j + 1], t, t2,
                                 qp, lp[j:j + 1])
     else:
