@@ -54,9 +54,10 @@ missing (``benchmarks/missing_speed.py``, two threads, Zen 1): 'full' 1.53
 s (2.8x -> 1.4x). The price is compile time: from an empty cache the 'full'
 pass driver compiles in about 13 s instead of 7 (it inlines the complete
 kernel's register-tiled helpers). On Zen 4 (AVX-512), where the complete
-kernels run faster, 1,000,000 x 16 rows: 'full' 4.06x -> 2.92x the
+kernels run faster, 1,000,000 x 16 rows: 'full' 3.6-4.1x -> 2.9-3.3x the
 complete-data iteration with :func:`_fill_means` and the vectorised
-log-determinants (:func:`_condition_row`), 'diag' 1.9x.
+log-determinants (:func:`_condition_row`), 'diag' 1.8-2.0x -> 1.56-1.58x
+with the missing mass summed in the tiles (:func:`_block_stats_diag`).
 
 Threads as :mod:`.gaussian`: ``full`` (full and tied) or not (diag and
 spherical) is a compile-time constant of each driver, parts of rows are
