@@ -650,8 +650,8 @@ def _make_impute(full):
             for start in range(bounds[p], bounds[p + 1], B):
                 stop = min(start + B, bounds[p + 1])
                 _block_densities(X, start, stop, full, means, means_t, factor, prec_t,
-                                 log_const, two_h, c, xt, ot, mis, qs, offs, wb, m_feat, m_row, L, E,
-                                 dv, adj, corr, expo, t, t2, qp, lp, dens)
+                                 log_const, two_h, c, xt, ot, mis, qs, offs, wb, m_feat, m_row,
+                                 L, E, dv, adj, corr, expo, t, t2, qp, lp, dens)
                 for i in range(stop - start):
                     row = start + i
                     for a in range(d):
