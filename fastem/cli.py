@@ -164,7 +164,7 @@ def _select(args):
               f"{r['aic'][i]:>16.3f} {r['n_iter'][i]:>7} {str(r['converged'][i]):>9}{mark}")
     print(f"best by {args.criterion}: n_components={ic.n_components_}, "
           f"covariance_type={ic.covariance_type_!r} ({len(r['bic'])} candidates in "
-          f"{ic.n_passes_} shared passes, {time.perf_counter() - t0:.2f}s)")
+          f"{ic.n_passes_} passes, {time.perf_counter() - t0:.2f}s)")
     outputs = {}
     if args.plot:
         from .plot import plot_criterion

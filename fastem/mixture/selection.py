@@ -83,8 +83,10 @@ class GaussianMixtureIC(EstimatorBase):
         ``covariance_type``, ``bic``, ``aic``, ``lower_bound``, ``n_iter``,
         ``converged``, ``seconds`` (``pandas.DataFrame(results_)`` loads it)
     n_passes_ : int
-        Passes over X during the EM iterations of the sweep, plus the final
-        scoring pass.
+        Passes of the sweep's EM iterations, each serving every candidate
+        still running, plus the final scoring pass. Over incomplete data (NaN)
+        such a pass reads X once per candidate on the CPU and GPU backends
+        (once per chunk for all candidates on Dask).
     n_init_passes_ : int
         Passes over all of X during the initialisations (the k-means Lloyd
         passes and final assignment, shared by the candidates; seeding and the
