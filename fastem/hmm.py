@@ -668,9 +668,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                                  ) from None
         return priors
 
-    def _mstep(self, stats):
-        """hmmlearn's closed-form updates, with its priors."""
-        priors = self._priors(*self.means_.shape)
+    def _mstep(self, stats, priors):
+        """hmmlearn's closed-form updates, with its priors (:meth:`_priors`)."""
         if "s" in self.params:
             start = np.maximum(priors["startprob_prior"] - 1.0 + stats["start"], 0.0)
             start = np.where(self.startprob_ == 0, 0.0, start)
@@ -802,7 +801,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if X.shape[0] < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
                              f"{self.n_components}, n_samples = {X.shape[0]}.")
-        self._priors(self.n_components, X.shape[1])  # a prior of the wrong shape, before any pass
+        priors = self._priors(self.n_components, X.shape[1])  # refused before any pass
         sw_rows = None if sample_weight is None else np.repeat(weights, np.diff(bounds))
         self._init(X, sw_rows)
         self._check_model()
@@ -814,7 +813,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             if not np.isfinite(stats["log_prob"]):
                 raise ValueError("The log-likelihood is not finite: a sequence has probability "
                                  "0 under the model (startprob_ or transmat_ forbid its path).")
-            self._mstep(stats)
+            self._mstep(stats, priors)
             self.monitor_.report(float(stats["log_prob"]))
             if self.monitor_.converged:
                 break
@@ -824,7 +823,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                           "transmat_): they kept their previous means_/covars_ where the "
                           "priors give no update (hmmlearn makes them NaN).", RuntimeWarning,
                           stacklevel=2)
-        if getattr(self, "_rows_kept", 0):
+        if self._rows_kept:
             warnings.warn(f"{self._rows_kept} row(s) of transmat_ kept their previous values: no "
                           "transition from the state was ever observed (hmmlearn sets such rows "
                           "to zero).", RuntimeWarning, stacklevel=2)

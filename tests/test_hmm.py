@@ -594,6 +594,14 @@ def test_get_stationary_distribution_is_left_invariant():
     ref = hmmlearn.GaussianHMM(3, init_params="")
     ref.transmat_ = m.transmat_
     np.testing.assert_allclose(pi, ref.get_stationary_distribution(), rtol=1e-12)
+    # it refuses what the other methods refuse
+    from fastem import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        GaussianHMM(3).get_stationary_distribution()
+    m.transmat_ = m.transmat_ * 2
+    with pytest.raises(ValueError, match="transmat_ rows"):
+        m.get_stationary_distribution()
 
 
 def test_sample_refuses_a_state_the_model_does_not_have():
