@@ -169,11 +169,9 @@ print(json.dumps(repeated))
 #: The helpers compiled twice for one dtype, each for a reason that costs
 #: less than its remedy (docs/contributing/compile_time.md).
 _REPEATED_ON_PURPOSE = {
-    # the shared pass slices the factor's columns ('A' layout); the one-model pass does not
+    # the pass of diag and full models together slices the factor's columns ('A'
+    # layout); the diag pass does not
     "block_log_prob_diag float64",
-    # omitted bounds (one-model pass) and int64 bounds (shared pass); either remedy
-    # changed a pass's machine code
-    "block_responsibilities float64",
     # a literal layout flag: one specialisation per layout, its other branch pruned
     "_part_hidden_terms float64",
 }

@@ -513,155 +513,67 @@ def _second_block_buffers(means, paired):
 
 
 @stack_helper
-def _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const, first_row, end_row,
-                     mass, first, second, out):
-    """Rows ``first_row:end_row`` of :func:`accumulate`: one part's statistics
-    added to ``mass`` (k,), ``first`` (k, d), ``second``; returns its
-    ``sum_i w_i log p(x_i)``. ``full`` is a constant where the drivers inline it.
-    When ``out`` (n, k) has rows, the part's weighted log-densities go to its
-    rows ``first_row:end_row`` instead, and nothing else is computed.
+def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor, log_const,
+                   segments, first_row, end_row, mass, first, second, loglik, out):
+    """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
+    part's outputs: ``mass`` (K,), ``first`` (K, d), ``second`` (K, W) and each
+    model's ``sum_i w_i log p(x_i)`` added to ``loglik`` (n_models,). When
+    ``out`` (n, K) has rows, the part's weighted log-densities go to its rows
+    ``first_row:end_row`` instead, and nothing else is computed.
 
-    A diag pass takes its blocks in pairs from the part's start: the E-step
+    ``layouts``: the Layout of every model (FULL or DIAG), or MIXED, each
+    model's as ``full`` says; a constant where the drivers inline it, so a
+    driver for one layout compiles only that layout's kernels. A pass with a
+    diag model takes its blocks in pairs from the part's start: the E-step
     runs block by block, then one statistics call covers the pair
     (:func:`block_stats_diag`). Each kernel appears once in the loop body, so
     that it is inlined once."""
-    xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-    paired = not full
-    xt2, logp2, wb2 = _second_block_buffers(means, paired)
-    densities = out.shape[0] > 0
-    k = means.shape[0]
-    ll = 0.0
-    for start in range(first_row, end_row, 2 * B if paired else B):
-        two = paired and start + B < end_row
-        for h in range(2 if two else 1):
-            bx = xt2 if h else xt
-            bp = logp2 if h else logp
-            bw = wb2 if h else wb
-            lo = start + h * B
-            hi = min(lo + B, end_row)
-            load_block(X, lo, hi, w, has_weights, ref, bx, bw)
-            if full:
-                block_log_prob_full(bx, means, factor, log_const, t, t2, q, bp)
-            else:
-                block_log_prob_diag(bx, means, factor, log_const, q, bp)
-            if densities:
-                for j in range(k):
-                    for i in range(hi - lo):
-                        out[lo + i, j] = bp[j, i]
-                continue
-            ll += block_responsibilities(bp, bw, mx, s)
-            if full:
-                block_stats_full(bx, means, bp, sd, sr, mass, first, second)
-        if not full and not densities:
-            block_stats_diag(xt, means, logp, mass, first, second, xt2, logp2, two)
-    return ll
-
-
-def _make_accumulate(full):
-    """The pass driver of one layout (``full`` a compile-time constant)."""
-    def driver(X, w, has_weights, ref, means, factor, log_const, bounds, mass, first, second,
-               loglik, out, counter):
-        n_parts = bounds.shape[0] - 1
-        while True:
-            p = next_part(counter)
-            if p >= n_parts:
-                break
-            loglik[p] = _accumulate_part(X, w, has_weights, full, ref, means, factor, log_const,
-                                         bounds[p], bounds[p + 1], mass[p], first[p], second[p],
-                                         out)
-    return _jit_driver(driver)
-
-
-_accumulate_full = _make_accumulate(True)
-_accumulate_diag = _make_accumulate(False)
-
-
-def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
-               mass, first, second, loglik):
-    """Fused E-step and statistics over row parts.
-
-    One compiled driver per layout (``_accumulate_full``, ``_accumulate_diag``),
-    so that the layout is a compile-time constant: with both layouts'
-    kernels inlined behind a run-time flag, the full pass took 0.44 s per 1M
-    points (d = k = 16, one thread, Zen 4) against 0.36-0.38 s specialised.
-
-    Parameters
-    ----------
-    X : (n, d) float32 or float64, C-contiguous
-    w : (n,) float64 sample weights, read only when ``has_weights``
-    full : bool
-        Whether the layout is FULL ('full', 'tied'), else DIAG ('diag', 'spherical').
-    ref : (d,) float64 centre of the rows (zeros for float64 compute)
-    means : (k, d) ``mu_j - ref``, float64 or float32: the compute dtype
-    factor : (k, d * d) flattened upper ``U_j`` if ``full``, else (k, d) ``1/sigma``;
-        compute dtype
-    log_const : (k,) ``log w_j - d/2 log 2pi + log det U_j`` (any constant
-        shift of all components is the caller's to add back); compute dtype
-    bounds : (n_parts + 1,) int64 row boundaries, multiples of B
-    mass : (n_parts, k), first : (n_parts, k, d),
-    second : (n_parts, k, d * d) if ``full`` else (n_parts, k, d), loglik : (n_parts,)
-        Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
-    """
-    driver = _accumulate_full if full else _accumulate_diag
-    run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, ref, means, factor, log_const,
-              bounds, mass, first, second, loglik, _NO_ROWS)
-
-
-#: ``out`` of a statistics pass: no rows, so the pass computes statistics.
-_NO_ROWS = np.empty((0, 0))
-
-
-@stack_helper
-def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor, log_const,
-                   segments, first_row, end_row, mass, first, second, loglik):
-    """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
-    part's outputs. ``layouts``: the Layout of every model (FULL or DIAG), or
-    MIXED, each model's as ``full`` says (a constant where the drivers inline it). Blocks
-    are taken in pairs when any model is diag, as :func:`_accumulate_part`
-    pairs them, and each model's arithmetic is the same as there: a full
-    model runs each block of a pair in turn."""
     d = means.shape[1]
     n_models = segments.shape[0] - 1
     xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
     paired = layouts != _FULL
     xt2, logp2, wb2 = _second_block_buffers(means, paired)
-    ll = np.zeros(n_models)
+    densities = out.shape[0] > 0
     for start in range(first_row, end_row, 2 * B if paired else B):
-        stop = min(start + B, end_row)
-        two = paired and stop < end_row
+        two = paired and start + B < end_row
         for g in range(n_models):
             a = segments[g]
             b = segments[g + 1]
             is_full = full[g] if layouts == MIXED else layouts == _FULL
-            if g == 0 or reload[g]:
-                load_block(X, start, stop, w, has_weights, ref[g], xt, wb)
-                if two:
-                    load_block(X, stop, min(stop + B, end_row), w, has_weights, ref[g], xt2, wb2)
+            # this model's rows of everything, sliced once (each slice is code to compile)
+            mg, lg, rg, rg2 = means[a:b], log_const[a:b], logp[a:b], logp2[a:b]
+            load = g == 0 or reload[g]  # the block, centred on this model's reference
+            centre = ref[g]
             for h in range(2 if two else 1):
                 bx = xt2 if h else xt
-                bp = logp2 if h else logp
+                bp = rg2 if h else rg
                 bw = wb2 if h else wb
+                lo = start + h * B
+                hi = min(lo + B, end_row)
+                if load:
+                    load_block(X, lo, hi, w, has_weights, centre, bx, bw)
                 if is_full:
-                    block_log_prob_full(bx, means[a:b], factor[a:b], log_const[a:b], t, t2, q,
-                                        bp[a:b])
+                    block_log_prob_full(bx, mg, factor[a:b], lg, t, t2, q, bp)
+                elif layouts == _DIAG:  # factor is (K, d): keep it C-contiguous
+                    block_log_prob_diag(bx, mg, factor[a:b], lg, q, bp)
                 else:
-                    block_log_prob_diag(bx, means[a:b], factor[a:b, :d], log_const[a:b], q,
-                                        bp[a:b])
-                ll[g] += block_responsibilities(bp, bw, mx, s, a, b)
+                    block_log_prob_diag(bx, mg, factor[a:b, :d], lg, q, bp)
+                if densities:
+                    for j in range(b - a):
+                        for i in range(hi - lo):
+                            out[lo + i, a + j] = bp[j, i]
+                    continue
+                loglik[g] += block_responsibilities(bp, bw, mx, s)
                 if is_full:
-                    block_stats_full(bx, means[a:b], bp[a:b], sd, sr, mass[a:b], first[a:b],
-                                     second[a:b])
-            if not is_full:
-                block_stats_diag(xt, means[a:b], logp[a:b], mass[a:b], first[a:b], second[a:b],
-                                 xt2, logp2[a:b], two)
-    for g in range(n_models):
-        loglik[g] = ll[g]
+                    block_stats_full(bx, mg, bp, sd, sr, mass[a:b], first[a:b], second[a:b])
+            if not is_full and not densities:
+                block_stats_diag(xt, mg, rg, mass[a:b], first[a:b], second[a:b], xt2, rg2, two)
 
 
 def _make_segments(layouts):
-    """The shared-pass driver for ``layouts`` (see :func:`_segments_part`)."""
+    """The pass driver for ``layouts`` (see :func:`_segments_part`)."""
     def driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
-               mass, first, second, loglik, counter):
+               mass, first, second, loglik, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
             p = next_part(counter)
@@ -669,7 +581,7 @@ def _make_segments(layouts):
                 break
             _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
                            log_const, segments, bounds[p], bounds[p + 1], mass[p], first[p],
-                           second[p], loglik[p])
+                           second[p], loglik[p], out)
     return _jit_driver(driver)
 
 
@@ -678,9 +590,18 @@ _segments_full = _make_segments(_FULL)
 _segments_diag = _make_segments(_DIAG)
 
 
+def _segments_driver(full):
+    """The driver compiled for the models' layouts: every one FULL, every one
+    DIAG, or MIXED. With both layouts' kernels inlined behind a run-time flag,
+    the full pass took 0.44 s per 1M points (d = k = 16, one thread, Zen 4)
+    against 0.36-0.38 s specialised."""
+    return _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
+
+
 def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
                         bounds, mass, first, second, loglik):
-    """:func:`accumulate` for several models in one pass over X.
+    """Fused E-step and statistics over row parts, for one model or several
+    in one pass over X.
 
     The models' components are concatenated (``segments``: (n_models + 1,)
     int64 component boundaries). Each block of rows is read once and each
@@ -691,22 +612,51 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
 
     Parameters
     ----------
-    full : (n_models,) bool, per model: whether its layout is FULL (else DIAG)
-    ref : (n_models, d) float64, each model's reference (see :func:`accumulate`)
+    X : (n, d) float32 or float64, C-contiguous
+    w : (n,) float64 sample weights, read only when ``has_weights``
+    full : (n_models,) bool, per model: whether its layout is FULL ('full',
+        'tied'), else DIAG ('diag', 'spherical')
+    ref : (n_models, d) float64, each model's centre of the rows (zeros for
+        float64 compute)
     reload : (n_models,) bool, whether model g's reference differs from model
         g - 1's (the block is centred again; model 0 always loads it)
-    factor : (K, W) with ``W = d * d`` when any model is full, else ``d``; a
-        diag/spherical model's ``1/sigma`` fills the first d entries of its rows
-    second : (n_parts, K, W): lower triangles of the full models, diagonals
-        (first d entries) of the others
-    loglik : (n_parts, n_models)
-
-    Everything else is as :func:`accumulate`. When every model has the same
-    layout the pass runs a driver compiled for it (see :func:`accumulate`).
+    means : (K, d) ``mu_j - ref``, float64 or float32: the compute dtype
+    factor : (K, W) flattened upper ``U_j`` of the full models, ``1/sigma`` of
+        the others in the first d entries of their rows; ``W = d * d`` when
+        any model is full, else ``d``; compute dtype
+    log_const : (K,) ``log w_j - d/2 log 2pi + log det U_j`` (any constant
+        shift of a model's components is the caller's to add back); compute dtype
+    bounds : (n_parts + 1,) int64 row boundaries, multiples of B
+    mass : (n_parts, K), first : (n_parts, K, d), second : (n_parts, K, W):
+        lower triangles of the full models, diagonals (first d entries) of the
+        others; loglik : (n_parts, n_models)
+        Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
     """
-    driver = _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
-    run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, full, ref, reload, means, factor,
-              log_const, segments, bounds, mass, first, second, loglik)
+    run_parts(_segments_driver(full), bounds.shape[0] - 1, X, w, has_weights, full, ref, reload,
+              means, factor, log_const, segments, bounds, mass, first, second, loglik, _NO_ROWS)
+
+
+def _one_model(full, ref, means):
+    """:func:`accumulate_segments`' per-model arguments for one model."""
+    return (np.array([full]), ref.reshape(1, -1), np.zeros(1, dtype=np.bool_),
+            np.array([0, means.shape[0]], dtype=np.int64))
+
+
+def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
+               mass, first, second, loglik):
+    """:func:`accumulate_segments` for one model: ``full`` a bool, ``ref``
+    (d,) and ``loglik`` (n_parts,); the same compiled drivers.
+
+    ``second`` is (n_parts, k, d * d) if ``full`` else (n_parts, k, d).
+    """
+    models, refs, reload, segments = _one_model(full, ref, means)
+    run_parts(_segments_driver(models), bounds.shape[0] - 1, X, w, has_weights, models, refs,
+              reload, means, factor, log_const, segments, bounds, mass, first, second,
+              loglik.reshape(-1, 1), _NO_ROWS)
+
+
+#: ``out`` of a statistics pass: no rows, so the pass computes statistics.
+_NO_ROWS = np.empty((0, 0))
 
 
 @stack_helper
@@ -769,10 +719,10 @@ def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     no faster.
     """
     n_parts = bounds.shape[0] - 1
-    driver = _accumulate_full if full else _accumulate_diag
-    run_parts(driver, n_parts, X, np.empty(0), False, ref, means, factor, log_const, bounds,
-              np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)), np.empty((n_parts, 0, 0)),
-              np.empty(n_parts), out)
+    models, refs, reload, segments = _one_model(full, ref, means)
+    run_parts(_segments_driver(models), n_parts, X, np.empty(0), False, models, refs, reload,
+              means, factor, log_const, segments, bounds, np.empty((n_parts, 0)),
+              np.empty((n_parts, 0, 0)), np.empty((n_parts, 0, 0)), np.empty((n_parts, 1)), out)
 
 
 def _make_weighted_stats(full):
