@@ -130,8 +130,12 @@ def test_integer_weights_are_repeated_rows_and_their_scale_does_not_matter(covar
     # amplify round-off to ~1e-8 (seen for 'tied', seed 3041)
     _same_params(rescaled, weighted, 1e-7)
     # a component that empties is re-seeded at rows drawn by weight, which
-    # are not the rows a uniform draw from the repeated rows picks
-    if weighted.n_reseeds_ == 0 and repeated.n_reseeds_ == 0:
+    # are not the rows a uniform draw from the repeated rows picks; and the
+    # M-step's guard on every mass, 10 eps times the mean weight, differs
+    # between the two (mean weights 2 and 1): a component that all but empties
+    # (a weight of 7e-12, seen for 'spherical', seed 17722) moves by 3e-7
+    nearly_empty = min(weighted.weights_.min(), repeated.weights_.min()) < 1e-6
+    if weighted.n_reseeds_ == 0 and repeated.n_reseeds_ == 0 and not nearly_empty:
         _same_params(weighted, repeated, 1e-7)
 
 
