@@ -26,8 +26,8 @@ COVARIANCE_TYPES = ("full", "tied", "diag", "spherical")
 
 class Layout(enum.IntEnum):
     """How a pass stores a model's second moments and precision factors: the
-    one thing the backends and kernels know of a covariance type (the
-    kernels take ``full = layout is Layout.FULL`` as a compile-time constant).
+    one thing the backends and kernels know of a covariance type (each CPU
+    kernel driver is compiled for one layout, a constant in it).
     A low-rank + diagonal layout would be a third value.
 
     ``NONE``: no second moments (a k-means assignment); ``FULL``: (d, d)

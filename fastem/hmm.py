@@ -23,7 +23,7 @@ import numpy as np
 
 from . import _validation as val
 from . import config
-from ._covariance import COVARIANCE_TYPES, parameter_shape
+from ._covariance import COVARIANCE_TYPES, Layout, layout_of, parameter_shape
 from ._estimator import EstimatorBase, SaveLoad
 from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
 from ._precision import check_dtype, compute_dtype, pass_arrays
@@ -452,7 +452,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         X = kernel_input(X)
         out = np.empty((X.shape[0], self.n_components))
         with launch():
-            kernels.emissions(X, self._full, pa.ref, pa.means, pa.factor, pa.log_const,
+            kernels.emissions(X, self._layout, pa.ref, pa.means, pa.factor, pa.log_const,
                               part_bounds(X.shape[0], 1), out)
         if pa.shift:
             out += pa.shift
@@ -461,8 +461,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         return out
 
     @property
-    def _full(self):
-        return self.covariance_type in ("full", "tied")
+    def _layout(self):
+        return layout_of(self.covariance_type)
 
     def _estep(self, X, bounds, weights):
         """Weighted statistics of all sequences, and their log-likelihood.
@@ -512,14 +512,14 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         lengths = np.diff(bounds)[order]
         parts = _step_parts(lengths)
         n_parts = len(parts) - 1
-        width = d * d if self._full else d
+        width = d * d if self._layout is Layout.FULL else d
         log_prob, start_counts = np.zeros(n_parts), np.zeros((n_parts, k))
         trans_counts = np.zeros((n_parts, k, k))
         mass, first, second = (np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
                                np.zeros((n_parts, k, width)))
         if n_parts:
             with launch():
-                run_parts(kernels.FIT_SEQUENCES[self._full][exact], n_parts, X, bounds,
+                run_parts(kernels.FIT_SEQUENCES[int(self._layout)][exact], n_parts, X, bounds,
                           weights, order, parts, int(lengths.max()), self.startprob_,
                           np.ascontiguousarray(self.transmat_), want_xi, pa.ref, pa.means,
                           pa.factor, pa.log_const, log_prob, start_counts, trans_counts, mass,
@@ -562,7 +562,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         """The M-step's names for the second moments (full matrices from
         lower triangles), and the centre of the moments."""
         second = stats.pop("second")
-        if self._full:
+        if self._layout is Layout.FULL:
             stats["obs*obs.T"] = full_from_lower(second, pa.means.shape[1])
         else:
             stats["obs**2"] = second
@@ -582,7 +582,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         """The model's passes on the GPU (``fastem.backends.cuda_hmm``)."""
         from .backends.cuda_hmm import HMMPasses
 
-        return HMMPasses(self._gpu(), data, self._pass_arrays(data, dtype), self._full,
+        return HMMPasses(self._gpu(), data, self._pass_arrays(data, dtype), self._layout,
                          self.startprob_, self.transmat_)
 
     def _on_gpu(self, data, run, log_probs):
@@ -599,17 +599,17 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _long_sequence_stats(self, x, w, pa, want_xi):
         """One long sequence's weighted statistics: emissions and statistics
         parallel over row parts, the recursion on one thread."""
-        k, d, full = self.n_components, x.shape[1], self._full
+        k, d, layout = self.n_components, x.shape[1], self._layout
         logf = self._frames(x, pa)
         post = np.empty_like(logf)
         log_prob, xi = self._recursions(logf, np.array([0, len(x)]), np.array([w]), True,
                                         want_xi, post)
         del logf
         post *= w
-        bounds, mass, first, second = partial_stats(len(x), k, d, full)
+        bounds, mass, first, second = partial_stats(len(x), k, d, layout)
         if np.isfinite(log_prob[0]):
             with launch():
-                gaussian.weighted_stats(x, full, pa.ref, pa.means, post, bounds, mass, first,
+                gaussian.weighted_stats(x, layout, pa.ref, pa.means, post, bounds, mass, first,
                                         second)
         return {"log_prob": w * log_prob[0], "start": post[0], "trans": xi,
                 "post": mass.sum(axis=0), "obs": first.sum(axis=0),

@@ -28,7 +28,7 @@ def column_sum_chunk(X, w):
     return (xc.sum(axis=0) if w is None else w @ xc,)
 
 
-def random_stats_chunk(X, w, centre, full, resp):
+def random_stats_chunk(X, w, centre, layout, resp):
     """Statistics of a chunk's random responsibilities ``resp`` (m, k),
     normalised per row and weighted, centred on ``centre``."""
     k, d = resp.shape[1], X.shape[1]
@@ -36,7 +36,7 @@ def random_stats_chunk(X, w, centre, full, resp):
     if w is not None:
         resp *= w[:, None]
     diff = np.asarray(X, dtype=np.float64) - centre
-    if full:
+    if layout is Layout.FULL:
         second = np.empty((k, d, d))
         for j in range(k):
             second[j] = (resp[:, j, None] * diff).T @ diff
@@ -68,7 +68,7 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng, *, backen
     centre = column_sum / total_weight(n, sample_weight)
     parts = backend.map_chunks(
         X, random_stats_chunk, sample_weight,
-        args=(centre, layout_of(covariance_type) is Layout.FULL),
+        args=(centre, layout_of(covariance_type)),
         chunk_args=lambda a, b: (rng.uniform(size=(b - a, k)),), max_rows=config.CHUNK_ROWS)
     mass, first, second = _sum_in_order(parts)
     return Stats(mass, first, second, np.repeat(centre[None], k, axis=0), np.nan,
@@ -78,10 +78,10 @@ def random_stats(X, sample_weight, n_components, covariance_type, rng, *, backen
 def point_stats(X, sample_weight, indices, covariance_type, *, backend) -> Stats:
     """Statistics of one-hot responsibilities at rows ``indices`` (k,)."""
     k, d = len(indices), X.shape[1]
-    full = layout_of(covariance_type) is Layout.FULL
+    layout = layout_of(covariance_type)
     centres = np.asarray(backend.take_rows(X, indices), dtype=np.float64)
     mass = np.ones(k) if sample_weight is None else sample_weight[indices].astype(np.float64)
-    second = np.zeros((k, d, d) if full else (k, d))
+    second = np.zeros((k, d, d) if layout is Layout.FULL else (k, d))
     return Stats(mass, np.zeros((k, d)), second, centres, np.nan,
                  total_weight(X.shape[0], sample_weight), rows=X.shape[0])
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
+from .._covariance import Layout
 from .._model import full_from_lower
 
 
@@ -61,7 +62,7 @@ def part_bounds(n_samples: int, stats_size: int) -> np.ndarray:
     return np.unique(bounds) if n_samples > 0 else np.zeros(2, dtype=np.int64)
 
 
-def partial_stats(n_samples: int, n_components: int, n_features: int, full: bool):
+def partial_stats(n_samples: int, n_components: int, n_features: int, layout: Layout):
     """Row parts and zeroed per-part statistic buffers for a CPU pass.
 
     Returns
@@ -70,17 +71,19 @@ def partial_stats(n_samples: int, n_components: int, n_features: int, full: bool
     mass : (n_parts, k), first : (n_parts, k, d), second : (n_parts, k, d*d or d)
     """
     k, d = n_components, n_features
-    width = d * d if full else d
+    width = d * d if layout is Layout.FULL else d
     bounds = part_bounds(n_samples, k * (width + d + 1))
     n_parts = bounds.shape[0] - 1
     return (bounds, np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
             np.zeros((n_parts, k, width)))
 
 
-def reduce_partial_stats(mass, first, second, n_features: int, full: bool):
-    """Sum per-part statistics over parts in a fixed order; mirror full second moments."""
+def reduce_partial_stats(mass, first, second, n_features: int, layout: Layout | None):
+    """Sum per-part statistics over parts in a fixed order; mirror the lower
+    triangles of a FULL ``layout`` (None: a shared pass, whose models
+    ``split_stats`` mirrors one by one)."""
     second = second.sum(axis=0)
-    if full:
+    if layout is Layout.FULL:
         second = full_from_lower(second, n_features)
     return mass.sum(axis=0), first.sum(axis=0), second
 

@@ -23,13 +23,13 @@ def concat_pass_arrays(inputs_list, pas):
 
     Returns
     -------
-    dict of the kernel's arguments: ``full`` (n_models,) bool, ``ref``
+    dict of the kernel's arguments: ``layout`` (n_models,) int64, ``ref``
     (n_models, d), ``reload`` (n_models,) bool, ``means`` (K, d), ``factor``
     (K, W), ``log_const`` (K,), ``segments`` (n_models + 1,) int64
     """
-    full = np.array([i.layout is Layout.FULL for i in inputs_list])
+    layout = np.array([i.layout for i in inputs_list], dtype=np.int64)
     d = inputs_list[0].means.shape[1]
-    width = d * d if full.any() else d
+    width = d * d if (layout == Layout.FULL).any() else d
     segments = np.cumsum([0] + [i.n_components for i in inputs_list]).astype(np.int64)
     dtype = pas[0].means.dtype
     factor = np.zeros((segments[-1], width), dtype=dtype)
@@ -37,7 +37,7 @@ def concat_pass_arrays(inputs_list, pas):
         factor[segments[g]:segments[g + 1], :pa.factor.shape[1]] = pa.factor
     ref = np.ascontiguousarray(np.stack([pa.ref for pa in pas]))
     reload = np.r_[True, np.any(ref[1:] != ref[:-1], axis=1)]
-    return dict(full=full, ref=ref, reload=reload,
+    return dict(layout=layout, ref=ref, reload=reload,
                 means=np.ascontiguousarray(np.concatenate([pa.means for pa in pas])),
                 factor=factor,
                 log_const=np.ascontiguousarray(np.concatenate([pa.log_const for pa in pas])),
@@ -63,15 +63,14 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
 
 
 def missing_arrays(inputs):
-    """``(full, means, means_t, factor, prec_t, log_const)`` as the
+    """``(layout, means, means_t, factor, prec_t, log_const)`` as the
     incomplete-data kernels take them (``fastem.kernels.cpu.missing``):
     float64; for full factors, the means (d, kp) and the precisions ``U_j
     U_j^T`` (d, d, kp) with the components last, padded to ``kp``, a
     multiple of the kernels' vector lanes (padding: zero means, identity
     precisions, so that every lane stays finite)."""
-    full = inputs.layout is Layout.FULL
     k, d = inputs.means.shape
-    if full:
+    if inputs.layout is Layout.FULL:
         kp = -(-k // missing.LANES) * missing.LANES
         prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
         prec[:k] = inputs.precisions()
@@ -80,7 +79,7 @@ def missing_arrays(inputs):
         means_t[:, :k] = inputs.means.T
     else:
         prec_t, means_t = np.empty((0, 0, 0)), np.empty((0, 0))
-    return (full, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
+    return (inputs.layout, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
             np.ascontiguousarray(inputs.log_const))
 
 
@@ -106,8 +105,8 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
         ``log_likelihood`` is the observed coordinates' ``sum_i w_i log p(x_i,o)``.
     """
     n, d = X.shape
-    full, means, means_t, factor, prec_t, log_const = missing_arrays(inputs)
-    bounds, mass, first, second = partial_stats(n, means.shape[0], d, full)
+    layout, means, means_t, factor, prec_t, log_const = missing_arrays(inputs)
+    bounds, mass, first, second = partial_stats(n, means.shape[0], d, layout)
     loglik = np.zeros(bounds.shape[0] - 1)
     w, has_weights = weights_arg(sample_weight)
     # float32 rows are widened a few parts at a time, so that one compiled
@@ -123,11 +122,11 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
             q = n_parts
         a, b = bounds[p], bounds[q]
         with launch():
-            missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, full,
+            missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, layout,
                                means, means_t, factor, prec_t, log_const, bounds[p:q + 1] - a,
                                mass[p:q], first[p:q], second[p:q], loglik[p:q])
         p = q
-    mass, first, second = reduce_partial_stats(mass, first, second, d, full)
+    mass, first, second = reduce_partial_stats(mass, first, second, d, layout)
     return Stats(mass, first, second, means.copy(), float(loglik.sum()),
                  total_weight(n, sample_weight), 0.0, n)
 
@@ -205,16 +204,15 @@ class CPUBackend:
         if params.kernel_inputs().missing:
             return accumulate_missing(X, params.kernel_inputs(), sample_weight)
         n, d = X.shape
-        full = params.layout is Layout.FULL
-        bounds, mass, first, second = partial_stats(n, params.n_components, d, full)
+        bounds, mass, first, second = partial_stats(n, params.n_components, d, params.layout)
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
         pa = for_pass(params, X.dtype, self.dtype)
         with launch():
-            gaussian.accumulate(kernel_input(X), w, has_weights, full, pa.ref, pa.means,
+            gaussian.accumulate(kernel_input(X), w, has_weights, params.layout, pa.ref, pa.means,
                                 pa.factor, pa.log_const, bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
-        mass, first, second = reduce_partial_stats(mass, first, second, d, full)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, params.layout)
         weight_sum = total_weight(n, sample_weight)
         return Stats(mass, first, second, pa.centres, pa.log_likelihood(loglik.sum(), weight_sum),
                      weight_sum, pa.round_off, n)
@@ -263,11 +261,11 @@ class CPUBackend:
         loglik = np.zeros((n_parts, len(inputs_list)))
         w, has_weights = weights_arg(sample_weight)
         with launch():
-            gaussian.accumulate_segments(kernel_input(X), w, has_weights, args["full"], args["ref"],
-                                         args["reload"], args["means"], args["factor"],
-                                         args["log_const"], args["segments"], bounds, mass, first,
-                                         second, loglik)
-        mass, first, second = reduce_partial_stats(mass, first, second, d, False)
+            gaussian.accumulate_segments(kernel_input(X), w, has_weights, args["layout"],
+                                         args["ref"], args["reload"], args["means"],
+                                         args["factor"], args["log_const"], args["segments"],
+                                         bounds, mass, first, second, loglik)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, None)
         return split_stats(inputs_list, pas, args["segments"], mass, first, second,
                            loglik.sum(axis=0), total_weight(n, sample_weight), n)
 
@@ -291,24 +289,23 @@ class CPUBackend:
         if inputs.missing:
             yield from _missing_log_prob_chunks(X, inputs)
             return
-        full = params.layout is Layout.FULL
         pa = for_pass(params, X.dtype, self.dtype)
         wide = None
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
             chunk = kernel_input(X[start:stop])
-            out = _log_prob(chunk, full, pa, k)
+            out = _log_prob(chunk, params.layout, pa, k)
             if float32_overflowed(out, pa):
                 wide = wide or for_pass(params, X.dtype, np.float64)
-                out = _log_prob(chunk, full, wide, k)
+                out = _log_prob(chunk, params.layout, wide, k)
             yield start, stop, out
 
 
-def _log_prob(chunk, full, pa, k):
+def _log_prob(chunk, layout, pa, k):
     """The weighted log-densities (m, k) float64 of host rows under PassArrays ``pa``."""
     out = np.empty((chunk.shape[0], k))
     with launch():
-        gaussian.log_prob(chunk, full, pa.ref, pa.means, pa.factor, pa.log_const,
+        gaussian.log_prob(chunk, layout, pa.ref, pa.means, pa.factor, pa.log_const,
                           part_bounds(chunk.shape[0], 1), out)
     if pa.shift:
         out += pa.shift

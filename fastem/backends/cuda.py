@@ -253,7 +253,7 @@ class CUDABackend:
                 second = cuda.to_device(np.zeros((n_parts, k, width)))
                 loglik = cuda.to_device(np.zeros(n_parts))
                 mdl["kernel"][n_parts, threads, 0, mdl["shared"]](
-                    dev, w, has_w, mdl["full"], *mdl["arrays"], cuda.to_device(bounds),
+                    dev, w, has_w, int(mdl["layout"]), *mdl["arrays"], cuda.to_device(bounds),
                     mass, first, second, loglik)
                 chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
                               self._reduce(second, (k, width)), mdl["pa"].centres,
@@ -262,7 +262,8 @@ class CUDABackend:
         weight_sum = total_weight(n, sample_weight)
         out = []
         for mdl, total in zip(models, totals):
-            second = full_from_lower(total.second, d) if mdl["full"] else total.second
+            second = (full_from_lower(total.second, d) if mdl["layout"] is Layout.FULL
+                      else total.second)
             pa = mdl["pa"]
             out.append(Stats(total.mass, total.first, second, total.centres,
                              pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
@@ -273,12 +274,11 @@ class CUDABackend:
         """The incomplete-data kernels' device inputs (float64 ``means``,
         ``factor``, ``prec`` (k, d, d) precisions ``U U^T`` for full factors,
         ``log_const``), threads and shared memory per block."""
-        full = inputs.layout is Layout.FULL
-        prec = inputs.precisions() if full else np.zeros((1, 1, 1))
+        prec = inputs.precisions() if inputs.layout is Layout.FULL else np.zeros((1, 1, 1))
         threads = threads_for(d, np.float64)
         arrays = tuple(self.cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))
                        for a in (inputs.means, inputs.factor, prec, inputs.log_const))
-        return full, arrays, threads, self.kernels.shared_floats(d, threads) * 8
+        return inputs.layout, arrays, threads, self.kernels.shared_floats(d, threads) * 8
 
     def _missing_scratch(self, m, d, threads, stats_size):
         """Row parts of ``m`` rows, and the scratch of their threads."""
@@ -298,8 +298,8 @@ class CUDABackend:
         cuda = self.cuda
         n, d = data.shape
         k = inputs.n_components
-        full, arrays, threads, shared = self._missing_launch(inputs, d)
-        width = d * d if full else d
+        layout, arrays, threads, shared = self._missing_launch(inputs, d)
+        width = d * d if layout is Layout.FULL else d
         has_w = sample_weight is not None
         total = None
         for start, stop, dev in self._chunks(data):
@@ -311,13 +311,13 @@ class CUDABackend:
             second = cuda.to_device(np.zeros((n_parts, k, width)))
             loglik = cuda.to_device(np.zeros(n_parts))
             kernels.accumulate[n_parts, threads, 0, shared](
-                dev, w, has_w, full, *arrays, cuda.to_device(bounds), mis, fs, mass, first,
+                dev, w, has_w, int(layout), *arrays, cuda.to_device(bounds), mis, fs, mass, first,
                 second, loglik)
             chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
                           self._reduce(second, (k, width)), inputs.means.copy(),
                           float(loglik.copy_to_host().sum()), 0.0)
             total = chunk if total is None else total + chunk
-        second = full_from_lower(total.second, d) if full else total.second
+        second = full_from_lower(total.second, d) if layout is Layout.FULL else total.second
         return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
                      total_weight(n, sample_weight), 0.0, n)
 
@@ -329,22 +329,23 @@ class CUDABackend:
         cuda = self.cuda
         n, d = data.shape
         k = inputs.n_components
-        full, arrays, threads, shared = self._missing_launch(inputs, d)
+        layout, arrays, threads, shared = self._missing_launch(inputs, d)
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
                 bounds, mis, fs = self._missing_scratch(s1 - s0, d, threads, 1)
                 out = cuda.device_array((s1 - s0, k))
                 kernels.log_prob[bounds.shape[0] - 1, threads, 0, shared](
-                    dev[s0:s1], full, *arrays, cuda.to_device(bounds), mis, fs, out)
+                    dev[s0:s1], int(layout), *arrays, cuda.to_device(bounds), mis, fs, out)
                 yield start + s0, start + s1, out.copy_to_host()
 
     def _launch_inputs(self, params, data_dtype, d):
         """One model's kernel, launch shape and device inputs for a pass."""
-        full = params.layout is Layout.FULL
+        layout = params.layout
         pa = for_pass(params, data_dtype, self.dtype)
         threads = threads_for(d, pa.means.dtype)
-        return dict(full=full, pa=pa, k=params.n_components, width=d * d if full else d,
+        return dict(layout=layout, pa=pa, k=params.n_components,
+                    width=d * d if layout is Layout.FULL else d,
                     kernel=self.kernels.for_dtype(pa.means.dtype)[0], threads=threads,
                     shared=self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize,
                     arrays=tuple(self.cuda.to_device(a)
@@ -369,22 +370,21 @@ class CUDABackend:
             return
         d = data.shape[1]
         k = params.n_components
-        full = params.layout is Layout.FULL
         pa = for_pass(params, data.dtype, self.dtype)
         launch = self._log_prob_launch(pa, d)
         wide = None
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                host = launch(dev[s0:s1], full, k)
+                host = launch(dev[s0:s1], params.layout, k)
                 if float32_overflowed(host, pa):  # see backends._common
                     wide = wide or self._log_prob_launch(
                         for_pass(params, data.dtype, np.float64), d)
-                    host = wide(dev[s0:s1], full, k)
+                    host = wide(dev[s0:s1], params.layout, k)
                 yield start + s0, start + s1, host
 
     def _log_prob_launch(self, pa, d):
-        """``run(rows, full, k)``: the weighted log-densities (m, k) float64
+        """``run(rows, layout, k)``: the weighted log-densities (m, k) float64
         host array of device rows under PassArrays ``pa``."""
         cuda = self.cuda
         _, kernel = self.kernels.for_dtype(pa.means.dtype)
@@ -393,11 +393,11 @@ class CUDABackend:
         threads = threads_for(d, pa.means.dtype)
         shared = self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize
 
-        def run(piece, full, k):
+        def run(piece, layout, k):
             bounds = cuda_part_bounds(piece.shape[0], threads, 1)
             out = cuda.device_array((piece.shape[0], k))
             kernel[bounds.shape[0] - 1, threads, 0, shared](
-                piece, full, ref, means, factor, log_const, cuda.to_device(bounds), out)
+                piece, int(layout), ref, means, factor, log_const, cuda.to_device(bounds), out)
             host = out.copy_to_host()
             if pa.shift:
                 host += pa.shift

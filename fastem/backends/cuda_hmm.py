@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
+from .._covariance import Layout
 from ..kernels.cuda import gaussian
 from ..kernels.cuda import hmm as kernels
 from .cuda import CudaData, cuda_part_bounds, threads_for
@@ -35,14 +36,14 @@ class HMMPasses:
     backend : CUDABackend
     data : CudaData, the rows (on the GPU, or streamed from the host)
     pa : PassArrays, the emission densities in the compute dtype
-    full : bool, full (or tied) covariances rather than diagonal ones
+    layout : Layout of the emission covariances
     startprob : ndarray of shape (k,)
     transmat : ndarray of shape (k, k)
     """
 
-    def __init__(self, backend, data: CudaData, pa, full, startprob, transmat):
+    def __init__(self, backend, data: CudaData, pa, layout, startprob, transmat):
         cuda = self.cuda = backend.cuda
-        self.backend, self.data, self.pa, self.full = backend, data, pa, full
+        self.backend, self.data, self.pa, self.layout = backend, data, pa, int(layout)
         self.k, self.d = pa.means.shape
         dtype = pa.means.dtype
         self.threads = threads_for(self.d, dtype)
@@ -86,7 +87,7 @@ class HMMPasses:
         bounds = cuda_part_bounds(m, self.threads, 1)
         out = self.cuda.device_array((m, self.k))
         self.log_prob_kernel[bounds.shape[0] - 1, self.threads, 0, self.shared](
-            rows, self.full, *self.arrays, self.cuda.to_device(bounds), out)
+            rows, self.layout, *self.arrays, self.cuda.to_device(bounds), out)
         return out
 
     def _forward_backward(self, logf, local, weights, want_post, want_xi):
@@ -115,7 +116,7 @@ class HMMPasses:
         ``obs`` (about each state's mean) and ``second`` (lower triangles for
         full covariances)."""
         k, d, reduce = self.k, self.d, self.backend._reduce
-        width = d * d if self.full else d
+        width = d * d if self.layout == Layout.FULL else d
         total = None
         for s0, s1, rows in self._groups(bounds):
             local = bounds[s0:s1 + 1] - bounds[s0]
@@ -130,7 +131,7 @@ class HMMPasses:
             first = self.cuda.to_device(np.zeros((n_parts, k, d)))
             second = self.cuda.to_device(np.zeros((n_parts, k, width)))
             self.stats_kernel[n_parts, self.threads, 0, self.shared](
-                rows, self.full, self.arrays[0], self.arrays[1], post, self.cuda.to_device(parts),
+                rows, self.layout, self.arrays[0], self.arrays[1], post, self.cuda.to_device(parts),
                 mass, first, second)
             group = {"log_prob": float(np.dot(w, self._log_probs(log_prob, local))),
                      "start": reduce(start, (k,)),

@@ -513,7 +513,7 @@ def _second_block_buffers(means, paired):
 
 
 @stack_helper
-def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor, log_const,
+def _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, factor, log_const,
                    segments, first_row, end_row, mass, first, second, loglik, out):
     """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
     part's outputs: ``mass`` (K,), ``first`` (K, d), ``second`` (K, W) and each
@@ -522,7 +522,7 @@ def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
     ``first_row:end_row`` instead, and nothing else is computed.
 
     ``layouts``: the Layout of every model (FULL or DIAG), or MIXED, each
-    model's as ``full`` says; a constant where the drivers inline it, so a
+    model's as ``layout[g]`` says; a constant where the drivers inline it, so a
     driver for one layout compiles only that layout's kernels. A pass with a
     diag model takes its blocks in pairs from the part's start: the E-step
     runs block by block, then one statistics call covers the pair
@@ -539,7 +539,7 @@ def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
         for g in range(n_models):
             a = segments[g]
             b = segments[g + 1]
-            is_full = full[g] if layouts == MIXED else layouts == _FULL
+            is_full = layout[g] == _FULL if layouts == MIXED else layouts == _FULL
             # this model's rows of everything, sliced once (each slice is code to compile)
             mg, lg, rg, rg2 = means[a:b], log_const[a:b], logp[a:b], logp2[a:b]
             load = g == 0 or reload[g]  # the block, centred on this model's reference
@@ -572,14 +572,14 @@ def _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
 
 def _make_segments(layouts):
     """The pass driver for ``layouts`` (see :func:`_segments_part`)."""
-    def driver(X, w, has_weights, full, ref, reload, means, factor, log_const, segments, bounds,
+    def driver(X, w, has_weights, layout, ref, reload, means, factor, log_const, segments, bounds,
                mass, first, second, loglik, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
             p = next_part(counter)
             if p >= n_parts:
                 break
-            _segments_part(X, w, has_weights, layouts, full, ref, reload, means, factor,
+            _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, factor,
                            log_const, segments, bounds[p], bounds[p + 1], mass[p], first[p],
                            second[p], loglik[p], out)
     return _jit_driver(driver)
@@ -590,16 +590,17 @@ _segments_full = _make_segments(_FULL)
 _segments_diag = _make_segments(_DIAG)
 
 
-def _segments_driver(full):
-    """The driver compiled for the models' layouts: every one FULL, every one
-    DIAG, or MIXED. With both layouts' kernels inlined behind a run-time flag,
+def _segments_driver(layout):
+    """The driver compiled for the models' ``layout`` (n_models,): every one
+    FULL, every one DIAG, or MIXED. With both layouts' kernels inlined behind a run-time flag,
     the full pass took 0.44 s per 1M points (d = k = 16, one thread, Zen 4)
     against 0.36-0.38 s specialised."""
+    full = layout == _FULL
     return _segments_full if full.all() else _segments_diag if not full.any() else _segments_mixed
 
 
-def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log_const, segments,
-                        bounds, mass, first, second, loglik):
+def accumulate_segments(X, w, has_weights, layout, ref, reload, means, factor, log_const,
+                        segments, bounds, mass, first, second, loglik):
     """Fused E-step and statistics over row parts, for one model or several
     in one pass over X.
 
@@ -614,8 +615,8 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
     ----------
     X : (n, d) float32 or float64, C-contiguous
     w : (n,) float64 sample weights, read only when ``has_weights``
-    full : (n_models,) bool, per model: whether its layout is FULL ('full',
-        'tied'), else DIAG ('diag', 'spherical')
+    layout : (n_models,) int64, each model's ``Layout``: FULL ('full', 'tied')
+        or DIAG ('diag', 'spherical')
     ref : (n_models, d) float64, each model's centre of the rows (zeros for
         float64 compute)
     reload : (n_models,) bool, whether model g's reference differs from model
@@ -632,24 +633,25 @@ def accumulate_segments(X, w, has_weights, full, ref, reload, means, factor, log
         others; loglik : (n_parts, n_models)
         Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
     """
-    run_parts(_segments_driver(full), bounds.shape[0] - 1, X, w, has_weights, full, ref, reload,
-              means, factor, log_const, segments, bounds, mass, first, second, loglik, _NO_ROWS)
+    run_parts(_segments_driver(layout), bounds.shape[0] - 1, X, w, has_weights, layout, ref,
+              reload, means, factor, log_const, segments, bounds, mass, first, second, loglik,
+              _NO_ROWS)
 
 
-def _one_model(full, ref, means):
+def _one_model(layout, ref, means):
     """:func:`accumulate_segments`' per-model arguments for one model."""
-    return (np.array([full]), ref.reshape(1, -1), np.zeros(1, dtype=np.bool_),
+    return (np.array([layout], dtype=np.int64), ref.reshape(1, -1), np.zeros(1, dtype=np.bool_),
             np.array([0, means.shape[0]], dtype=np.int64))
 
 
-def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
+def accumulate(X, w, has_weights, layout, ref, means, factor, log_const, bounds,
                mass, first, second, loglik):
-    """:func:`accumulate_segments` for one model: ``full`` a bool, ``ref``
-    (d,) and ``loglik`` (n_parts,); the same compiled drivers.
+    """:func:`accumulate_segments` for one model: ``layout`` a ``Layout``,
+    ``ref`` (d,) and ``loglik`` (n_parts,); the same compiled drivers.
 
-    ``second`` is (n_parts, k, d * d) if ``full`` else (n_parts, k, d).
+    ``second`` is (n_parts, k, d * d) for FULL, else (n_parts, k, d).
     """
-    models, refs, reload, segments = _one_model(full, ref, means)
+    models, refs, reload, segments = _one_model(layout, ref, means)
     run_parts(_segments_driver(models), bounds.shape[0] - 1, X, w, has_weights, models, refs,
               reload, means, factor, log_const, segments, bounds, mass, first, second,
               loglik.reshape(-1, 1), _NO_ROWS)
@@ -660,15 +662,16 @@ _NO_ROWS = np.empty((0, 0))
 
 
 @stack_helper
-def log_prob_rows(X, full, ref, means, factor, log_const, first_row, end_row, out, out_row):
-    """Log-densities of rows ``first_row:end_row`` into ``out`` from row ``out_row`` on."""
+def log_prob_rows(X, layout, ref, means, factor, log_const, first_row, end_row, out, out_row):
+    """Log-densities of rows ``first_row:end_row`` into ``out`` from row ``out_row`` on
+    (``layout`` a constant ``Layout`` value where the drivers inline it)."""
     k = means.shape[0]
     no_weights = np.empty(0, ref.dtype)  # float64, in a signature the pass compiles
     xt, _, _, logp, wb, t, t2, q, _, _ = _pass_buffers(means)
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
         load_block(X, start, stop, no_weights, False, ref, xt, wb)
-        if full:
+        if layout == _FULL:
             block_log_prob_full(xt, means, factor, log_const, t, t2, q, logp)
         else:
             block_log_prob_diag(xt, means, factor, log_const, q, logp)
@@ -679,7 +682,7 @@ def log_prob_rows(X, full, ref, means, factor, log_const, first_row, end_row, ou
 
 
 @stack_helper
-def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights, weights_row,
+def weighted_stats_rows(X, first_row, end_row, scale, layout, ref, means, weights, weights_row,
                         mass, first, second):
     """Statistics of rows ``first_row:end_row`` with given weights, added to
     ``mass`` (k,), ``first`` (k, d) and ``second`` as :func:`accumulate`'s:
@@ -701,13 +704,13 @@ def weighted_stats_rows(X, first_row, end_row, scale, full, ref, means, weights,
                 resp[j, i] = scale * weights[row + i, j]
             for i in range(stop - start, B):
                 resp[j, i] = 0.0
-        if full:
+        if layout == _FULL:
             block_stats_full(xt, means, resp, sd, sr, mass, first, second)
         else:
             block_stats_diag(xt, means, resp, mass, first, second, xt2, resp2, two)
 
 
-def log_prob(X, full, ref, means, factor, log_const, bounds, out):
+def log_prob(X, layout, ref, means, factor, log_const, bounds, out):
     """Weighted log-densities ``log w_j + log N(x_i | j)`` into ``out`` (n, k)
     float64; arguments as in :func:`accumulate`.
 
@@ -719,13 +722,13 @@ def log_prob(X, full, ref, means, factor, log_const, bounds, out):
     no faster.
     """
     n_parts = bounds.shape[0] - 1
-    models, refs, reload, segments = _one_model(full, ref, means)
+    models, refs, reload, segments = _one_model(layout, ref, means)
     run_parts(_segments_driver(models), n_parts, X, np.empty(0), False, models, refs, reload,
               means, factor, log_const, segments, bounds, np.empty((n_parts, 0)),
               np.empty((n_parts, 0, 0)), np.empty((n_parts, 0, 0)), np.empty((n_parts, 1)), out)
 
 
-def _make_weighted_stats(full):
+def _make_weighted_stats(layout):
     """The given-weights statistics driver of one layout."""
     def driver(X, ref, means, weights, bounds, mass, first, second, counter):
         n_parts = bounds.shape[0] - 1
@@ -733,18 +736,18 @@ def _make_weighted_stats(full):
             p = next_part(counter)
             if p >= n_parts:
                 break
-            weighted_stats_rows(X, bounds[p], bounds[p + 1], 1.0, full, ref, means, weights,
+            weighted_stats_rows(X, bounds[p], bounds[p + 1], 1.0, layout, ref, means, weights,
                                 bounds[p], mass[p], first[p], second[p])
     return _jit_driver(driver)
 
 
-_weighted_stats_full = _make_weighted_stats(True)
-_weighted_stats_diag = _make_weighted_stats(False)
+_weighted_stats_full = _make_weighted_stats(_FULL)
+_weighted_stats_diag = _make_weighted_stats(_DIAG)
 
 
-def weighted_stats(X, full, ref, means, weights, bounds, mass, first, second):
+def weighted_stats(X, layout, ref, means, weights, bounds, mass, first, second):
     """Statistics of every row with given per-component weights ``weights``
     (n, k), float64, into per-part ``mass``, ``first``, ``second`` (zeroed by
     the caller); other arguments as in :func:`accumulate`."""
-    driver = _weighted_stats_full if full else _weighted_stats_diag
+    driver = _weighted_stats_full if layout == _FULL else _weighted_stats_diag
     run_parts(driver, bounds.shape[0] - 1, X, ref, means, weights, bounds, mass, first, second)

@@ -39,10 +39,14 @@ caller in a fixed order: the same bits for any number of threads.
 
 import numpy as np
 
+from ..._covariance import Layout
 from ._elementary import fast_exp
 from ._jit import driver as _jit_driver, helper
 from ._parts import next_part, run_parts
 from .gaussian import log_prob_rows, weighted_stats_rows
+
+#: The layouts the drivers are compiled for, as plain ints (see FIT_SEQUENCES).
+_LAYOUTS = (int(Layout.FULL), int(Layout.DIAG))
 
 #: A reachable state whose rescaled forward probability falls below this is dropped.
 LOST = 1e-280
@@ -280,8 +284,8 @@ def exact_rows(start, trans, logf, n, a, scale, want_post, want_xi, w, xi):
     return _forward_backward_log(start, trans, logf, n, a, want_post, want_xi, w, xi)
 
 
-def _make_fit_sequences(full, exact):
-    """The fused E-step driver of one covariance layout (``full`` a constant)
+def _make_fit_sequences(layout, exact):
+    """The fused E-step driver of one covariance ``layout`` (a constant)
     and forward-backward recursion (:func:`exact_rows` when ``exact``, else
     :func:`forward_backward_rows`): part ``p`` runs sequences
     ``order[parts[p]:parts[p + 1]]`` (rows ``bounds[s]:bounds[s + 1]``,
@@ -305,7 +309,7 @@ def _make_fit_sequences(full, exact):
                 if w == 0.0:
                     continue
                 lo, hi = bounds[s], bounds[s + 1]
-                log_prob_rows(X, full, ref, means, factor, log_const, lo, hi, logf, 0)
+                log_prob_rows(X, layout, ref, means, factor, log_const, lo, hi, logf, 0)
                 # ``hi > lo`` is True at run time, not a literal True: the same
                 # types as ``sequences``' call, so both share one compiled
                 # forward-backward (a literal would compile it a second time)
@@ -323,7 +327,7 @@ def _make_fit_sequences(full, exact):
                     continue
                 for j in range(k):
                     start_counts[p, j] += w * a[0, j]
-                weighted_stats_rows(X, lo, hi, w, full, ref, means, a, 0, mass[p], first[p],
+                weighted_stats_rows(X, lo, hi, w, layout, ref, means, a, 0, mass[p], first[p],
                                     second[p])
     return _jit_driver(driver)
 
@@ -331,14 +335,15 @@ def _make_fit_sequences(full, exact):
 #: One pass over whole sequences per part: emission log-densities, forward-
 #: backward and weighted statistics, sequence by sequence, so that memory
 #: is O(longest sequence x k) per thread, never O(n x k). ``FIT_SEQUENCES
-#: [full][exact]``: the rescaled recursion first; the exact one only for the
+#: [layout][exact]``: the rescaled recursion first; the exact one only for the
 #: sequences it flags, so its drivers compile only when data need them.
-#: The factories close over bools only: Numba's cache keys a closure by its
-#: pickled cell contents, and a pickled dispatcher differs in every process
-#: (a cache miss each time); a constant bool also prunes the branch not taken
-#: before typing, so the exact recursion compiles only in its own drivers.
-FIT_SEQUENCES = {full: {exact: _make_fit_sequences(full, exact) for exact in (False, True)}
-                 for full in (False, True)}
+#: The factories close over plain ints and bools only: Numba's cache keys a
+#: closure by its pickled cell contents, and a pickled dispatcher differs in
+#: every process (a cache miss each time); a constant also prunes the branch
+#: not taken before typing, so the exact recursion compiles only in its own
+#: drivers.
+FIT_SEQUENCES = {layout: {exact: _make_fit_sequences(layout, exact) for exact in (False, True)}
+                 for layout in _LAYOUTS}
 
 
 def _make_sequences(exact):
@@ -377,23 +382,23 @@ def _make_sequences(exact):
 SEQUENCES = {exact: _make_sequences(exact) for exact in (False, True)}
 
 
-def _make_emissions(full):
-    """The emission log-density driver of one layout (``full`` a constant)."""
+def _make_emissions(layout):
+    """The emission log-density driver of one ``layout`` (a constant)."""
     def driver(X, ref, means, factor, log_const, bounds, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
             p = next_part(counter)
             if p >= n_parts:
                 break
-            log_prob_rows(X, full, ref, means, factor, log_const, bounds[p], bounds[p + 1],
+            log_prob_rows(X, layout, ref, means, factor, log_const, bounds[p], bounds[p + 1],
                           out, bounds[p])
     return _jit_driver(driver)
 
 
-_EMISSIONS = {full: _make_emissions(full) for full in (False, True)}
+_EMISSIONS = {layout: _make_emissions(layout) for layout in _LAYOUTS}
 
 
-def emissions(X, full, ref, means, factor, log_const, bounds, out):
+def emissions(X, layout, ref, means, factor, log_const, bounds, out):
     """Every row's emission log-densities ``log N(x_i | j) + log_const_j``
     into ``out`` (n, k) float64; arguments as in :func:`.gaussian.accumulate`.
 
@@ -403,7 +408,7 @@ def emissions(X, full, ref, means, factor, log_const, bounds, out):
     ``score`` and ``predict``, both layouts, took 1.6 CPU s longer from an
     empty cache with the mixtures' (AMD EPYC Zen 4).
     """
-    run_parts(_EMISSIONS[bool(full)], bounds.shape[0] - 1, X, ref, means, factor, log_const,
+    run_parts(_EMISSIONS[int(layout)], bounds.shape[0] - 1, X, ref, means, factor, log_const,
               bounds, out)
 
 

@@ -59,8 +59,9 @@ complete-data iteration with :func:`_fill_means` and the vectorised
 log-determinants (:func:`_condition_row`), 'diag' 1.8-2.0x -> 1.56-1.58x
 with the missing mass summed in the tiles (:func:`_block_stats_diag`).
 
-Threads as :mod:`.gaussian`: ``full`` (full and tied) or not (diag and
-spherical) is a compile-time constant of each driver, parts of rows are
+Threads as :mod:`.gaussian`: the layout (FULL for full and tied, DIAG for
+diag and spherical) is a compile-time constant of each driver (``full``
+inside them), parts of rows are
 handed to threads one at a time, each part writes its own outputs and the
 caller reduces them in a fixed order (bit-identical for any thread count).
 A row with nothing observed has log-density ``log w_j`` under every
@@ -71,6 +72,7 @@ import math
 
 import numpy as np
 
+from ..._covariance import Layout
 from ...config import BLOCK_ROWS
 from ._elementary import fast_exp, log_of_product, split_product
 from ._jit import driver as _jit_driver, helper, stack_helper
@@ -82,6 +84,7 @@ from .gaussian import (_pass_buffers, block_log_prob_full, block_responsibilitie
                        block_stats_full)
 
 B = BLOCK_ROWS
+_FULL, _DIAG = int(Layout.FULL), int(Layout.DIAG)
 LOG_2PI = math.log(2.0 * math.pi)
 
 
@@ -516,8 +519,9 @@ def _diag_part(X, w, has_weights, means, factor, log_const, first_row, end_row, 
     return ll
 
 
-def _make_accumulate(full):
+def _make_accumulate(layout):
     """The incomplete-data pass driver of one layout (``full`` a compile-time constant)."""
+    full = layout == _FULL
     def driver(X, w, has_weights, means, means_t, factor, prec_t, log_const, bounds, mass, first,
                second, loglik, out, counter):
         n_parts = bounds.shape[0] - 1
@@ -535,11 +539,11 @@ def _make_accumulate(full):
     return _jit_driver(driver)
 
 
-_accumulate_full = _make_accumulate(True)
-_accumulate_diag = _make_accumulate(False)
+_accumulate_full = _make_accumulate(_FULL)
+_accumulate_diag = _make_accumulate(_DIAG)
 
 
-def accumulate(X, w, has_weights, full, means, means_t, factor, prec_t, log_const, bounds, mass,
+def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_const, bounds, mass,
                first, second, loglik):
     """Expected statistics of rows with missing values, over row parts.
 
@@ -547,21 +551,21 @@ def accumulate(X, w, has_weights, full, means, means_t, factor, prec_t, log_cons
     ----------
     X : (n, d) float64, C-contiguous, NaN where a value is missing
     w : (n,) float64 sample weights, read only when ``has_weights``
-    full : bool
-        True for 'full' and 'tied', False for 'diag' and 'spherical'.
+    layout : Layout
+        FULL for 'full' and 'tied', DIAG for 'diag' and 'spherical'.
     means : (k, d) float64
-    means_t : (d, kp) float64, ``means`` transposed, if ``full`` (else unused)
-    factor : (k, d * d) flattened upper ``U_j`` if ``full``, else (k, d) ``1/sigma``; float64
+    means_t : (d, kp) float64, ``means`` transposed, if FULL (else unused)
+    factor : (k, d * d) flattened upper ``U_j`` if FULL, else (k, d) ``1/sigma``; float64
     prec_t : (d, d, kp) float64 precisions ``U_j U_j^T``, component last, if
-        ``full`` (else unused); ``kp`` is ``k`` rounded up to a multiple of
+        FULL (else unused); ``kp`` is ``k`` rounded up to a multiple of
         ``LANES``, the padding finite (zero means, identity precisions)
     log_const : (k,) float64 ``log w_j - d/2 log 2pi + log det U_j``
     bounds : (n_parts + 1,) int64 row boundaries, multiples of ``BLOCK_ROWS``
     mass : (n_parts, k), first : (n_parts, k, d),
-    second : (n_parts, k, d * d) (lower triangles) if ``full`` else (n_parts, k, d), loglik : (n_parts,)
+    second : (n_parts, k, d * d) (lower triangles) if FULL else (n_parts, k, d), loglik : (n_parts,)
         Outputs, zeroed by the caller; centred on ``means``.
     """
-    driver = _accumulate_full if full else _accumulate_diag
+    driver = _accumulate_full if layout == _FULL else _accumulate_diag
     run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, means, means_t, factor, prec_t,
               log_const, bounds, mass, first, second, loglik, _NO_ROWS)
 
@@ -611,7 +615,7 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
                 out[i, j] += adj[j] + corr[j]
 
 
-def log_prob(X, full, means, means_t, factor, prec_t, log_const, bounds, out):
+def log_prob(X, layout, means, means_t, factor, prec_t, log_const, bounds, out):
     """Weighted marginal log-densities ``log w_j + log N(x_o | j)`` of the
     observed coordinates of every row into ``out`` (n, k); arguments as in
     :func:`accumulate`.
@@ -625,14 +629,15 @@ def log_prob(X, full, means, means_t, factor, prec_t, log_const, bounds, out):
     costs the pass driver nothing measurable.
     """
     n_parts = bounds.shape[0] - 1
-    driver = _accumulate_full if full else _accumulate_diag
+    driver = _accumulate_full if layout == _FULL else _accumulate_diag
     run_parts(driver, n_parts, X, np.empty(0), False, means, means_t, factor, prec_t, log_const,
               bounds, np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)),
               np.empty((n_parts, 0, 0)), np.empty(n_parts), out)
 
 
-def _make_impute(full):
+def _make_impute(layout):
     """The imputation driver of one layout."""
+    full = layout == _FULL
     def driver(X, means, means_t, factor, prec_t, log_const, u, eps, sample, bounds, out,
                counter):
         n_parts = bounds.shape[0] - 1
@@ -699,11 +704,11 @@ def _make_impute(full):
     return _jit_driver(driver)
 
 
-_impute_full = _make_impute(True)
-_impute_diag = _make_impute(False)
+_impute_full = _make_impute(_FULL)
+_impute_diag = _make_impute(_DIAG)
 
 
-def impute(X, full, means, means_t, factor, prec_t, log_const, u, eps, sample, bounds, out):
+def impute(X, layout, means, means_t, factor, prec_t, log_const, u, eps, sample, bounds, out):
     """Every row of X into ``out`` (n, d) float64 with its missing values
     replaced by their conditional expectation under the mixture,
     ``sum_j r_ij E_j[x_m | x_o]`` (``r_ij`` the responsibilities of the
@@ -714,6 +719,6 @@ def impute(X, full, means, means_t, factor, prec_t, log_const, u, eps, sample, b
     coordinates no component's density reaches in float64 (every squared
     distance overflows) gets NaN in its missing entries. Other arguments as
     in :func:`accumulate`."""
-    driver = _impute_full if full else _impute_diag
+    driver = _impute_full if layout == _FULL else _impute_diag
     run_parts(driver, bounds.shape[0] - 1, X, means, means_t, factor, prec_t, log_const, u, eps,
               sample, bounds, out)

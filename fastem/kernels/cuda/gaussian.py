@@ -32,7 +32,11 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
+from ..._covariance import Layout
 from ...config import CUDA_THREADS
+
+#: ``layout``, the kernels' argument: a ``Layout`` as an int64, FULL or DIAG.
+FULL = int(Layout.FULL)
 
 # Per-thread slots in dynamic shared memory: the point, diff, r*diff (3 d)
 # plus weight, log-sum-exp and a reduction slot.
@@ -72,7 +76,7 @@ def lower_entry(f):
 
 
 @cuda.jit(device=True)
-def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
+def add_tile(smem, n_tile, layout, d, DF, RD, RED, p, j, mass, first, second):
     """Add a staged tile's statistics of component ``j`` to block ``p``'s.
 
     ``smem`` holds, per point of the tile, ``x - mu_j`` at ``DF``, ``r (x - mu_j)``
@@ -80,10 +84,10 @@ def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
     whole entries over the tile's ``n_tile`` points."""
     tid = cuda.threadIdx.x
     T = cuda.blockDim.x
-    n_second = d * (d + 1) // 2 if full else d
+    n_second = d * (d + 1) // 2 if layout == FULL else d
     n_entries = 1 + d + n_second
     # Entry e: 0 -> mass, 1..d -> first[a], then second (lower triangle
-    # row-major for full, the diagonal for diag), summed over the tile
+    # row-major for FULL, the diagonal for DIAG), summed over the tile
     # in point order, in float64.
     for e in range(tid, n_entries, T):
         acc = 0.0
@@ -98,7 +102,7 @@ def add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second):
             first[p, j, a] += acc
         else:
             f = e - 1 - d
-            if full:
+            if layout == FULL:
                 a, b = lower_entry(f)
                 for t in range(n_tile):
                     acc += float64(smem[RD + t * d + a] * smem[DF + t * d + b])
@@ -136,11 +140,11 @@ def _make(ftype):
     NEG_INF = ftype(-np.inf)
 
     @cuda.jit(device=True)
-    def log_prob_point(smem, base, j, full, means, factor, log_const):
+    def log_prob_point(smem, base, j, layout, means, factor, log_const):
         """``log w_j + log N(x | j)`` of the point staged at ``smem[base:base + d]``."""
         d = means.shape[1]
         q = ZERO
-        if full:
+        if layout == FULL:
             for a in range(d):
                 y = ZERO
                 for b in range(a + 1):  # U is upper triangular
@@ -153,7 +157,7 @@ def _make(ftype):
         return log_const[j] - HALF * q
 
     @cuda.jit(device=True)
-    def add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first, second):
+    def add_component(smem, me, j, r, n_tile, layout, means, DF, RD, RED, p, mass, first, second):
         """Stage this thread's ``x - mu_j`` and ``r (x - mu_j)`` (its point at
         ``smem[me:me + d]``, its weight ``r``), then add the tile's statistics
         of component ``j`` (:func:`add_tile`). Every thread of the block calls
@@ -166,11 +170,11 @@ def _make(ftype):
             smem[RD + me + a] = r * dv
         smem[RED + tid] = r
         cuda.syncthreads()
-        add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
+        add_tile(smem, n_tile, layout, d, DF, RD, RED, p, j, mass, first, second)
         cuda.syncthreads()
 
     @cuda.jit
-    def accumulate(X, w, has_weights, full, ref, means, factor, log_const, bounds,
+    def accumulate(X, w, has_weights, layout, ref, means, factor, log_const, bounds,
                    mass, first, second, loglik):
         """Fused E-step and statistics; block ``p`` writes partials ``[p]``.
 
@@ -205,7 +209,7 @@ def _make(ftype):
             m = NEG_INF
             s = ZERO
             for j in range(k):
-                v = log_prob_point(smem, me, j, full, means, factor, log_const)
+                v = log_prob_point(smem, me, j, layout, means, factor, log_const)
                 if v > m:
                     s = s * math.exp(m - v) + ONE if m > NEG_INF else ONE
                     m = v
@@ -217,17 +221,17 @@ def _make(ftype):
             cuda.syncthreads()
             n_tile = min(T, bounds[p + 1] - start)
             for j in range(k):
-                v = log_prob_point(smem, me, j, full, means, factor, log_const)
+                v = log_prob_point(smem, me, j, layout, means, factor, log_const)
                 lp = smem[LSE + tid]
                 r = smem[WT + tid] * math.exp(v - lp) if lp > NEG_INF else ZERO
-                add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first,
+                add_component(smem, me, j, r, n_tile, layout, means, DF, RD, RED, p, mass, first,
                               second)
         total = block_total(red, ll)  # of the per-thread log-likelihoods
         if tid == 0:
             loglik[p] = total
 
     @cuda.jit
-    def log_prob(X, full, ref, means, factor, log_const, bounds, out):
+    def log_prob(X, layout, ref, means, factor, log_const, bounds, out):
         """Weighted log-densities ``log w_j + log N(x_i | j)`` (less the caller's
         shift) into ``out`` (n, k) float64. Same launch as ``accumulate``."""
         p = cuda.blockIdx.x
@@ -242,10 +246,10 @@ def _make(ftype):
                 for a in range(d):
                     smem[me + a] = float64(X[i, a]) - ref[a]
                 for j in range(k):
-                    out[i, j] = log_prob_point(smem, me, j, full, means, factor, log_const)
+                    out[i, j] = log_prob_point(smem, me, j, layout, means, factor, log_const)
 
     @cuda.jit
-    def weighted_stats(X, full, ref, means, weights, bounds, mass, first, second):
+    def weighted_stats(X, layout, ref, means, weights, bounds, mass, first, second):
         """``accumulate``'s statistics with given weights instead of the
         responsibilities: row ``i`` counts ``weights[i, j]`` (n, k) float64
         for component ``j`` (a hidden Markov model's weighted state
@@ -266,7 +270,7 @@ def _make(ftype):
             n_tile = min(T, bounds[p + 1] - start)
             for j in range(k):
                 r = nb_type(weights[src, j]) if valid else ZERO
-                add_component(smem, me, j, r, n_tile, full, means, DF, RD, RED, p, mass, first,
+                add_component(smem, me, j, r, n_tile, layout, means, DF, RD, RED, p, mass, first,
                               second)
 
     return accumulate, log_prob, weighted_stats
@@ -327,16 +331,16 @@ def signature(name, x_dtype):
     f64, xdt = types.float64, getattr(types, x_dtype)
 
     def accumulate_types(cdt):
-        return (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean, arr(f64, 1),
+        return (arr(xdt, 2), arr(f64, 1), types.boolean, types.int64, arr(f64, 1),
                 arr(cdt, 2), arr(cdt, 2), arr(cdt, 1), arr(types.int64, 1),
                 arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1))
 
     def log_prob_types(cdt):
-        return (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
+        return (arr(xdt, 2), types.int64, arr(f64, 1), arr(cdt, 2), arr(cdt, 2),
                 arr(cdt, 1), arr(types.int64, 1), arr(f64, 2))
 
     def weighted_stats_types(cdt):
-        return (arr(xdt, 2), types.boolean, arr(f64, 1), arr(cdt, 2), arr(f64, 2),
+        return (arr(xdt, 2), types.int64, arr(f64, 1), arr(cdt, 2), arr(f64, 2),
                 arr(types.int64, 1), arr(f64, 2), arr(f64, 3), arr(f64, 3))
 
     table = {

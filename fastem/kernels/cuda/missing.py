@@ -25,7 +25,7 @@ import math
 from numba import cuda, float64
 
 from ...config import CUDA_THREADS
-from .gaussian import add_tile, block_total, lower_entry, smem_layout
+from .gaussian import FULL, add_tile, block_total, lower_entry, smem_layout
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -53,11 +53,11 @@ def missing_indices(smem, me, d, mis, g):
 
 
 @cuda.jit(device=True)
-def log_prob_point(smem, me, dev, j, full, means, factor, prec, log_const, mis, q, fs, g):
+def log_prob_point(smem, me, dev, j, layout, means, factor, prec, log_const, mis, q, fs, g):
     """The weighted marginal log-density of the observed coordinates of the
     point staged at ``smem[me:me + d]`` under component ``j``; its completed
     deviation (``x - mu_j`` observed, the conditional mean's ``-e``
-    missing) into ``smem[dev:dev + d]`` and, for ``full``, the Cholesky
+    missing) into ``smem[dev:dev + d]`` and, for FULL, the Cholesky
     factor of ``P_mm`` (diagonal stored inverted) packed into ``fs[g, :]``."""
     d = means.shape[1]
     for a in range(d):
@@ -65,7 +65,7 @@ def log_prob_point(smem, me, dev, j, full, means, factor, prec, log_const, mis, 
         smem[dev + a] = 0.0 if math.isnan(x) else x - means[j, a]
     quad = 0.0
     adj = 0.0
-    if not full:
+    if layout != FULL:
         for a in range(d):
             f = factor[j, a]
             if math.isnan(smem[me + a]):
@@ -122,20 +122,20 @@ def log_prob_point(smem, me, dev, j, full, means, factor, prec, log_const, mis, 
 
 
 @cuda.jit(device=True)
-def conditional_covariance(r, j, full, d, factor, mis, q, fs, g):
+def conditional_covariance(r, j, layout, d, factor, mis, q, fs, g):
     """``r`` times the point's conditional covariance under component ``j``
     into its scratch slot ``fs[g, C:C + n_second]``, ``C = d (d + 1) / 2``, at
-    the positions of ``second`` (a packed lower triangle for ``full``, else
-    the diagonal), zeros elsewhere; for ``full`` from the factor
+    the positions of ``second`` (a packed lower triangle for FULL, else
+    the diagonal), zeros elsewhere; for FULL from the factor
     :func:`log_prob_point` left (overwritten by ``L^-1``, as
     ``P_mm^-1 = L^-T L^-1``)."""
     C = d * (d + 1) // 2
-    n_second = C if full else d
+    n_second = C if layout == FULL else d
     for f in range(n_second):
         fs[g, C + f] = 0.0
     if q == 0 or r == 0.0:
         return
-    if not full:
+    if layout != FULL:
         for s in range(q):
             a = mis[g, s]
             fa = factor[j, a]
@@ -156,19 +156,19 @@ def conditional_covariance(r, j, full, d, factor, mis, q, fs, g):
 
 
 @cuda.jit(device=True)
-def add_conditional(n_tile, full, d, fs, g0, p, j, second):
+def add_conditional(n_tile, layout, d, fs, g0, p, j, second):
     """Add the tile's conditional covariances (each point's scratch slot,
     :func:`conditional_covariance`) to block ``p``'s second moments of
     component ``j``: whole entries per thread, summed in point order."""
     tid = cuda.threadIdx.x
     T = cuda.blockDim.x
     C = d * (d + 1) // 2
-    n_second = C if full else d
+    n_second = C if layout == FULL else d
     for f in range(tid, n_second, T):
         acc = 0.0
         for t in range(n_tile):
             acc += fs[g0 + t, C + f]
-        if full:
+        if layout == FULL:
             a, b = lower_entry(f)
             second[p, j, a * d + b] += acc
         else:
@@ -176,14 +176,14 @@ def add_conditional(n_tile, full, d, fs, g0, p, j, second):
 
 
 @cuda.jit
-def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, mis, fs, mass,
+def accumulate(X, w, has_weights, layout, means, factor, prec, log_const, bounds, mis, fs, mass,
                first, second, loglik):
     """Expected statistics of rows with missing values; block ``p`` writes
     partials ``[p]``, centred on ``means``.
 
     Arguments as ``fastem.kernels.cpu.missing.accumulate`` (float64 ``means``,
     ``factor``, ``log_const``; ``prec`` (k, d, d) the precisions, for
-    ``full``), and per thread of the launch (``p * blockDim.x + tid``) a row
+    FULL), and per thread of the launch (``p * blockDim.x + tid``) a row
     of the scratch ``mis`` (n_parts * T, d) int64 and ``fs`` (n_parts * T,
     ``scratch_width(d)``) float64. Launch with ``n_parts`` blocks and the
     dynamic shared memory of ``gaussian.shared_floats(d, threads)`` float64.
@@ -210,7 +210,7 @@ def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, 
         m = -math.inf
         s = 0.0
         for j in range(k):  # online log-sum-exp
-            v = log_prob_point(smem, me, DF + me, j, full, means, factor, prec, log_const, mis,
+            v = log_prob_point(smem, me, DF + me, j, layout, means, factor, prec, log_const, mis,
                                q, fs, g)
             if v > m:
                 s = s * math.exp(m - v) + 1.0 if m > -math.inf else 1.0
@@ -223,16 +223,16 @@ def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, 
         cuda.syncthreads()
         n_tile = min(T, bounds[p + 1] - start)
         for j in range(k):
-            v = log_prob_point(smem, me, DF + me, j, full, means, factor, prec, log_const, mis,
+            v = log_prob_point(smem, me, DF + me, j, layout, means, factor, prec, log_const, mis,
                                q, fs, g)
             r = smem[WT + tid] * math.exp(v - lse) if lse > -math.inf else 0.0
-            conditional_covariance(r, j, full, d, factor, mis, q, fs, g)
+            conditional_covariance(r, j, layout, d, factor, mis, q, fs, g)
             for a in range(d):
                 smem[RD + me + a] = r * smem[DF + me + a]
             smem[RED + tid] = r
             cuda.syncthreads()
-            add_tile(smem, n_tile, full, d, DF, RD, RED, p, j, mass, first, second)
-            add_conditional(n_tile, full, d, fs, g0, p, j, second)
+            add_tile(smem, n_tile, layout, d, DF, RD, RED, p, j, mass, first, second)
+            add_conditional(n_tile, layout, d, fs, g0, p, j, second)
             cuda.syncthreads()
     total = block_total(red, ll)
     if tid == 0:
@@ -240,7 +240,7 @@ def accumulate(X, w, has_weights, full, means, factor, prec, log_const, bounds, 
 
 
 @cuda.jit
-def log_prob(X, full, means, factor, prec, log_const, bounds, mis, fs, out):
+def log_prob(X, layout, means, factor, prec, log_const, bounds, mis, fs, out):
     """Weighted marginal log-densities of the observed coordinates of every
     row into ``out`` (n, k) float64. Launch and scratch as :func:`accumulate`."""
     p = cuda.blockIdx.x
@@ -258,7 +258,7 @@ def log_prob(X, full, means, factor, prec, log_const, bounds, mis, fs, out):
                 smem[me + a] = float64(X[i, a])
             q = missing_indices(smem, me, d, mis, g)
             for j in range(k):
-                out[i, j] = log_prob_point(smem, me, DF + me, j, full, means, factor, prec,
+                out[i, j] = log_prob_point(smem, me, DF + me, j, layout, means, factor, prec,
                                            log_const, mis, q, fs, g)
 
 
@@ -272,10 +272,10 @@ def signature(name, x_dtype):
 
     f64, i64, xdt = types.float64, types.int64, getattr(types, x_dtype)
     if name == "accumulate":
-        return (arr(xdt, 2), arr(f64, 1), types.boolean, types.boolean, arr(f64, 2),
+        return (arr(xdt, 2), arr(f64, 1), types.boolean, types.int64, arr(f64, 2),
                 arr(f64, 2), arr(f64, 3), arr(f64, 1), arr(i64, 1), arr(i64, 2), arr(f64, 2),
                 arr(f64, 2), arr(f64, 3), arr(f64, 3), arr(f64, 1))
-    return (arr(xdt, 2), types.boolean, arr(f64, 2), arr(f64, 2), arr(f64, 3), arr(f64, 1),
+    return (arr(xdt, 2), types.int64, arr(f64, 2), arr(f64, 2), arr(f64, 3), arr(f64, 1),
             arr(i64, 1), arr(i64, 2), arr(f64, 2), arr(f64, 2))
 
 
