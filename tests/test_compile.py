@@ -169,9 +169,6 @@ print(json.dumps(repeated))
 #: The helpers compiled twice for one dtype, each for a reason that costs
 #: less than its remedy (docs/contributing/compile_time.md).
 _REPEATED_ON_PURPOSE = {
-    # the pass of diag and full models together slices the factor's columns ('A'
-    # layout); the diag pass does not
-    "block_log_prob_diag float64",
     # a literal layout flag: one specialisation per layout, its other branch pruned
     "_part_hidden_terms float64",
 }

@@ -534,6 +534,16 @@ def _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, facto
     paired = layouts != _FULL
     xt2, logp2, wb2 = _second_block_buffers(means, paired)
     densities = out.shape[0] > 0
+    if layouts == MIXED:
+        # the diag models' 1/sigma as C-contiguous rows, as a pass of their own
+        # reads them: a column slice of the wider rows compiled the diag
+        # kernel a second time
+        sigma_inv = np.empty((factor.shape[0], d), factor.dtype)
+        for j in range(factor.shape[0]):
+            for a in range(d):
+                sigma_inv[j, a] = factor[j, a]
+    else:
+        sigma_inv = factor
     for start in range(first_row, end_row, 2 * B if paired else B):
         two = paired and start + B < end_row
         for g in range(n_models):
@@ -554,10 +564,8 @@ def _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, facto
                     load_block(X, lo, hi, w, has_weights, centre, bx, bw)
                 if is_full:
                     block_log_prob_full(bx, mg, factor[a:b], lg, t, t2, q, bp)
-                elif layouts == _DIAG:  # factor is (K, d): keep it C-contiguous
-                    block_log_prob_diag(bx, mg, factor[a:b], lg, q, bp)
                 else:
-                    block_log_prob_diag(bx, mg, factor[a:b, :d], lg, q, bp)
+                    block_log_prob_diag(bx, mg, sigma_inv[a:b], lg, q, bp)
                 if densities:
                     for j in range(b - a):
                         for i in range(hi - lo):
