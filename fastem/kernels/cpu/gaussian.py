@@ -163,27 +163,27 @@ def block_log_prob_diag(xt, means, factor, log_const, q, logp):
 
 
 @helper
-def block_responsibilities(logp, wb, mx, s, first=0, stop=-1):
-    """Turn rows ``first:stop`` of ``logp`` (k, B) (all rows by default) into
-    weighted responsibilities ``w_i r_ij`` in place, normalised over those rows.
+def block_responsibilities(logp, wb, mx, s):
+    """Turn ``logp`` (k, B) into weighted responsibilities ``w_i r_ij`` in
+    place (a shared pass hands each model its own rows of ``logp``).
 
     Log-sum-exp with the max trick, one exponential per entry: ``r_ij =
     exp(logp_ij - max_i) / sum_j exp(logp_ij - max_i)``. A component at -inf
     gets responsibility 0. ``mx`` and ``s`` are (B,) scratch of the compute dtype.
     Returns ``sum_i w_i log p(x_i)`` over the block.
     """
-    b = logp.shape[0] if stop < 0 else stop
+    k = logp.shape[0]
     zero = like(0.0, logp)
     for i in range(B):
         mx[i] = -np.inf
-    for j in range(first, b):
+    for j in range(k):
         for i in range(B):
             mx[i] = max(mx[i], logp[j, i])
     for i in range(B):
         s[i] = 0.0
         if mx[i] == -np.inf:  # every component impossible: keep it -inf, not NaN
             mx[i] = 0.0
-    for j in range(first, b):
+    for j in range(k):
         for i in range(B):  # one pass: shift, exponential, running sum
             r = fast_exp(logp[j, i] - mx[i])
             logp[j, i] = r
@@ -194,7 +194,7 @@ def block_responsibilities(logp, wb, mx, s, first=0, stop=-1):
             total += wb[i] * (mx[i] + np.log(s[i]))
         # weight / normaliser, 0 for padded rows and impossible points
         s[i] = wb[i] / s[i] if s[i] > zero else zero
-    for j in range(first, b):
+    for j in range(k):
         for i in range(B):
             logp[j, i] *= s[i]
     return total
@@ -641,9 +641,17 @@ def accumulate_segments(X, w, has_weights, layout, ref, reload, means, factor, l
         others; loglik : (n_parts, n_models)
         Outputs, zeroed by the caller; part ``p`` writes only index ``p``.
     """
+    _run(X, w, has_weights, layout, ref, reload, means, factor, log_const, segments, bounds,
+         mass, first, second, loglik, _NO_ROWS)
+
+
+def _run(X, w, has_weights, layout, ref, reload, means, factor, log_const, segments, bounds,
+         mass, first, second, loglik, out):
+    """The pass driver for the models' layouts over every row part: the
+    statistics, or with rows in ``out`` (n, K) the weighted log-densities."""
     run_parts(_segments_driver(layout), bounds.shape[0] - 1, X, w, has_weights, layout, ref,
               reload, means, factor, log_const, segments, bounds, mass, first, second, loglik,
-              _NO_ROWS)
+              out)
 
 
 def _one_model(layout, ref, means):
@@ -660,9 +668,8 @@ def accumulate(X, w, has_weights, layout, ref, means, factor, log_const, bounds,
     ``second`` is (n_parts, k, d * d) for FULL, else (n_parts, k, d).
     """
     models, refs, reload, segments = _one_model(layout, ref, means)
-    run_parts(_segments_driver(models), bounds.shape[0] - 1, X, w, has_weights, models, refs,
-              reload, means, factor, log_const, segments, bounds, mass, first, second,
-              loglik.reshape(-1, 1), _NO_ROWS)
+    _run(X, w, has_weights, models, refs, reload, means, factor, log_const, segments, bounds,
+         mass, first, second, loglik.reshape(-1, 1), _NO_ROWS)
 
 
 #: ``out`` of a statistics pass: no rows, so the pass computes statistics.
@@ -731,9 +738,9 @@ def log_prob(X, layout, ref, means, factor, log_const, bounds, out):
     """
     n_parts = bounds.shape[0] - 1
     models, refs, reload, segments = _one_model(layout, ref, means)
-    run_parts(_segments_driver(models), n_parts, X, np.empty(0), False, models, refs, reload,
-              means, factor, log_const, segments, bounds, np.empty((n_parts, 0)),
-              np.empty((n_parts, 0, 0)), np.empty((n_parts, 0, 0)), np.empty((n_parts, 1)), out)
+    _run(X, np.empty(0), False, models, refs, reload, means, factor, log_const, segments, bounds,
+         np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)), np.empty((n_parts, 0, 0)),
+         np.empty((n_parts, 1)), out)
 
 
 def _make_weighted_stats(layout):
