@@ -48,6 +48,12 @@ two written so far, and ``docs/contributing/adding_a_family.md``):
     How far the next bound may fall below this one without a warning.
 ``non_finite_advice`` (optional)
     A sentence the driver adds when a pass's log-likelihood is not finite.
+``bound_name`` (optional)
+    What the bound is called in messages (default "lower bound").
+``converged(change, tol) -> bool`` (optional)
+    The convergence test on the bound's change from the previous iteration
+    (``inf`` at the first); default ``abs(change) < tol`` (scikit-learn's).
+    hmmlearn's test is ``change < tol``: a fall stops the fit too.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ import numpy as np
 
 from . import config
 from ._compile_clock import compile_seconds
+from .exceptions import user_stacklevel
 from ._sampling import row_drawer
 from ._steps import answer, run_together
 
@@ -232,9 +239,10 @@ class _Start:
                 and change < -max(config.MONOTONICITY_SLACK, stats.round_off)
                 * max(1.0, abs(prev)) - allowance):
             warnings.warn(
-                f"{family.name} lower bound decreased by {-change:.3g} at iteration {n_iter}, "
+                f"{family.name} {getattr(family, 'bound_name', 'lower bound')} decreased by "
+                f"{-change:.3g} at iteration {n_iter}, "
                 "more than round-off; the fit may be numerically unstable.",
-                RuntimeWarning, stacklevel=5,
+                RuntimeWarning, stacklevel=user_stacklevel(),
             )
         self.reseeded_last = reseeded > 0
         if settings.progress is not None:
@@ -242,7 +250,8 @@ class _Start:
         if settings.verbose >= 2 and n_iter % settings.verbose_interval == 0:
             print(f"  Iteration {n_iter}\t time lapse {self.seconds[-1]:.5f}s\t "
                   f"lower bound {self.bound:.8f}\t ll change {change:.5f}")
-        if abs(change) < settings.tol:
+        if (family.converged(change, settings.tol) if hasattr(family, "converged")
+                else abs(change) < settings.tol):
             self.converged = True
 
     def result(self, init_seconds=0.0, init_compile_seconds=0.0) -> FitResult:

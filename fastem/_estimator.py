@@ -28,10 +28,15 @@ class PreparedFit:
     backend : the backend that holds ``data`` and runs its passes
     X : X validated (an array, memory map, dask array or GPU array)
     sample_weight : ndarray of shape (n_samples,) float64, or None
-        Validated; zero for the rows with nothing observed.
+        Validated; zero for the rows with nothing observed. For sequences
+        (``bounds``), one weight per sequence, shape (n_sequences,).
     missing : ``fastem._missing.MissingValues`` or None
         What the scan for missing values found (None: no NaN); its
         ``empty_rows`` is the mask of the rows with nothing observed.
+    bounds : ndarray of shape (n_sequences + 1,) int64, or None
+        For a model of sequences (``GaussianHMM``), their row boundaries:
+        sequence ``s`` is rows ``bounds[s]:bounds[s + 1]``. None: the rows
+        are independent draws (the mixtures, PPCA).
     """
 
     data: object
@@ -39,6 +44,7 @@ class PreparedFit:
     X: object
     sample_weight: object
     missing: object
+    bounds: object = None
 
     @property
     def n_samples(self) -> int:

@@ -16,6 +16,9 @@ not pay when no error is raised. Access them as ``fastem.NotFittedError`` or
 
 from __future__ import annotations
 
+import os
+import sys
+
 _BUILT: dict = {}
 
 
@@ -39,6 +42,18 @@ def _build(name):
     cls = type(name, bases, {"__doc__": doc, "__module__": __name__})
     cls.__qualname__ = name
     return cls
+
+
+def user_stacklevel() -> int:
+    """The ``stacklevel`` that makes a warning raised by this function's
+    caller point at the first line outside the fastem package (the user's
+    call), however deep inside fastem the caller is: the driver warns from
+    the same line for a mixture, a model selection sweep and an HMM."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 def __getattr__(name):

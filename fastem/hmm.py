@@ -12,26 +12,33 @@ the weights (``sum gamma``, ``sum gamma (x - mu)``, ``sum gamma (x - mu)(x - mu)
 about each state's mean), plus the start and transition counts. Parts of
 whole sequences run in parallel and are summed in their order (the same
 bits for any number of threads); the M-step is hmmlearn's closed form.
+
+The fit is a family (:class:`_BaumWelch`) of the one EM driver that fits
+every model (``fastem._em``): the driver runs the loop, its convergence
+test is the family's (hmmlearn's), and ``monitor_`` records it.
 """
 
 from __future__ import annotations
 
 import sys
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 
+from . import _em
 from . import _validation as val
 from . import config
 from ._covariance import COVARIANCE_TYPES, Layout, layout_of, parameter_shape
-from ._estimator import EstimatorBase, SaveLoad
+from ._estimator import EstimatorBase, PreparedFit, SaveLoad
 from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
 from ._precision import check_dtype, compute_dtype, pass_arrays
 from ._sampling import check_random_state
-from .backends import BACKENDS, get_backend
+from .backends import BACKENDS, backend_for, get_backend
 from .backends._common import float32_overflowed, kernel_input, part_bounds, partial_stats
 from .backends.cuda import CudaData
 from .backends.dask import DaskBackend, check_dask_array, is_dask_array
+from .exceptions import user_stacklevel
 from .kernels.cpu import gaussian, launch
 from .kernels.cpu import hmm as kernels
 from .kernels.cpu._parts import run_parts
@@ -112,13 +119,18 @@ class ConvergenceMonitor:
         log_prob : float
             The log-likelihood of the data before this iteration's M-step.
         """
-        if self.verbose:
-            delta = log_prob - self.history[-1] if self.history else np.nan
-            print(f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}", file=sys.stderr)
         if self.history and log_prob - self.history[-1] < -1e-10 * max(1.0, abs(log_prob)):
             warnings.warn(f"GaussianHMM log-likelihood decreased by {self.history[-1] - log_prob:.3g} "
                           f"at iteration {self.iter + 1}; the fit may be numerically unstable.",
-                          RuntimeWarning, stacklevel=3)
+                          RuntimeWarning, stacklevel=2)
+        self._record(log_prob)
+
+    def _record(self, log_prob):
+        """:meth:`report` without its warning: a fit's driver (``fastem._em``)
+        warns of a fall itself."""
+        if self.verbose:
+            delta = log_prob - self.history[-1] if self.history else np.nan
+            print(f"{self.iter + 1:>10d} {log_prob:>16.8f} {delta:>+16.8f}", file=sys.stderr)
         self.history.append(log_prob)
         self.iter += 1
 
@@ -443,7 +455,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                           f"definite (a state collapsing onto few points); its density "
                           f"adds {_COLLAPSE_COVAR:g} to the diagonal, as hmmlearn's does. "
                           "Consider fewer states or a larger covars_prior.",
-                          RuntimeWarning, stacklevel=4)
+                          RuntimeWarning, stacklevel=user_stacklevel())
         return out[0] if ctype == "tied" else out
 
     def _frames(self, X, pa):
@@ -736,9 +748,10 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- fit ------------------------------------------------------------------------
 
-    def _init(self, X, sw_rows):
+    def _init(self, X, sw_rows, rng):
+        """hmmlearn's initialisation of the parameters in ``init_params``
+        (and of any not set yet), drawing from ``rng``."""
         k, d = self.n_components, X.shape[1]
-        rng = check_random_state(self.random_state)
         if "s" in self.init_params or not hasattr(self, "startprob_"):
             self.startprob_ = rng.dirichlet(np.full(k, 1.0 / k))
         if "t" in self.init_params or not hasattr(self, "transmat_"):
@@ -789,34 +802,25 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         self._check_params()
-        X = _check_data(X, None, self._gpu(X))
-        bounds = split_lengths(X.shape[0], lengths)
-        if is_dask_array(X):
-            X = _at_sequence_boundaries(X, bounds)
-        weights = self._sequence_weights(sample_weight, bounds)
+        prepared = self._prepare_sequences(X, lengths, sample_weight, None)
+        n_samples, n_features = prepared.X.shape
         if hasattr(self, "n_features") and "m" not in self.init_params and \
-                self.n_features != X.shape[1]:
-            raise ValueError(f"X has {X.shape[1]} features, but the model has "
+                self.n_features != n_features:
+            raise ValueError(f"X has {n_features} features, but the model has "
                              f"{self.n_features}.")
-        if X.shape[0] < self.n_components:
+        if n_samples < self.n_components:
             raise ValueError(f"Expected n_samples >= n_components but got n_components = "
-                             f"{self.n_components}, n_samples = {X.shape[0]}.")
-        priors = self._priors(self.n_components, X.shape[1])  # refused before any pass
-        sw_rows = None if sample_weight is None else np.repeat(weights, np.diff(bounds))
-        self._init(X, sw_rows)
-        self._check_model()
+                             f"{self.n_components}, n_samples = {n_samples}.")
+        family = _BaumWelch(self, prepared)  # the priors are refused before any pass
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         self._rows_kept = 0
         self._states_kept = np.zeros(self.n_components, dtype=bool)
-        for _ in range(self.n_iter):
-            stats = self._estep(X, bounds, weights)
-            if not np.isfinite(stats["log_prob"]):
-                raise ValueError("The log-likelihood is not finite: a sequence has probability "
-                                 "0 under the model (startprob_ or transmat_ forbid its path).")
-            self._mstep(stats, priors)
-            self.monitor_.report(float(stats["log_prob"]))
-            if self.monitor_.converged:
-                break
+        settings = _em.LoopSettings(
+            n_init=1, max_iter=self.n_iter, tol=self.tol,
+            progress=lambda n_iter, max_iter, bound, change, seconds: self.monitor_._record(bound))
+        result = _em.fit(family, prepared.data, prepared.backend, prepared.sample_weight,
+                         check_random_state(self.random_state), settings)
+        self._set_params(result.params)
         if self._states_kept.any():
             warnings.warn(f"state(s) {np.flatnonzero(self._states_kept).tolist()} had no "
                           "posterior mass (no sequence reaches them under startprob_ and "
@@ -827,25 +831,43 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             warnings.warn(f"{self._rows_kept} row(s) of transmat_ kept their previous values: no "
                           "transition from the state was ever observed (hmmlearn sets such rows "
                           "to zero).", RuntimeWarning, stacklevel=2)
-        self.n_features_in_ = X.shape[1]
+        self.n_features_in_ = n_features
         return self
 
-    def _sequence_weights(self, sample_weight, bounds):
-        if sample_weight is None:
-            return np.ones(len(bounds) - 1)
-        return val.check_sample_weight(sample_weight, len(bounds) - 1,
-                                       matching="one per sequence of lengths")
+    def _prepare_sequences(self, X, lengths, sample_weight, n_features):
+        """X validated and placed for the passes, cut into its sequences.
+
+        Returns
+        -------
+        PreparedFit
+            ``bounds`` the sequences' row boundaries; ``sample_weight`` one
+            weight per sequence, or None; ``data`` the rows as the passes
+            read them (a dask array's chunks cut at sequence boundaries).
+        """
+        backend = backend_for(X, self.backend, check_dtype(self.dtype))
+        X = _check_data(X, n_features, backend if self.backend == "cuda" else None)
+        bounds = split_lengths(X.shape[0], lengths)
+        if is_dask_array(X):
+            X = _at_sequence_boundaries(X, bounds)
+        if sample_weight is not None:
+            sample_weight = val.check_sample_weight(sample_weight, len(bounds) - 1,
+                                                    matching="one per sequence of lengths")
+        return PreparedFit(X, backend, X, sample_weight, None, bounds)
+
+    def _params_now(self):
+        return _Params(self.startprob_, self.transmat_, self.means_, self._covars_)
+
+    def _set_params(self, params):
+        self.startprob_, self.transmat_, self.means_, self._covars_ = params
+
 
     # -- scoring and decoding --------------------------------------------------------
 
     def _rows(self, X, lengths):
         self._check_fitted()
         self._check_model()
-        X = _check_data(X, self.n_features, self._gpu(X))
-        bounds = split_lengths(X.shape[0], lengths)
-        if is_dask_array(X):
-            X = _at_sequence_boundaries(X, bounds)
-        return X, bounds
+        prepared = self._prepare_sequences(X, lengths, None, self.n_features)
+        return prepared.data, prepared.bounds
 
     def score_samples(self, X, lengths=None):
         """Log-likelihood of X and the state posteriors of every step.
@@ -1146,6 +1168,101 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         True
         """
         return -2.0 * self.score(X, lengths) + self._n_parameters() * float(np.log(len(X)))
+
+
+class _Params(NamedTuple):
+    """A GaussianHMM's parameters (its fitted attributes) at one iteration."""
+
+    startprob: np.ndarray
+    transmat: np.ndarray
+    means: np.ndarray
+    covars: np.ndarray  #: in the layout of ``covariance_type`` (``_covars_``)
+
+
+class _Stats(dict):
+    """One E-step's statistics (:meth:`GaussianHMM._estep`'s names), with
+    what the driver reads (``log_likelihood``; ``round_off`` 0: its own
+    slack), and the parameters they were computed under."""
+
+    round_off = 0.0
+
+    def __init__(self, stats, params):
+        super().__init__(stats)
+        self.params = params
+
+    @property
+    def log_likelihood(self) -> float:
+        return float(self["log_prob"])
+
+
+class SequencePass:
+    """The E-step pass of a hidden Markov model (a pass request,
+    ``fastem._steps``): forward-backward over every sequence, and the
+    statistics the state posteriors weight, under ``params``."""
+
+    def __init__(self, family, params):
+        self.family, self.params = family, params
+
+    def run(self, backend, X, sample_weight):
+        return self.family.statistics(self.params, X)
+
+    @staticmethod
+    def run_many(backend, X, sample_weight, requests):
+        # the recursions run one model per pass: each request is its own pass
+        return [r.run(backend, X, sample_weight) for r in requests]
+
+
+class _BaumWelch:
+    """Baum-Welch as a family of the one EM driver (``fastem._em``): the
+    driver runs the loop; this brings hmmlearn's initialisation, E-step
+    (:class:`SequencePass`), M-step with its priors, and convergence test.
+
+    The sequences come with the prepared data (``prepared.bounds``); the
+    passes and the M-step are ``model``'s methods, run under the parameters
+    they are given (set as ``model``'s attributes, which the fit sets to the
+    result in the end).
+    """
+
+    name = "GaussianHMM"
+    bound_name = "log-likelihood"
+    non_finite_advice = ("a sequence has probability 0 under the model (startprob_ or "
+                         "transmat_ forbid its path).")
+
+    def __init__(self, model, prepared):
+        self.model, self.bounds = model, prepared.bounds
+        self.weighted = prepared.sample_weight is not None
+        self.weights = (prepared.sample_weight if self.weighted
+                        else np.ones(len(self.bounds) - 1))
+        self.priors = model._priors(model.n_components, prepared.X.shape[1])
+
+    def initialize(self, data, backend, sample_weight, rng):
+        rows = np.repeat(self.weights, np.diff(self.bounds)) if self.weighted else None
+        self.model._init(data, rows, rng)
+        self.model._check_model()
+        return self.model._params_now()
+
+    def e_step(self, params):
+        return SequencePass(self, params)
+
+    def statistics(self, params, X):
+        """The E-step's statistics of every sequence of X under ``params``."""
+        self.model._set_params(params)
+        return _Stats(self.model._estep(X, self.bounds, self.weights), params)
+
+    def m_step(self, stats, draw_rows):
+        """hmmlearn's updates; no state is re-seeded (hmmlearn's does not)."""
+        self.model._set_params(stats.params)
+        self.model._mstep(stats, self.priors)
+        return self.model._params_now(), 0
+
+    def lower_bound(self, stats, params_before, params_after):
+        """The log-likelihood under ``params_before`` (hmmlearn's ``history``)."""
+        return stats.log_likelihood
+
+    @staticmethod
+    def converged(change, tol):
+        """hmmlearn's test: a gain below ``tol``, or any fall, stops EM."""
+        return change < tol
 
 
 def _check_data(X, n_features, gpu=None):

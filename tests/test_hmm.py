@@ -656,3 +656,22 @@ def test_a_full_state_on_one_point_is_an_error_that_says_what_helps():
     X = np.random.default_rng(4).normal(size=(4, 2))
     with pytest.raises(ValueError, match=r"state \d's is not.*covariance_type='diag'"):
         GaussianHMM(4, covariance_type="full", random_state=0).fit(X)
+
+
+def test_verbose_prints_hmmlearns_lines(capsys):
+    """The fit runs on the mixtures' EM driver; with ``verbose`` it prints
+    hmmlearn's line per iteration (iteration, log-likelihood, gain) to
+    stderr, and ``monitor_`` holds the same figures."""
+    X, lengths = _sequences()
+    printed = []
+    for m in _pair("diag", n_iter=6, tol=1e-6, verbose=True):
+        m.fit(X, lengths)
+        err = capsys.readouterr().err
+        printed.append(np.array([[float(v) for v in line.split()]
+                                 for line in err.splitlines() if line.strip()]))
+        assert len(printed[-1]) == m.monitor_.iter
+    ours, ref = printed
+    np.testing.assert_array_equal(ours[:, 0], np.arange(1, len(ours) + 1))
+    np.testing.assert_allclose(ours[:, 1], ref[:, 1], rtol=1e-8)
+    np.testing.assert_allclose(ours[1:, 2], ref[1:, 2], rtol=1e-5, atol=1e-6)
+    assert np.isnan(ours[0, 2]) and np.isnan(ref[0, 2])
