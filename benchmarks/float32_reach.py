@@ -127,7 +127,7 @@ def main(argv=None):
 def _params(gm):
     from fastem._model import Params
 
-    return Params(gm.weights_, gm.means_, gm.precisions_cholesky_, "full")
+    return Params(gm.weights_, gm.means_, gm.precisions_cholesky_, "full").kernel_inputs()
 
 
 if __name__ == "__main__":

@@ -65,9 +65,6 @@ class KernelInputs:
         k, d = self.means.shape
         return precisions_from_cholesky(self.factor.reshape(k, d, d), "full")
 
-    def kernel_inputs(self) -> "KernelInputs":
-        return self
-
     def incomplete(self) -> "KernelInputs":
         """The same inputs for rows with missing values (``missing=True``)."""
         return replace(self, missing=True)
@@ -415,12 +412,6 @@ def factor_inputs(means, precisions_cholesky, covariance_type, log_offset) -> Ke
                         np.ascontiguousarray(factor, dtype=np.float64),
                         np.array(np.broadcast_to(log_const, (k,)), dtype=np.float64),
                         covariance_type)
-
-
-def kernel_arrays(params):
-    """``(means, factor, log_const)`` of :class:`KernelInputs` (or of Params)."""
-    inputs = params.kernel_inputs()
-    return inputs.means, inputs.factor, inputs.log_const
 
 
 def full_from_lower(second_flat: np.ndarray, n_features: int) -> np.ndarray:

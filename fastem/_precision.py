@@ -105,10 +105,10 @@ class PassArrays:
 
 
 def for_pass(inputs, data_dtype, requested=None) -> PassArrays:
-    """``inputs`` (KernelInputs or Params) narrowed for a pass over data of
-    ``data_dtype`` under a backend's ``dtype`` setting ``requested``."""
-    k = inputs.kernel_inputs()
-    return pass_arrays(k.means, k.factor, k.log_const, compute_dtype(data_dtype, requested))
+    """``inputs`` (``fastem._model.KernelInputs``) narrowed for a pass over
+    data of ``data_dtype`` under a backend's ``dtype`` setting ``requested``."""
+    return pass_arrays(inputs.means, inputs.factor, inputs.log_const,
+                       compute_dtype(data_dtype, requested))
 
 
 def float32_amplification(means, factor, ref) -> float:

@@ -178,8 +178,8 @@ def test_float32_statistics_are_centred_where_the_kernel_computed():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm = GaussianMixture(3, random_state=0, max_iter=0).fit(X)
-    stats = CPUBackend().accumulate(X, gm._fitted_params())
-    exact = CPUBackend(np.float64).accumulate(X, gm._fitted_params())
+    stats = CPUBackend().accumulate(X, gm._kernel_inputs())
+    exact = CPUBackend(np.float64).accumulate(X, gm._kernel_inputs())
     assert stats.round_off > 0 and exact.round_off == 0
     np.testing.assert_allclose(stats.centres, gm.means_, rtol=1e-7)
     np.testing.assert_allclose(stats.centres + stats.first / stats.mass[:, None],
@@ -201,7 +201,7 @@ def test_passes_float32_cannot_resolve_run_in_float64():
     for params, computed32 in ((wide, True), (narrow, False)):
         inp = params.kernel_inputs()
         amp = float32_amplification(inp.means, inp.factor, inp.means.mean(axis=0))
-        stats = CPUBackend().accumulate(X, params)
+        stats = CPUBackend().accumulate(X, inp)
         assert (stats.round_off > 0) == computed32 == (amp <= 300)
     X, _ = make_blobs(n=20, d=3, k=3, seed=0, dtype=np.float32)
     with warnings.catch_warnings():
@@ -241,9 +241,9 @@ def test_a_float32_pass_that_loses_a_row_runs_again_in_float64(shared):
     X[7] = np.float32(1e25)
     params = Params(np.full(2, 0.5), np.array([[0.0] * 4, [1.5] + [0.0] * 3]),
                     np.stack([np.eye(4)] * 2), "full")
-    cpu = CPUBackend()
-    assert cpu.accumulate(X, params).log_likelihood == -np.inf  # float32 alone loses it
-    want = CPUBackend(np.float64).accumulate(X, params)
+    cpu, inputs = CPUBackend(), params.kernel_inputs()
+    assert cpu.accumulate(X, inputs).log_likelihood == -np.inf  # float32 alone loses it
+    want = CPUBackend(np.float64).accumulate(X, inputs)
     requests = [GaussianPass(params.kernel_inputs())] * (2 if shared else 1)
     got = (GaussianPass.run_many(cpu, X, None, requests) if shared
            else [requests[0].run(cpu, X, None)])

@@ -36,7 +36,7 @@ def _check_against_reference(X, params, cov_mats, covariance_type, weights, comp
     responsibilities carry float32's rounding of log-densities of magnitude ~50
     here; measured up to 2.3e-6 relative)."""
     f = 1.0 if compute == np.float64 else 1e5
-    stats = CPUBackend(compute).accumulate(X, params, weights)
+    stats = CPUBackend(compute).accumulate(X, params.kernel_inputs(), weights)
     ll, w_ref, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
                                                 covariance_type, 1e-6, weights)
     np.testing.assert_allclose(stats.mass, mass_ref, rtol=1e-10 * f, atol=1e-12 * f)
@@ -84,14 +84,14 @@ def test_log_prob_matches_reference(covariance_type, dtype):
     want = weighted_log_prob(X, params.weights, params.means, cov_mats)
     for compute, tol in ((np.float64, 1e-10), (None, 1e-6)):
         got = np.concatenate([c for _, _, c in
-                              CPUBackend(compute).weighted_log_prob_chunks(X, params)])
+                              CPUBackend(compute).weighted_log_prob_chunks(X, params.kernel_inputs())])
         np.testing.assert_allclose(got, want, rtol=tol, atol=10 * tol)
 
 
 def test_log_prob_chunks_cover_all_rows(monkeypatch):
     monkeypatch.setattr(config, "CHUNK_ROWS", 100)
     X, params, cov_mats = _setup(1234, 3, 2, "full", np.float64, seed=4)
-    chunks = list(CPUBackend().weighted_log_prob_chunks(X, params))
+    chunks = list(CPUBackend().weighted_log_prob_chunks(X, params.kernel_inputs()))
     assert [c[0] for c in chunks] == list(range(0, 1234, 100))
     got = np.concatenate([c[2] for c in chunks])
     np.testing.assert_allclose(got, weighted_log_prob(X, params.weights, params.means, cov_mats),
@@ -101,7 +101,7 @@ def test_log_prob_chunks_cover_all_rows(monkeypatch):
 def test_zero_weight_component_gets_no_responsibility():
     X, params, cov_mats = _setup(200, 3, 3, "diag", np.float64, seed=5)
     params.weights = np.array([0.5, 0.5, 0.0])
-    stats = CPUBackend().accumulate(X, params)
+    stats = CPUBackend().accumulate(X, params.kernel_inputs())
     assert stats.mass[2] == 0.0
     assert np.isfinite(stats.log_likelihood)
     ll_ref = log_sum_exp(weighted_log_prob(X, params.weights, params.means, cov_mats)).sum()
@@ -114,7 +114,7 @@ def test_zero_weight_component_gets_no_responsibility():
        dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
 def test_accumulate_property(n, d, k, covariance_type, dtype, seed):
     X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed)
-    stats = CPUBackend().accumulate(X, params)  # float32 data: float32 compute
+    stats = CPUBackend().accumulate(X, params.kernel_inputs())  # float32 data: float32 compute
     f = 1.0 if dtype == np.float64 else 1e5
     ll, _, m_ref, c_ref, mass_ref = em_step(X, params.weights, params.means, cov_mats,
                                            covariance_type, 1e-6)
@@ -213,7 +213,7 @@ def test_shared_pass_matches_separate_passes(families, n, dtype):
     for g, ctype in enumerate(families):
         weights, means, cov = random_params(3 + g, d, ctype, seed=g)
         models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
-                             ctype))
+                             ctype).kernel_inputs())
     backend = CPUBackend()
     shared = backend.accumulate_many(X, models, sw)
     rtol = 2e-6 if dtype == np.float32 else 1e-12
@@ -246,7 +246,7 @@ def test_shared_pass_over_the_same_parts_gives_each_model_its_own_bits(families,
     for g, ctype in enumerate(families):
         weights, means, cov = random_params(2 + g, d, ctype, seed=g)
         models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
-                             ctype))
+                             ctype).kernel_inputs())
     backend = CPUBackend()
     for params, got in zip(models, backend.accumulate_many(X, models, sw)):
         want = backend.accumulate(X, params, sw)

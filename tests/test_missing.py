@@ -103,7 +103,7 @@ def test_complete_rows_through_the_incomplete_pass_match_the_complete_pass(covar
     weights, means, cov = random_params(3, 4, covariance_type, seed=2)
     params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type)
-    a = CPUBackend(np.float64).accumulate(X, params)
+    a = CPUBackend(np.float64).accumulate(X, params.kernel_inputs())
     b = accumulate_missing(X, params.kernel_inputs().incomplete())
     assert abs(a.log_likelihood - b.log_likelihood) < 1e-11 * abs(a.log_likelihood)
     for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):

@@ -25,7 +25,7 @@ def problem(request):
     X = rng.normal(size=(N, d))
     cov = np.repeat(np.eye(d)[None], k, axis=0) if ctype == "full" else np.ones((k, d))
     params = Params(np.full(k, 1 / k), rng.normal(size=(k, d)),
-                    precision_cholesky_from_covariances(cov, ctype), ctype)
+                    precision_cholesky_from_covariances(cov, ctype), ctype).kernel_inputs()
     return X, params
 
 

@@ -5,7 +5,7 @@ The protocol, the same for cpu, cuda and dask (``backend_for`` picks one):
 - ``check_input(X, n_features, estimator)``: X validated (clear errors);
 - ``prepare(X)``: the data as the backend holds it during a fit;
 - ``accumulate(data, inputs, sample_weight) -> Stats``: the fused pass
-  (E-step under ``inputs``, a ``KernelInputs`` or ``Params``, and centred
+  (E-step under ``inputs``, a ``KernelInputs``, and centred
   sufficient statistics);
 - ``map_rows(data, inputs, reduce, out_columns, dtype)``: ``reduce`` of the
   weighted log-densities, chunk by chunk (predict / score; lazy for Dask);

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import config
-from .._model import Params, Stats, full_from_lower, Layout, total_weight
+from .._model import KernelInputs, Stats, full_from_lower, Layout, total_weight
 from .._precision import for_pass
 from ..kernels.cpu import gaussian, launch, missing
 from ._common import (float32_overflowed, kernel_input, map_host_chunks, map_rows_eager,
@@ -187,32 +187,32 @@ class CPUBackend:
         """Rows ``X[rows]`` (in the order given) as a host array; all rows for None."""
         return X if rows is None else np.ascontiguousarray(X[np.asarray(rows)])
 
-    def accumulate(self, X: np.ndarray, params: Params, sample_weight=None) -> Stats:
-        """One fused pass: E-step under ``params`` and centred statistics.
+    def accumulate(self, X: np.ndarray, inputs: KernelInputs, sample_weight=None) -> Stats:
+        """One fused pass: E-step under ``inputs`` and centred statistics.
 
         Parameters
         ----------
         X : ndarray of shape (n, d), float32 or float64, C-contiguous
-        params : KernelInputs, or Params (its ``kernel_inputs()``)
+        inputs : KernelInputs (``Params.kernel_inputs()`` for a mixture's parameters)
         sample_weight : ndarray of shape (n,) float64, or None
 
         Returns
         -------
         Stats
-            Centred on ``params.means``.
+            Centred on ``inputs.means``.
         """
-        if params.kernel_inputs().missing:
-            return accumulate_missing(X, params.kernel_inputs(), sample_weight)
+        if inputs.missing:
+            return accumulate_missing(X, inputs, sample_weight)
         n, d = X.shape
-        bounds, mass, first, second = partial_stats(n, params.n_components, d, params.layout)
+        bounds, mass, first, second = partial_stats(n, inputs.n_components, d, inputs.layout)
         loglik = np.zeros(bounds.shape[0] - 1)
         w, has_weights = weights_arg(sample_weight)
-        pa = for_pass(params, X.dtype, self.dtype)
+        pa = for_pass(inputs, X.dtype, self.dtype)
         with launch():
-            gaussian.accumulate(kernel_input(X), w, has_weights, params.layout, pa.ref, pa.means,
+            gaussian.accumulate(kernel_input(X), w, has_weights, inputs.layout, pa.ref, pa.means,
                                 pa.factor, pa.log_const, bounds, mass, first, second, loglik)
         # Fixed-order reduction over parts (independent of the thread count).
-        mass, first, second = reduce_partial_stats(mass, first, second, d, params.layout)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, inputs.layout)
         weight_sum = total_weight(n, sample_weight)
         return Stats(mass, first, second, pa.centres, pa.log_likelihood(loglik.sum(), weight_sum),
                      weight_sum, pa.round_off, n)
@@ -228,13 +228,12 @@ class CPUBackend:
 
         Parameters
         ----------
-        inputs_list : list of KernelInputs (or Params), each a whole model
+        inputs_list : list of KernelInputs, each a whole model
 
         Returns
         -------
         list of Stats, in the order of ``inputs_list``
         """
-        inputs_list = [i.kernel_inputs() for i in inputs_list]
         if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
             return [accumulate_missing(X, i, sample_weight) for i in inputs_list]
         pas = [for_pass(i, X.dtype, self.dtype) for i in inputs_list]
@@ -269,11 +268,11 @@ class CPUBackend:
         return split_stats(inputs_list, pas, args["segments"], mass, first, second,
                            loglik.sum(axis=0), total_weight(n, sample_weight), n)
 
-    def map_rows(self, X, params, reduce, out_columns=None, dtype=np.float64):
+    def map_rows(self, X, inputs, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""
-        return map_rows_eager(self, X, params, reduce, out_columns, dtype)
+        return map_rows_eager(self, X, inputs, reduce, out_columns, dtype)
 
-    def weighted_log_prob_chunks(self, X: np.ndarray, params: Params):
+    def weighted_log_prob_chunks(self, X: np.ndarray, inputs: KernelInputs):
         """Yield ``(start, stop, log w_j + log N(x_i | j))`` chunk by chunk.
 
         Memory is O(CHUNK_ROWS * k), whatever the number of rows.
@@ -284,20 +283,19 @@ class CPUBackend:
         wlp : ndarray of shape (stop - start, k), float64
         """
         n = X.shape[0]
-        k = params.n_components
-        inputs = params.kernel_inputs()
+        k = inputs.n_components
         if inputs.missing:
             yield from _missing_log_prob_chunks(X, inputs)
             return
-        pa = for_pass(params, X.dtype, self.dtype)
+        pa = for_pass(inputs, X.dtype, self.dtype)
         wide = None
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
             chunk = kernel_input(X[start:stop])
-            out = _log_prob(chunk, params.layout, pa, k)
+            out = _log_prob(chunk, inputs.layout, pa, k)
             if float32_overflowed(out, pa):
-                wide = wide or for_pass(params, X.dtype, np.float64)
-                out = _log_prob(chunk, params.layout, wide, k)
+                wide = wide or for_pass(inputs, X.dtype, np.float64)
+                out = _log_prob(chunk, inputs.layout, wide, k)
             yield start, stop, out
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import config
 from .._precision import for_pass
-from .._model import (Params, Stats, full_from_lower, Layout,
+from .._model import (KernelInputs, Stats, full_from_lower, Layout,
                       total_weight)
 from ._common import float32_overflowed, map_host_chunks, map_rows_eager, split_rows
 from .cpu import CPUBackend
@@ -220,9 +220,9 @@ class CUDABackend:
     # Passes
     # ------------------------------------------------------------------
 
-    def accumulate(self, data: CudaData, params: Params, sample_weight=None) -> Stats:
+    def accumulate(self, data: CudaData, inputs: KernelInputs, sample_weight=None) -> Stats:
         """One fused pass on the GPU; the same contract as the CPU backend."""
-        return self.accumulate_many(data, [params], sample_weight)[0]
+        return self.accumulate_many(data, [inputs], sample_weight)[0]
 
     def accumulate_many(self, data: CudaData, inputs_list, sample_weight=None) -> list:
         """Several models' statistics from one pass over X: each chunk of rows
@@ -233,7 +233,6 @@ class CUDABackend:
         Each model runs the kernel of a pass of its own on the same chunks, so
         its statistics are the ones :meth:`accumulate` gives it alone.
         """
-        inputs_list = [i.kernel_inputs() for i in inputs_list]
         if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
             return [self._accumulate_missing(data, i, sample_weight) for i in inputs_list]
         cuda = self.cuda
@@ -339,12 +338,12 @@ class CUDABackend:
                     dev[s0:s1], int(layout), *arrays, cuda.to_device(bounds), mis, fs, out)
                 yield start + s0, start + s1, out.copy_to_host()
 
-    def _launch_inputs(self, params, data_dtype, d):
+    def _launch_inputs(self, inputs, data_dtype, d):
         """One model's kernel, launch shape and device inputs for a pass."""
-        layout = params.layout
-        pa = for_pass(params, data_dtype, self.dtype)
+        layout = inputs.layout
+        pa = for_pass(inputs, data_dtype, self.dtype)
         threads = threads_for(d, pa.means.dtype)
-        return dict(layout=layout, pa=pa, k=params.n_components,
+        return dict(layout=layout, pa=pa, k=inputs.n_components,
                     width=d * d if layout is Layout.FULL else d,
                     kernel=self.kernels.for_dtype(pa.means.dtype)[0], threads=threads,
                     shared=self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize,
@@ -359,28 +358,28 @@ class CUDABackend:
         self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
         return out.copy_to_host().reshape(shape)
 
-    def map_rows(self, data, params, reduce, out_columns=None, dtype=np.float64):
+    def map_rows(self, data, inputs, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row (host ndarray)."""
-        return map_rows_eager(self, data, params, reduce, out_columns, dtype)
+        return map_rows_eager(self, data, inputs, reduce, out_columns, dtype)
 
-    def weighted_log_prob_chunks(self, data: CudaData, params: Params):
+    def weighted_log_prob_chunks(self, data: CudaData, inputs: KernelInputs):
         """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk."""
-        if params.kernel_inputs().missing:
-            yield from self._missing_log_prob_chunks(data, params.kernel_inputs())
+        if inputs.missing:
+            yield from self._missing_log_prob_chunks(data, inputs)
             return
         d = data.shape[1]
-        k = params.n_components
-        pa = for_pass(params, data.dtype, self.dtype)
+        k = inputs.n_components
+        pa = for_pass(inputs, data.dtype, self.dtype)
         launch = self._log_prob_launch(pa, d)
         wide = None
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                host = launch(dev[s0:s1], params.layout, k)
+                host = launch(dev[s0:s1], inputs.layout, k)
                 if float32_overflowed(host, pa):  # see backends._common
                     wide = wide or self._log_prob_launch(
-                        for_pass(params, data.dtype, np.float64), d)
-                    host = wide(dev[s0:s1], params.layout, k)
+                        for_pass(inputs, data.dtype, np.float64), d)
+                    host = wide(dev[s0:s1], inputs.layout, k)
                 yield start + s0, start + s1, host
 
     def _log_prob_launch(self, pa, d):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import config
-from .._model import Params, Stats
+from .._model import KernelInputs, Stats
 from ._common import kernel_input
 from .cpu import CPUBackend
 
@@ -62,10 +62,10 @@ def check_dask_array(X, n_features=None, estimator="GaussianMixture", allow_nan=
     return X
 
 
-def _chunk_stats(block, weights, params, dtype=None):
+def _chunk_stats(block, weights, inputs, dtype=None):
     """Statistics of one chunk, on the worker, with the CPU kernel."""
     block = np.ascontiguousarray(block)
-    return CPUBackend(dtype).accumulate(block, params, weights)
+    return CPUBackend(dtype).accumulate(block, inputs, weights)
 
 
 def _chunk_stats_many(block, weights, inputs_list, dtype=None):
@@ -178,7 +178,6 @@ class DaskBackend:
         """One pass of Dask tasks for several models (see the CPU backend's)."""
         import dask
 
-        inputs_list = [i.kernel_inputs() for i in inputs_list]
         blocks = data.array.to_delayed().ravel()
         chunk = dask.delayed(_chunk_stats_many, pure=True)
         parts = [chunk(b, w, inputs_list, self.dtype)
@@ -186,23 +185,23 @@ class DaskBackend:
         (total,) = dask.compute(_tree_sum(parts, _add_lists))
         return total
 
-    def map_rows(self, data: DaskData, params, reduce, out_columns=None, dtype=np.float64):
+    def map_rows(self, data: DaskData, inputs, reduce, out_columns=None, dtype=np.float64):
         """A lazy dask array of ``reduce`` of the weighted log-densities (see :func:`lazy_map`)."""
-        return lazy_map(data.array, params, reduce, out_columns, dtype, self.dtype)
+        return lazy_map(data.array, inputs, reduce, out_columns, dtype, self.dtype)
 
-    def accumulate(self, data: DaskData, params: Params, sample_weight=None) -> Stats:
+    def accumulate(self, data: DaskData, inputs: KernelInputs, sample_weight=None) -> Stats:
         """One EM pass as Dask tasks; returns the reduced statistics."""
         import dask
 
         blocks = data.array.to_delayed().ravel()
         chunk = dask.delayed(_chunk_stats, pure=True)
-        parts = [chunk(b, w, params, self.dtype)
+        parts = [chunk(b, w, inputs, self.dtype)
                  for b, w in zip(blocks, self._weight_blocks(data, sample_weight))]
         (total,) = dask.compute(_tree_sum(parts))
         return total
 
 
-def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64, compute_dtype=None):
+def lazy_map(X, inputs: KernelInputs, reduce, out_columns, dtype=np.float64, compute_dtype=None):
     """A lazy dask array of ``reduce(weighted_log_prob)`` per row chunk.
 
     Parameters
@@ -215,7 +214,7 @@ def lazy_map(X, params: Params, reduce, out_columns, dtype=np.float64, compute_d
     """
     def block_fn(block):
         block = np.ascontiguousarray(block)
-        pieces = [reduce(wlp) for _, _, wlp in CPUBackend(compute_dtype).weighted_log_prob_chunks(block, params)]
+        pieces = [reduce(wlp) for _, _, wlp in CPUBackend(compute_dtype).weighted_log_prob_chunks(block, inputs)]
         if not pieces:
             return np.empty((0,) if out_columns is None else (0, out_columns), dtype=dtype)
         return np.concatenate(pieces)

@@ -112,7 +112,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         data, backend, missing = self._fit(X, sample_weight)
         inputs = self._kernel_inputs()
         if missing is not None:
-            inputs = inputs.kernel_inputs().incomplete()
+            inputs = inputs.incomplete()
         return backend.map_rows(data, inputs, _labels, None, np.int64)
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -408,7 +408,7 @@ class MixtureBase(SaveLoad, EstimatorBase):
         X = self._check_X(X, reset=False, backend=backend)
         inputs = self._kernel_inputs()
         if self._scan_missing(X, backend, fitting=False) is not None:
-            inputs = inputs.kernel_inputs().incomplete()
+            inputs = inputs.incomplete()
         return backend.map_rows(backend.prepare(X), inputs, reduce, out_columns, dtype)
 
     def predict(self, X):

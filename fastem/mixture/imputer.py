@@ -171,7 +171,7 @@ class GaussianMixtureImputer(EstimatorBase):
             return self._wrap(np.array(X, dtype=np.float64), given)
         from ..backends.cpu import impute_rows
 
-        inputs = self.mixture_._kernel_inputs().kernel_inputs().incomplete()
+        inputs = self.mixture_._kernel_inputs().incomplete()
         return self._wrap(impute_rows(X, inputs, self._draws if self.sample_posterior else None),
                           given)
 

@@ -31,7 +31,7 @@ def small_blocks(monkeypatch):
 
 def _params(X, k, covariance_type):
     gm = GaussianMixture(k, covariance_type=covariance_type, max_iter=0, random_state=0).fit(X)
-    return Params(gm.weights_, gm.means_, gm.precisions_cholesky_, covariance_type)
+    return Params(gm.weights_, gm.means_, gm.precisions_cholesky_, covariance_type).kernel_inputs()
 
 
 def _assert_stats_close(a, b, rtol=1e-11):
@@ -436,7 +436,7 @@ def test_incomplete_data_pass_and_densities_match_cpu(covariance_type):
     spanning several tiles, a row with nothing observed among them, float32
     and float64 rows, with and without sample weights."""
     X, _ = make_blobs(n=75, d=3, k=3, seed=1)
-    p = _params(X, 3, covariance_type).kernel_inputs().incomplete()
+    p = _params(X, 3, covariance_type).incomplete()
     sw = np.random.default_rng(2).uniform(0, 2, size=len(X))
     cuda = CUDABackend()
     for rows in (_holes(X, 0.3, seed=3, empty_rows=(5,)), _holes(X, 0.3, seed=4).astype(np.float32)):
