@@ -15,7 +15,11 @@ bits for any number of threads); the M-step is hmmlearn's closed form.
 
 The fit is a family (:class:`_BaumWelch`) of the one EM driver that fits
 every model (``fastem._em``): the driver runs the loop, its convergence
-test is the family's (hmmlearn's), and ``monitor_`` records it.
+test is the family's (hmmlearn's), and ``monitor_`` records it. The passes
+(E-step, scoring, Viterbi) are the backend's (``sequence_passes``:
+``backends/cpu_hmm.py``, ``backends/cuda_hmm.py``, and the CPU's on every
+chunk of a dask array, ``backends/dask.py``); this module gives them the
+emission densities (``KernelInputs``), ``startprob_`` and ``transmat_``.
 """
 
 from __future__ import annotations
@@ -32,16 +36,12 @@ from . import config
 from ._covariance import COVARIANCE_TYPES, Layout, layout_of, parameter_shape
 from ._estimator import EstimatorBase, PreparedFit, SaveLoad
 from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
-from ._precision import check_dtype, compute_dtype, pass_arrays
+from ._precision import check_dtype
 from ._sampling import check_random_state
-from .backends import BACKENDS, backend_for, get_backend
-from .backends._common import float32_overflowed, kernel_input, part_bounds, partial_stats
+from .backends import BACKENDS, backend_for
 from .backends.cuda import CudaData
-from .backends.dask import DaskBackend, check_dask_array, is_dask_array
+from .backends.dask import DaskData, at_sequence_boundaries, check_dask_array, is_dask_array
 from .exceptions import user_stacklevel
-from .kernels.cpu import gaussian, launch
-from .kernels.cpu import hmm as kernels
-from .kernels.cpu._parts import run_parts
 from .model_file import FileError, ModelFile, check_simplex, register_model
 
 #: Added to a covariance that is not positive-definite, for its density only
@@ -50,21 +50,6 @@ _COLLAPSE_COVAR = 1e-7
 #: A covariance whose smallest eigenvalue is below this times n_features
 #: times its largest is singular to round-off (collapsed).
 _SINGULAR = 10 * np.finfo(np.float64).eps
-
-
-def _step_parts(lengths):
-    """Cut sequences into parts of consecutive ones: ``(n_parts + 1,)`` int64
-    indices, a part closing once it holds ``config.HMM_PART_STEPS`` steps
-    (the data decide the parts, never the thread count)."""
-    parts, steps = [0], 0
-    for i, n in enumerate(np.asarray(lengths).tolist()):
-        steps += n
-        if steps >= config.HMM_PART_STEPS:
-            parts.append(i + 1)
-            steps = 0
-    if parts[-1] != len(lengths):
-        parts.append(len(lengths))
-    return np.asarray(parts, dtype=np.int64)
 
 
 def split_lengths(n_samples, lengths):
@@ -413,15 +398,17 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- the E-step -------------------------------------------------------------
 
-    def _pass_arrays(self, X, dtype=None):
-        """The emission densities as the Gaussian kernel takes them, narrowed
-        to the compute dtype (:func:`fastem._precision.pass_arrays`; ``dtype``
-        overrides the model's)."""
-        k = self.n_components
-        inputs = factor_inputs(self.means_, self._precision_factors(), self.covariance_type,
-                               np.zeros(k))
-        return pass_arrays(inputs.means, inputs.factor, inputs.log_const,
-                           compute_dtype(X.dtype, dtype or check_dtype(self.dtype)))
+    def _emission_inputs(self):
+        """The emission densities as the Gaussian kernels take them
+        (``KernelInputs``, no weights in their constants)."""
+        return factor_inputs(self.means_, self._precision_factors(), self.covariance_type,
+                             np.zeros(self.n_components))
+
+    def _passes(self, backend, data):
+        """The model's passes over the sequences of ``data`` on ``backend``
+        (``sequence_passes``: ``estep``, ``scores``, ``viterbi``)."""
+        return backend.sequence_passes(data, self._emission_inputs(), self.startprob_,
+                                       self.transmat_)
 
     def _precision_factors(self):
         """Upper Cholesky factors of the precisions (``fastem._model``'s layout)."""
@@ -458,194 +445,29 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                           RuntimeWarning, stacklevel=user_stacklevel())
         return out[0] if ctype == "tied" else out
 
-    def _frames(self, X, pa):
-        """Emission log-densities (n, k) of every row, float64 (computed again
-        in float64 where float32 overflowed, see ``float32_overflowed``)."""
-        X = kernel_input(X)
-        out = np.empty((X.shape[0], self.n_components))
-        with launch():
-            kernels.emissions(X, self._layout, pa.ref, pa.means, pa.factor, pa.log_const,
-                              part_bounds(X.shape[0], 1), out)
-        if pa.shift:
-            out += pa.shift
-        if float32_overflowed(out, pa):
-            return self._frames(X, self._pass_arrays(X, np.float64))
-        return out
-
     @property
     def _layout(self):
         return layout_of(self.covariance_type)
 
-    def _estep(self, X, bounds, weights):
-        """Weighted statistics of all sequences, and their log-likelihood.
-
-        Sequences shorter than ``config.HMM_LONG_SEQUENCE`` steps run whole
-        in one fused pass, parallel over parts of consecutive sequences; a
-        longer one alone, with its emissions and statistics parallel over
-        row parts and its recursion on one thread. Parts are cut by the data
-        and summed in their order: the same bits for any thread count.
-        """
-        if is_dask_array(X):
-            parts = _on_blocks(X, bounds, _block_estep, self, weights)
-            for part in parts[1:]:
-                _add_stats(parts[0], part)
-            return parts[0]
-        if isinstance(X, CudaData):
-            stats, pa = self._on_gpu(
-                X, lambda p: (p.estep(bounds, weights, "t" in self.params), p.pa),
-                lambda out: out[0]["log_prob"])
-            return self._finish_stats(stats, pa)
-        X = kernel_input(X)
-        pa = self._pass_arrays(X)
-        want_xi = "t" in self.params
-        lengths = np.diff(bounds)
-        long = lengths >= config.HMM_LONG_SEQUENCE
-        order = np.flatnonzero(~long)
-        redo = np.zeros(len(lengths), dtype=np.int8)
-        stats = self._fused_stats(X, bounds, weights, order, False, pa, want_xi, redo)
-        if redo.any():  # the sequences that need the exact recursion, after the others
-            _add_stats(stats, self._fused_stats(X, bounds, weights, np.flatnonzero(redo), True,
-                                                pa, want_xi, redo))
-        for s in np.flatnonzero(long):
-            if weights[s] == 0.0:
-                continue
-            _add_stats(stats, self._long_sequence_stats(X[bounds[s]:bounds[s + 1]], weights[s],
-                                                        pa, want_xi))
-        # the fused pass leaves out the float32 pass's constant shift (the
-        # long sequences' densities include it, _frames adds it)
-        stats["log_prob"] += pa.shift * float(np.dot(weights[order], lengths[order]))
-        return self._finish_stats(stats, pa)
-
-    def _fused_stats(self, X, bounds, weights, order, exact, pa, want_xi, redo):
-        """The raw statistics of sequences ``order`` from the fused pass
-        (``kernels.FIT_SEQUENCES``), with the rescaled recursion or the
-        ``exact`` one; sequences the rescaled one cannot do get ``redo[s] = 1``."""
-        k, d = self.n_components, X.shape[1]
-        lengths = np.diff(bounds)[order]
-        parts = _step_parts(lengths)
-        n_parts = len(parts) - 1
-        width = d * d if self._layout is Layout.FULL else d
-        log_prob, start_counts = np.zeros(n_parts), np.zeros((n_parts, k))
-        trans_counts = np.zeros((n_parts, k, k))
-        mass, first, second = (np.zeros((n_parts, k)), np.zeros((n_parts, k, d)),
-                               np.zeros((n_parts, k, width)))
-        if n_parts:
-            with launch():
-                run_parts(kernels.FIT_SEQUENCES[int(self._layout)][exact], n_parts, X, bounds,
-                          weights, order, parts, int(lengths.max()), self.startprob_,
-                          np.ascontiguousarray(self.transmat_), want_xi, pa.ref, pa.means,
-                          pa.factor, pa.log_const, log_prob, start_counts, trans_counts, mass,
-                          first, second, redo)
-        return {"log_prob": log_prob.sum(), "start": start_counts.sum(axis=0),
-                "trans": trans_counts.sum(axis=0), "post": mass.sum(axis=0),
-                "obs": first.sum(axis=0), "second": second.sum(axis=0)}
-
-    def _recursions(self, logf, bounds, weights, want_post, want_xi, post):
-        """Forward-backward of the sequences whose emission log-densities
-        ``logf`` (n, k) are computed (``kernels.SEQUENCES``): the rescaled
-        recursion, then the exact one for the sequences it cannot do.
-
-        Returns
-        -------
-        log_probs : ndarray of shape (n_sequences,)
-        xi : ndarray of shape (k, k), the weighted expected transitions (with ``want_xi``)
-        """
-        k, n_sequences = self.n_components, len(bounds) - 1
-        trans = np.ascontiguousarray(self.transmat_)
-        log_probs, redo = np.zeros(n_sequences), np.zeros(n_sequences, dtype=np.int8)
-        xi_total = np.zeros((k, k))
-        order = np.arange(n_sequences)
-        for exact in (False, True):
-            if exact:
-                order = np.flatnonzero(redo)
-            if not len(order):
-                break
-            parts = _step_parts(np.diff(bounds)[order])
-            xi = np.zeros((len(parts) - 1, k, k) if want_xi else (len(parts) - 1, 1, 1))
-            with launch():
-                run_parts(kernels.SEQUENCES[exact], len(parts) - 1, self.startprob_, trans, logf,
-                          bounds, weights, order, parts, want_post, want_xi, post, log_probs, xi,
-                          redo)
-            if want_xi:
-                xi_total += xi.sum(axis=0)
-        return log_probs, xi_total
-
-    def _finish_stats(self, stats, pa):
+    def _finish_stats(self, stats):
         """The M-step's names for the second moments (full matrices from
-        lower triangles), and the centre of the moments."""
+        lower triangles)."""
         second = stats.pop("second")
         if self._layout is Layout.FULL:
-            stats["obs*obs.T"] = full_from_lower(second, pa.means.shape[1])
+            stats["obs*obs.T"] = full_from_lower(second, self.means_.shape[1])
         else:
             stats["obs**2"] = second
-        stats["centre"] = pa.centres
         return stats
 
-    def _gpu(self, X=None):
-        """The CUDA backend when ``backend='cuda'``, else None."""
-        if self.backend != "cuda":
-            return None
-        if X is not None and is_dask_array(X):
-            raise ValueError("dask arrays run the CPU kernels on the Dask workers; use "
-                             "backend='cpu' with dask input.")
-        return get_backend("cuda", check_dtype(self.dtype))
-
-    def _gpu_passes(self, data, dtype=None):
-        """The model's passes on the GPU (``fastem.backends.cuda_hmm``)."""
-        from .backends.cuda_hmm import HMMPasses
-
-        return HMMPasses(self._gpu(), data, self._pass_arrays(data, dtype), self._layout,
-                         self.startprob_, self.transmat_)
-
-    def _on_gpu(self, data, run, log_probs):
-        """``run(passes)`` on the GPU, run again in float64 when a float32
-        pass lost a sequence (``log_probs(result)`` not finite: a step whose
-        squared distance overflows float32, not float64), as the CPU's
-        emissions are computed again (:meth:`_frames`)."""
-        passes = self._gpu_passes(data)
-        out = run(passes)
-        if passes.pa.means.dtype == np.float32 and not np.all(np.isfinite(log_probs(out))):
-            out = run(self._gpu_passes(data, np.float64))
-        return out
-
-    def _long_sequence_stats(self, x, w, pa, want_xi):
-        """One long sequence's weighted statistics: emissions and statistics
-        parallel over row parts, the recursion on one thread."""
-        k, d, layout = self.n_components, x.shape[1], self._layout
-        logf = self._frames(x, pa)
-        post = np.empty_like(logf)
-        log_prob, xi = self._recursions(logf, np.array([0, len(x)]), np.array([w]), True,
-                                        want_xi, post)
-        del logf
-        post *= w
-        bounds, mass, first, second = partial_stats(len(x), k, d, layout)
-        if np.isfinite(log_prob[0]):
-            with launch():
-                gaussian.weighted_stats(x, layout, pa.ref, pa.means, post, bounds, mass, first,
-                                        second)
-        return {"log_prob": w * log_prob[0], "start": post[0], "trans": xi,
-                "post": mass.sum(axis=0), "obs": first.sum(axis=0),
-                "second": second.sum(axis=0)}
-
-    def _sequence_passes(self, X, bounds, want_post):
+    def _sequence_passes(self, prepared, want_post):
         """Per-sequence log-likelihoods (n_sequences,) and, with ``want_post``,
         the state posteriors (n, k) of every row."""
-        if is_dask_array(X):
-            results = _on_blocks(X, bounds, _block_passes, self, want_post)
-            log_probs = np.concatenate([r[0] for r in results])
-            post = np.concatenate([r[1] for r in results]) if want_post else None
-        elif isinstance(X, CudaData):
-            log_probs, post = self._on_gpu(X, lambda p: p.scores(bounds, want_post),
-                                           lambda out: out[0])
-        else:
-            logf = self._frames(X, self._pass_arrays(X))
-            post = np.empty_like(logf) if want_post else np.empty((0, self.n_components))
-            log_probs, _ = self._recursions(logf, bounds, np.ones(len(bounds) - 1), want_post,
-                                            False, post)
-            post = post if want_post else None
+        log_probs, post = self._passes(prepared.backend, prepared.data).scores(prepared.bounds,
+                                                                              want_post)
         if want_post and not (log_probs > -np.inf).all():
             raise ValueError(_UNREACHED)
         return log_probs, post
+
 
     # -- the M-step ---------------------------------------------------------------
 
@@ -748,10 +570,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
 
     # -- fit ------------------------------------------------------------------------
 
-    def _init(self, X, sw_rows, rng):
+    def _init(self, data, backend, sw_rows, rng):
         """hmmlearn's initialisation of the parameters in ``init_params``
-        (and of any not set yet), drawing from ``rng``."""
-        k, d = self.n_components, X.shape[1]
+        (and of any not set yet) from the rows ``data`` held by ``backend``,
+        drawing from ``rng``."""
+        k, d = self.n_components, data.shape[1]
         if "s" in self.init_params or not hasattr(self, "startprob_"):
             self.startprob_ = rng.dirichlet(np.full(k, 1.0 / k))
         if "t" in self.init_params or not hasattr(self, "transmat_"):
@@ -759,16 +582,13 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if "m" in self.init_params or not hasattr(self, "means_"):
             from .kmeans import kmeans_init
 
-            if is_dask_array(X):
-                backend = DaskBackend(check_dtype(self.dtype))
-                self.means_ = kmeans_init(backend.prepare(X), k, sw_rows, rng, backend=backend)
-            elif isinstance(X, CudaData):
-                self.means_ = kmeans_init(X, k, sw_rows, rng, backend=self._gpu())
+            if isinstance(data, np.ndarray):  # k-means in float64, whatever X's dtype
+                self.means_ = kmeans_init(np.ascontiguousarray(data, dtype=np.float64), k,
+                                          sw_rows, rng)
             else:
-                self.means_ = kmeans_init(np.ascontiguousarray(X, dtype=np.float64), k, sw_rows,
-                                          rng)
+                self.means_ = kmeans_init(data, k, sw_rows, rng, backend=backend)
         if "c" in self.init_params or not hasattr(self, "_covars_"):
-            cv = np.atleast_2d(_covariance(X)) + self.min_covar * np.eye(d)
+            cv = np.atleast_2d(_covariance(data)) + self.min_covar * np.eye(d)
             self._covars_ = {"spherical": np.full(k, cv.diagonal().mean()),
                              "diag": np.tile(np.diag(cv), (k, 1)), "tied": cv,
                              "full": np.tile(cv, (k, 1, 1))}[self.covariance_type]
@@ -845,14 +665,14 @@ class GaussianHMM(SaveLoad, EstimatorBase):
             read them (a dask array's chunks cut at sequence boundaries).
         """
         backend = backend_for(X, self.backend, check_dtype(self.dtype))
-        X = _check_data(X, n_features, backend if self.backend == "cuda" else None)
+        X = _check_data(X, n_features, backend)
         bounds = split_lengths(X.shape[0], lengths)
         if is_dask_array(X):
-            X = _at_sequence_boundaries(X, bounds)
+            X = at_sequence_boundaries(X, bounds)
         if sample_weight is not None:
             sample_weight = val.check_sample_weight(sample_weight, len(bounds) - 1,
                                                     matching="one per sequence of lengths")
-        return PreparedFit(X, backend, X, sample_weight, None, bounds)
+        return PreparedFit(backend.prepare(X), backend, X, sample_weight, None, bounds)
 
     def _params_now(self):
         return _Params(self.startprob_, self.transmat_, self.means_, self._covars_)
@@ -866,8 +686,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
     def _rows(self, X, lengths):
         self._check_fitted()
         self._check_model()
-        prepared = self._prepare_sequences(X, lengths, None, self.n_features)
-        return prepared.data, prepared.bounds
+        return self._prepare_sequences(X, lengths, None, self.n_features)
 
     def score_samples(self, X, lengths=None):
         """Log-likelihood of X and the state posteriors of every step.
@@ -896,8 +715,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         >>> posteriors.shape, bool(np.allclose(posteriors.sum(axis=1), 1))
         ((100, 2), True)
         """
-        X, bounds = self._rows(X, lengths)
-        log_probs, post = self._sequence_passes(X, bounds, want_post=True)
+        log_probs, post = self._sequence_passes(self._rows(X, lengths), want_post=True)
         return float(log_probs.sum()), post
 
     def score(self, X, lengths=None):
@@ -924,8 +742,7 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         >>> bool(np.isclose(hmm.score(X), hmm.score_samples(X)[0]))
         True
         """
-        X, bounds = self._rows(X, lengths)
-        return float(self._sequence_passes(X, bounds, want_post=False)[0].sum())
+        return float(self._sequence_passes(self._rows(X, lengths), want_post=False)[0].sum())
 
     def decode(self, X, lengths=None, algorithm=None):
         """The most likely state sequence of X.
@@ -962,24 +779,12 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         if algorithm not in ("viterbi", "map"):
             raise ValueError(f"Invalid value for 'algorithm': {algorithm!r}; expected 'viterbi' "
                              "or 'map'.")
-        X, bounds = self._rows(X, lengths)
+        prepared = self._rows(X, lengths)
         if algorithm == "map":
-            _, post = self._sequence_passes(X, bounds, want_post=True)
+            _, post = self._sequence_passes(prepared, want_post=True)
             # hmmlearn's figure: the sum over steps of the largest posterior
             return float(np.max(post, axis=1).sum()), np.argmax(post, axis=1)
-        if is_dask_array(X):
-            results = _on_blocks(X, bounds, _block_viterbi, self)
-            total, states = sum(r[0] for r in results), np.concatenate([r[1] for r in results])
-        elif isinstance(X, CudaData):
-            total, states = self._on_gpu(X, lambda p: p.viterbi(bounds), lambda out: out[0])
-        else:
-            states, total = np.empty(X.shape[0], dtype=np.int64), 0.0
-            logf = self._frames(X, self._pass_arrays(X))
-            log_start, log_trans = _safe_log(self.startprob_), _safe_log(self.transmat_)
-            for a, b in zip(bounds[:-1], bounds[1:]):
-                log_prob, path = kernels.viterbi(log_start, log_trans, logf[a:b])
-                total += log_prob
-                states[a:b] = path
+        total, states = self._passes(prepared.backend, prepared.data).viterbi(prepared.bounds)
         if not total > -np.inf:  # a sequence's path would be an arbitrary one
             raise ValueError(_UNREACHED)
         return float(total), states
@@ -1204,7 +1009,7 @@ class SequencePass:
         self.family, self.params = family, params
 
     def run(self, backend, X, sample_weight):
-        return self.family.statistics(self.params, X)
+        return self.family.statistics(self.params, backend, X)
 
     @staticmethod
     def run_many(backend, X, sample_weight, requests):
@@ -1237,17 +1042,19 @@ class _BaumWelch:
 
     def initialize(self, data, backend, sample_weight, rng):
         rows = np.repeat(self.weights, np.diff(self.bounds)) if self.weighted else None
-        self.model._init(data, rows, rng)
+        self.model._init(data, backend, rows, rng)
         self.model._check_model()
         return self.model._params_now()
 
     def e_step(self, params):
         return SequencePass(self, params)
 
-    def statistics(self, params, X):
-        """The E-step's statistics of every sequence of X under ``params``."""
-        self.model._set_params(params)
-        return _Stats(self.model._estep(X, self.bounds, self.weights), params)
+    def statistics(self, params, backend, data):
+        """The E-step's statistics of every sequence of ``data`` under ``params``."""
+        model = self.model
+        model._set_params(params)
+        stats = model._passes(backend, data).estep(self.bounds, self.weights, "t" in model.params)
+        return _Stats(model._finish_stats(stats), params)
 
     def m_step(self, stats, draw_rows):
         """hmmlearn's updates; no state is re-seeded (hmmlearn's does not)."""
@@ -1265,15 +1072,14 @@ class _BaumWelch:
         return change < tol
 
 
-def _check_data(X, n_features, gpu=None):
-    """A NumPy array or memory map (validated), a validated dask array, or
-    with the CUDA backend ``gpu`` the rows placed for its passes (CudaData)."""
+def _check_data(X, n_features, backend):
+    """X validated for ``backend``: a NumPy array or memory map, a dask
+    array, or for the CUDA backend a host or GPU array."""
     try:
         if is_dask_array(X):
             return check_dask_array(X, n_features, "GaussianHMM")
-        if gpu is not None:
-            return gpu.prepare(gpu.check_input(X, n_features=n_features,
-                                               estimator="GaussianHMM"))
+        if backend.name == "cuda":
+            return backend.check_input(X, n_features=n_features, estimator="GaussianHMM")
         return val.check_array(X, n_features=n_features, estimator="GaussianHMM")
     except ValueError as exc:
         if "NaN or infinity" not in str(exc):
@@ -1283,8 +1089,9 @@ def _check_data(X, n_features, gpu=None):
 
 
 def _covariance(X):
-    """The rows' (d, d) covariance (``np.cov``'s), of an array, a dask array
-    or the CUDA backend's data (rows on the GPU copied chunk by chunk)."""
+    """The rows' (d, d) covariance (``np.cov``'s) of a backend's data: an
+    array, a dask array, or the CUDA backend's (rows on the GPU copied chunk
+    by chunk)."""
     if isinstance(X, CudaData):
         if X.host is not None:
             return _covariance(X.host)
@@ -1296,6 +1103,8 @@ def _covariance(X):
             Y = c.copy_to_host().astype(np.float64) - mean
             total = total + Y.T @ Y
         return total / (X.n_samples - 1)
+    if isinstance(X, DaskData):
+        X = X.array
     if not is_dask_array(X):
         return np.cov(np.asarray(X, dtype=np.float64).T)
     Y = X.astype(np.float64)
@@ -1303,62 +1112,11 @@ def _covariance(X):
     return (Y.T @ Y).compute() / (X.shape[0] - 1)
 
 
-def _at_sequence_boundaries(X, bounds):
-    """The dask array X with its row chunks cut at sequence boundaries (each
-    chunk edge moves to the next boundary), so that no sequence is split."""
-    edges = np.cumsum((0,) + tuple(X.chunks[0]))
-    cuts = np.unique(np.r_[0, bounds[np.searchsorted(bounds, edges[1:-1])], bounds[-1]])
-    chunks = tuple(int(c) for c in np.diff(cuts))
-    return X if chunks == tuple(X.chunks[0]) else X.rechunk({0: chunks})
-
-
-def _on_blocks(X, bounds, fn, model, *args):
-    """``fn(model, block, local_bounds, *args_of_the_block)`` on every row chunk
-    of X (cut at sequence boundaries) as Dask tasks; results in row order.
-    An argument of length n_sequences is passed as the block's slice."""
-    import dask
-
-    edges = np.cumsum((0,) + tuple(X.chunks[0]))
-    task = dask.delayed(fn, pure=True)
-    tasks = []
-    for (a, b), block in zip(zip(edges[:-1], edges[1:]), X.to_delayed().ravel()):
-        s0, s1 = np.searchsorted(bounds, a), np.searchsorted(bounds, b)
-        local = [arg[s0:s1] if isinstance(arg, np.ndarray) and arg.shape == (len(bounds) - 1,)
-                 else arg for arg in args]
-        tasks.append(task(model, block, bounds[s0:s1 + 1] - a, *local))
-    return list(dask.compute(*tasks))
-
-
 #: Why a sequence's state posteriors or path cannot be computed.
 _UNREACHED = (
     "X has steps so far from every state that their squared Mahalanobis distances overflow "
     "float64, so the state posteriors and the most likely path cannot be computed (score gives "
     "-inf, the float64 value of log p(X)). Rescale X, or drop those steps.")
-
-
-def _add_stats(total, part):
-    """Add one part's statistics to ``total`` in place (``centre``, the same
-    in every part, once)."""
-    for key in total:
-        if key != "centre":
-            total[key] = total[key] + part[key]
-
-
-def _block_estep(model, block, bounds, weights):
-    return model._estep(np.asarray(block), bounds, weights)
-
-
-def _block_passes(model, block, bounds, want_post):
-    return model._sequence_passes(np.asarray(block), bounds, want_post)
-
-
-def _block_viterbi(model, block, bounds):
-    return model.decode(np.asarray(block), np.diff(bounds), algorithm="viterbi")
-
-
-def _safe_log(p):
-    with np.errstate(divide="ignore"):
-        return np.log(np.asarray(p, dtype=np.float64))
 
 
 __all__ = ["GaussianHMM", "ConvergenceMonitor", "split_lengths"]

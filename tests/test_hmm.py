@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from conftest import COVARIANCE_TYPES, same_bits_compiled_afresh_or_cached
 from fastem import GaussianHMM
+from fastem.backends import CPUBackend
 
 hmm = pytest.importorskip("hmmlearn.hmm")
 
@@ -432,13 +433,14 @@ def test_dask_arrays_fit_and_score_as_the_array_does(covariance_type):
     blocks' statistics are summed in another order) and scores, decodes and
     predicts exactly as the array does."""
     da = pytest.importorskip("dask.array")
-    from fastem.hmm import _at_sequence_boundaries, split_lengths
+    from fastem.backends.dask import at_sequence_boundaries
+    from fastem.hmm import split_lengths
 
     X, lengths = _sequences(seed=3, n_seq=7, length=120)
     weights = np.arange(1.0, 8.0)
     Xd = da.from_array(X, chunks=100)
     bounds = split_lengths(len(X), lengths)
-    edges = np.cumsum((0,) + _at_sequence_boundaries(Xd, bounds).chunks[0])
+    edges = np.cumsum((0,) + at_sequence_boundaries(Xd, bounds).chunks[0])
     assert set(edges) <= set(bounds) and len(edges) > 2
     fits = []
     for data in (X, Xd):
@@ -500,7 +502,9 @@ def test_a_step_far_from_every_state_keeps_the_other_steps_posteriors(dtype):
     Z[2] *= 1e25
     Z = Z.astype(dtype)
     log_prob, post = m.score_samples(Z)
-    logf = m._frames(Z.astype(np.float64), m._pass_arrays(Z.astype(np.float64)))
+    Z64 = Z.astype(np.float64)
+    logf = CPUBackend().sequence_passes(Z64, m._emission_inputs(), m.startprob_,
+                                        m.transmat_).frames(Z64)
     want, path = _posteriors_by_every_path(m.startprob_, m.transmat_, logf)
     assert np.isfinite(log_prob) and log_prob < -1e40
     np.testing.assert_allclose(post.sum(axis=1), 1.0)

@@ -12,7 +12,10 @@ The protocol, the same for cpu, cuda and dask (``backend_for`` picks one):
 - ``map_chunks(data, fn, ...)`` and ``take_rows(data, rows)``: the passes and
   row picks of initialisation and re-seeding;
 - ``in_float64()``: the same backend computing every pass in float64 (for a
-  float32 pass that lost rows, see ``fastem._steps.GaussianPass``).
+  float32 pass that lost rows, see ``fastem._steps.GaussianPass``);
+- ``sequence_passes(data, inputs, startprob, transmat)``: a hidden Markov
+  model's passes over sequences (``estep``, ``scores``, ``viterbi``; see
+  ``cpu_hmm.py``), for ``fastem.hmm.SequencePass``.
 
 A backend never sees an estimator or a model family.
 """

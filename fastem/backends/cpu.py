@@ -268,6 +268,14 @@ class CPUBackend:
         return split_stats(inputs_list, pas, args["segments"], mass, first, second,
                            loglik.sum(axis=0), total_weight(n, sample_weight), n)
 
+    def sequence_passes(self, X: np.ndarray, inputs: KernelInputs, startprob, transmat):
+        """The passes of a hidden Markov model (emission densities ``inputs``,
+        ``startprob`` (k,), ``transmat`` (k, k)) over the sequences of X:
+        ``estep``, ``scores`` and ``viterbi`` (``fastem.backends.cpu_hmm``)."""
+        from .cpu_hmm import HMMPasses
+
+        return HMMPasses(self, X, inputs, startprob, transmat)
+
     def map_rows(self, X, inputs, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row; see :func:`map_rows_eager`."""
         return map_rows_eager(self, X, inputs, reduce, out_columns, dtype)

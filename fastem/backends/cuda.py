@@ -358,6 +358,13 @@ class CUDABackend:
         self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
         return out.copy_to_host().reshape(shape)
 
+    def sequence_passes(self, data: CudaData, inputs: KernelInputs, startprob, transmat):
+        """The passes of a hidden Markov model over the sequences of ``data``,
+        as the CPU backend's (``fastem.backends.cuda_hmm``)."""
+        from .cuda_hmm import GuardedPasses
+
+        return GuardedPasses(self, data, inputs, startprob, transmat)
+
     def map_rows(self, data, inputs, reduce, out_columns=None, dtype=np.float64):
         """``reduce`` of the weighted log-densities of every row (host ndarray)."""
         return map_rows_eager(self, data, inputs, reduce, out_columns, dtype)

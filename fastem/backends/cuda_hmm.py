@@ -23,6 +23,7 @@ import numpy as np
 
 from .. import config
 from .._covariance import Layout
+from .._precision import for_pass
 from ..kernels.cuda import gaussian
 from ..kernels.cuda import hmm as kernels
 from .cuda import CudaData, cuda_part_bounds, threads_for
@@ -113,8 +114,8 @@ class HMMPasses:
     def estep(self, bounds, weights, want_xi):
         """Baum-Welch's weighted statistics of all sequences, in the CPU
         E-step's raw form: ``log_prob``, ``start``, ``trans``, ``post``,
-        ``obs`` (about each state's mean) and ``second`` (lower triangles for
-        full covariances)."""
+        ``obs`` and ``second`` (about each state's mean, ``centre``; lower
+        triangles for full covariances)."""
         k, d, reduce = self.k, self.d, self.backend._reduce
         width = d * d if self.layout == Layout.FULL else d
         total = None
@@ -139,6 +140,7 @@ class HMMPasses:
                      "post": reduce(mass, (k,)), "obs": reduce(first, (k, d)),
                      "second": reduce(second, (k, width))}
             total = group if total is None else {key: total[key] + group[key] for key in total}
+        total["centre"] = self.pa.centres
         return total
 
     def scores(self, bounds, want_post):
@@ -173,3 +175,41 @@ class HMMPasses:
             total += float(self._log_probs(log_prob, local).sum())
             states[bounds[s0]:bounds[s1]] = path.copy_to_host()
         return total, states
+
+
+class GuardedPasses:
+    """:class:`HMMPasses` in the backend's compute dtype, run again in
+    float64 when a float32 pass lost a sequence (a log-likelihood that is not
+    finite: a step whose squared distance overflows float32, not float64),
+    as the CPU computes such emissions again in float64.
+
+    Parameters
+    ----------
+    backend : CUDABackend
+    data : CudaData
+    inputs : KernelInputs of the emission densities
+    startprob : ndarray of shape (k,)
+    transmat : ndarray of shape (k, k)
+    """
+
+    def __init__(self, backend, data, inputs, startprob, transmat):
+        def passes(dtype):
+            return HMMPasses(backend, data, for_pass(inputs, data.dtype, dtype), inputs.layout,
+                             startprob, transmat)
+
+        self._passes, self._make = passes(backend.dtype), passes
+
+    def _run(self, run, log_probs):
+        out = run(self._passes)
+        if self._passes.pa.means.dtype == np.float32 and not np.all(np.isfinite(log_probs(out))):
+            out = run(self._make(np.float64))
+        return out
+
+    def estep(self, bounds, weights, want_xi):
+        return self._run(lambda p: p.estep(bounds, weights, want_xi), lambda out: out["log_prob"])
+
+    def scores(self, bounds, want_post):
+        return self._run(lambda p: p.scores(bounds, want_post), lambda out: out[0])
+
+    def viterbi(self, bounds):
+        return self._run(lambda p: p.viterbi(bounds), lambda out: out[0])

@@ -185,6 +185,12 @@ class DaskBackend:
         (total,) = dask.compute(_tree_sum(parts, _add_lists))
         return total
 
+    def sequence_passes(self, data: DaskData, inputs: KernelInputs, startprob, transmat):
+        """The passes of a hidden Markov model over the sequences of ``data``
+        (its row chunks cut at sequence boundaries, :func:`at_sequence_boundaries`):
+        the CPU backend's on every chunk, as Dask tasks (:class:`SequenceBlocks`)."""
+        return SequenceBlocks(data.array, (inputs, startprob, transmat), self.dtype)
+
     def map_rows(self, data: DaskData, inputs, reduce, out_columns=None, dtype=np.float64):
         """A lazy dask array of ``reduce`` of the weighted log-densities (see :func:`lazy_map`)."""
         return lazy_map(data.array, inputs, reduce, out_columns, dtype, self.dtype)
@@ -222,3 +228,62 @@ def lazy_map(X, inputs: KernelInputs, reduce, out_columns, dtype=np.float64, com
     if out_columns is None:
         return X.map_blocks(block_fn, drop_axis=1, dtype=dtype)
     return X.map_blocks(block_fn, chunks=(X.chunks[0], (out_columns,)), dtype=dtype)
+
+
+def at_sequence_boundaries(X, bounds):
+    """The dask array X with its row chunks cut at sequence boundaries (each
+    chunk edge moves to the next boundary), so that no sequence is split."""
+    edges = np.cumsum((0,) + tuple(X.chunks[0]))
+    cuts = np.unique(np.r_[0, bounds[np.searchsorted(bounds, edges[1:-1])], bounds[-1]])
+    chunks = tuple(int(c) for c in np.diff(cuts))
+    return X if chunks == tuple(X.chunks[0]) else X.rechunk({0: chunks})
+
+
+def _sequence_task(block, model, dtype, method, bounds, *args):
+    """One row chunk's pass ``method`` of a hidden Markov model, on the worker."""
+    passes = CPUBackend(dtype).sequence_passes(np.asarray(block), *model)
+    return getattr(passes, method)(bounds, *args)
+
+
+class SequenceBlocks:
+    """The passes of a hidden Markov model over a dask array whose row chunks
+    hold whole sequences: each chunk's pass is a Dask task running the CPU
+    backend's, and the results come back in row order (the E-step's
+    statistics summed in that order)."""
+
+    def __init__(self, X, model, dtype):
+        self.X, self.model, self.dtype = X, model, dtype
+
+    def _on_blocks(self, method, bounds, *args):
+        """``method`` on every row chunk, with the chunk's sequence boundaries
+        and its slice of each argument of one value per sequence."""
+        import dask
+
+        X = self.X
+        edges = np.cumsum((0,) + tuple(X.chunks[0]))
+        task = dask.delayed(_sequence_task, pure=True)
+        tasks = []
+        for (a, b), block in zip(zip(edges[:-1], edges[1:]), X.to_delayed().ravel()):
+            s0, s1 = np.searchsorted(bounds, a), np.searchsorted(bounds, b)
+            local = [arg[s0:s1] if isinstance(arg, np.ndarray) and arg.shape == (len(bounds) - 1,)
+                     else arg for arg in args]
+            tasks.append(task(block, self.model, self.dtype, method, bounds[s0:s1 + 1] - a,
+                              *local))
+        return list(dask.compute(*tasks))
+
+    def estep(self, bounds, weights, want_xi):
+        from .cpu_hmm import add_stats
+
+        parts = self._on_blocks("estep", bounds, weights, want_xi)
+        for part in parts[1:]:
+            add_stats(parts[0], part)
+        return parts[0]
+
+    def scores(self, bounds, want_post):
+        results = self._on_blocks("scores", bounds, want_post)
+        log_probs = np.concatenate([r[0] for r in results])
+        return log_probs, (np.concatenate([r[1] for r in results]) if want_post else None)
+
+    def viterbi(self, bounds):
+        results = self._on_blocks("viterbi", bounds)
+        return sum(r[0] for r in results), np.concatenate([r[1] for r in results])
