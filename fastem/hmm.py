@@ -33,6 +33,7 @@ import numpy as np
 from . import _em
 from . import _validation as val
 from . import config
+from ._compile_clock import compile_seconds
 from ._covariance import COVARIANCE_TYPES, Layout, layout_of, parameter_shape
 from ._estimator import EstimatorBase, PreparedFit, SaveLoad
 from ._model import factor_inputs, full_from_lower, precision_cholesky_from_covariances
@@ -222,6 +223,11 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         Dimensions of the emissions.
     monitor_ : ConvergenceMonitor
         ``history`` of the log-likelihood per iteration, ``iter``, ``converged``.
+    compile_seconds_ : float
+        Wall time the fit spent compiling kernels: only on a kernel's first
+        use on this CPU, since kernels are cached on disk (``fastem warmup``
+        compiles them ahead of time); with ``verbose`` it is printed on a
+        line of its own.
 
     Examples
     --------
@@ -635,12 +641,12 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         self.monitor_ = ConvergenceMonitor(self.tol, self.n_iter, self.verbose)
         self._rows_kept = 0
         self._states_kept = np.zeros(self.n_components, dtype=bool)
-        settings = _em.LoopSettings(
-            n_init=1, max_iter=self.n_iter, tol=self.tol,
-            progress=lambda n_iter, max_iter, bound, change, seconds: self.monitor_._record(bound))
+        settings = _em.LoopSettings(n_init=1, max_iter=self.n_iter, tol=self.tol,
+                                    progress=self._progress())
         result = _em.fit(family, prepared.data, prepared.backend, prepared.sample_weight,
                          check_random_state(self.random_state), settings)
         self._set_params(result.params)
+        self.compile_seconds_ = result.compile_seconds
         if self._states_kept.any():
             warnings.warn(f"state(s) {np.flatnonzero(self._states_kept).tolist()} had no "
                           "posterior mass (no sequence reaches them under startprob_ and "
@@ -653,6 +659,22 @@ class GaussianHMM(SaveLoad, EstimatorBase):
                           "to zero).", RuntimeWarning, stacklevel=2)
         self.n_features_in_ = n_features
         return self
+
+    def _progress(self):
+        """The driver's per-iteration callback: ``monitor_`` records the
+        log-likelihood (and prints hmmlearn's line when ``verbose``), after a
+        line of its own for the kernels compiled since the last iteration (a
+        first use on this CPU), so that compiling is not read as fitting."""
+        clock = [compile_seconds()]
+
+        def progress(n_iter, max_iter, bound, change, seconds):
+            compiled, clock[0] = compile_seconds() - clock[0], compile_seconds()
+            if self.verbose and compiled > 0:
+                print(f"  compiling kernels for this CPU, first use only: {compiled:.2f}s",
+                      file=sys.stderr)
+            self.monitor_._record(bound)
+
+        return progress
 
     def _prepare_sequences(self, X, lengths, sample_weight, n_features):
         """X validated and placed for the passes, cut into its sequences.

@@ -287,15 +287,25 @@ def test_model_file_round_trip_and_a_damaged_file(tmp_path):
 
 
 _SCRIPT = """
-import hashlib, sys, numpy as np
+import contextlib, hashlib, io, os, pathlib, sys, numpy as np
 from fastem import GaussianHMM
+fresh = not any(pathlib.Path(os.environ["NUMBA_CACHE_DIR"]).rglob("*.nbi"))
 rng = np.random.default_rng(0)
 X = np.r_[rng.normal(size=(300, 2)), rng.normal(size=(300, 2)) + 3]
 h = hashlib.sha256()
 for c in ("diag", "full"):
     for i in ("log", "scaling"):
-        m = GaussianHMM(3, covariance_type=c, implementation=i, random_state=0, n_iter=5)
-        m.fit(X, [100] * 6)
+        m = GaussianHMM(3, covariance_type=c, implementation=i, random_state=0, n_iter=5,
+                        verbose=True)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            m.fit(X, [100] * 6)
+        lines = err.getvalue().splitlines()
+        compiled = [line for line in lines if "compiling kernels" in line]
+        # a first use compiles, and says so on a line of its own
+        assert bool(compiled) == (m.compile_seconds_ > 0), lines
+        assert not (fresh and c == "diag" and i == "log") or compiled, lines
+        assert len(lines) - len(compiled) == m.monitor_.iter, lines
         h.update(m.means_.tobytes() + m.transmat_.tobytes() + m.predict_proba(X).tobytes())
     # a transition below SMALL_TRANSITION: the exact recursion's own drivers
     m.set_params(init_params="", n_iter=2)
@@ -671,8 +681,8 @@ def test_verbose_prints_hmmlearns_lines(capsys):
     for m in _pair("diag", n_iter=6, tol=1e-6, verbose=True):
         m.fit(X, lengths)
         err = capsys.readouterr().err
-        printed.append(np.array([[float(v) for v in line.split()]
-                                 for line in err.splitlines() if line.strip()]))
+        printed.append(np.array([[float(v) for v in line.split()] for line in err.splitlines()
+                                 if line.strip() and "compiling kernels" not in line]))
         assert len(printed[-1]) == m.monitor_.iter
     ours, ref = printed
     np.testing.assert_array_equal(ours[:, 0], np.arange(1, len(ours) + 1))
