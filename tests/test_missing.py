@@ -46,20 +46,22 @@ def _rel(a, b):
 @pytest.mark.parametrize("weighted", [False, True])
 def test_one_pass_matches_oracle(covariance_type, dtype, weighted):
     """The kernel's expected statistics, through the M-step, are the oracle's
-    EM step (explicit conditional Gaussians) to 1e-10, rows with nothing
-    observed included."""
+    EM step (explicit conditional Gaussians) to 1e-10 in float64 compute,
+    rows with nothing observed included; float32 rows' own compute (float32
+    for the diagonal layouts) to float32's round-off."""
     X = _with_holes(make_blobs(n=240, d=5, k=3, seed=2)[0], 0.3, seed=1, empty_rows=(4,))
     X = X.astype(dtype)
     weights, means, cov = random_params(3, 5, covariance_type, seed=3)
     sw = np.random.default_rng(0).uniform(0.1, 3.0, X.shape[0]) if weighted else None
     params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type)
-    stats = CPUBackend().accumulate(X, params.kernel_inputs().incomplete(), sw)
-    w, mu, c = m_step(stats, covariance_type, 1e-6)
     ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, ref.covariance_matrices(
         cov, covariance_type, 3, 5), covariance_type, 1e-6, sw)
-    assert abs(stats.log_likelihood / stats.weight_sum - ll) < 1e-10 * abs(ll)
-    assert _rel(w, w2) < 1e-10 and _rel(mu, mu2) < 1e-10 and _rel(c, c2) < 1e-10
+    for compute, tol in ((np.float64, 1e-10), (None, 1e-10 if dtype == np.float64 else 1e-5)):
+        stats = CPUBackend(compute).accumulate(X, params.kernel_inputs().incomplete(), sw)
+        w, mu, c = m_step(stats, covariance_type, 1e-6)
+        assert abs(stats.log_likelihood / stats.weight_sum - ll) < tol * abs(ll)
+        assert _rel(w, w2) < tol and _rel(mu, mu2) < tol and _rel(c, c2) < tol
 
 
 @pytest.mark.parametrize("k", [1, 8, 9, 17])
@@ -234,7 +236,10 @@ def test_rows_with_nothing_observed_do_not_count_as_samples(make):
     assert np.isfinite(getattr(model, "mixture_", model).means_).all()
 
 
-def test_float32_input_is_computed_in_float64():
+def test_float32_input_is_computed_in_float64_for_full_covariances():
+    """float32 rows with NaN fit the float64 model of their values, bit for
+    bit, for 'full' (and 'tied') covariances: their pass is not written for
+    float32 compute yet."""
     X = _with_holes(make_blobs(n=300, d=4, k=3, seed=3)[0], 0.2, seed=6)
     kw = dict(random_state=0, max_iter=15, tol=0.0)
     with warnings.catch_warnings():
@@ -242,6 +247,60 @@ def test_float32_input_is_computed_in_float64():
         a = GaussianMixture(3, **kw).fit(X.astype(np.float32))
         b = GaussianMixture(3, **kw).fit(X.astype(np.float32).astype(np.float64))
     np.testing.assert_array_equal(a.means_, b.means_)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
+def test_float32_diagonal_passes_compute_in_float32(covariance_type):
+    """float32 rows with NaN compute a 'diag' or 'spherical' pass in float32,
+    as complete rows do (centred in float64 before they are narrowed, so data
+    far from the origin keep their precision): the float64 pass of the same
+    values to float32's round-off; ``dtype=np.float64`` gives that float64
+    pass bit for bit; a fit reaches the float64 fit."""
+    d = 5
+    X = _with_holes(make_blobs(n=4000, d=d, k=3, seed=21)[0], 0.2, seed=22) + 1e3
+    X32 = X.astype(np.float32)
+    weights, means, cov = random_params(3, d, covariance_type, seed=7)
+    inputs = Params(weights, means + 1e3, precision_cholesky_from_covariances(cov, covariance_type),
+                    covariance_type).kernel_inputs().incomplete()
+    sw = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
+    narrow = accumulate_missing(X32, inputs, sw)
+    wide = accumulate_missing(X32.astype(np.float64), inputs, sw)
+    assert narrow.round_off > 0 and wide.round_off == 0  # it did compute in float32
+    scale = wide.mass.sum()
+    for a, b in ((narrow.mass, wide.mass), (narrow.first, wide.first),
+                 (narrow.second, wide.second)):
+        np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6 * scale)
+    assert narrow.log_likelihood == pytest.approx(wide.log_likelihood, rel=1e-6)
+    again = accumulate_missing(X32, inputs, sw, np.float64)
+    assert again.log_likelihood == wide.log_likelihood
+    np.testing.assert_array_equal(again.second, wide.second)
+    kw = dict(covariance_type=covariance_type, random_state=0, max_iter=10, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = GaussianMixture(3, **kw).fit(X32)
+        b = GaussianMixture(3, **kw).fit(X32.astype(np.float64))
+    np.testing.assert_allclose(a.means_, b.means_, rtol=1e-6)
+    np.testing.assert_allclose(a.covariances_, b.covariances_, rtol=1e-4)
+    np.testing.assert_allclose(a.score_samples(X32), b.score_samples(X32), atol=1e-4)
+    assert not np.array_equal(a.means_, b.means_)
+
+
+def test_a_float32_row_beyond_float32s_range_is_computed_in_float64():
+    """An observed value 1e25 standard deviations away overflows float32's
+    squared distance: that chunk's log-densities, and a fit's pass, are
+    computed again in float64, so float32 rows give what float64 gives."""
+    X = _with_holes(make_blobs(n=500, d=3, k=2, seed=23)[0], 0.2, seed=24)
+    X[7] = [1e25, np.nan, 0.0]
+    X32 = X.astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm = GaussianMixture(2, covariance_type="diag", random_state=0, max_iter=5).fit(
+            X32.astype(np.float64))
+        got = gm.score_samples(X32)
+        want = gm.score_samples(X32.astype(np.float64))
+        assert np.isfinite(got[7]) and got[7] == pytest.approx(want[7], rel=1e-6)
+        fitted = GaussianMixture(2, covariance_type="diag", random_state=0, max_iter=5).fit(X32)
+    assert np.isfinite(fitted.means_).all() and np.isfinite(fitted.lower_bound_)
 
 
 def test_memmap_dask_and_save_load_agree(tmp_path, client):
@@ -538,6 +597,12 @@ for ctype, prec in (("full", np.stack([np.eye(5)] * 3)), ("diag", np.ones((3, 5)
         warnings.simplefilter("ignore")
         gm.fit(X)
     h.update(gm.means_.tobytes() + gm.covariances_.tobytes() + gm.score_samples(X).tobytes())
+    if ctype == "diag":  # float32 rows compute a diagonal pass in float32
+        X32 = X.astype(np.float32)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            gm.fit(X32)
+        h.update(gm.means_.tobytes() + gm.score_samples(X32).tobytes())
 print(h.hexdigest())
 """
 

@@ -63,12 +63,12 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
 
 
 def missing_arrays(inputs):
-    """``(layout, means, means_t, factor, prec_t, log_const)`` as the
-    incomplete-data kernels take them (``fastem.kernels.cpu.missing``):
-    float64; for full factors, the means (d, kp) and the precisions ``U_j
-    U_j^T`` (d, d, kp) with the components last, padded to ``kp``, a
-    multiple of the kernels' vector lanes (padding: zero means, identity
-    precisions, so that every lane stays finite)."""
+    """``(layout, means, means_t, factor, prec_t, log_const, ref)`` as the
+    float64 incomplete-data kernels take them (``fastem.kernels.cpu.missing``;
+    ``ref`` zeros: rows are not re-centred); for full factors, the means
+    (d, kp) and the precisions ``U_j U_j^T`` (d, d, kp) with the components
+    last, padded to ``kp``, a multiple of the kernels' vector lanes (padding:
+    zero means, identity precisions, so that every lane stays finite)."""
     k, d = inputs.means.shape
     if inputs.layout is Layout.FULL:
         kp = -(-k // missing.LANES) * missing.LANES
@@ -80,7 +80,7 @@ def missing_arrays(inputs):
     else:
         prec_t, means_t = np.empty((0, 0, 0)), np.empty((0, 0))
     return (inputs.layout, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
-            np.ascontiguousarray(inputs.log_const))
+            np.ascontiguousarray(inputs.log_const), np.zeros(d))
 
 
 def widened(rows):
@@ -89,15 +89,34 @@ def widened(rows):
     return kernel_input(np.asarray(rows, dtype=np.float64))
 
 
-def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
+def narrow_missing(inputs, data_dtype, requested=None):
+    """The diagonal incomplete-data pass in float32 where the complete
+    data's would compute in float32 (``fastem._precision``'s rule), as
+    ``(PassArrays, arrays for the kernels)``; None where it computes in
+    float64 (every FULL layout: float32 is not done there yet, see
+    ``docs/user_guide/missing_values.md``)."""
+    if inputs.layout is Layout.FULL:
+        return None
+    pa = for_pass(inputs, data_dtype, requested)
+    if pa.means.dtype != np.float32:
+        return None
+    empty = np.empty((0, 0), np.float32)
+    return pa, (inputs.layout, pa.means, empty, pa.factor, np.empty((0, 0, 0), np.float32),
+                pa.log_const, pa.ref)
+
+
+def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
     """The pass of EM for incomplete data over host rows (NaN: missing):
-    expected statistics centred on ``inputs.means``, in float64.
+    expected statistics centred on ``inputs.means``.
 
     Parameters
     ----------
     X : ndarray of shape (n, d), float32 or float64
     inputs : KernelInputs
     sample_weight : ndarray of shape (n,) float64, or None
+    dtype : the backend's compute dtype (None: the data's): float32 data
+        compute a diagonal pass in float32 (:func:`narrow_missing`), else
+        in float64
 
     Returns
     -------
@@ -105,10 +124,22 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
         ``log_likelihood`` is the observed coordinates' ``sum_i w_i log p(x_i,o)``.
     """
     n, d = X.shape
-    layout, means, means_t, factor, prec_t, log_const = missing_arrays(inputs)
+    w, has_weights = weights_arg(sample_weight)
+    narrow = narrow_missing(inputs, X.dtype, dtype)
+    if narrow is not None:
+        pa, arrays = narrow
+        bounds, mass, first, second = partial_stats(n, inputs.n_components, d, inputs.layout)
+        loglik = np.zeros(bounds.shape[0] - 1)
+        with launch():
+            missing.accumulate(kernel_input(X), w, has_weights, *arrays, bounds, mass, first,
+                               second, loglik)
+        mass, first, second = reduce_partial_stats(mass, first, second, d, inputs.layout)
+        weight_sum = total_weight(n, sample_weight)
+        return Stats(mass, first, second, pa.centres,
+                     pa.log_likelihood(loglik.sum(), weight_sum), weight_sum, pa.round_off, n)
+    layout, means, means_t, factor, prec_t, log_const, ref = missing_arrays(inputs)
     bounds, mass, first, second = partial_stats(n, means.shape[0], d, layout)
     loglik = np.zeros(bounds.shape[0] - 1)
-    w, has_weights = weights_arg(sample_weight)
     # float32 rows are widened a few parts at a time, so that one compiled
     # driver per layout serves both dtypes (each costs seconds to compile)
     # and float32 input gives the float64 fit of its values, bit for bit.
@@ -123,8 +154,9 @@ def accumulate_missing(X, inputs, sample_weight=None) -> Stats:
         a, b = bounds[p], bounds[q]
         with launch():
             missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, layout,
-                               means, means_t, factor, prec_t, log_const, bounds[p:q + 1] - a,
-                               mass[p:q], first[p:q], second[p:q], loglik[p:q])
+                               means, means_t, factor, prec_t, log_const, ref,
+                               bounds[p:q + 1] - a, mass[p:q], first[p:q], second[p:q],
+                               loglik[p:q])
         p = q
     mass, first, second = reduce_partial_stats(mass, first, second, d, layout)
     return Stats(mass, first, second, means.copy(), float(loglik.sum()),
@@ -202,7 +234,7 @@ class CPUBackend:
             Centred on ``inputs.means``.
         """
         if inputs.missing:
-            return accumulate_missing(X, inputs, sample_weight)
+            return accumulate_missing(X, inputs, sample_weight, self.dtype)
         n, d = X.shape
         bounds, mass, first, second = partial_stats(n, inputs.n_components, d, inputs.layout)
         loglik = np.zeros(bounds.shape[0] - 1)
@@ -235,7 +267,7 @@ class CPUBackend:
         list of Stats, in the order of ``inputs_list``
         """
         if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
-            return [accumulate_missing(X, i, sample_weight) for i in inputs_list]
+            return [accumulate_missing(X, i, sample_weight, self.dtype) for i in inputs_list]
         pas = [for_pass(i, X.dtype, self.dtype) for i in inputs_list]
         by_dtype = {}
         for g, pa in enumerate(pas):
@@ -293,7 +325,7 @@ class CPUBackend:
         n = X.shape[0]
         k = inputs.n_components
         if inputs.missing:
-            yield from _missing_log_prob_chunks(X, inputs)
+            yield from _missing_log_prob_chunks(X, inputs, self.dtype)
             return
         pa = for_pass(inputs, X.dtype, self.dtype)
         wide = None
@@ -318,17 +350,27 @@ def _log_prob(chunk, layout, pa, k):
     return out
 
 
-def _missing_log_prob_chunks(X, inputs):
+def _missing_log_prob_chunks(X, inputs, dtype=None):
     """:meth:`CPUBackend.weighted_log_prob_chunks` of rows with missing values:
-    the observed coordinates' weighted marginal log-densities, in float64."""
-    arrays = missing_arrays(inputs)
+    the observed coordinates' weighted marginal log-densities, in the
+    compute dtype of the pass (:func:`narrow_missing`; a float32 chunk that
+    overflowed is computed again in float64)."""
+    narrow = narrow_missing(inputs, X.dtype, dtype)
+    wide = missing_arrays(inputs)
     n, k = X.shape[0], inputs.n_components
     for start in range(0, n, config.CHUNK_ROWS):
         stop = min(n, start + config.CHUNK_ROWS)
         out = np.empty((stop - start, k))
+        if narrow is not None:
+            with launch():
+                missing.log_prob(kernel_input(X[start:stop]), *narrow[1],
+                                 part_bounds(stop - start, 1), out)
+            out += narrow[0].shift
+            if not float32_overflowed(out, narrow[0]):
+                yield start, stop, out
+                continue
         with launch():
-            missing.log_prob(widened(X[start:stop]), *arrays,
-                             part_bounds(stop - start, 1), out)
+            missing.log_prob(widened(X[start:stop]), *wide, part_bounds(stop - start, 1), out)
         yield start, stop, out
 
 

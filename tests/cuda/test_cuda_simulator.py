@@ -434,17 +434,19 @@ def _holes(X, fraction, seed, empty_rows=()):
 def test_incomplete_data_pass_and_densities_match_cpu(covariance_type):
     """The incomplete-data kernels (NaN: missing) against the CPU's, on rows
     spanning several tiles, a row with nothing observed among them, float32
-    and float64 rows, with and without sample weights."""
+    and float64 rows, with and without sample weights. They compute in
+    float64 for either dtype of rows (the CPU computes float32 rows' diagonal
+    passes in float32 by default, so it is asked for float64)."""
     X, _ = make_blobs(n=75, d=3, k=3, seed=1)
     p = _params(X, 3, covariance_type).incomplete()
     sw = np.random.default_rng(2).uniform(0, 2, size=len(X))
-    cuda = CUDABackend()
+    cuda, cpu = CUDABackend(), CPUBackend(np.float64)
     for rows in (_holes(X, 0.3, seed=3, empty_rows=(5,)), _holes(X, 0.3, seed=4).astype(np.float32)):
         for weights in (None, sw):
             got = cuda.accumulate(cuda.prepare(rows), p, weights)
-            _assert_stats_close(got, CPUBackend().accumulate(rows, p, weights))
+            _assert_stats_close(got, cpu.accumulate(rows, p, weights))
         got = np.concatenate([c for _, _, c in cuda.weighted_log_prob_chunks(cuda.prepare(rows), p)])
-        want = np.concatenate([c for _, _, c in CPUBackend().weighted_log_prob_chunks(rows, p)])
+        want = np.concatenate([c for _, _, c in cpu.weighted_log_prob_chunks(rows, p)])
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
 
 

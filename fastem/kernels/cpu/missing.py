@@ -24,7 +24,9 @@ the missing coordinates:
 For diagonal precisions the conditional mean is ``mu_m`` (``delta`` is
 ``delta0``) and the conditional variances are the component's own.
 Statistics are centred on the component means (what the M-step's
-``Stats.centres`` says) and computed in float64.
+``Stats.centres`` says), computed in float64; the diagonal layout's pass
+also in float32 (``backends.cpu.narrow_missing``: rows centred on a
+reference in float64 first, as the complete data's float32 pass does).
 
 How the work is laid out (blocks of ``BLOCK_ROWS`` rows, held transposed as
 in :mod:`.gaussian`, the last block padded with weight-0 rows):
@@ -77,7 +79,7 @@ from ...config import BLOCK_ROWS
 from ._elementary import fast_exp, log_of_product, split_product
 from ._jit import driver as _jit_driver, helper, stack_helper
 from ._parts import next_part, run_parts
-from ._simd import (LANES, lanes, vadd, vdiv, vfma, vlane, vload, vmul, vsplat, vsqrt, vstore,
+from ._simd import (LANES, lanes, like, vadd, vdiv, vfma, vlane, vload, vmul, vsplat, vsqrt, vstore,
                     vsub, vsum8, vzero)
 from ._stack import panel_rows
 from .gaussian import (_pass_buffers, block_log_prob_full, block_responsibilities,
@@ -89,8 +91,9 @@ LOG_2PI = math.log(2.0 * math.pi)
 
 
 @helper
-def _load_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb):
-    """Rows ``start:stop`` transposed into ``xt`` (d, B) with NaN as 0, and
+def _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb):
+    """Rows ``start:stop`` centred on ``ref`` (d,) in float64, then narrowed
+    to the compute dtype, transposed into ``xt`` (d, B) with NaN as 0, and
     ``ot`` (d, B): 1 observed, 0 missing; each row's missing indices into
     ``mis[i, :q]``, ``q`` into ``qs[i]`` and the running sum of the ``q``
     (where the row's ``e`` starts in a block's ``E``) into ``offs[i]``; weights
@@ -108,7 +111,7 @@ def _load_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb):
         for i in range(m):
             v = X[start + i, a]
             gone = math.isnan(v)
-            xt[a, i] = 0.0 if gone else v
+            xt[a, i] = 0.0 if gone else np.float64(v) - ref[a]
             ot[a, i] = 0.0 if gone else 1.0
     off = 0
     lists = mis.shape[0] > 0
@@ -315,8 +318,8 @@ def _add_conditional_covariance(q, m, L, col, cond):
 
 
 @stack_helper
-def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, first_row, end_row,
-               mass, first, second, out):
+def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref, first_row,
+               end_row, mass, first, second, out):
     """Rows ``first_row:end_row`` of :func:`accumulate` for the 'full' layout;
     returns their ``sum_i w_i log p(x_i,o)``. When ``out`` (n, k) has rows,
     the rows' weighted log-densities go to its rows ``first_row:end_row``
@@ -329,7 +332,7 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, fir
     ll = 0.0
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
-        _load_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb)
+        _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb)
         nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
             _fill_means(xt, m_feat, m_row, nnz, means, j)
@@ -378,13 +381,14 @@ def _hidden_terms(factor, log_const):
     nothing observed). Once per part: a logarithm per entry per block cost
     the diagonal pass a tenth of its time."""
     k, d = factor.shape
-    two_h = np.empty((k, d))
+    two_h = np.empty((k, d), factor.dtype)
     c = np.empty(k)
     for j in range(k):
         total = 0.0
         for a in range(d):
-            two_h[j, a] = LOG_2PI - 2.0 * math.log(factor[j, a])
-            total += two_h[j, a]
+            h = LOG_2PI - 2.0 * math.log(np.float64(factor[j, a]))
+            two_h[j, a] = h
+            total += h
         c[j] = log_const[j] + 0.5 * total
     return two_h, c
 
@@ -427,7 +431,7 @@ def _masked_diag_tile(xt, ot, resp, j, a0, a1, mu0, mu1, like_arr):
     s1 = vzero(like_arr)
     u0 = vzero(like_arr)
     u1 = vzero(like_arr)
-    one = vsplat(1.0)
+    one = vsplat(like(1.0, like_arr))
     for i in range(0, B, lanes(like_arr)):
         r = vload(resp, j * B + i)
         o0 = vload(ot, a0 * B + i)
@@ -483,8 +487,8 @@ def _block_stats_diag(xt, ot, means, resp, mass, first, second, unseen):
 
 
 @stack_helper
-def _diag_part(X, w, has_weights, means, factor, log_const, first_row, end_row, mass, first,
-               second, out):
+def _diag_part(X, w, has_weights, means, factor, log_const, ref, first_row, end_row, mass,
+               first, second, out):
     """Rows ``first_row:end_row`` of :func:`accumulate` for the diagonal
     layout: no row depends on another component's numbers, so everything
     runs over the block's rows; returns ``sum_i w_i log p(x_i,o)``, or
@@ -496,13 +500,13 @@ def _diag_part(X, w, has_weights, means, factor, log_const, first_row, end_row, 
     mis = np.empty((0, d), dtype=np.int64)
     qs = np.empty(0, dtype=np.int64)
     offs = np.empty(0, dtype=np.int64)
-    ot = np.empty((d, B))
+    ot = np.empty((d, B), means.dtype)
     unseen = np.zeros((d, k))
     two_h, c = _hidden_terms(factor, log_const)
     ll = 0.0
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
-        _load_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb)
+        _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb)
         _block_log_prob_diag(xt, ot, means, factor, two_h, c, qp, lp)
         if densities:
             for j in range(k):
@@ -522,8 +526,8 @@ def _diag_part(X, w, has_weights, means, factor, log_const, first_row, end_row, 
 def _make_accumulate(layout):
     """The incomplete-data pass driver of one layout (``full`` a compile-time constant)."""
     full = layout == _FULL
-    def driver(X, w, has_weights, means, means_t, factor, prec_t, log_const, bounds, mass, first,
-               second, loglik, out, counter):
+    def driver(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref, bounds, mass,
+               first, second, loglik, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
             p = next_part(counter)
@@ -531,11 +535,12 @@ def _make_accumulate(layout):
                 break
             if full:
                 loglik[p] = _full_part(X, w, has_weights, means, means_t, factor, prec_t,
-                                       log_const, bounds[p], bounds[p + 1], mass[p], first[p],
-                                       second[p], out)
+                                       log_const, ref, bounds[p], bounds[p + 1], mass[p],
+                                       first[p], second[p], out)
             else:
-                loglik[p] = _diag_part(X, w, has_weights, means, factor, log_const, bounds[p],
-                                       bounds[p + 1], mass[p], first[p], second[p], out)
+                loglik[p] = _diag_part(X, w, has_weights, means, factor, log_const, ref,
+                                       bounds[p], bounds[p + 1], mass[p], first[p], second[p],
+                                       out)
     return _jit_driver(driver)
 
 
@@ -543,23 +548,29 @@ _accumulate_full = _make_accumulate(_FULL)
 _accumulate_diag = _make_accumulate(_DIAG)
 
 
-def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_const, bounds, mass,
-               first, second, loglik):
+def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_const, ref, bounds,
+               mass, first, second, loglik):
     """Expected statistics of rows with missing values, over row parts.
+
+    The compute dtype is that of ``means`` and ``factor``: float64, or for
+    DIAG float32 too (float32 X, the means centred on ``ref``).
 
     Parameters
     ----------
-    X : (n, d) float64, C-contiguous, NaN where a value is missing
+    X : (n, d) float64 (float32 for a float32 DIAG pass), C-contiguous, NaN
+        where a value is missing
     w : (n,) float64 sample weights, read only when ``has_weights``
     layout : Layout
         FULL for 'full' and 'tied', DIAG for 'diag' and 'spherical'.
-    means : (k, d) float64
+    means : (k, d) of the compute dtype, centred on ``ref``
     means_t : (d, kp) float64, ``means`` transposed, if FULL (else unused)
     factor : (k, d * d) flattened upper ``U_j`` if FULL, else (k, d) ``1/sigma``; float64
     prec_t : (d, d, kp) float64 precisions ``U_j U_j^T``, component last, if
         FULL (else unused); ``kp`` is ``k`` rounded up to a multiple of
         ``LANES``, the padding finite (zero means, identity precisions)
     log_const : (k,) float64 ``log w_j - d/2 log 2pi + log det U_j``
+    ref : (d,) float64, subtracted from every row in float64 before it is
+        narrowed to the compute dtype (zeros for a float64 pass)
     bounds : (n_parts + 1,) int64 row boundaries, multiples of ``BLOCK_ROWS``
     mass : (n_parts, k), first : (n_parts, k, d),
     second : (n_parts, k, d * d) (lower triangles) if FULL else (n_parts, k, d), loglik : (n_parts,)
@@ -567,7 +578,7 @@ def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_co
     """
     driver = _accumulate_full if layout == _FULL else _accumulate_diag
     run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, means, means_t, factor, prec_t,
-              log_const, bounds, mass, first, second, loglik, _NO_ROWS)
+              log_const, ref, bounds, mass, first, second, loglik, _NO_ROWS)
 
 
 #: ``out`` of a statistics pass: no rows, so the pass computes statistics.
@@ -583,19 +594,20 @@ def _part_hidden_terms(full, factor, log_const):
 
 
 @stack_helper
-def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_const, two_h, c,
+def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_const, ref, hidden,
                      xt, ot, mis, qs, offs, wb, m_feat, m_row, L, E, dv, adj, corr, expo, t, t2, qp,
                      lp, out):
     """Rows ``start:stop``'s weighted marginal log-densities into ``out``
     (rows, k) from row 0, with each row's ``e`` in the block's ``E`` and, for
     the last row with missing values conditioned, its factor in ``L``; the
-    prediction drivers' shared first step (``two_h``, ``c``: the part's
-    :func:`_part_hidden_terms`)."""
+    prediction drivers' shared first step (``hidden``: the part's
+    :func:`_part_hidden_terms`, ``(two_h, c)``)."""
     k = means.shape[0]
+    two_h, c = hidden
     no_weights = np.empty(0)
     # a run-time False: a literal one would compile _load_block a second time
     no = no_weights.shape[0] > 0
-    _load_block(X, start, stop, no_weights, no, xt, ot, mis, qs, offs, wb)
+    _load_block(X, start, stop, no_weights, no, ref, xt, ot, mis, qs, offs, wb)
     if full:
         nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
@@ -615,7 +627,7 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
                 out[i, j] += adj[j] + corr[j]
 
 
-def log_prob(X, layout, means, means_t, factor, prec_t, log_const, bounds, out):
+def log_prob(X, layout, means, means_t, factor, prec_t, log_const, ref, bounds, out):
     """Weighted marginal log-densities ``log w_j + log N(x_o | j)`` of the
     observed coordinates of every row into ``out`` (n, k); arguments as in
     :func:`accumulate`.
@@ -631,14 +643,14 @@ def log_prob(X, layout, means, means_t, factor, prec_t, log_const, bounds, out):
     n_parts = bounds.shape[0] - 1
     driver = _accumulate_full if layout == _FULL else _accumulate_diag
     run_parts(driver, n_parts, X, np.empty(0), False, means, means_t, factor, prec_t, log_const,
-              bounds, np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)),
+              ref, bounds, np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)),
               np.empty((n_parts, 0, 0)), np.empty(n_parts), out)
 
 
 def _make_impute(layout):
     """The imputation driver of one layout."""
     full = layout == _FULL
-    def driver(X, means, means_t, factor, prec_t, log_const, u, eps, sample, bounds, out,
+    def driver(X, means, means_t, factor, prec_t, log_const, ref, u, eps, sample, bounds, out,
                counter):
         n_parts = bounds.shape[0] - 1
         k, d = means.shape
@@ -649,13 +661,15 @@ def _make_impute(layout):
             xt, _, _, lp, wb, t, t2, qp, _, _ = _pass_buffers(means)
             L, dv, adj, corr, col, E, _, mis, qs, offs, ot, m_feat, m_row, expo = _full_buffers(
                 k, means_t.shape[1], d)
-            two_h, c = _part_hidden_terms(full, factor, log_const)
+            hidden = _part_hidden_terms(full, factor, log_const)
             dens = np.empty((B, k))
             y = np.empty(d)
             for start in range(bounds[p], bounds[p + 1], B):
                 stop = min(start + B, bounds[p + 1])
+                # at most 30 arguments: CPython passes more as *args, which
+                # Numba's IR inliner refuses
                 _block_densities(X, start, stop, full, means, means_t, factor, prec_t,
-                                 log_const, two_h, c, xt, ot, mis, qs, offs, wb, m_feat, m_row,
+                                 log_const, ref, hidden, xt, ot, mis, qs, offs, wb, m_feat, m_row,
                                  L, E, dv, adj, corr, expo, t, t2, qp, lp, dens)
                 for i in range(stop - start):
                     row = start + i
@@ -708,7 +722,8 @@ _impute_full = _make_impute(_FULL)
 _impute_diag = _make_impute(_DIAG)
 
 
-def impute(X, layout, means, means_t, factor, prec_t, log_const, u, eps, sample, bounds, out):
+def impute(X, layout, means, means_t, factor, prec_t, log_const, ref, u, eps, sample, bounds,
+           out):
     """Every row of X into ``out`` (n, d) float64 with its missing values
     replaced by their conditional expectation under the mixture,
     ``sum_j r_ij E_j[x_m | x_o]`` (``r_ij`` the responsibilities of the
@@ -720,5 +735,5 @@ def impute(X, layout, means, means_t, factor, prec_t, log_const, u, eps, sample,
     distance overflows) gets NaN in its missing entries. Other arguments as
     in :func:`accumulate`."""
     driver = _impute_full if layout == _FULL else _impute_diag
-    run_parts(driver, bounds.shape[0] - 1, X, means, means_t, factor, prec_t, log_const, u, eps,
-              sample, bounds, out)
+    run_parts(driver, bounds.shape[0] - 1, X, means, means_t, factor, prec_t, log_const, ref, u,
+              eps, sample, bounds, out)
