@@ -82,9 +82,10 @@ def test_log_prob_matches_reference(covariance_type, dtype):
     n, d, k = 3 * B + 7, 5, 4
     X, params, cov_mats = _setup(n, d, k, covariance_type, dtype, seed=3)
     want = weighted_log_prob(X, params.weights, params.means, cov_mats)
+    inputs = params.kernel_inputs()
     for compute, tol in ((np.float64, 1e-10), (None, 1e-6)):
         got = np.concatenate([c for _, _, c in
-                              CPUBackend(compute).weighted_log_prob_chunks(X, params.kernel_inputs())])
+                              CPUBackend(compute).weighted_log_prob_chunks(X, inputs)])
         np.testing.assert_allclose(got, want, rtol=tol, atol=10 * tol)
 
 

@@ -219,8 +219,9 @@ def lazy_map(X, inputs: KernelInputs, reduce, out_columns, dtype=np.float64, com
     compute_dtype : the CPU kernels' compute dtype (None: the chunks')
     """
     def block_fn(block):
-        block = np.ascontiguousarray(block)
-        pieces = [reduce(wlp) for _, _, wlp in CPUBackend(compute_dtype).weighted_log_prob_chunks(block, inputs)]
+        chunks = CPUBackend(compute_dtype).weighted_log_prob_chunks(np.ascontiguousarray(block),
+                                                                    inputs)
+        pieces = [reduce(wlp) for _, _, wlp in chunks]
         if not pieces:
             return np.empty((0,) if out_columns is None else (0, out_columns), dtype=dtype)
         return np.concatenate(pieces)
