@@ -668,7 +668,8 @@ class GaussianHMM(SaveLoad, EstimatorBase):
         clock = [compile_seconds()]
 
         def progress(n_iter, max_iter, bound, change, seconds):
-            compiled, clock[0] = compile_seconds() - clock[0], compile_seconds()
+            now = compile_seconds()
+            compiled, clock[0] = now - clock[0], now
             if self.verbose and compiled > 0:
                 print(f"  compiling kernels for this CPU, first use only: {compiled:.2f}s",
                       file=sys.stderr)

@@ -195,6 +195,17 @@ def test_block_stats_full_steps_stop_where_they_say(dtype, d):
                                        rtol=rtol, atol=rtol * B)
 
 
+def _models(families, d, first_k):
+    """One random model of each covariance type in ``families``, model ``g``
+    with ``first_k + g`` components, as a pass's inputs."""
+    models = []
+    for g, ctype in enumerate(families):
+        weights, means, cov = random_params(first_k + g, d, ctype, seed=g)
+        models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
+                             ctype).kernel_inputs())
+    return models
+
+
 @pytest.mark.parametrize("families", [("diag", "full", "spherical"), ("diag", "spherical")])
 @pytest.mark.parametrize("n", [300 * B + 5, 600 * B + 7])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
@@ -210,11 +221,7 @@ def test_shared_pass_matches_separate_passes(families, n, dtype):
     rng = np.random.default_rng(n)
     X = rng.normal(scale=3.0, size=(n, d)).astype(dtype)
     sw = rng.uniform(0, 2, size=n)
-    models = []
-    for g, ctype in enumerate(families):
-        weights, means, cov = random_params(3 + g, d, ctype, seed=g)
-        models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
-                             ctype).kernel_inputs())
+    models = _models(families, d, 3)
     backend = CPUBackend()
     shared = backend.accumulate_many(X, models, sw)
     rtol = 2e-6 if dtype == np.float32 else 1e-12
@@ -243,11 +250,7 @@ def test_shared_pass_over_the_same_parts_gives_each_model_its_own_bits(families,
     rng = np.random.default_rng(7)
     X = rng.normal(scale=2.0, size=(n, d)).astype(dtype)
     sw = rng.uniform(0, 2, size=n)
-    models = []
-    for g, ctype in enumerate(families):
-        weights, means, cov = random_params(2 + g, d, ctype, seed=g)
-        models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
-                             ctype).kernel_inputs())
+    models = _models(families, d, 2)
     backend = CPUBackend()
     for params, got in zip(models, backend.accumulate_many(X, models, sw)):
         want = backend.accumulate(X, params, sw)

@@ -17,6 +17,7 @@ from .. import config
 from .._model import KernelInputs, Stats
 from ._common import kernel_input
 from .cpu import CPUBackend
+from .cpu_hmm import add_stats
 
 
 def is_dask_array(X) -> bool:
@@ -273,8 +274,6 @@ class SequenceBlocks:
         return list(dask.compute(*tasks))
 
     def estep(self, bounds, weights, want_xi):
-        from .cpu_hmm import add_stats
-
         parts = self._on_blocks("estep", bounds, weights, want_xi)
         for part in parts[1:]:
             add_stats(parts[0], part)
