@@ -3,14 +3,16 @@
     python benchmarks/missing_speed.py                     # 1,000,000 x 16, k=16, 20 % missing
     python benchmarks/missing_speed.py --n 200000 --iters 3 --types diag
     python benchmarks/missing_speed.py --types diag,spherical --dtype float32
+    python benchmarks/missing_speed.py --rounds 5     # more alternating rounds, steadier ratios
 
 For each covariance type: the benchmark mixture (``fastem.problems.make_mixture``),
 once complete and once with ``--fraction`` of its values removed completely
 at random; both fitted from the same initial parameters (the true means and
 weights, each component's sample covariance) for
 ``--iters`` iterations (``tol=0``), in ``--dtype`` (float64; float32 rows
-compute their 'diag' and 'spherical' passes in float32). Prints the median seconds per
-iteration of each, their ratio (the issue's targets: at most 3x for 'full',
+compute their 'diag' and 'spherical' passes in float32); the two fits
+alternate for ``--rounds`` rounds, so that a slow spell of a shared machine
+weighs on both. Prints the median seconds per iteration of each, their ratio (the issue's targets: at most 3x for 'full',
 1.5x for 'diag') and the peak memory each fit added (tracemalloc: NumPy's
 allocations, which is where a copy of X would show).
 """
@@ -37,7 +39,7 @@ def _fit(X, k, covariance_type, params, iters):
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     seconds = gm.iteration_seconds_[1:] or gm.iteration_seconds_  # the first may compile
-    return float(np.median(seconds)), peak
+    return list(seconds), peak
 
 
 def main(argv=None):
@@ -52,6 +54,7 @@ def main(argv=None):
     parser.add_argument("--iters", type=int, default=5)
     parser.add_argument("--types", default="full,diag")
     parser.add_argument("--dtype", default="float64", choices=["float64", "float32"])
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     X, labels, means, weights = make_mixture(args.n, args.d, args.k, seed=0)
     cov = np.stack([np.cov(X[labels == j].T) for j in range(args.k)])
@@ -73,8 +76,13 @@ def main(argv=None):
         params = (weights, means, precisions)
         _fit(holes[:2000], args.k, ctype, params, 2)  # compile both paths first
         _fit(X[:2000], args.k, ctype, params, 2)
-        full_s, full_mem = _fit(X, args.k, ctype, params, args.iters)
-        miss_s, miss_mem = _fit(holes, args.k, ctype, params, args.iters)
+        full_t, miss_t = [], []
+        for _ in range(args.rounds):
+            seconds, full_mem = _fit(X, args.k, ctype, params, args.iters)
+            full_t += seconds
+            seconds, miss_mem = _fit(holes, args.k, ctype, params, args.iters)
+            miss_t += seconds
+        full_s, miss_s = float(np.median(full_t)), float(np.median(miss_t))
         print(f"{ctype:<10}{full_s:>17.4f}{miss_s:>19.4f}{miss_s / full_s:>7.2f}x"
               f"{full_mem / 1e6:>20.1f} / {miss_mem / 1e6:.1f}")
 

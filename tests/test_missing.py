@@ -64,22 +64,32 @@ def test_one_pass_matches_oracle(covariance_type, dtype, weighted):
         assert _rel(w, w2) < tol and _rel(mu, mu2) < tol and _rel(c, c2) < tol
 
 
+@pytest.mark.parametrize("d", [7, 17])
 @pytest.mark.parametrize("k", [1, 8, 9, 17])
 @pytest.mark.parametrize("covariance_type", ["full", "diag"])
-def test_one_pass_matches_oracle_for_any_number_of_components(covariance_type, k):
-    """The 'full' kernels condition each row on vectors of 8 components (k
-    padded); 'diag' tiles features in pairs (d odd here): whole and partial
-    vectors, and a row with every coordinate missing, agree with the oracle."""
-    X = _with_holes(make_blobs(n=300, d=7, k=3, seed=4)[0], 0.35, seed=5, empty_rows=(7,))
-    weights, means, cov = random_params(k, 7, covariance_type, seed=k)
+def test_one_pass_matches_oracle_for_any_number_of_components(covariance_type, k, d):
+    """The 'full' kernels condition each row on vectors of components: of 8
+    for k <= 8, of 16 (two registers) past that, k padded; 'diag' tiles
+    features in pairs and transposes rows in 8 x 8 tiles (d = 17: whole tiles
+    and a remainder; d = 7: none; 300 rows: a remainder of rows too). Whole
+    and partial vectors, and a row with every coordinate missing, agree with
+    the oracle: the statistics, and the log-densities of a prediction."""
+    X = _with_holes(make_blobs(n=300, d=d, k=3, seed=4)[0], 0.35, seed=5, empty_rows=(7,))
+    weights, means, cov = random_params(k, d, covariance_type, seed=k)
     params = Params(weights, means, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type)
-    stats = CPUBackend().accumulate(X, params.kernel_inputs().incomplete())
+    inputs = params.kernel_inputs().incomplete()
+    stats = CPUBackend().accumulate(X, inputs)
     w, mu, c = m_step(stats, covariance_type, 1e-6)
-    ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, ref.covariance_matrices(
-        cov, covariance_type, k, 7), covariance_type, 1e-6)
+    mats = ref.covariance_matrices(cov, covariance_type, k, d)
+    ll, w2, mu2, c2, _ = ref.incomplete_em_step(X, weights, means, mats, covariance_type, 1e-6)
     assert abs(stats.log_likelihood / stats.weight_sum - ll) < 1e-10 * abs(ll)
     assert _rel(w, w2) < 1e-10 and _rel(mu, mu2) < 1e-10 and _rel(c, c2) < 1e-10
+    wlp = np.vstack([chunk for _, _, chunk in
+                     CPUBackend().weighted_log_prob_chunks(X, inputs)])
+    np.testing.assert_allclose(ref.log_sum_exp(wlp),
+                               ref.marginal_log_density(X, weights, means, mats),
+                               rtol=1e-10, atol=1e-12)
 
 
 def test_whole_fit_matches_oracle(covariance_type):
@@ -249,14 +259,15 @@ def test_float32_input_is_computed_in_float64_for_full_covariances():
     np.testing.assert_array_equal(a.means_, b.means_)
 
 
+@pytest.mark.parametrize("d", [5, 17])
 @pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_diagonal_passes_compute_in_float32(covariance_type):
+def test_float32_diagonal_passes_compute_in_float32(covariance_type, d):
     """float32 rows with NaN compute a 'diag' or 'spherical' pass in float32,
     as complete rows do (centred in float64 before they are narrowed, so data
     far from the origin keep their precision): the float64 pass of the same
     values to float32's round-off; ``dtype=np.float64`` gives that float64
-    pass bit for bit; a fit reaches the float64 fit."""
-    d = 5
+    pass bit for bit; a fit reaches the float64 fit. (d = 17: rows are
+    transposed in 16 x 16 tiles of float32, and a remainder.)"""
     X = _with_holes(make_blobs(n=4000, d=d, k=3, seed=21)[0], 0.2, seed=22) + 1e3
     X32 = X.astype(np.float32)
     weights, means, cov = random_params(3, d, covariance_type, seed=7)

@@ -8,7 +8,8 @@ from numba import njit
 
 from fastem.kernels.cpu._simd import (LANES, bits_from_f32, f32_from_bits, f64_from_bits, lanes,
                                       like, vadd, vadd2_into, vadd4_into, vdiv, vfma, vlane, vload,
-                                      vmul, vsplat, vsqrt, vstore, vsub, vsum8, vzero)
+                                      vload_as, vmul, vsplat, vsplat_as, vsqrt, vstore, vsub, vsum8,
+                                      vtranspose, vzero, wzero)
 from fastem.kernels.cpu._elementary import fast_exp, log_of_product, split_product
 
 
@@ -254,3 +255,50 @@ def test_log_of_a_product_matches_the_sum_of_logarithms():
     bad[0, 1], bad[1, 3], bad[2, 0] = np.nan, np.inf, np.nan
     _log_of_products(bad, out[:3])
     assert np.all(np.isnan(out[:3]))
+
+
+@njit
+def _wide_steps(a, b, out):
+    """The same statements in vectors of two registers' lanes (``wzero``)
+    and of one (``vzero``), on the same arrays."""
+    zero = wzero(a)
+    n = lanes(zero)
+    x = vload_as(a, 3, zero)  # an unaligned offset
+    vstore(out, 0, vadd(vmul(x, vload_as(b, 0, zero)), vsplat_as(a[0], zero)))
+    vstore(out, n, vsub(zero, vsqrt(vload_as(b, 0, zero))))
+    narrow = vzero(a)
+    vstore(out, 2 * n, vmul(vload_as(a, 1, narrow), vsplat_as(a[0], narrow)))
+
+
+@pytest.mark.parametrize("dtype, n", [(np.float64, 8), (np.float32, 16)])
+def test_two_register_vectors_are_lane_by_lane_ieee(dtype, n):
+    """``wzero`` makes ``vload_as``, ``vsplat_as`` and the operations work on
+    2n lanes (LLVM splits each into two instructions): every lane is the
+    scalar IEEE result, as with one register's lanes (``vzero``)."""
+    rng = np.random.default_rng(5)
+    a = rng.normal(size=4 * n).astype(dtype)
+    b = rng.uniform(0.5, 2.0, size=4 * n).astype(dtype)
+    out = np.full(6 * n, np.nan, dtype=dtype)
+    _wide_steps(a, b, out)
+    m = 2 * n
+    np.testing.assert_array_equal(out[:m], a[3:3 + m] * b[:m] + a[0])
+    np.testing.assert_array_equal(out[m:2 * m], -np.sqrt(b[:m]))
+    np.testing.assert_array_equal(out[2 * m:2 * m + n], a[1:1 + n] * a[0])
+    assert np.isnan(out[2 * m + n:]).all()  # nothing written past the vectors
+
+
+@njit
+def _transpose(src, si, ss, dst, di, ds):
+    vtranspose(src, si, ss, dst, di, ds)
+
+
+@pytest.mark.parametrize("dtype, n", [(np.float64, 8), (np.float32, 16)])
+def test_transpose_copies_a_square_block_transposed(dtype, n):
+    """``vtranspose`` copies the n x n block at any offset and row strides,
+    transposed, and writes nothing else."""
+    src = np.arange(40 * 37, dtype=dtype).reshape(40, 37)
+    dst = np.full((37, 70), -1.0, dtype=dtype)
+    _transpose(src, 3 * 37 + 5, 37, dst, 4 * 70 + 9, 70)
+    expected = np.full_like(dst, -1.0)
+    expected[4:4 + n, 9:9 + n] = src[3:3 + n, 5:5 + n].T
+    np.testing.assert_array_equal(dst, expected)

@@ -67,11 +67,14 @@ def missing_arrays(inputs):
     float64 incomplete-data kernels take them (``fastem.kernels.cpu.missing``;
     ``ref`` zeros: rows are not re-centred); for full factors, the means
     (d, kp) and the precisions ``U_j U_j^T`` (d, d, kp) with the components
-    last, padded to ``kp``, a multiple of the kernels' vector lanes (padding:
-    zero means, identity precisions, so that every lane stays finite)."""
+    last, padded to ``kp``, a multiple of the kernels' vector lanes, of two
+    vectors' past one vector's (``missing.WIDE``: the pass then works in
+    vectors of that many components); padding: zero means, identity
+    precisions, so that every lane stays finite."""
     k, d = inputs.means.shape
     if inputs.layout is Layout.FULL:
-        kp = -(-k // missing.LANES) * missing.LANES
+        step = missing.WIDE if k > missing.LANES else missing.LANES
+        kp = -(-k // step) * step
         prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
         prec[:k] = inputs.precisions()
         prec_t = np.ascontiguousarray(np.moveaxis(prec, 0, 2))

@@ -72,35 +72,65 @@ def _vector_of_array(arr):
     return None
 
 
+def _load_codegen(vty):
+    def codegen(context, builder, sig, args):
+        idx = context.cast(builder, args[1], sig.args[1], types.intp)
+        data = context.make_array(sig.args[0])(context, builder, args[0]).data
+        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vty).as_pointer())
+        return builder.load(ptr, align=vty.dtype.bitwidth // 8)
+    return codegen
+
+
+def _splat_codegen(vty):
+    def codegen(context, builder, sig, args):
+        lvty = _llvm_vector(vty)
+        vec = builder.insert_element(ir.Constant(lvty, ir.Undefined), args[0],
+                                     ir.Constant(ir.IntType(32), 0))
+        return builder.shuffle_vector(vec, vec, ir.Constant(
+            ir.VectorType(ir.IntType(32), vty.lanes), [0] * vty.lanes))
+    return codegen
+
+
+def _zero_codegen(vty):
+    def codegen(context, builder, sig, args):
+        return ir.Constant(_llvm_vector(vty), [0.0] * vty.lanes)
+    return codegen
+
+
 @intrinsic
 def vload(typingctx, arr, index):
     """Lanes ``arr.flat[index:index + lanes]`` of a C-contiguous float array."""
     vty = _vector_of_array(arr)
     if vty is None or not isinstance(index, types.Integer):
         return None
+    return vty(arr, index), _load_codegen(vty)
 
-    def codegen(context, builder, sig, args):
-        idx = context.cast(builder, args[1], sig.args[1], types.intp)
-        data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vty).as_pointer())
-        return builder.load(ptr, align=vty.dtype.bitwidth // 8)
 
-    return vty(arr, index), codegen
+@intrinsic
+def vload_as(typingctx, arr, index, like):
+    """:func:`vload` of as many lanes as the vector ``like`` has: one
+    register's (:func:`vzero`), or two registers' (:func:`wzero`)."""
+    vty = _vector_of_array(arr)
+    if not (vty is not None and isinstance(like, VectorType) and like.dtype == vty.dtype
+            and isinstance(index, types.Integer)):
+        return None
+    return like(arr, index, like), _load_codegen(like)
 
 
 @intrinsic
 def vstore(typingctx, arr, index, vec):
     """``arr.flat[index:index + lanes] = vec`` into a C-contiguous float array
-    of the vector's dtype."""
+    of the vector's dtype (a vector of one register's lanes or two)."""
     vty = _vector_of_array(arr)
-    if vty is None or vty != vec or not isinstance(index, types.Integer):
+    if not (vty is not None and isinstance(vec, VectorType) and vec.dtype == vty.dtype
+            and isinstance(index, types.Integer)):
         return None
 
     def codegen(context, builder, sig, args):
         idx = context.cast(builder, args[1], sig.args[1], types.intp)
         data = context.make_array(sig.args[0])(context, builder, args[0]).data
-        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vty).as_pointer())
-        builder.store(args[2], ptr, align=vty.dtype.bitwidth // 8)
+        ptr = builder.bitcast(builder.gep(data, [idx]), _llvm_vector(vec).as_pointer())
+        builder.store(args[2], ptr, align=vec.dtype.bitwidth // 8)
         return context.get_dummy_value()
 
     return types.none(arr, index, vec), codegen
@@ -112,15 +142,15 @@ def vsplat(typingctx, x):
     vty = _VECTOR_OF.get(x)
     if vty is None:
         return None
+    return vty(x), _splat_codegen(vty)
 
-    def codegen(context, builder, sig, args):
-        lvty = _llvm_vector(vty)
-        vec = builder.insert_element(ir.Constant(lvty, ir.Undefined), args[0],
-                                     ir.Constant(ir.IntType(32), 0))
-        return builder.shuffle_vector(vec, vec, ir.Constant(
-            ir.VectorType(ir.IntType(32), vty.lanes), [0] * vty.lanes))
 
-    return vty(x), codegen
+@intrinsic
+def vsplat_as(typingctx, x, like):
+    """The float ``x`` in every lane of a vector of ``like``'s type."""
+    if not (isinstance(like, VectorType) and x == like.dtype):
+        return None
+    return like(x, like), _splat_codegen(like)
 
 
 def _binary(op):
@@ -193,19 +223,73 @@ def _shuffle(builder, a, b, mask):
                                                     mask))
 
 
+def _pair_masks(n, h):
+    """Shuffle masks of two ``n``-lane vectors ``a``, ``b`` whose lane groups
+    of width ``h`` alternate between ``a`` and ``b``: ``lo`` takes the even
+    groups of each, ``hi`` the odd ones. Adding the two shuffles sums adjacent
+    groups (:func:`vsum8`); keeping both is one round of a transpose
+    (:func:`vtranspose`)."""
+    lo, hi = [], []
+    for base in range(0, n, 2 * h):
+        lo += [base + i for i in range(h)] + [n + base + i for i in range(h)]
+        hi += [base + h + i for i in range(h)] + [n + base + h + i for i in range(h)]
+    return lo, hi
+
+
+@intrinsic
+def vtranspose(typingctx, src, src_index, src_stride, dst, dst_index, dst_stride):
+    """A square block of ``n x n`` values (``n`` the lanes of the arrays'
+    dtype) copied transposed: row ``r`` of the block, ``src.flat[src_index +
+    r * src_stride:][:n]``, becomes column ``r`` of the block whose rows are
+    ``dst.flat[dst_index + c * dst_stride:][:n]``. ``n`` loads, ``log2(n)``
+    rounds of two-vector shuffles (vectors ``h`` apart exchange their lane
+    groups of width ``h``) and ``n`` stores; no bounds checks.
+
+    Why: the same copy as a loop over the block's columns, each gathering
+    strided values, is what LLVM makes of it, and on Zen 4 it took a quarter
+    of the diagonal incomplete-data pass (``kernels/cpu/missing.py``)."""
+    vty = _vector_of_array(src)
+    if vty is None or _vector_of_array(dst) != vty or not all(
+            isinstance(x, types.Integer) for x in (src_index, src_stride, dst_index, dst_stride)):
+        return None
+    n = vty.lanes
+    rounds = []
+    h = 1
+    while h < n:
+        rounds.append((h, *_pair_masks(n, h)))
+        h *= 2
+
+    def codegen(context, builder, sig, args):
+        lvty = _llvm_vector(vty)
+        align = vty.dtype.bitwidth // 8
+
+        def pointer(arr_ty, arr, index, stride, r):
+            data = context.make_array(arr_ty)(context, builder, arr).data
+            at = builder.add(index, builder.mul(stride, ir.Constant(index.type, r)))
+            return builder.bitcast(builder.gep(data, [at]), lvty.as_pointer())
+
+        si, ss, di, ds = (context.cast(builder, args[i], sig.args[i], types.intp)
+                          for i in (1, 2, 4, 5))
+        v = [builder.load(pointer(sig.args[0], args[0], si, ss, r), align=align)
+             for r in range(n)]
+        for h, lo, hi in rounds:
+            for p in range(n):
+                if p & h == 0:
+                    v[p], v[p + h] = (_shuffle(builder, v[p], v[p + h], lo),
+                                      _shuffle(builder, v[p], v[p + h], hi))
+        for c in range(n):
+            builder.store(v[c], pointer(sig.args[3], args[3], di, ds, c), align=align)
+        return context.get_dummy_value()
+
+    return types.none(src, src_index, src_stride, dst, dst_index, dst_stride), codegen
+
+
 @intrinsic
 def _pair_sums(typingctx, a, b, level):
     """One level of :func:`vsum8`'s transpose-and-add tree (``level`` 1, 2 or 4)."""
     if not (isinstance(a, VectorType) and a == b and isinstance(level, types.IntegerLiteral)):
         return None
-    h = level.literal_value
-    n = a.lanes
-    # Lane groups of width h alternate between a and b; adding the two
-    # shuffles sums adjacent groups of width h.
-    lo, hi = [], []
-    for base in range(0, n, 2 * h):
-        lo += [base + i for i in range(h)] + [n + base + i for i in range(h)]
-        hi += [base + h + i for i in range(h)] + [n + base + h + i for i in range(h)]
+    lo, hi = _pair_masks(a.lanes, level.literal_value)
 
     def codegen(context, builder, sig, args):
         return builder.fadd(_shuffle(builder, args[0], args[1], lo),
@@ -286,11 +370,21 @@ def vzero(typingctx, like):
     vty = _vector_of_array(like)
     if vty is None:
         return None
+    return vty(like), _zero_codegen(vty)
 
-    def codegen(context, builder, sig, args):
-        return ir.Constant(_llvm_vector(vty), [0.0] * vty.lanes)
 
-    return vty(like), codegen
+@intrinsic
+def wzero(typingctx, like):
+    """A vector of zeros of two registers' lanes (``f64x16`` for a float64
+    array ``like``). Handed to :func:`vload_as` and :func:`vsplat_as` as the
+    type to work in, it makes each statement of a kernel two independent
+    instructions: for code bound by the latency of short dependency chains
+    (``kernels/cpu/missing.py``)."""
+    vty = _vector_of_array(like)
+    if vty is None:
+        return None
+    wide = VectorType(vty.dtype, 2 * vty.lanes)
+    return wide(like), _zero_codegen(wide)
 
 
 # ----------------------------------------------------------------------------
@@ -313,13 +407,14 @@ def _like(value, arr):
 
 
 def lanes(arr):
-    """Lanes of the vector :func:`vload` gives for ``arr`` (a compile-time constant)."""
+    """Lanes of the vector :func:`vload` gives for array ``arr``, or of the
+    vector ``arr`` (a compile-time constant)."""
     raise NotImplementedError("lanes() is a jitted helper")
 
 
 @overload(lanes, inline="always")
 def _lanes(arr):
-    n = _vector_of_array(arr).lanes
+    n = arr.lanes if isinstance(arr, VectorType) else _vector_of_array(arr).lanes
 
     def impl(arr):
         return n

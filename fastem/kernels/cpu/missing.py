@@ -41,7 +41,8 @@ in :mod:`.gaussian`, the last block padded with weight-0 rows):
    and its conditional covariance — **vectorised over components**: the
    pattern is the same for every component, so with the precisions stored
    component-last (``prec_t[a, b, j]``) every step is an explicit vector of
-   ``LANES`` components loaded from contiguous memory;
+   components loaded from contiguous memory (16 where there are more than
+   8, two registers' worth; :func:`_condition_row` says why);
 3. per component, the statistics of the completed deviations by the complete
    kernel's register tiles (:func:`.gaussian.block_stats_full` on the block
    with the component's conditional means in its missing entries), or a
@@ -60,6 +61,13 @@ kernels run faster, 1,000,000 x 16 rows: 'full' 3.6-4.1x -> 2.9-3.3x the
 complete-data iteration with :func:`_fill_means` and the vectorised
 log-determinants (:func:`_condition_row`), 'diag' 1.8-2.0x -> 1.56-1.58x
 with the missing mass summed in the tiles (:func:`_block_stats_diag`).
+Then, 1,000,000 x 16 rows on Zen 4 in the same runs (``missing_speed.py``,
+three alternating rounds): 'full' 3.78x -> 3.16x and 'diag' 1.70x -> 1.53x
+on a busy machine, 'full' 2.86-3.09x and 'diag' 1.49-1.53x on a quiet one,
+from vectors of 16 components, :func:`_fill_means` as a blend, the missing
+entries' indices unsigned (no wrap-around test on each,
+:func:`_fill_conditional_means`) and the diagonal pass's rows transposed in
+register tiles (:func:`_values_in_tiles`).
 
 Threads as :mod:`.gaussian`: the layout (FULL for full and tied, DIAG for
 diag and spherical) is a compile-time constant of each driver (``full``
@@ -79,8 +87,8 @@ from ...config import BLOCK_ROWS
 from ._elementary import fast_exp, log_of_product, split_product
 from ._jit import driver as _jit_driver, helper, stack_helper
 from ._parts import next_part, run_parts
-from ._simd import (LANES, lanes, like, vadd, vdiv, vfma, vlane, vload, vmul, vsplat, vsqrt, vstore,
-                    vsub, vsum8, vzero)
+from ._simd import (LANES, lanes, like, vadd, vdiv, vfma, vlane, vload, vload_as, vmul, vsplat,
+                    vsplat_as, vsqrt, vstore, vsub, vsum8, vtranspose, vzero, wzero)
 from ._stack import panel_rows
 from .gaussian import (_pass_buffers, block_log_prob_full, block_responsibilities,
                        block_stats_full)
@@ -88,33 +96,75 @@ from .gaussian import (_pass_buffers, block_log_prob_full, block_responsibilitie
 B = BLOCK_ROWS
 _FULL, _DIAG = int(Layout.FULL), int(Layout.DIAG)
 LOG_2PI = math.log(2.0 * math.pi)
+#: Components per step of the per-row conditioning where there are that many
+#: (:func:`_condition_row` says why).
+WIDE = 2 * LANES
 
 
 @helper
-def _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb):
-    """Rows ``start:stop`` centred on ``ref`` (d,) in float64, then narrowed
-    to the compute dtype, transposed into ``xt`` (d, B) with NaN as 0, and
-    ``ot`` (d, B): 1 observed, 0 missing; each row's missing indices into
-    ``mis[i, :q]``, ``q`` into ``qs[i]`` and the running sum of the ``q``
-    (where the row's ``e`` starts in a block's ``E``) into ``offs[i]``; weights
-    into ``wb``. Rows past ``stop`` repeat row ``start`` with weight 0 and
-    nothing missing (their NaN read as 0), so they are finite and add nothing.
-    ``mis`` with no rows: no lists (the diagonal pass reads ``ot`` only)."""
+def _values_by_feature(X, start, m, ref, xt, ot):
+    """Rows ``start:start + m`` centred on ``ref`` (d,) in float64, then
+    narrowed to the compute dtype, transposed into ``xt`` (d, B) with NaN as
+    0, and ``ot`` (d, B): 1 observed, 0 missing; feature by feature (LLVM
+    gathers each feature's strided values), with no branch on NaN: a fifth
+    of the entries missing at random mispredicts too often."""
     d = X.shape[1]
-    m = stop - start
-    # Feature by feature, then the missing indices row by row: 9 against 18 ms
-    # per 200,000 x 16 rows (one thread, Zen 1) for one loop over rows doing
-    # both (its stores into the transposed block, a row's 16 features 1 KiB
-    # apart, were the cost). No branch on NaN: a fifth of the entries
-    # missing at random mispredicts too often.
     for a in range(d):
         for i in range(m):
             v = X[start + i, a]
             gone = math.isnan(v)
             xt[a, i] = 0.0 if gone else np.float64(v) - ref[a]
             ot[a, i] = 0.0 if gone else 1.0
-    off = 0
+
+
+@helper
+def _values_in_tiles(X, start, m, ref, xt, ot):
+    """:func:`_values_by_feature` in square tiles of ``n x n`` values (``n``
+    the vector lanes) transposed in registers (:func:`.._simd.vtranspose`),
+    the rest value by value; then NaN to 0 and the centring, feature by
+    feature over the contiguous block (X and the block of one dtype).
+
+    The diagonal layout's pass 0.0276 -> 0.0246 s with it (200,000 x 16 rows,
+    k = 16, 20 % missing, one thread, Zen 4, medians of 7 in three
+    alternating runs): the gathers had taken a quarter of the pass. The
+    'full' layout's pass ran 5 % slower with it (0.163 -> 0.172 s; why, not
+    found) and keeps :func:`_values_by_feature`."""
+    d = X.shape[1]
+    n = lanes(xt)
+    mt = m - m % n
+    dt = d - d % n
+    for i0 in range(0, mt, n):
+        for a0 in range(0, dt, n):
+            vtranspose(X, (start + i0) * d + a0, d, xt, a0 * B + i0, B)
+    for a in range(dt, d):
+        for i in range(mt):
+            xt[a, i] = X[start + i, a]
+    for a in range(d):
+        for i in range(mt, m):
+            xt[a, i] = X[start + i, a]
+    for a in range(d):
+        r = ref[a]
+        for i in range(m):
+            v = xt[a, i]
+            gone = math.isnan(v)
+            xt[a, i] = 0.0 if gone else np.float64(v) - r
+            ot[a, i] = 0.0 if gone else 1.0
+
+
+@helper
+def _finish_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb):
+    """After the values of rows ``start:stop`` are in ``xt`` and ``ot``
+    (:func:`_values_by_feature`, :func:`_values_in_tiles`): each row's
+    missing indices into ``mis[i, :q]``, ``q`` into ``qs[i]`` and the running
+    sum of the ``q`` (where the row's ``e`` starts in a block's ``E``) into
+    ``offs[i]``; weights into ``wb``. Rows past ``stop`` repeat row ``start``
+    with weight 0 and nothing missing (their NaN read as 0), so they are
+    finite and add nothing. ``mis`` with no rows: no lists (the diagonal
+    pass reads ``ot`` only)."""
+    d = X.shape[1]
+    m = stop - start
     lists = mis.shape[0] > 0
+    off = 0
     for i in range(m):
         if lists:
             q = 0
@@ -150,19 +200,25 @@ def _missing_entries(mis, qs, m_feat, m_row):
 
 
 @helper
-def _fill_means(xt, m_feat, m_row, nnz, means, j):
-    """Component ``j``'s mean into each missing entry of the block ``xt``, so
-    that the complete kernels, which form ``x - mu_j``, see a deviation of
-    exactly 0 there: the observed coordinates' quadratic form.
+def _fill_means(xt, ot, means, j):
+    """Component ``j``'s mean into each missing entry of the block ``xt``
+    (where ``ot`` is 0), so that the complete kernels, which form ``x -
+    mu_j``, see a deviation of exactly 0 there: the observed coordinates'
+    quadratic form.
 
-    Measured against forming each component's deviations in a (d, B) buffer
-    and handing the kernels zero means (twice per component and block:
-    ``d B`` writes against the fifth of them that are missing): the 'full'
-    pass 0.245 -> 0.221 s (400,000 x 16 rows, k = 16, 20 % missing, two
-    threads, Zen 4, medians of 7). The log-densities are bit-identical."""
-    for n in range(nnz):
-        a = m_feat[n]
-        xt[a, m_row[n]] = means[j, a]
+    As a blend over the whole block, ``d B`` vector-friendly writes per
+    component, against a store into each missing entry (a scatter: a fifth
+    as many writes): the 'full' pass 0.171 -> 0.160 s (200,000 x 16 rows,
+    k = 16, 20 % missing, one thread, Zen 4, medians of 7 in three
+    alternating runs). Before that, the stores had won, 0.245 -> 0.221 s
+    (400,000 rows, two threads), against forming each component's deviations
+    in a (d, B) buffer and handing the kernels zero means. The log-densities
+    are bit-identical."""
+    d = xt.shape[0]
+    for a in range(d):
+        mu = means[j, a]
+        for i in range(B):
+            xt[a, i] = xt[a, i] if ot[a, i] != 0.0 else mu
 
 
 @helper
@@ -173,7 +229,8 @@ def _fill_conditional_means(xt, m_feat, m_row, nnz, means, j, E):
     statistics sum. Against the deviations ``-e`` written into a buffer of
     zeros (as in :func:`_fill_means`) the statistics move by round-off: ``(mu
     - e) - mu`` for ``-e``, the precision of an observed value as large as
-    the mean."""
+    the mean. (A blend as in :func:`_fill_means`, gathering ``E[n, j]``
+    through a (d, B) map of entry numbers, lost: 0.163 -> 0.183 s.)"""
     for n in range(nnz):
         a = m_feat[n]
         xt[a, m_row[n]] = means[j, a] - E[n, j]
@@ -186,20 +243,74 @@ def _full_buffers(k, kp, d):
     kp), ``dv`` (d, kp), ``adj``, ``corr``, ``col`` (kp,); ``E`` (B * d, kp)
     the block's ``e``, row after row; ``cond`` (d, d, kp) the part's
     conditional covariances; ``mis`` (B, d), ``qs``, ``offs`` (B,) int64;
-    ``ot`` (d, B); ``m_feat``, ``m_row`` (B * d,) int64 (:func:`_missing_entries`);
+    ``ot`` (d, B); ``m_feat``, ``m_row`` (B * d,) uint64 (:func:`_missing_entries`:
+    unsigned, so that indexing with them skips Numba's test for negative
+    indices, which cost the 'full' pass 5 %: 0.178 -> 0.169 s, as in
+    :func:`_fill_means`);
     ``expo`` (kp,) int64 (:func:`_condition_row`'s exponents).
     ``col`` has ``max(k, kp)`` entries; those past ``k`` stay 0."""
     return (np.empty((d, d, kp)), np.empty((d, kp)), np.empty(kp), np.empty(kp),
             np.zeros(max(k, kp)), np.empty((B * d, kp)), np.zeros((d, d, kp)),
             np.empty((B, d), dtype=np.int64), np.empty(B, dtype=np.int64),
-            np.empty(B, dtype=np.int64), np.empty((d, B)), np.empty(B * d, dtype=np.int64),
-            np.empty(B * d, dtype=np.int64), np.empty(kp, dtype=np.int64))
+            np.empty(B, dtype=np.int64), np.empty((d, B)), np.empty(B * d, dtype=np.uint64),
+            np.empty(B * d, dtype=np.uint64), np.empty(kp, dtype=np.int64))
 
 
 @helper
-def _condition_row(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, adj, corr, expo):
+def _condition_lanes(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, corr, j0, zero):
+    """:func:`_condition_row` for the components ``j0`` on, as many as
+    ``zero`` has lanes (the vector type every step works in)."""
+    d, kp = means_t.shape
+    one = vsplat_as(1.0, zero)
+    for a in range(d):  # delta0 of every component, 0 at the missing coordinates
+        o = vsplat_as(ot[a, i], zero)
+        x = vsplat_as(xt[a, i], zero)
+        vstore(dv, a * kp + j0, vmul(o, vsub(x, vload_as(means_t, a * kp + j0, zero))))
+    for s in range(0, q, 2):  # z = (P delta0)_m, two coordinates at a time
+        s1 = min(s + 1, q - 1)  # (the last one twice when q is odd)
+        row0 = m[s] * d * kp + j0
+        row1 = m[s1] * d * kp + j0
+        z0 = zero
+        z1 = zero
+        for a in range(d):
+            v = vload_as(dv, a * kp + j0, zero)
+            z0 = vfma(vload_as(prec_t, row0 + a * kp, zero), v, z0)
+            z1 = vfma(vload_as(prec_t, row1 + a * kp, zero), v, z1)
+        vstore(E, (off + s) * kp + j0, z0)
+        vstore(E, (off + s1) * kp + j0, z1)
+    for s in range(q):  # Cholesky of P_mm, a principal block of a positive-definite matrix
+        for t in range(s + 1):
+            v = vload_as(prec_t, (m[s] * d + m[t]) * kp + j0, zero)
+            for c in range(t):
+                v = vsub(v, vmul(vload_as(L, (s * d + c) * kp + j0, zero),
+                                 vload_as(L, (t * d + c) * kp + j0, zero)))
+            if s == t:
+                v = vdiv(one, vsqrt(v))
+            else:
+                v = vmul(v, vload_as(L, (t * d + t) * kp + j0, zero))
+            vstore(L, (s * d + t) * kp + j0, v)
+    c2 = zero
+    for s in range(q):  # L y = z, and ||y||^2 = z^T e
+        v = vload_as(E, (off + s) * kp + j0, zero)
+        for t in range(s):
+            v = vsub(v, vmul(vload_as(L, (s * d + t) * kp + j0, zero),
+                             vload_as(E, (off + t) * kp + j0, zero)))
+        v = vmul(v, vload_as(L, (s * d + s) * kp + j0, zero))
+        c2 = vfma(v, v, c2)
+        vstore(E, (off + s) * kp + j0, v)
+    vstore(corr, j0, vmul(vsplat_as(0.5, zero), c2))
+    for s in range(q - 1, -1, -1):  # L^T e = y
+        v = vload_as(E, (off + s) * kp + j0, zero)
+        for t in range(s + 1, q):
+            v = vsub(v, vmul(vload_as(L, (t * d + s) * kp + j0, zero),
+                             vload_as(E, (off + t) * kp + j0, zero)))
+        vstore(E, (off + s) * kp + j0, vmul(v, vload_as(L, (s * d + s) * kp + j0, zero)))
+
+
+@helper
+def _condition_row(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, adj, corr, expo, zero):
     """Row ``i``'s conditional of its ``q`` missing coordinates ``m`` under
-    every component at once, in explicit vectors of ``LANES`` components
+    every component at once, in explicit vectors of components
     (``means_t`` (d, kp), ``prec_t`` (d, d, kp): components last, padded to
     ``kp`` with finite values; a padded lane's results are never read).
 
@@ -213,44 +324,29 @@ def _condition_row(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, adj, corr, e
     Why explicit vectors: the same loops over components written as scalar
     loops (LLVM vectorising each one, with run-time overlap checks and
     remainders) took 273 ms against these 175 ms per 200,000 x 16 rows
-    (k = 16, 20 % missing, one thread, Zen 1); they compiled as fast."""
+    (k = 16, 20 % missing, one thread, Zen 1); they compiled as fast.
+
+    Why vectors of 16 components where there are 16 (:func:`.._simd.wzero`),
+    and 8 for the rest: each step of a row waits for the last (the
+    Cholesky's pivots, a square root and a division each, most of all), so
+    a statement that issues two independent vector instructions runs almost
+    as fast as one. With :func:`_condition_lanes` computing ``z`` for two
+    coordinates at a time (four independent chains), the 'full' pass 0.200
+    -> 0.178 s (200,000 x 16 rows, k = 16, 20 % missing, one thread, Zen 4,
+    medians of 7 in three alternating runs; the same bits). For k <= 8 the
+    second register would be padding: 20 % slower there, so those keep
+    vectors of 8 (:func:`_pass_driver`).
+
+    Tried and dropped (same measurement): the Cholesky before ``z`` (to
+    overlap its latency with ``z``'s arithmetic), 0.163 -> 0.169 s; ``L``
+    stored with a row stride of ``q`` instead of ``d``, 0.170 -> 0.178 s;
+    ``L^-1`` formed before the responsibilities, no change; every row
+    conditioned first, then the block's responsibilities at once and the
+    conditional covariances from a packed buffer of ``P_mm^-1``, 0.163 ->
+    0.21 s."""
     d, kp = means_t.shape
-    one = vsplat(1.0)
-    for j0 in range(0, kp, LANES):
-        for a in range(d):  # delta0 of every component, 0 at the missing coordinates
-            o = vsplat(ot[a, i])
-            vstore(dv, a * kp + j0, vmul(o, vsub(vsplat(xt[a, i]), vload(means_t, a * kp + j0))))
-        for s in range(q):  # z = (P delta0)_m
-            row = m[s] * d * kp + j0
-            z = vzero(E)
-            for a in range(d):
-                z = vfma(vload(prec_t, row + a * kp), vload(dv, a * kp + j0), z)
-            vstore(E, (off + s) * kp + j0, z)
-        for s in range(q):  # Cholesky of P_mm, a principal block of a positive-definite matrix
-            for t in range(s + 1):
-                v = vload(prec_t, (m[s] * d + m[t]) * kp + j0)
-                for c in range(t):
-                    v = vsub(v, vmul(vload(L, (s * d + c) * kp + j0),
-                                     vload(L, (t * d + c) * kp + j0)))
-                if s == t:
-                    v = vdiv(one, vsqrt(v))
-                else:
-                    v = vmul(v, vload(L, (t * d + t) * kp + j0))
-                vstore(L, (s * d + t) * kp + j0, v)
-        c2 = vzero(E)
-        for s in range(q):  # L y = z, and ||y||^2 = z^T e
-            v = vload(E, (off + s) * kp + j0)
-            for t in range(s):
-                v = vsub(v, vmul(vload(L, (s * d + t) * kp + j0), vload(E, (off + t) * kp + j0)))
-            v = vmul(v, vload(L, (s * d + s) * kp + j0))
-            c2 = vfma(v, v, c2)
-            vstore(E, (off + s) * kp + j0, v)
-        vstore(corr, j0, vmul(vsplat(0.5), c2))
-        for s in range(q - 1, -1, -1):  # L^T e = y
-            v = vload(E, (off + s) * kp + j0)
-            for t in range(s + 1, q):
-                v = vsub(v, vmul(vload(L, (t * d + s) * kp + j0), vload(E, (off + t) * kp + j0)))
-            vstore(E, (off + s) * kp + j0, vmul(v, vload(L, (s * d + s) * kp + j0)))
+    for j0 in range(0, kp, lanes(zero)):
+        _condition_lanes(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, corr, j0, zero)
     # -1/2 log det P_mm = log prod_s L[s, s] (the diagonal holds 1 / l_ss): the product
     # as a mantissa and an exponent apart, then one logarithm of it, in loops
     # over components that vectorise. Against a libm logarithm per component
@@ -293,35 +389,79 @@ def _row_responsibilities(col, k, w):
 
 
 @helper
-def _add_conditional_covariance(q, m, L, col, cond):
+def _conditional_covariance_lanes(q, m, L, col, cond, j0, zero):
+    """:func:`_add_conditional_covariance` for the components ``j0`` on, as
+    many as ``zero`` has lanes."""
+    d, _, kp = L.shape
+    for s in range(q):
+        ss = vload_as(L, (s * d + s) * kp + j0, zero)
+        for t in range(s):  # L^-1[s, t] = -L^-1[s, s] sum_{c=t}^{s-1} L[s, c] L^-1[c, t]
+            v = vmul(vload_as(L, (s * d + t) * kp + j0, zero),
+                     vload_as(L, (t * d + t) * kp + j0, zero))
+            for c in range(t + 1, s):
+                v = vfma(vload_as(L, (s * d + c) * kp + j0, zero),
+                         vload_as(L, (c * d + t) * kp + j0, zero), v)
+            vstore(L, (s * d + t) * kp + j0, vmul(vsub(zero, ss), v))
+    r = vload_as(col, j0, zero)
+    for s in range(q):
+        for t in range(s + 1):
+            v = zero
+            for c in range(s, q):
+                v = vfma(vload_as(L, (c * d + s) * kp + j0, zero),
+                         vload_as(L, (c * d + t) * kp + j0, zero), v)
+            at = (m[s] * d + m[t]) * kp + j0
+            vstore(cond, at, vfma(r, v, vload_as(cond, at, zero)))
+
+
+@helper
+def _add_conditional_covariance(q, m, L, col, cond, zero):
     """``cond[m_s, m_t, j] += col[j] (P_mm^-1)[s, t]`` for ``t <= s``, from
     the factor :func:`_condition_row` left in ``L`` (overwritten: its
     strictly lower part by that of ``L^-1``, whose diagonal it already
-    holds), as ``P_mm^-1 = L^-T L^-1``; explicit vectors as there."""
-    d, _, kp = L.shape
-    for j0 in range(0, kp, LANES):
-        for s in range(q):
-            ss = vload(L, (s * d + s) * kp + j0)
-            for t in range(s):  # L^-1[s, t] = -L^-1[s, s] sum_{c=t}^{s-1} L[s, c] L^-1[c, t]
-                v = vmul(vload(L, (s * d + t) * kp + j0), vload(L, (t * d + t) * kp + j0))
-                for c in range(t + 1, s):
-                    v = vfma(vload(L, (s * d + c) * kp + j0), vload(L, (c * d + t) * kp + j0), v)
-                vstore(L, (s * d + t) * kp + j0, vmul(vsub(vzero(L), ss), v))
-        r = vload(col, j0)
-        for s in range(q):
-            for t in range(s + 1):
-                v = vzero(L)
-                for c in range(s, q):
-                    v = vfma(vload(L, (c * d + s) * kp + j0), vload(L, (c * d + t) * kp + j0), v)
-                at = (m[s] * d + m[t]) * kp + j0
-                vstore(cond, at, vfma(r, v, vload(cond, at)))
+    holds), as ``P_mm^-1 = L^-T L^-1``; in vectors of components as there."""
+    kp = L.shape[2]
+    for j0 in range(0, kp, lanes(zero)):
+        _conditional_covariance_lanes(q, m, L, col, cond, j0, zero)
+
+
+@helper
+def _block_rows(start, stop, densities, qs, mis, offs, xt, ot, means_t, prec_t, L, E, dv, adj,
+                corr, expo, lp, col, wb, cond, out, zero):
+    """The row by row part of :func:`_full_part` for one block: each row's
+    conditioning (:func:`_condition_row`), log-densities (into ``lp``, or
+    ``out``), responsibilities and conditional covariances, in vectors of
+    ``zero``'s lanes; returns the block's ``sum_i w_i log p(x_i,o)``."""
+    k = lp.shape[0]
+    ll = 0.0
+    for i in range(B):
+        q = qs[i]
+        if q > 0:
+            _condition_row(i, q, mis[i], offs[i], xt, ot, means_t, prec_t, L, E, dv, adj, corr,
+                           expo, zero)
+            for j in range(k):
+                col[j] = lp[j, i] + adj[j] + corr[j]
+        else:
+            for j in range(k):
+                col[j] = lp[j, i]
+        if densities:
+            if start + i < stop:
+                for j in range(k):
+                    out[start + i, j] = col[j]
+            continue
+        ll += _row_responsibilities(col, k, wb[i])
+        for j in range(k):
+            lp[j, i] = col[j]
+        if q > 0 and wb[i] != 0.0:
+            _add_conditional_covariance(q, mis[i], L, col, cond, zero)
+    return ll
 
 
 @stack_helper
 def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref, first_row,
-               end_row, mass, first, second, out):
-    """Rows ``first_row:end_row`` of :func:`accumulate` for the 'full' layout;
-    returns their ``sum_i w_i log p(x_i,o)``. When ``out`` (n, k) has rows,
+               end_row, mass, first, second, out, zero):
+    """Rows ``first_row:end_row`` of :func:`accumulate` for the 'full' layout,
+    the rows conditioned in vectors of ``zero``'s lanes; returns their ``sum_i
+    w_i log p(x_i,o)``. When ``out`` (n, k) has rows,
     the rows' weighted log-densities go to its rows ``first_row:end_row``
     instead, and nothing else is computed."""
     densities = out.shape[0] > 0
@@ -332,32 +472,15 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref
     ll = 0.0
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
-        _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb)
+        _values_by_feature(X, start, stop - start, ref, xt, ot)
+        _finish_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb)
         nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
-            _fill_means(xt, m_feat, m_row, nnz, means, j)
+            _fill_means(xt, ot, means, j)
             block_log_prob_full(xt, means[j:j + 1], factor[j:j + 1], log_const[j:j + 1], t, t2,
                                 qp, lp[j:j + 1])
-        for i in range(B):
-            q = qs[i]
-            if q > 0:
-                _condition_row(i, q, mis[i], offs[i], xt, ot, means_t, prec_t, L, E, dv, adj,
-                               corr, expo)
-                for j in range(k):
-                    col[j] = lp[j, i] + adj[j] + corr[j]
-            else:
-                for j in range(k):
-                    col[j] = lp[j, i]
-            if densities:
-                if start + i < stop:
-                    for j in range(k):
-                        out[start + i, j] = col[j]
-                continue
-            ll += _row_responsibilities(col, k, wb[i])
-            for j in range(k):
-                lp[j, i] = col[j]
-            if q > 0 and wb[i] != 0.0:
-                _add_conditional_covariance(q, mis[i], L, col, cond)
+        ll += _block_rows(start, stop, densities, qs, mis, offs, xt, ot, means_t, prec_t, L, E,
+                          dv, adj, corr, expo, lp, col, wb, cond, out, zero)
         if densities:
             continue
         for j in range(k):
@@ -459,7 +582,7 @@ def _block_stats_diag(xt, ot, means, resp, mass, first, second, unseen):
     of sums in the register tiles (in :func:`vsum8` lanes that were idle).
 
     Against summing ``unseen`` row by row over lists of each row's missing
-    entries, which :func:`_load_block` then had to build: the 'diag' pass
+    entries, which :func:`_finish_block` then had to build: the 'diag' pass
     0.035 -> 0.028 s (400,000 x 16 rows, k = 16, 20 % missing, two threads,
     Zen 4, medians of 7 in three alternating runs). On Zen 1 (AVX2) the
     third sum had lost, 18 against 11 ms of a 108 ms pass, when the lists
@@ -506,7 +629,8 @@ def _diag_part(X, w, has_weights, means, factor, log_const, ref, first_row, end_
     ll = 0.0
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
-        _load_block(X, start, stop, w, has_weights, ref, xt, ot, mis, qs, offs, wb)
+        _values_in_tiles(X, start, stop - start, ref, xt, ot)
+        _finish_block(X, start, stop, w, has_weights, xt, ot, mis, qs, offs, wb)
         _block_log_prob_diag(xt, ot, means, factor, two_h, c, qp, lp)
         if densities:
             for j in range(k):
@@ -523,12 +647,17 @@ def _diag_part(X, w, has_weights, means, factor, log_const, ref, first_row, end_
     return ll
 
 
-def _make_accumulate(layout):
-    """The incomplete-data pass driver of one layout (``full`` a compile-time constant)."""
+def _make_accumulate(layout, wide=False):
+    """The incomplete-data pass driver of one layout (``full`` a compile-time
+    constant), for 'full' in vectors of 16 components (``wide``) or of 8."""
     full = layout == _FULL
     def driver(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref, bounds, mass,
                first, second, loglik, out, counter):
         n_parts = bounds.shape[0] - 1
+        if wide:
+            zero = wzero(means_t)
+        else:
+            zero = vzero(means_t)
         while True:
             p = next_part(counter)
             if p >= n_parts:
@@ -536,7 +665,7 @@ def _make_accumulate(layout):
             if full:
                 loglik[p] = _full_part(X, w, has_weights, means, means_t, factor, prec_t,
                                        log_const, ref, bounds[p], bounds[p + 1], mass[p],
-                                       first[p], second[p], out)
+                                       first[p], second[p], out, zero)
             else:
                 loglik[p] = _diag_part(X, w, has_weights, means, factor, log_const, ref,
                                        bounds[p], bounds[p + 1], mass[p], first[p], second[p],
@@ -545,7 +674,20 @@ def _make_accumulate(layout):
 
 
 _accumulate_full = _make_accumulate(_FULL)
+_accumulate_full_wide = _make_accumulate(_FULL, wide=True)
 _accumulate_diag = _make_accumulate(_DIAG)
+
+
+def _pass_driver(layout, means_t):
+    """The pass driver for ``layout``; for 'full', in vectors of 16
+    components when ``kp`` (``means_t.shape[1]``) is a multiple of 16
+    (:func:`_condition_row` says why). One driver each, compiled on first
+    use: one holding both widths compiled for 27 % longer (a fit and a
+    prediction from an empty cache, AMD EPYC Zen 4), and its wide row loop
+    ran 4 % slower beside the other."""
+    if layout != _FULL:
+        return _accumulate_diag
+    return _accumulate_full_wide if means_t.shape[1] % WIDE == 0 else _accumulate_full
 
 
 def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_const, ref, bounds,
@@ -576,7 +718,7 @@ def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_co
     second : (n_parts, k, d * d) (lower triangles) if FULL else (n_parts, k, d), loglik : (n_parts,)
         Outputs, zeroed by the caller; centred on ``means``.
     """
-    driver = _accumulate_full if layout == _FULL else _accumulate_diag
+    driver = _pass_driver(layout, means_t)
     run_parts(driver, bounds.shape[0] - 1, X, w, has_weights, means, means_t, factor, prec_t,
               log_const, ref, bounds, mass, first, second, loglik, _NO_ROWS)
 
@@ -595,8 +737,7 @@ def _part_hidden_terms(full, factor, log_const):
 
 @stack_helper
 def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_const, ref, hidden,
-                     xt, ot, mis, qs, offs, wb, m_feat, m_row, L, E, dv, adj, corr, expo, t, t2, qp,
-                     lp, out):
+                     xt, ot, mis, qs, offs, wb, L, E, dv, adj, corr, expo, t, t2, qp, lp, out):
     """Rows ``start:stop``'s weighted marginal log-densities into ``out``
     (rows, k) from row 0, with each row's ``e`` in the block's ``E`` and, for
     the last row with missing values conditioned, its factor in ``L``; the
@@ -605,13 +746,13 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
     k = means.shape[0]
     two_h, c = hidden
     no_weights = np.empty(0)
-    # a run-time False: a literal one would compile _load_block a second time
+    # a run-time False: a literal one would compile _finish_block a second time
     no = no_weights.shape[0] > 0
-    _load_block(X, start, stop, no_weights, no, ref, xt, ot, mis, qs, offs, wb)
+    _values_by_feature(X, start, stop - start, ref, xt, ot)
+    _finish_block(X, start, stop, no_weights, no, xt, ot, mis, qs, offs, wb)
     if full:
-        nnz = _missing_entries(mis, qs, m_feat, m_row)
         for j in range(k):
-            _fill_means(xt, m_feat, m_row, nnz, means, j)
+            _fill_means(xt, ot, means, j)
             block_log_prob_full(xt, means[j:j + 1], factor[j:j + 1], log_const[j:j + 1], t, t2,
                                 qp, lp[j:j + 1])
     else:
@@ -622,7 +763,7 @@ def _block_densities(X, start, stop, full, means, means_t, factor, prec_t, log_c
         q = qs[i]
         if full and q > 0:
             _condition_row(i, q, mis[i], offs[i], xt, ot, means_t, prec_t, L, E, dv, adj, corr,
-                           expo)
+                           expo, vzero(E))
             for j in range(k):
                 out[i, j] += adj[j] + corr[j]
 
@@ -641,7 +782,7 @@ def log_prob(X, layout, means, means_t, factor, prec_t, log_const, ref, bounds, 
     costs the pass driver nothing measurable.
     """
     n_parts = bounds.shape[0] - 1
-    driver = _accumulate_full if layout == _FULL else _accumulate_diag
+    driver = _pass_driver(layout, means_t)
     run_parts(driver, n_parts, X, np.empty(0), False, means, means_t, factor, prec_t, log_const,
               ref, bounds, np.empty((n_parts, 0)), np.empty((n_parts, 0, 0)),
               np.empty((n_parts, 0, 0)), np.empty(n_parts), out)
@@ -659,7 +800,7 @@ def _make_impute(layout):
             if p >= n_parts:
                 break
             xt, _, _, lp, wb, t, t2, qp, _, _ = _pass_buffers(means)
-            L, dv, adj, corr, col, E, _, mis, qs, offs, ot, m_feat, m_row, expo = _full_buffers(
+            L, dv, adj, corr, col, E, _, mis, qs, offs, ot, _, _, expo = _full_buffers(
                 k, means_t.shape[1], d)
             hidden = _part_hidden_terms(full, factor, log_const)
             dens = np.empty((B, k))
@@ -669,8 +810,8 @@ def _make_impute(layout):
                 # at most 30 arguments: CPython passes more as *args, which
                 # Numba's IR inliner refuses
                 _block_densities(X, start, stop, full, means, means_t, factor, prec_t,
-                                 log_const, ref, hidden, xt, ot, mis, qs, offs, wb, m_feat, m_row,
-                                 L, E, dv, adj, corr, expo, t, t2, qp, lp, dens)
+                                 log_const, ref, hidden, xt, ot, mis, qs, offs, wb, L, E, dv, adj,
+                                 corr, expo, t, t2, qp, lp, dens)
                 for i in range(stop - start):
                     row = start + i
                     for a in range(d):
@@ -704,7 +845,7 @@ def _make_impute(layout):
                             break
                     if full:  # its conditional: mean + L^-T eps, L L^T = P_mm
                         _condition_row(i, q, m, offs[i], xt, ot, means_t, prec_t, L, E, dv, adj,
-                                       corr, expo)
+                                       corr, expo, vzero(E))
                         for s in range(q - 1, -1, -1):
                             v = eps[row, m[s]]
                             for r in range(s + 1, q):
