@@ -12,8 +12,9 @@ weights, each component's sample covariance) for
 ``--iters`` iterations (``tol=0``), in ``--dtype`` (float64; float32 rows
 compute their 'diag' and 'spherical' passes in float32); the two fits
 alternate for ``--rounds`` rounds, so that a slow spell of a shared machine
-weighs on both. Prints the median seconds per iteration of each, their ratio (the issue's targets: at most 3x for 'full',
-1.5x for 'diag') and the peak memory each fit added (tracemalloc: NumPy's
+weighs on both. Prints the median seconds per iteration of each, their
+ratio (the issue's targets: at most 3x for 'full', 1.5x for 'diag') and the
+peak memory each fit added (tracemalloc: NumPy's
 allocations, which is where a copy of X would show).
 """
 
