@@ -598,12 +598,16 @@ import hashlib, warnings
 import numpy as np
 from fastem import GaussianMixture
 rng = np.random.default_rng(0)
-X = rng.normal(size=(3000, 5)) + rng.integers(0, 3, (3000, 1)) * 4.0
+d = 17  # the diagonal pass transposes rows in tiles of 8 (16 in float32), and the rest
+X = rng.normal(size=(3000, d)) + rng.integers(0, 3, (3000, 1)) * 4.0
 X[rng.random(X.shape) < 0.25] = np.nan
 h = hashlib.sha256()
-for ctype, prec in (("full", np.stack([np.eye(5)] * 3)), ("diag", np.ones((3, 5)))):
-    gm = GaussianMixture(3, covariance_type=ctype, max_iter=3, tol=0.0, weights_init=np.ones(3) / 3,
-                         means_init=np.arange(15.0).reshape(3, 5) / 3, precisions_init=prec)
+# 'full' with 3 components and with 9: vectors of 8 components and of 16, a driver each
+for ctype, k in (("full", 3), ("full", 9), ("diag", 3)):
+    prec = np.stack([np.eye(d)] * k) if ctype == "full" else np.ones((k, d))
+    gm = GaussianMixture(k, covariance_type=ctype, max_iter=3, tol=0.0,
+                         weights_init=np.ones(k) / k,
+                         means_init=np.arange(k * d).reshape(k, d) / (3.0 * k), precisions_init=prec)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         gm.fit(X)
