@@ -107,7 +107,10 @@ def _values_by_feature(X, start, m, ref, xt, ot):
     narrowed to the compute dtype, transposed into ``xt`` (d, B) with NaN as
     0, and ``ot`` (d, B): 1 observed, 0 missing; feature by feature (LLVM
     gathers each feature's strided values), with no branch on NaN: a fifth
-    of the entries missing at random mispredicts too often."""
+    of the entries missing at random mispredicts too often. Row by row
+    instead (a row's features 1 KiB apart in the block) lost: 9 against 18
+    ms per 200,000 x 16 rows on Zen 1 (one thread), the 'diag' pass 0.028
+    -> 0.032 s on Zen 4."""
     d = X.shape[1]
     for a in range(d):
         for i in range(m):
