@@ -402,6 +402,43 @@ def test_imputer_sample_posterior_draws_from_the_conditional():
     assert not np.array_equal(a, imp.transform(X))  # each call draws anew
 
 
+@pytest.mark.parametrize("k", [3, 9])
+def test_imputer_draws_are_the_conditionals_given_the_same_random_numbers(k):
+    """Given the uniform and normal numbers the imputer draws (its
+    RandomState's, chunk by chunk), each row's sample is exactly the
+    oracle's: the component whose cumulative responsibility first exceeds
+    ``u``, then its conditional mean plus ``L^-T eps_m`` with ``L L^T =
+    P_mm`` (k = 9: the components in two vectors of 8)."""
+    from scipy.linalg import solve_triangular
+
+    from fastem.backends.cpu import impute_rows
+
+    X = _with_holes(make_blobs(n=200, d=5, k=3, seed=14)[0], 0.3, seed=15)
+    weights, means, cov = random_params(k, 5, "full", seed=k)
+    inputs = Params(weights, means, precision_cholesky_from_covariances(cov, "full"),
+                    "full").kernel_inputs().incomplete()
+    drawn = impute_rows(X, inputs, np.random.RandomState(4))
+    rng = np.random.RandomState(4)
+    u, eps = rng.random_sample(X.shape[0]), rng.standard_normal(X.shape)
+    for i, x in enumerate(X):
+        o, m = ~np.isnan(x), np.isnan(x)
+        if not m.any():
+            np.testing.assert_array_equal(drawn[i], x)
+            continue
+        logw = (ref.weighted_log_prob(x[o][None], weights, means[:, o],
+                                      np.stack([c[np.ix_(o, o)] for c in cov]))[0]
+                if o.any() else np.log(weights))
+        r = np.exp(logw - logw.max())
+        pick = min(int(np.searchsorted(np.cumsum(r / r.sum()), u[i], side="right")), k - 1)
+        P = np.linalg.inv(cov[pick])
+        mean = means[pick, m] + (cov[pick][np.ix_(m, o)] @ np.linalg.solve(
+            cov[pick][np.ix_(o, o)], x[o] - means[pick, o]) if o.any() else 0.0)
+        L = np.linalg.cholesky(P[np.ix_(m, m)])
+        expected = mean + solve_triangular(L.T, eps[i, m], lower=False)
+        np.testing.assert_allclose(drawn[i, m], expected, rtol=1e-9, atol=1e-9)
+        np.testing.assert_array_equal(drawn[i, o], x[o])
+
+
 def test_imputer_in_a_pipeline_with_feature_names():
     pd = pytest.importorskip("pandas")
     from sklearn.base import clone
