@@ -75,7 +75,8 @@ MAX_PARTS = 256
 PARTIAL_STATS_BYTES = 64 * 2**20
 
 #: Rows per chunk for the work the Python drivers do chunk by chunk
-#: (predict/score outputs, initialisation from responsibilities, input checks).
+#: (predict/score outputs, initialisation from responsibilities, input checks,
+#: the windows of a shared incomplete-data pass and of float32 rows widened).
 CHUNK_ROWS = 65536
 
 #: Floating-point flags of every CPU kernel (``kernels/cpu/_jit.py`` applies

@@ -630,6 +630,53 @@ def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
         np.testing.assert_array_equal(x, y)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_one_shared_pass_gives_each_model_the_bits_of_its_own(monkeypatch, dtype):
+    """Several models over incomplete data (GaussianMixtureIC, n_init) share
+    one pass, a window of rows at a time: each model's statistics are the
+    bits of its own pass, also when the models' row parts differ (a model
+    with large statistics gets fewer, longer parts), and float32 rows are
+    widened once per window, not once per model."""
+    from fastem import config
+    from fastem.backends import cpu
+
+    monkeypatch.setattr(config, "CHUNK_ROWS", 1500)
+    monkeypatch.setattr(config, "PARTIAL_STATS_BYTES", 100_000)
+    X = _with_holes(make_blobs(n=9000, d=5, k=3, seed=16)[0], 0.2, seed=17).astype(dtype)
+    sw = np.random.default_rng(5).uniform(0.5, 2.0, X.shape[0])
+    models = []
+    for seed, (k, ctype) in enumerate([(3, "full"), (9, "full"), (2, "diag"), (4, "spherical"),
+                                       (3, "tied"), (1, "diag")]):
+        weights, means, cov = random_params(k, 5, ctype, seed=seed)
+        models.append(Params(weights, means, precision_cholesky_from_covariances(cov, ctype),
+                             ctype).kernel_inputs().incomplete())
+    parts = [cpu.partial_stats(X.shape[0], m.n_components, 5, m.layout)[0].shape[0]
+             for m in models]
+    assert len(set(parts)) > 1  # row parts that differ between models
+
+    widenings = []
+    real = cpu.widened
+    monkeypatch.setattr(cpu, "widened", lambda rows: widenings.append(len(rows)) or real(rows))
+    shared = CPUBackend().accumulate_many(X, models, sw)
+    shared_widenings = list(widenings)
+    del widenings[:]
+    for model, st in zip(models, shared):
+        alone = accumulate_missing(X, model, sw)
+        assert st.log_likelihood == alone.log_likelihood
+        assert st.round_off == alone.round_off
+        for x, y in ((st.mass, alone.mass), (st.first, alone.first), (st.second, alone.second),
+                     (st.centres, alone.centres)):
+            np.testing.assert_array_equal(x, y)
+    wide = sum(m.layout.name == "FULL" for m in models)  # float32 'full' and 'tied' widen
+    if dtype == np.float32:
+        # each row widened once by the shared pass (a few twice: a part of one
+        # model past a window's end), once per model by the models' own passes
+        assert sum(shared_widenings) < 1.2 * X.shape[0]
+        assert sum(widenings) == wide * X.shape[0]
+    else:
+        assert not shared_widenings and not widenings
+
+
 _BITS_SCRIPT = """
 import hashlib, warnings
 import numpy as np

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from .. import config
@@ -126,44 +127,123 @@ def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
     Stats
         ``log_likelihood`` is the observed coordinates' ``sum_i w_i log p(x_i,o)``.
     """
-    n, d = X.shape
+    return accumulate_missing_many(X, [inputs], sample_weight, dtype)[0]
+
+
+def accumulate_missing_many(X, inputs_list, sample_weight=None, dtype=None) -> list:
+    """:func:`accumulate_missing` for several models in one pass over X:
+    windows of rows, each read (and widened, for float32 rows) once while
+    every model's kernel runs on it. Each model keeps the row parts of its
+    own pass and sums them in the same order, so its :class:`Stats` are the
+    bits :func:`accumulate_missing` gives it alone.
+
+    Returns
+    -------
+    list of Stats, in the order of ``inputs_list``
+    """
+    n = X.shape[0]
     w, has_weights = weights_arg(sample_weight)
-    narrow = narrow_missing(inputs, X.dtype, dtype)
-    if narrow is not None:
-        pa, arrays = narrow
-        bounds, mass, first, second = partial_stats(n, inputs.n_components, d, inputs.layout)
-        loglik = np.zeros(bounds.shape[0] - 1)
-        with launch():
-            missing.accumulate(kernel_input(X), w, has_weights, *arrays, bounds, mass, first,
-                               second, loglik)
-        mass, first, second = reduce_partial_stats(mass, first, second, d, inputs.layout)
-        weight_sum = total_weight(n, sample_weight)
-        return Stats(mass, first, second, pa.centres,
-                     pa.log_likelihood(loglik.sum(), weight_sum), weight_sum, pa.round_off, n)
-    layout, means, means_t, factor, prec_t, log_const, ref = missing_arrays(inputs)
-    bounds, mass, first, second = partial_stats(n, means.shape[0], d, layout)
-    loglik = np.zeros(bounds.shape[0] - 1)
-    # float32 rows are widened a few parts at a time, so that one compiled
-    # driver per layout serves both dtypes (each costs seconds to compile)
-    # and float32 input gives the float64 fit of its values, bit for bit.
-    p, n_parts = 0, bounds.shape[0] - 1
-    while p < n_parts:
-        q = p + 1
-        if X.dtype != np.float64:
-            while q < n_parts and bounds[q + 1] - bounds[p] <= config.CHUNK_ROWS:
-                q += 1
+    passes = [_IncompletePass(X, inputs, dtype) for inputs in inputs_list]
+    # One model that reads X as it is does so in one call. Otherwise the rows
+    # go a window at a time: float32 rows are widened a few parts at a time
+    # (one compiled driver per layout serves both dtypes, and float32 input
+    # gives the float64 fit of its values, bit for bit), and several models
+    # find the window in cache.
+    whole = len(passes) == 1 and not passes[0].wide
+    window = n if whole else max(config.CHUNK_ROWS,
+                                 4 * numba.get_num_threads() * passes[0].part_rows)
+    while True:
+        pending = [pp for pp in passes if not pp.done]
+        if not pending:
+            break
+        first = min(pending, key=lambda pp: pp.next_row)
+        a = first.next_row
+        rows = _Window(X, a, first.last_row_before(min(n, a + window)))
+        for pp in pending:
+            if pp.next_row == a or pp.next_row < rows.b:  # (a model with longer parts waits)
+                pp.run(rows, w, has_weights)
+    weight_sum = total_weight(n, sample_weight)
+    return [pp.stats(weight_sum) for pp in passes]
+
+
+class _Window:
+    """Rows ``[a, b)`` of X, and their float64 copy made on first request."""
+
+    def __init__(self, X, a, b):
+        self.X, self.a, self.b = X, a, b
+        self._wide = None
+
+    def rows(self, a, b, wide):
+        """Rows ``[a, b)`` (within the window, or past its end for a part
+        longer than the window), float64 when ``wide``."""
+        if b > self.b or not wide:
+            rows = self.X[a:b]
+            return widened(rows) if wide else kernel_input(rows)
+        if self._wide is None:
+            self._wide = widened(self.X[self.a:self.b])
+        return self._wide[a - self.a:b - self.a]
+
+
+class _IncompletePass:
+    """One model's incomplete-data pass, run part by part: its row parts and
+    partial statistics, the kernels' arrays (float32 for a diagonal model
+    whose complete-data pass computes in float32, :func:`narrow_missing`)."""
+
+    def __init__(self, X, inputs, dtype):
+        n, d = X.shape
+        self.layout, self.d, self.n = inputs.layout, d, n
+        narrow = narrow_missing(inputs, X.dtype, dtype)
+        if narrow is None:
+            self.pa, self.arrays = None, missing_arrays(inputs)
+            self.centres = inputs.means
         else:
-            q = n_parts
-        a, b = bounds[p], bounds[q]
+            self.pa, self.arrays = narrow
+            self.centres = self.pa.centres
+        self.wide = narrow is None and X.dtype != np.float64
+        self.bounds, self.mass, self.first, self.second = partial_stats(
+            n, inputs.n_components, d, inputs.layout)
+        self.loglik = np.zeros(self.bounds.shape[0] - 1)
+        self.part_rows = int(np.diff(self.bounds).max()) if n else 1
+        self.p = 0
+
+    @property
+    def done(self):
+        return self.p >= self.bounds.shape[0] - 1
+
+    @property
+    def next_row(self):
+        return self.bounds[self.p]
+
+    def last_row_before(self, end):
+        """The end of the last part from the next one that ends by ``end``
+        (the next part's end when that one ends later)."""
+        bounds = self.bounds
+        q = self.p + 1
+        while q < bounds.shape[0] - 1 and bounds[q + 1] <= end:
+            q += 1
+        return bounds[q]
+
+    def run(self, window, w, has_weights):
+        """The parts from the next one up to the window's end (at least one)."""
+        bounds, p = self.bounds, self.p
+        b = self.last_row_before(window.b)
+        q = int(np.searchsorted(bounds, b))
+        a = bounds[p]
         with launch():
-            missing.accumulate(widened(X[a:b]), w[a:b] if has_weights else w, has_weights, layout,
-                               means, means_t, factor, prec_t, log_const, ref,
-                               bounds[p:q + 1] - a, mass[p:q], first[p:q], second[p:q],
-                               loglik[p:q])
-        p = q
-    mass, first, second = reduce_partial_stats(mass, first, second, d, layout)
-    return Stats(mass, first, second, means.copy(), float(loglik.sum()),
-                 total_weight(n, sample_weight), 0.0, n)
+            missing.accumulate(window.rows(a, b, self.wide), w[a:b] if has_weights else w,
+                               has_weights, *self.arrays, bounds[p:q + 1] - a, self.mass[p:q],
+                               self.first[p:q], self.second[p:q], self.loglik[p:q])
+        self.p = q
+
+    def stats(self, weight_sum) -> Stats:
+        mass, first, second = reduce_partial_stats(self.mass, self.first, self.second, self.d,
+                                                   self.layout)
+        if self.pa is None:
+            return Stats(mass, first, second, self.centres.copy(), float(self.loglik.sum()),
+                         weight_sum, 0.0, self.n)
+        return Stats(mass, first, second, self.centres,
+                     self.pa.log_likelihood(self.loglik.sum(), weight_sum), weight_sum,
+                     self.pa.round_off, self.n)
 
 
 class CPUBackend:
@@ -269,8 +349,8 @@ class CPUBackend:
         -------
         list of Stats, in the order of ``inputs_list``
         """
-        if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
-            return [accumulate_missing(X, i, sample_weight, self.dtype) for i in inputs_list]
+        if any(i.missing for i in inputs_list):
+            return accumulate_missing_many(X, inputs_list, sample_weight, self.dtype)
         pas = [for_pass(i, X.dtype, self.dtype) for i in inputs_list]
         by_dtype = {}
         for g, pa in enumerate(pas):

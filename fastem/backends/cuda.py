@@ -233,8 +233,8 @@ class CUDABackend:
         Each model runs the kernel of a pass of its own on the same chunks, so
         its statistics are the ones :meth:`accumulate` gives it alone.
         """
-        if any(i.missing for i in inputs_list):  # one pass per model (not yet shared)
-            return [self._accumulate_missing(data, i, sample_weight) for i in inputs_list]
+        if any(i.missing for i in inputs_list):
+            return self._accumulate_missing(data, inputs_list, sample_weight)
         cuda = self.cuda
         n, d = data.shape
         models = [self._launch_inputs(inputs, data.dtype, d) for inputs in inputs_list]
@@ -289,36 +289,44 @@ class CUDABackend:
         return (bounds, self.cuda.device_array((slots, d), dtype=np.int64),
                 self.cuda.device_array((slots, width)))
 
-    def _accumulate_missing(self, data: CudaData, inputs, sample_weight=None) -> Stats:
-        """The pass of EM for incomplete data (NaN: missing), in float64: the
-        CPU backend's ``accumulate_missing`` on the GPU."""
+    def _accumulate_missing(self, data: CudaData, inputs_list, sample_weight=None) -> list:
+        """The pass of EM for incomplete data (NaN: missing), in float64, for
+        several models: the CPU backend's ``accumulate_missing_many`` on the
+        GPU, each chunk of rows reaching the GPU once for all of them (each
+        model's statistics those of a pass of its own over the same chunks).
+        """
         from ..kernels.cuda import missing as kernels
 
         cuda = self.cuda
         n, d = data.shape
-        k = inputs.n_components
-        layout, arrays, threads, shared = self._missing_launch(inputs, d)
-        width = d * d if layout is Layout.FULL else d
+        models = [(inputs, *self._missing_launch(inputs, d)) for inputs in inputs_list]
         has_w = sample_weight is not None
-        total = None
+        totals = [None] * len(models)
         for start, stop, dev in self._chunks(data):
-            bounds, mis, fs = self._missing_scratch(stop - start, d, threads, k * (width + d + 1))
-            n_parts = bounds.shape[0] - 1
             w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            mass = cuda.to_device(np.zeros((n_parts, k)))
-            first = cuda.to_device(np.zeros((n_parts, k, d)))
-            second = cuda.to_device(np.zeros((n_parts, k, width)))
-            loglik = cuda.to_device(np.zeros(n_parts))
-            kernels.accumulate[n_parts, threads, 0, shared](
-                dev, w, has_w, int(layout), *arrays, cuda.to_device(bounds), mis, fs, mass, first,
-                second, loglik)
-            chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                          self._reduce(second, (k, width)), inputs.means.copy(),
-                          float(loglik.copy_to_host().sum()), 0.0)
-            total = chunk if total is None else total + chunk
-        second = full_from_lower(total.second, d) if layout is Layout.FULL else total.second
-        return Stats(total.mass, total.first, second, total.centres, total.log_likelihood,
-                     total_weight(n, sample_weight), 0.0, n)
+            for g, (inputs, layout, arrays, threads, shared) in enumerate(models):
+                k = inputs.n_components
+                width = d * d if layout is Layout.FULL else d
+                bounds, mis, fs = self._missing_scratch(stop - start, d, threads,
+                                                        k * (width + d + 1))
+                n_parts = bounds.shape[0] - 1
+                mass = cuda.to_device(np.zeros((n_parts, k)))
+                first = cuda.to_device(np.zeros((n_parts, k, d)))
+                second = cuda.to_device(np.zeros((n_parts, k, width)))
+                loglik = cuda.to_device(np.zeros(n_parts))
+                kernels.accumulate[n_parts, threads, 0, shared](
+                    dev, w, has_w, int(layout), *arrays, cuda.to_device(bounds), mis, fs, mass,
+                    first, second, loglik)
+                chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
+                              self._reduce(second, (k, width)), inputs.means.copy(),
+                              float(loglik.copy_to_host().sum()), 0.0)
+                totals[g] = chunk if totals[g] is None else totals[g] + chunk
+        out = []
+        for (inputs, layout, *_), total in zip(models, totals):
+            second = full_from_lower(total.second, d) if layout is Layout.FULL else total.second
+            out.append(Stats(total.mass, total.first, second, total.centres,
+                             total.log_likelihood, total_weight(n, sample_weight), 0.0, n))
+        return out
 
     def _missing_log_prob_chunks(self, data: CudaData, inputs):
         """:meth:`weighted_log_prob_chunks` of rows with missing values: the

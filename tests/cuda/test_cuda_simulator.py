@@ -239,11 +239,16 @@ def test_ppca_on_cuda_equals_cpu():
         np.testing.assert_allclose(got.score_samples(data), ref.score_samples(X), rtol=1e-11)
 
 
-def test_shared_pass_sends_each_chunk_once(monkeypatch):
+@pytest.mark.parametrize("holes", [False, True])
+def test_shared_pass_sends_each_chunk_once(monkeypatch, holes):
     """accumulate_many streams X once for all models (each chunk reaches the
-    GPU once per pass), and each model gets the statistics of a pass of its own."""
+    GPU once per pass), and each model gets the statistics of a pass of its
+    own; with NaN, the incomplete-data pass the same way."""
     X, _ = make_blobs(n=70, d=2, k=3, seed=7, dtype=np.float32)
     models = [_params(X, k, t) for k, t in [(1, "full"), (3, "diag"), (2, "tied")]]
+    if holes:
+        X = _holes(X, 0.2, seed=8)
+        models = [p.incomplete() for p in models]
     cuda = CUDABackend()
     monkeypatch.setattr(config, "CUDA_MAX_RESIDENT_BYTES", 0)
     monkeypatch.setattr(config, "CUDA_STREAM_BYTES", 25 * X[:1].nbytes)  # 3 chunks
@@ -256,7 +261,10 @@ def test_shared_pass_sends_each_chunk_once(monkeypatch):
     assert len(sent) == 3
     for p, got in zip(models, together):
         _assert_stats_close(got, cuda.accumulate(data, p), rtol=1e-12)
-        _assert_stats_close(got, CPUBackend().accumulate(X, p), rtol=1e-5)
+        if holes:  # the GPU's incomplete-data pass computes in float64
+            _assert_stats_close(got, CPUBackend(np.float64).accumulate(X, p), rtol=1e-10)
+        else:
+            _assert_stats_close(got, CPUBackend().accumulate(X, p), rtol=1e-5)
 
 
 def test_sweep_on_cuda_equals_cpu():
