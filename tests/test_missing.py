@@ -660,12 +660,12 @@ def test_one_shared_pass_gives_each_model_the_bits_of_its_own(monkeypatch, dtype
     shared = CPUBackend().accumulate_many(X, models, sw)
     shared_widenings = list(widenings)
     del widenings[:]
-    for model, st in zip(models, shared):
+    for model, got in zip(models, shared):
         alone = accumulate_missing(X, model, sw)
-        assert st.log_likelihood == alone.log_likelihood
-        assert st.round_off == alone.round_off
-        for x, y in ((st.mass, alone.mass), (st.first, alone.first), (st.second, alone.second),
-                     (st.centres, alone.centres)):
+        assert got.log_likelihood == alone.log_likelihood
+        assert got.round_off == alone.round_off
+        for x, y in ((got.mass, alone.mass), (got.first, alone.first), (got.second, alone.second),
+                     (got.centres, alone.centres)):
             np.testing.assert_array_equal(x, y)
     wide = sum(m.layout.name == "FULL" for m in models)  # float32 'full' and 'tied' widen
     if dtype == np.float32:
