@@ -56,7 +56,7 @@ def _jobs(dtypes):
                 GaussianMixture(2, max_iter=2, random_state=0, init_params="k-means++",
                                 dtype=np.dtype(compute)).fit(Xd)
             jobs.append((f"model selection {label}", select))
-    for name in dtypes:  # float32 rows compute their diagonal passes in float32
+    for name in dtypes:  # float32 rows compute their passes in float32
         jobs.append((f"missing values, {name} rows",
                      lambda Xd=X.astype(name): _missing_job(Xd)))
     if "float64" in dtypes:  # hidden Markov models compute in float64 for every input

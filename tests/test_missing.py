@@ -246,31 +246,20 @@ def test_rows_with_nothing_observed_do_not_count_as_samples(make):
     assert np.isfinite(getattr(model, "mixture_", model).means_).all()
 
 
-def test_float32_input_is_computed_in_float64_for_full_covariances():
-    """float32 rows with NaN fit the float64 model of their values, bit for
-    bit, for 'full' (and 'tied') covariances: their pass is not written for
-    float32 compute yet."""
-    X = _with_holes(make_blobs(n=300, d=4, k=3, seed=3)[0], 0.2, seed=6)
-    kw = dict(random_state=0, max_iter=15, tol=0.0)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a = GaussianMixture(3, **kw).fit(X.astype(np.float32))
-        b = GaussianMixture(3, **kw).fit(X.astype(np.float32).astype(np.float64))
-    np.testing.assert_array_equal(a.means_, b.means_)
-
-
-@pytest.mark.parametrize("d", [5, 17])
-@pytest.mark.parametrize("covariance_type", ["diag", "spherical"])
-def test_float32_diagonal_passes_compute_in_float32(covariance_type, d):
-    """float32 rows with NaN compute a 'diag' or 'spherical' pass in float32,
-    as complete rows do (centred in float64 before they are narrowed, so data
-    far from the origin keep their precision): the float64 pass of the same
-    values to float32's round-off; ``dtype=np.float64`` gives that float64
-    pass bit for bit; a fit reaches the float64 fit. (d = 17: rows are
-    transposed in 16 x 16 tiles of float32, and a remainder.)"""
+@pytest.mark.parametrize("covariance_type, d, k", [
+    ("diag", 5, 3), ("diag", 17, 3), ("spherical", 5, 3), ("spherical", 17, 3),
+    ("full", 5, 3), ("full", 17, 3), ("full", 6, 17), ("tied", 5, 3)])
+def test_float32_passes_compute_in_float32(covariance_type, d, k):
+    """float32 rows with NaN compute their pass in float32, as complete rows
+    do (centred in float64 before they are narrowed, so data far from the
+    origin keep their precision): the float64 pass of the same values to
+    float32's round-off; ``dtype=np.float64`` gives that float64 pass bit
+    for bit; a fit reaches the float64 fit. (d = 17: a diagonal pass
+    transposes rows in 16 x 16 tiles of float32, and a remainder; k = 17:
+    'full' conditions rows in two vectors of 16 float32 components.)"""
     X = _with_holes(make_blobs(n=4000, d=d, k=3, seed=21)[0], 0.2, seed=22) + 1e3
     X32 = X.astype(np.float32)
-    weights, means, cov = random_params(3, d, covariance_type, seed=7)
+    weights, means, cov = random_params(k, d, covariance_type, seed=7)
     inputs = Params(weights, means + 1e3, precision_cholesky_from_covariances(cov, covariance_type),
                     covariance_type).kernel_inputs().incomplete()
     sw = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
@@ -285,6 +274,8 @@ def test_float32_diagonal_passes_compute_in_float32(covariance_type, d):
     again = accumulate_missing(X32, inputs, sw, np.float64)
     assert again.log_likelihood == wide.log_likelihood
     np.testing.assert_array_equal(again.second, wide.second)
+    if k != 3:
+        return
     kw = dict(covariance_type=covariance_type, random_state=0, max_iter=10, tol=0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -296,7 +287,25 @@ def test_float32_diagonal_passes_compute_in_float32(covariance_type, d):
     assert not np.array_equal(a.means_, b.means_)
 
 
-def test_a_float32_row_beyond_float32s_range_is_computed_in_float64():
+def test_a_float32_pass_of_a_model_float32_cannot_resolve_is_float64():
+    """A full component whose precision float32 would round too coarsely (the
+    complete data's rule, ``_precision.float32_amplification``: here a
+    standard deviation of 1 beside one of 1e-3) makes the pass of float32
+    rows float64, bit for bit."""
+    X = _with_holes(make_blobs(n=500, d=3, k=2, seed=25)[0], 0.2, seed=26)
+    cov = np.stack([np.eye(3), np.diag([1.0, 1.0, 1e-6])])
+    inputs = Params(np.array([0.5, 0.5]), np.zeros((2, 3)),
+                    precision_cholesky_from_covariances(cov, "full"), "full"
+                    ).kernel_inputs().incomplete()
+    X32 = X.astype(np.float32)
+    narrow = accumulate_missing(X32, inputs)
+    wide = accumulate_missing(X32.astype(np.float64), inputs)
+    assert narrow.round_off == 0.0 and narrow.log_likelihood == wide.log_likelihood
+    np.testing.assert_array_equal(narrow.second, wide.second)
+
+
+@pytest.mark.parametrize("covariance_type", ["diag", "full"])
+def test_a_float32_row_beyond_float32s_range_is_computed_in_float64(covariance_type):
     """An observed value 1e25 standard deviations away overflows float32's
     squared distance: that chunk's log-densities, and a fit's pass, are
     computed again in float64, so float32 rows give what float64 gives."""
@@ -305,12 +314,13 @@ def test_a_float32_row_beyond_float32s_range_is_computed_in_float64():
     X32 = X.astype(np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        gm = GaussianMixture(2, covariance_type="diag", random_state=0, max_iter=5).fit(
-            X32.astype(np.float64))
+        gm = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                             max_iter=5).fit(X32.astype(np.float64))
         got = gm.score_samples(X32)
         want = gm.score_samples(X32.astype(np.float64))
         assert np.isfinite(got[7]) and got[7] == pytest.approx(want[7], rel=1e-6)
-        fitted = GaussianMixture(2, covariance_type="diag", random_state=0, max_iter=5).fit(X32)
+        fitted = GaussianMixture(2, covariance_type=covariance_type, random_state=0,
+                                 max_iter=5).fit(X32)
     assert np.isfinite(fitted.means_).all() and np.isfinite(fitted.lower_bound_)
 
 
@@ -613,8 +623,9 @@ def test_stepwise_em_on_incomplete_batches(cls):
 
 
 def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
-    """More rows than one chunk: float32 input is widened part group by part
-    group, and the pass is the float64 one of the same values, bit for bit."""
+    """More rows than one chunk: float32 input computed in float64 is widened
+    part group by part group, and the pass is the float64 one of the same
+    values, bit for bit."""
     from fastem import config
 
     X = _with_holes(make_blobs(n=2 * config.CHUNK_ROWS + 999, d=3, k=2, seed=15)[0], 0.1,
@@ -623,15 +634,16 @@ def test_float32_rows_widened_a_few_parts_at_a_time_give_the_float64_pass():
     params = Params(weights, means, precision_cholesky_from_covariances(cov, "full"), "full")
     inputs = params.kernel_inputs().incomplete()
     sw = np.random.default_rng(3).uniform(0.5, 2.0, X.shape[0])
-    a = accumulate_missing(X, inputs, sw)
+    a = accumulate_missing(X, inputs, sw, np.float64)
     b = accumulate_missing(X.astype(np.float64), inputs, sw)
     assert a.log_likelihood == b.log_likelihood
     for x, y in ((a.mass, b.mass), (a.first, b.first), (a.second, b.second)):
         np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_one_shared_pass_gives_each_model_the_bits_of_its_own(monkeypatch, dtype):
+@pytest.mark.parametrize("dtype, compute", [(np.float64, None), (np.float32, None),
+                                            (np.float32, np.float64)])
+def test_one_shared_pass_gives_each_model_the_bits_of_its_own(monkeypatch, dtype, compute):
     """Several models over incomplete data (GaussianMixtureIC, n_init) share
     one pass, a window of rows at a time: each model's statistics are the
     bits of its own pass, also when the models' row parts differ (a model
@@ -657,24 +669,24 @@ def test_one_shared_pass_gives_each_model_the_bits_of_its_own(monkeypatch, dtype
     widenings = []
     real = cpu.widened
     monkeypatch.setattr(cpu, "widened", lambda rows: widenings.append(len(rows)) or real(rows))
-    shared = CPUBackend().accumulate_many(X, models, sw)
+    shared = CPUBackend(compute).accumulate_many(X, models, sw)
     shared_widenings = list(widenings)
     del widenings[:]
     for model, got in zip(models, shared):
-        alone = accumulate_missing(X, model, sw)
+        alone = accumulate_missing(X, model, sw, compute)
         assert got.log_likelihood == alone.log_likelihood
         assert got.round_off == alone.round_off
         for x, y in ((got.mass, alone.mass), (got.first, alone.first), (got.second, alone.second),
                      (got.centres, alone.centres)):
             np.testing.assert_array_equal(x, y)
-    wide = sum(m.layout.name == "FULL" for m in models)  # float32 'full' and 'tied' widen
-    if dtype == np.float32:
+    if dtype == np.float32 and compute == np.float64:
         # each row widened once by the shared pass (a few twice: a part of one
         # model past a window's end), once per model by the models' own passes
         assert sum(shared_widenings) < 1.2 * X.shape[0]
-        assert sum(widenings) == wide * X.shape[0]
-    else:
+        assert sum(widenings) == len(models) * X.shape[0]
+    else:  # float64 rows, or float32 rows computed in float32
         assert not shared_widenings and not widenings
+        assert all((got.round_off > 0) == (dtype == np.float32) for got in shared)
 
 
 _BITS_SCRIPT = """
@@ -696,12 +708,11 @@ for ctype, k in (("full", 3), ("full", 9), ("diag", 3)):
         warnings.simplefilter("ignore")
         gm.fit(X)
     h.update(gm.means_.tobytes() + gm.covariances_.tobytes() + gm.score_samples(X).tobytes())
-    if ctype == "diag":  # float32 rows compute a diagonal pass in float32
-        X32 = X.astype(np.float32)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            gm.fit(X32)
-        h.update(gm.means_.tobytes() + gm.score_samples(X32).tobytes())
+    X32 = X.astype(np.float32)  # float32 rows compute their pass in float32
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gm.fit(X32)
+    h.update(gm.means_.tobytes() + gm.score_samples(X32).tobytes())
 print(h.hexdigest())
 """
 

@@ -66,25 +66,31 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
 def missing_arrays(inputs):
     """``(layout, means, means_t, factor, prec_t, log_const, ref)`` as the
     float64 incomplete-data kernels take them (``fastem.kernels.cpu.missing``;
-    ``ref`` zeros: rows are not re-centred); for full factors, the means
-    (d, kp) and the precisions ``U_j U_j^T`` (d, d, kp) with the components
-    last, padded to ``kp``, a multiple of the kernels' vector lanes, of two
-    vectors' past one vector's (``missing.WIDE``: the pass then works in
-    vectors of that many components); padding: zero means, identity
-    precisions, so that every lane stays finite."""
-    k, d = inputs.means.shape
-    if inputs.layout is Layout.FULL:
-        step = missing.WIDE if k > missing.LANES else missing.LANES
-        kp = -(-k // step) * step
-        prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
-        prec[:k] = inputs.precisions()
-        prec_t = np.ascontiguousarray(np.moveaxis(prec, 0, 2))
-        means_t = np.zeros((d, kp))
-        means_t[:, :k] = inputs.means.T
-    else:
-        prec_t, means_t = np.empty((0, 0, 0)), np.empty((0, 0))
+    ``ref`` zeros: rows are not re-centred); for full factors, the means and
+    precisions with the components last (:func:`components_last`)."""
+    d = inputs.means.shape[1]
+    means_t, prec_t = components_last(inputs, inputs.means)
     return (inputs.layout, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
             np.ascontiguousarray(inputs.log_const), np.zeros(d))
+
+
+def components_last(inputs, means):
+    """``(means_t, prec_t)`` of a FULL layout's incomplete-data pass in the
+    compute dtype of ``means`` (k, d), the means the pass uses (centred on
+    its ``ref``): (d, kp) and the precisions ``U_j U_j^T`` (d, d, kp), the
+    components padded to ``kp`` (``missing.padded_components``) with zero
+    means and identity precisions; empty arrays for a DIAG layout."""
+    k, d = means.shape
+    dt = means.dtype
+    if inputs.layout is not Layout.FULL:
+        return np.empty((0, 0), dt), np.empty((0, 0, 0), dt)
+    kp = missing.padded_components(k, dt)
+    prec = np.broadcast_to(np.eye(d), (kp, d, d)).copy()
+    prec[:k] = inputs.precisions()
+    prec_t = np.ascontiguousarray(np.moveaxis(prec, 0, 2), dtype=dt)
+    means_t = np.zeros((d, kp), dt)
+    means_t[:, :k] = means.T
+    return means_t, prec_t
 
 
 def widened(rows):
@@ -94,19 +100,14 @@ def widened(rows):
 
 
 def narrow_missing(inputs, data_dtype, requested=None):
-    """The diagonal incomplete-data pass in float32 where the complete
-    data's would compute in float32 (``fastem._precision``'s rule), as
-    ``(PassArrays, arrays for the kernels)``; None where it computes in
-    float64 (every FULL layout: float32 is not done there yet, see
-    ``docs/user_guide/missing_values.md``)."""
-    if inputs.layout is Layout.FULL:
-        return None
+    """The incomplete-data pass in float32 where the complete data's would
+    compute in float32 (``fastem._precision``'s rule), as ``(PassArrays,
+    arrays for the kernels)``; None where it computes in float64."""
     pa = for_pass(inputs, data_dtype, requested)
     if pa.means.dtype != np.float32:
         return None
-    empty = np.empty((0, 0), np.float32)
-    return pa, (inputs.layout, pa.means, empty, pa.factor, np.empty((0, 0, 0), np.float32),
-                pa.log_const, pa.ref)
+    means_t, prec_t = components_last(inputs, pa.means)
+    return pa, (inputs.layout, pa.means, means_t, pa.factor, prec_t, pa.log_const, pa.ref)
 
 
 def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
@@ -119,8 +120,8 @@ def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
     inputs : KernelInputs
     sample_weight : ndarray of shape (n,) float64, or None
     dtype : the backend's compute dtype (None: the data's): float32 data
-        compute a diagonal pass in float32 (:func:`narrow_missing`), else
-        in float64
+        compute in float32 where the model allows (:func:`narrow_missing`),
+        else in float64
 
     Returns
     -------

@@ -147,10 +147,11 @@ def vsplat(typingctx, x):
 
 @intrinsic
 def vsplat_as(typingctx, x, like):
-    """The float ``x`` in every lane of a vector of ``like``'s type."""
-    if not (isinstance(like, VectorType) and x == like.dtype):
+    """The float ``x``, converted to ``like``'s dtype, in every lane of a
+    vector of ``like``'s type."""
+    if not (isinstance(like, VectorType) and isinstance(x, types.Float)):
         return None
-    return like(x, like), _splat_codegen(like)
+    return like(like.dtype, like), _splat_codegen(like)
 
 
 def _binary(op):

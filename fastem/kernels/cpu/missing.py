@@ -24,9 +24,10 @@ the missing coordinates:
 For diagonal precisions the conditional mean is ``mu_m`` (``delta`` is
 ``delta0``) and the conditional variances are the component's own.
 Statistics are centred on the component means (what the M-step's
-``Stats.centres`` says), computed in float64; the diagonal layout's pass
-also in float32 (``backends.cpu.narrow_missing``: rows centred on a
-reference in float64 first, as the complete data's float32 pass does).
+``Stats.centres`` says), computed in float64 or in float32
+(``backends.cpu.narrow_missing``: rows centred on a reference in float64
+first, as the complete data's float32 pass does; sums over a block in the
+compute dtype, over blocks in float64).
 
 How the work is laid out (blocks of ``BLOCK_ROWS`` rows, held transposed as
 in :mod:`.gaussian`, the last block padded with weight-0 rows):
@@ -41,8 +42,9 @@ in :mod:`.gaussian`, the last block padded with weight-0 rows):
    and its conditional covariance — **vectorised over components**: the
    pattern is the same for every component, so with the precisions stored
    component-last (``prec_t[a, b, j]``) every step is an explicit vector of
-   components loaded from contiguous memory (16 where there are more than
-   8, two registers' worth; :func:`_condition_row` says why);
+   components loaded from contiguous memory (in float64, 16 where there
+   are more than 8, two registers' worth; in float32, 16 in one register;
+   :func:`_condition_row` says why);
 3. per component, the statistics of the completed deviations by the complete
    kernel's register tiles (:func:`.gaussian.block_stats_full` on the block
    with the component's conditional means in its missing entries), or a
@@ -240,20 +242,25 @@ def _fill_conditional_means(xt, m_feat, m_row, nnz, means, j, E):
 
 
 @helper
-def _full_buffers(k, kp, d):
+def _full_buffers(means_t, k, d):
     """One part's scratch for the 'full' layout, components last and padded
-    to ``kp`` (a multiple of the vector lanes): the row helpers' ``L`` (d, d,
+    to ``kp`` (a multiple of the vector lanes), of the compute dtype (that of
+    ``means_t`` (d, kp)) but ``adj`` (float64): the row helpers' ``L`` (d, d,
     kp), ``dv`` (d, kp), ``adj``, ``corr``, ``col`` (kp,); ``E`` (B * d, kp)
-    the block's ``e``, row after row; ``cond`` (d, d, kp) the part's
+    the block's ``e``, row after row; ``cond`` (d, d, kp) a block's
     conditional covariances; ``mis`` (B, d), ``qs``, ``offs`` (B,) int64;
     ``ot`` (d, B); ``m_feat``, ``m_row`` (B * d,) uint64 (:func:`_missing_entries`:
     unsigned, so that indexing with them skips Numba's test for negative
     indices, which cost the 'full' pass 5 %: 0.178 -> 0.169 s, as in
     :func:`_fill_means`);
     ``expo`` (kp,) int64 (:func:`_condition_row`'s exponents).
-    ``col`` has ``max(k, kp)`` entries; those past ``k`` stay 0."""
-    return (np.empty((d, d, kp)), np.empty((d, kp)), np.empty(kp), np.empty(kp),
-            np.zeros(max(k, kp)), np.empty((B * d, kp)), np.zeros((d, d, kp)),
+    ``col`` has ``max(k, kp)`` entries; those past ``k`` stay 0. (The
+    imputation's diagonal driver uses the lists and ``ot``: its ``means_t``
+    is empty, so ``d`` comes apart.)"""
+    kp = means_t.shape[1]
+    dt = means_t.dtype
+    return (np.empty((d, d, kp), dt), np.empty((d, kp), dt), np.empty(kp), np.empty(kp, dt),
+            np.zeros(max(k, kp), dt), np.empty((B * d, kp), dt), np.zeros((d, d, kp), dt),
             np.empty((B, d), dtype=np.int64), np.empty(B, dtype=np.int64),
             np.empty(B, dtype=np.int64), np.empty((d, B)), np.empty(B * d, dtype=np.uint64),
             np.empty(B * d, dtype=np.uint64), np.empty(kp, dtype=np.int64))
@@ -338,7 +345,8 @@ def _condition_row(i, q, m, off, xt, ot, means_t, prec_t, L, E, dv, adj, corr, e
     -> 0.178 s (200,000 x 16 rows, k = 16, 20 % missing, one thread, Zen 4,
     medians of 7 in three alternating runs; the same bits). For k <= 8 the
     second register would be padding: 20 % slower there, so those keep
-    vectors of 8 (:func:`_pass_driver`).
+    vectors of 8 (:func:`_pass_driver`). In float32 one register holds 16
+    components, and every k works in those (:func:`padded_components`).
 
     Tried and dropped (same measurement): the Cholesky before ``z`` (to
     overlap its latency with ``z``'s arithmetic), 0.163 -> 0.169 s; ``L``
@@ -471,7 +479,10 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref
     k, d = means.shape
     xt, sd, sr, lp, wb, t, t2, qp, _, _ = _pass_buffers(means)
     L, dv, adj, corr, col, E, cond, mis, qs, offs, ot, m_feat, m_row, expo = _full_buffers(
-        k, means_t.shape[1], d)
+        means_t, k, d)
+    # the part's sums of the blocks' conditional covariances, in float64 as
+    # the complete kernels' sums over blocks are
+    cond_sum = np.zeros((d, d, means_t.shape[1]))
     ll = 0.0
     for start in range(first_row, end_row, B):
         stop = min(start + B, end_row)
@@ -490,12 +501,29 @@ def _full_part(X, w, has_weights, means, means_t, factor, prec_t, log_const, ref
             _fill_conditional_means(xt, m_feat, m_row, nnz, means, j, E)
             block_stats_full(xt, means[j:j + 1], lp[j:j + 1], sd, sr, mass[j:j + 1],
                              first[j:j + 1], second[j:j + 1])
+        if nnz > 0:
+            _add_block_sums(cond, cond_sum)
     if not densities:
         for j in range(k):
             for a in range(d):
                 for b in range(a + 1):
-                    second[j, a * d + b] += cond[a, b, j]
+                    second[j, a * d + b] += cond_sum[a, b, j]
     return ll
+
+
+@helper
+def _add_block_sums(cond, cond_sum):
+    """A block's conditional covariances ``cond`` (lower triangles) into the
+    part's float64 ``cond_sum``, and ``cond`` to zero for the next block: a
+    part's thousands of rows are not summed in float32. (In float64 the
+    bits move by round-off against one sum over the part; the 'full' pass
+    took as long.)"""
+    d, _, kp = cond.shape
+    for a in range(d):
+        for b in range(a + 1):
+            for j in range(kp):
+                cond_sum[a, b, j] += cond[a, b, j]
+                cond[a, b, j] = 0.0
 
 
 @helper
@@ -681,39 +709,58 @@ _accumulate_full_wide = _make_accumulate(_FULL, wide=True)
 _accumulate_diag = _make_accumulate(_DIAG)
 
 
+def padded_components(k, dtype):
+    """``kp``, the components of the 'full' layout's conditioning padded to
+    its vectors: of two float64 registers (``WIDE``) past one register's
+    ``LANES``, else of one register (16 float32 components per step for
+    any k: one more driver for k > 16 would cost seconds of compiling for
+    few users)."""
+    if np.dtype(dtype) != np.float64:
+        step = 2 * LANES  # one register of float32
+    else:
+        step = WIDE if k > LANES else LANES
+    return -(-k // step) * step
+
+
 def _pass_driver(layout, means_t):
-    """The pass driver for ``layout``; for 'full', in vectors of 16
-    components when ``kp`` (``means_t.shape[1]``) is a multiple of 16
-    (:func:`_condition_row` says why). One driver each, compiled on first
-    use: one holding both widths compiled for 27 % longer (a fit and a
-    prediction from an empty cache, AMD EPYC Zen 4), and its wide row loop
-    ran 4 % slower beside the other."""
+    """The pass driver for ``layout``; for float64 'full', in vectors of 16
+    components when ``kp`` (``means_t.shape[1]``, :func:`padded_components`)
+    is a multiple of 16 (:func:`_condition_row` says why). One driver each,
+    compiled on first use: one holding both widths compiled for 27 % longer
+    (a fit and a prediction from an empty cache, AMD EPYC Zen 4), and its
+    wide row loop ran 4 % slower beside the other."""
     if layout != _FULL:
         return _accumulate_diag
-    return _accumulate_full_wide if means_t.shape[1] % WIDE == 0 else _accumulate_full
+    wide = means_t.dtype == np.float64 and means_t.shape[1] % WIDE == 0
+    return _accumulate_full_wide if wide else _accumulate_full
 
 
 def accumulate(X, w, has_weights, layout, means, means_t, factor, prec_t, log_const, ref, bounds,
                mass, first, second, loglik):
     """Expected statistics of rows with missing values, over row parts.
 
-    The compute dtype is that of ``means`` and ``factor``: float64, or for
-    DIAG float32 too (float32 X, the means centred on ``ref``).
+    The compute dtype is that of ``means`` and every array below said to be
+    "of the compute dtype": float64, or float32 (float32 X, the means
+    centred on ``ref``).
 
     Parameters
     ----------
-    X : (n, d) float64 (float32 for a float32 DIAG pass), C-contiguous, NaN
+    X : (n, d) float64 (float32 for a float32 pass), C-contiguous, NaN
         where a value is missing
     w : (n,) float64 sample weights, read only when ``has_weights``
     layout : Layout
         FULL for 'full' and 'tied', DIAG for 'diag' and 'spherical'.
     means : (k, d) of the compute dtype, centred on ``ref``
-    means_t : (d, kp) float64, ``means`` transposed, if FULL (else unused)
-    factor : (k, d * d) flattened upper ``U_j`` if FULL, else (k, d) ``1/sigma``; float64
-    prec_t : (d, d, kp) float64 precisions ``U_j U_j^T``, component last, if
-        FULL (else unused); ``kp`` is ``k`` rounded up to a multiple of
-        ``LANES``, the padding finite (zero means, identity precisions)
-    log_const : (k,) float64 ``log w_j - d/2 log 2pi + log det U_j``
+    means_t : (d, kp) of the compute dtype, ``means`` transposed, if FULL
+        (else unused)
+    factor : (k, d * d) flattened upper ``U_j`` if FULL, else (k, d)
+        ``1/sigma``; of the compute dtype
+    prec_t : (d, d, kp) precisions ``U_j U_j^T`` of the compute dtype,
+        component last, if FULL (else unused); ``kp`` is
+        :func:`padded_components`, the padding finite (zero means, identity
+        precisions)
+    log_const : (k,) of the compute dtype, ``log w_j - d/2 log 2pi + log
+        det U_j`` (less a shift, for float32)
     ref : (d,) float64, subtracted from every row in float64 before it is
         narrowed to the compute dtype (zeros for a float64 pass)
     bounds : (n_parts + 1,) int64 row boundaries, multiples of ``BLOCK_ROWS``
@@ -804,7 +851,7 @@ def _make_impute(layout):
                 break
             xt, _, _, lp, wb, t, t2, qp, _, _ = _pass_buffers(means)
             L, dv, adj, corr, col, E, _, mis, qs, offs, ot, _, _, expo = _full_buffers(
-                k, means_t.shape[1], d)
+                means_t, k, d)
             hidden = _part_hidden_terms(full, factor, log_const)
             dens = np.empty((B, k))
             y = np.empty(d)
