@@ -18,7 +18,10 @@ It does, in order, within ``--budget-s`` seconds (default 420):
    how far each final log-likelihood is from fastem-cpu's;
 4. GaussianHMM (Baum-Welch) ``backend='cuda'`` against the CPU on
    ``HMM_GRID``, from the same start: seconds per iteration, the agreement
-   of the log-likelihoods.
+   of the log-likelihoods;
+5. EM for incomplete data (20 % of the values NaN) ``backend='cuda'``
+   against the CPU on ``MISSING_GRID``, float32 and float64, from the same
+   start: seconds per iteration, the agreement of the lower bounds.
 
 Writes ``OUTDIR/gpu_check.json`` (everything) and ``OUTDIR/summary.txt``
 (what goes into an issue note), plus ``OUTDIR/tests.txt`` (pytest's output).
@@ -38,6 +41,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -59,6 +64,9 @@ DTYPES = ("float32", "float64")
 #: (``hmm_compare.py`` makes the data and the start).
 HMM_GRID = [(1000, 1000, 8, 8, "diag"), (1000, 1000, 8, 8, "full"), (1, 10_000_000, 8, 8, "diag")]
 TINY_HMM_GRID = [(3, 12, 2, 2, "diag"), (2, 10, 2, 3, "full")]
+#: (n, d, k, covariance type) with 20 % of the values missing; float32 and float64.
+MISSING_GRID = [(1_000_000, 16, 16, "full"), (1_000_000, 16, 16, "diag")]
+TINY_MISSING_GRID = [(64, 3, 2, "full"), (64, 3, 2, "diag")]
 #: Final log-likelihoods must agree to this (relative) across implementations;
 #: float32 compute rounds more.
 AGREEMENT = {"float64": 1e-9, "float32": 1e-4}
@@ -216,6 +224,46 @@ def run_hmm_grid(grid, iters, budget_end) -> list:
     return rows
 
 
+def run_missing_grid(grid, iters, budget_end) -> list:
+    """GaussianMixture on incomplete data: per-iteration seconds on the GPU
+    and the CPU from the same start, float32 and float64."""
+    import warnings
+
+    from fastem import GaussianMixture
+    from fastem.problems import make_mixture, remove_at_random
+
+    rows = []
+    for n, d, k, ctype in grid:
+        X, labels, means, weights = make_mixture(n, d, k, seed=0)
+        holes = remove_at_random(X, 0.2, seed=1)
+        cov = np.stack([np.cov(X[labels == j].T) + 1e-3 * np.eye(d) for j in range(k)])
+        prec = np.linalg.inv(cov) if ctype == "full" else 1.0 / np.stack(
+            [np.diag(c) for c in cov])
+        for dt in DTYPES:
+            spec = dict(n=n, d=d, k=k, covariance_type=ctype, dtype=dt, missing=0.2)
+            if time.perf_counter() > budget_end:
+                rows.append({**spec, "skipped": "time budget spent"})
+                continue
+            data = holes.astype(dt)
+            results = {}
+            for backend in ("cuda", "cpu"):
+                def model(n_iter):
+                    return GaussianMixture(k, covariance_type=ctype, max_iter=n_iter, tol=0.0,
+                                           weights_init=weights, means_init=means,
+                                           precisions_init=prec, backend=backend)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model(1).fit(data[:2000])  # compiles outside the timing
+                    m = model(iters).fit(data)
+                results[backend] = {"seconds_per_iter": float(np.median(m.iteration_seconds_)),
+                                    "final_log_likelihood": float(m.lower_bound_)}
+            ref = results["cpu"]["final_log_likelihood"]
+            diff = abs(results["cuda"]["final_log_likelihood"] - ref) / max(1.0, abs(ref))
+            rows.append({**spec, "results": results, "relative_difference": diff,
+                         "agree": diff <= AGREEMENT[dt]})
+    return rows
+
+
 def summary_text(report) -> str:
     m = report["machine"]
     lines = [f"GPU check {time.strftime('%Y-%m-%d %H:%M', time.gmtime(report['started']))} UTC",
@@ -253,6 +301,17 @@ def summary_text(report) -> str:
                      f"{cpu['seconds_per_iter']:.4f} s/iter "
                      f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
                      f"{row['relative_difference']:.1e}, agree: {row['agree']}")
+    for row in report.get("missing", []):
+        spec = (f"incomplete data {row['covariance_type']} n={row['n']:,} d={row['d']} "
+                f"k={row['k']} {row['dtype']}")
+        if "skipped" in row:
+            lines.append(f"{spec}: skipped: {row['skipped']}")
+            continue
+        cuda, cpu = row["results"]["cuda"], row["results"]["cpu"]
+        lines.append(f"{spec}: cuda {cuda['seconds_per_iter']:.4f} s/iter, cpu "
+                     f"{cpu['seconds_per_iter']:.4f} s/iter "
+                     f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
+                     f"{row['relative_difference']:.1e}, agree: {row['agree']}")
     lines.append(f"total {report['seconds']:.0f}s; ok: {report['ok']}")
     return "\n".join(lines) + "\n"
 
@@ -279,9 +338,11 @@ def main(argv=None) -> int:
     iters = args.iters or (1 if args.tiny else 3)
     report["grid"] = run_grid(grid, iters, budget_end, report["peaks_gflops"])
     report["hmm"] = run_hmm_grid(TINY_HMM_GRID if args.tiny else HMM_GRID, iters, budget_end)
+    report["missing"] = run_missing_grid(TINY_MISSING_GRID if args.tiny else MISSING_GRID,
+                                         iters, budget_end)
     report["seconds"] = time.perf_counter() - t0
-    report["ok"] = bool(report["tests"]["ok"]
-                        and all(r.get("agree", True) for r in report["grid"] + report["hmm"]))
+    report["ok"] = bool(report["tests"]["ok"] and all(
+        r.get("agree", True) for r in report["grid"] + report["hmm"] + report["missing"]))
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2))
     text = summary_text(report)
     (out / "summary.txt").write_text(text)

@@ -269,82 +269,108 @@ class CUDABackend:
                              pa.round_off, n))
         return out
 
-    def _missing_launch(self, inputs, d):
-        """The incomplete-data kernels' device inputs (float64 ``means``,
-        ``factor``, ``prec`` (k, d, d) precisions ``U U^T`` for full factors,
-        ``log_const``), threads and shared memory per block."""
-        prec = inputs.precisions() if inputs.layout is Layout.FULL else np.zeros((1, 1, 1))
-        threads = threads_for(d, np.float64)
-        arrays = tuple(self.cuda.to_device(np.ascontiguousarray(a, dtype=np.float64))
-                       for a in (inputs.means, inputs.factor, prec, inputs.log_const))
-        return inputs.layout, arrays, threads, self.kernels.shared_floats(d, threads) * 8
+    def _missing_launch(self, inputs, data_dtype, d, dtype=None):
+        """One model's incomplete-data launch: its PassArrays ``pa`` (the
+        compute dtype by ``fastem._precision``'s rule, or ``dtype``), the
+        kernels ``(accumulate, log_prob)`` of that dtype, the device inputs
+        ``(ref, means, factor, prec, log_const)`` (``prec`` (k, d, d) the
+        precisions ``U U^T`` for full factors), threads and shared bytes per
+        block."""
+        from ..kernels.cuda import missing as kernels
 
-    def _missing_scratch(self, m, d, threads, stats_size):
-        """Row parts of ``m`` rows, and the scratch of their threads."""
+        pa = for_pass(inputs, data_dtype, dtype or self.dtype)
+        dt = pa.means.dtype
+        prec = inputs.precisions() if inputs.layout is Layout.FULL else np.zeros((1, 1, 1))
+        threads = threads_for(d, dt)
+        arrays = (self.cuda.to_device(pa.ref),) + tuple(
+            self.cuda.to_device(np.ascontiguousarray(a, dtype=dt))
+            for a in (pa.means, pa.factor, prec, pa.log_const))
+        return dict(layout=inputs.layout, pa=pa, kernels=kernels.for_dtype(dt), arrays=arrays,
+                    threads=threads, shared=self.kernels.shared_floats(d, threads) * dt.itemsize)
+
+    def _missing_scratch(self, m, d, launch, stats_size):
+        """Row parts of ``m`` rows, and the scratch of their threads (of the
+        launch's compute dtype)."""
         from ..kernels.cuda import missing as kernels
 
         width = kernels.scratch_width(d)
+        threads = launch["threads"]
         bounds = cuda_part_bounds(m, threads, stats_size + threads * (width + d))
         slots = (bounds.shape[0] - 1) * threads
         return (bounds, self.cuda.device_array((slots, d), dtype=np.int64),
-                self.cuda.device_array((slots, width)))
+                self.cuda.device_array((slots, width), dtype=launch["pa"].means.dtype))
 
     def _accumulate_missing(self, data: CudaData, inputs_list, sample_weight=None) -> list:
-        """The pass of EM for incomplete data (NaN: missing), in float64, for
-        several models: the CPU backend's ``accumulate_missing_many`` on the
-        GPU, each chunk of rows reaching the GPU once for all of them (each
-        model's statistics those of a pass of its own over the same chunks).
-        """
-        from ..kernels.cuda import missing as kernels
-
+        """The pass of EM for incomplete data (NaN: missing) for several
+        models: the CPU backend's ``accumulate_missing_many`` on the GPU
+        (float32 where the complete data's pass would be), each chunk of rows
+        reaching the GPU once for all of them (each model's statistics those
+        of a pass of its own over the same chunks)."""
         cuda = self.cuda
         n, d = data.shape
-        models = [(inputs, *self._missing_launch(inputs, d)) for inputs in inputs_list]
+        launches = [self._missing_launch(inputs, data.dtype, d) for inputs in inputs_list]
         has_w = sample_weight is not None
-        totals = [None] * len(models)
+        totals = [None] * len(launches)
         for start, stop, dev in self._chunks(data):
             w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            for g, (inputs, layout, arrays, threads, shared) in enumerate(models):
+            for g, (inputs, launch) in enumerate(zip(inputs_list, launches)):
                 k = inputs.n_components
-                width = d * d if layout is Layout.FULL else d
-                bounds, mis, fs = self._missing_scratch(stop - start, d, threads,
+                width = d * d if inputs.layout is Layout.FULL else d
+                bounds, mis, fs = self._missing_scratch(stop - start, d, launch,
                                                         k * (width + d + 1))
                 n_parts = bounds.shape[0] - 1
                 mass = cuda.to_device(np.zeros((n_parts, k)))
                 first = cuda.to_device(np.zeros((n_parts, k, d)))
                 second = cuda.to_device(np.zeros((n_parts, k, width)))
                 loglik = cuda.to_device(np.zeros(n_parts))
-                kernels.accumulate[n_parts, threads, 0, shared](
-                    dev, w, has_w, int(layout), *arrays, cuda.to_device(bounds), mis, fs, mass,
-                    first, second, loglik)
+                launch["kernels"][0][n_parts, launch["threads"], 0, launch["shared"]](
+                    dev, w, has_w, int(inputs.layout), *launch["arrays"], cuda.to_device(bounds),
+                    mis, fs, mass, first, second, loglik)
                 chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                              self._reduce(second, (k, width)), inputs.means.copy(),
+                              self._reduce(second, (k, width)), launch["pa"].centres,
                               float(loglik.copy_to_host().sum()), 0.0)
                 totals[g] = chunk if totals[g] is None else totals[g] + chunk
+        weight_sum = total_weight(n, sample_weight)
         out = []
-        for (inputs, layout, *_), total in zip(models, totals):
-            second = full_from_lower(total.second, d) if layout is Layout.FULL else total.second
+        for inputs, launch, total in zip(inputs_list, launches, totals):
+            pa = launch["pa"]
+            second = (full_from_lower(total.second, d) if inputs.layout is Layout.FULL
+                      else total.second)
             out.append(Stats(total.mass, total.first, second, total.centres,
-                             total.log_likelihood, total_weight(n, sample_weight), 0.0, n))
+                             pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
+                             pa.round_off, n))
         return out
 
     def _missing_log_prob_chunks(self, data: CudaData, inputs):
         """:meth:`weighted_log_prob_chunks` of rows with missing values: the
-        observed coordinates' weighted marginal log-densities, in float64."""
-        from ..kernels.cuda import missing as kernels
-
-        cuda = self.cuda
+        observed coordinates' weighted marginal log-densities, in the pass's
+        compute dtype (a float32 chunk that lost a row computed again in
+        float64, as on the CPU)."""
         n, d = data.shape
-        k = inputs.n_components
-        layout, arrays, threads, shared = self._missing_launch(inputs, d)
+        launch = self._missing_launch(inputs, data.dtype, d)
+        wide = None
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                bounds, mis, fs = self._missing_scratch(s1 - s0, d, threads, 1)
-                out = cuda.device_array((s1 - s0, k))
-                kernels.log_prob[bounds.shape[0] - 1, threads, 0, shared](
-                    dev[s0:s1], int(layout), *arrays, cuda.to_device(bounds), mis, fs, out)
-                yield start + s0, start + s1, out.copy_to_host()
+                host = self._missing_log_prob(dev[s0:s1], inputs, launch)
+                if float32_overflowed(host, launch["pa"]):  # see backends._common
+                    wide = wide or self._missing_launch(inputs, data.dtype, d, np.float64)
+                    host = self._missing_log_prob(dev[s0:s1], inputs, wide)
+                yield start + s0, start + s1, host
+
+    def _missing_log_prob(self, piece, inputs, launch):
+        """The weighted marginal log-densities (m, k) float64 host array of
+        device rows ``piece`` under a :meth:`_missing_launch`."""
+        cuda = self.cuda
+        m, d = piece.shape
+        bounds, mis, fs = self._missing_scratch(m, d, launch, 1)
+        out = cuda.device_array((m, inputs.n_components))
+        launch["kernels"][1][bounds.shape[0] - 1, launch["threads"], 0, launch["shared"]](
+            piece, int(inputs.layout), *launch["arrays"], cuda.to_device(bounds), mis, fs, out)
+        host = out.copy_to_host()
+        if launch["pa"].shift:
+            host += launch["pa"].shift
+        return host
 
     def _launch_inputs(self, inputs, data_dtype, d):
         """One model's kernel, launch shape and device inputs for a pass."""

@@ -261,10 +261,7 @@ def test_shared_pass_sends_each_chunk_once(monkeypatch, holes):
     assert len(sent) == 3
     for p, got in zip(models, together):
         _assert_stats_close(got, cuda.accumulate(data, p), rtol=1e-12)
-        if holes:  # the GPU's incomplete-data pass computes in float64
-            _assert_stats_close(got, CPUBackend(np.float64).accumulate(X, p), rtol=1e-10)
-        else:
-            _assert_stats_close(got, CPUBackend().accumulate(X, p), rtol=1e-5)
+        _assert_stats_close(got, CPUBackend().accumulate(X, p), rtol=1e-5)
 
 
 def test_sweep_on_cuda_equals_cpu():
@@ -442,20 +439,25 @@ def _holes(X, fraction, seed, empty_rows=()):
 def test_incomplete_data_pass_and_densities_match_cpu(covariance_type):
     """The incomplete-data kernels (NaN: missing) against the CPU's, on rows
     spanning several tiles, a row with nothing observed among them, float32
-    and float64 rows, with and without sample weights. They compute in
-    float64 for either dtype of rows (the CPU computes float32 rows' diagonal
-    passes in float32 by default, so it is asked for float64)."""
+    and float64 rows, with and without sample weights: float32 rows compute
+    in float32 on both (float32's tolerance; the same centres, shift and
+    round-off), and in float64 when the backends are asked for it."""
     X, _ = make_blobs(n=75, d=3, k=3, seed=1)
+    X += 50.0  # off the origin: the float32 kernels centre the rows first
     p = _params(X, 3, covariance_type).incomplete()
     sw = np.random.default_rng(2).uniform(0, 2, size=len(X))
-    cuda, cpu = CUDABackend(), CPUBackend(np.float64)
-    for rows in (_holes(X, 0.3, seed=3, empty_rows=(5,)), _holes(X, 0.3, seed=4).astype(np.float32)):
+    rows64 = _holes(X, 0.3, seed=3, empty_rows=(5,))
+    rows32 = _holes(X, 0.3, seed=4).astype(np.float32)
+    for rows, dtype, rtol in ((rows64, None, 1e-11), (rows32, np.float64, 1e-11),
+                              (rows32, None, 1e-5)):
+        cuda, cpu = CUDABackend(dtype), CPUBackend(dtype)
         for weights in (None, sw):
             got = cuda.accumulate(cuda.prepare(rows), p, weights)
-            _assert_stats_close(got, cpu.accumulate(rows, p, weights))
+            _assert_stats_close(got, cpu.accumulate(rows, p, weights), rtol=rtol)
+            assert (got.round_off > 0) == (rows.dtype == np.float32 and dtype is None)
         got = np.concatenate([c for _, _, c in cuda.weighted_log_prob_chunks(cuda.prepare(rows), p)])
         want = np.concatenate([c for _, _, c in cpu.weighted_log_prob_chunks(rows, p)])
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(got, want, rtol=rtol * 10, atol=rtol * 10)
 
 
 def test_fit_with_missing_values_on_cuda_equals_cpu(monkeypatch):
@@ -486,7 +488,14 @@ def test_fit_with_missing_values_on_cuda_equals_cpu(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         filled = [GaussianMixtureImputer(backend=b, **kw).fit_transform(X) for b in ("cuda", "cpu")]
+        # float32 rows: a float32 fit on both
+        X32 = X.astype(np.float32)
+        narrow = [GaussianMixture(backend=b, **kw).fit(X32) for b in ("cuda", "cpu")]
     np.testing.assert_allclose(filled[0], filled[1], rtol=1e-10)
+    np.testing.assert_allclose(narrow[0].means_, narrow[1].means_, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(narrow[0].covariances_, narrow[1].covariances_, rtol=1e-4)
+    np.testing.assert_allclose(narrow[0].score_samples(X32), narrow[1].score_samples(X32),
+                               rtol=1e-5)
 
 
 def test_estimators_without_missing_values_refuse_nan_on_the_gpu():
