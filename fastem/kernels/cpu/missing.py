@@ -576,16 +576,15 @@ def _block_log_prob_diag(xt, ot, means, factor, two_h, c, q, lp):
 
 @helper
 def _masked_diag_tile(xt, ot, resp, j, a0, a1, mu0, mu1, like_arr):
-    """Over the block: ``sum r e``, ``sum r e^2`` and ``sum r (1 - o)`` of
-    features ``a0``, ``a1`` (``e = o (x - mu)``, 0 where missing; ``1 - o``,
-    1 where missing), in lanes 0-1, 2-3 and 4-5 of one :func:`vsum8`."""
+    """Over the block: ``sum r e``, ``sum r e^2`` and ``sum r o`` of
+    features ``a0``, ``a1`` (``e = o (x - mu)``, 0 where missing; ``o``, 0
+    where missing), in lanes 0-1, 2-3 and 4-5 of one :func:`vsum8`."""
     f0 = vzero(like_arr)
     f1 = vzero(like_arr)
     s0 = vzero(like_arr)
     s1 = vzero(like_arr)
     u0 = vzero(like_arr)
     u1 = vzero(like_arr)
-    one = vsplat(like(1.0, like_arr))
     for i in range(0, B, lanes(like_arr)):
         r = vload(resp, j * B + i)
         o0 = vload(ot, a0 * B + i)
@@ -598,8 +597,8 @@ def _masked_diag_tile(xt, ot, resp, j, a0, a1, mu0, mu1, like_arr):
         f1 = vadd(f1, r1)
         s0 = vfma(r0, e0, s0)
         s1 = vfma(r1, e1, s1)
-        u0 = vfma(r, vsub(one, o0), u0)
-        u1 = vfma(r, vsub(one, o1), u1)
+        u0 = vfma(r, o0, u0)
+        u1 = vfma(r, o1, u1)
     return vsum8(f0, f1, s0, s1, u0, u1, u1, u1)
 
 
@@ -610,7 +609,11 @@ def _block_stats_diag(xt, ot, means, resp, mass, first, second, unseen):
     each component's responsibility for the missing entries of each feature
     into ``unseen`` (d, k) (the caller adds ``unseen / f^2``, the expected
     square of a missing entry's deviation, to ``second``), as a third pair
-    of sums in the register tiles (in :func:`vsum8` lanes that were idle).
+    of sums in the register tiles (in :func:`vsum8` lanes that were idle):
+    the block's mass less ``sum r o``, the observed entries' share. (Summing
+    ``r (1 - o)`` took a subtraction more per entry: the pass 0.0244 ->
+    0.0253 s, 200,000 x 16 rows, k = 16, 20 % missing, one thread, Zen 4,
+    medians of five alternating runs; the statistics move by round-off.)
 
     Against summing ``unseen`` row by row over lists of each row's missing
     entries, which :func:`_finish_block` then had to build: the 'diag' pass
@@ -633,11 +636,11 @@ def _block_stats_diag(xt, ot, means, resp, mass, first, second, unseen):
                                      vsplat(means[j, a1]), resp)
             first[j, a0] += vlane(sums, 0)
             second[j, a0] += vlane(sums, 2)
-            unseen[a0, j] += vlane(sums, 4)
+            unseen[a0, j] += nj - vlane(sums, 4)
             if a1 != a0:
                 first[j, a1] += vlane(sums, 1)
                 second[j, a1] += vlane(sums, 3)
-                unseen[a1, j] += vlane(sums, 5)
+                unseen[a1, j] += nj - vlane(sums, 5)
 
 
 @stack_helper
