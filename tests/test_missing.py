@@ -162,18 +162,22 @@ def test_score_samples_is_the_brute_force_marginal(covariance_type):
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 10_000), fraction=st.floats(0.05, 0.5),
-       covariance_type=st.sampled_from(COVARIANCE_TYPES))
-def test_observed_log_likelihood_never_decreases(seed, fraction, covariance_type):
+       covariance_type=st.sampled_from(COVARIANCE_TYPES),
+       dtype=st.sampled_from([np.float64, np.float32]))
+def test_observed_log_likelihood_never_decreases(seed, fraction, covariance_type, dtype):
+    """(float32 rows compute in float32 where the model allows: the bound
+    may fall by float32's round-off, which the driver allows for.)"""
     X = _with_holes(make_blobs(n=120, d=3, k=2, seed=seed % 50)[0], fraction, seed=seed)
-    X = X[~np.isnan(X).all(axis=1)]
+    X = X[~np.isnan(X).all(axis=1)].astype(dtype)
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)  # the driver's decrease warning
         warnings.simplefilter("ignore", UserWarning)
         gm = GaussianMixture(2, covariance_type=covariance_type, max_iter=30, tol=0.0,
                              reg_covar=1e-9, random_state=seed).fit(X)
     history = np.array(gm.lower_bounds_)
+    slack = 1e-10 if dtype == np.float64 else 1e-6
     if gm.n_reseeds_ == 0:  # a re-seeded component restarts the climb
-        assert np.all(np.diff(history) >= -1e-10 * np.abs(history).max())
+        assert np.all(np.diff(history) >= -slack * np.abs(history).max())
 
 
 def test_invariances(covariance_type):
