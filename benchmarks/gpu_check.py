@@ -264,6 +264,17 @@ def run_missing_grid(grid, iters, budget_end) -> list:
     return rows
 
 
+def _cuda_against_cpu(spec, row) -> str:
+    """A summary line of a row with ``cuda`` and ``cpu`` results (or skipped)."""
+    if "skipped" in row:
+        return f"{spec}: skipped: {row['skipped']}"
+    cuda, cpu = row["results"]["cuda"], row["results"]["cpu"]
+    return (f"{spec}: cuda {cuda['seconds_per_iter']:.4f} s/iter, cpu "
+            f"{cpu['seconds_per_iter']:.4f} s/iter "
+            f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
+            f"{row['relative_difference']:.1e}, agree: {row['agree']}")
+
+
 def summary_text(report) -> str:
     m = report["machine"]
     lines = [f"GPU check {time.strftime('%Y-%m-%d %H:%M', time.gmtime(report['started']))} UTC",
@@ -291,27 +302,13 @@ def summary_text(report) -> str:
         lines.append(f"{'':<32}cuda is {cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x "
                      f"fastem-cpu; agree: {row['agree']}")
     for row in report.get("hmm", []):
-        spec = (f"GaussianHMM {row['covariance_type']} {row['sequences']:,} x {row['steps']:,} "
-                f"d={row['d']} k={row['k']}")
-        if "skipped" in row:
-            lines.append(f"{spec}: skipped: {row['skipped']}")
-            continue
-        cuda, cpu = row["results"]["cuda"], row["results"]["cpu"]
-        lines.append(f"{spec}: cuda {cuda['seconds_per_iter']:.4f} s/iter, cpu "
-                     f"{cpu['seconds_per_iter']:.4f} s/iter "
-                     f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
-                     f"{row['relative_difference']:.1e}, agree: {row['agree']}")
+        lines.append(_cuda_against_cpu(
+            f"GaussianHMM {row['covariance_type']} {row['sequences']:,} x {row['steps']:,} "
+            f"d={row['d']} k={row['k']}", row))
     for row in report.get("missing", []):
-        spec = (f"incomplete data {row['covariance_type']} n={row['n']:,} d={row['d']} "
-                f"k={row['k']} {row['dtype']}")
-        if "skipped" in row:
-            lines.append(f"{spec}: skipped: {row['skipped']}")
-            continue
-        cuda, cpu = row["results"]["cuda"], row["results"]["cpu"]
-        lines.append(f"{spec}: cuda {cuda['seconds_per_iter']:.4f} s/iter, cpu "
-                     f"{cpu['seconds_per_iter']:.4f} s/iter "
-                     f"({cpu['seconds_per_iter'] / cuda['seconds_per_iter']:.1f}x); rel. LL diff "
-                     f"{row['relative_difference']:.1e}, agree: {row['agree']}")
+        lines.append(_cuda_against_cpu(
+            f"incomplete data {row['covariance_type']} n={row['n']:,} d={row['d']} "
+            f"k={row['k']} {row['dtype']}", row))
     lines.append(f"total {report['seconds']:.0f}s; ok: {report['ok']}")
     return "\n".join(lines) + "\n"
 

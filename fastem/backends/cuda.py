@@ -231,43 +231,50 @@ class CUDABackend:
         read from GPU memory by each model's launch).
 
         Each model runs the kernel of a pass of its own on the same chunks, so
-        its statistics are the ones :meth:`accumulate` gives it alone.
+        its statistics are the ones :meth:`accumulate` gives it alone; over
+        incomplete data (``inputs.missing``) the kernels of
+        ``fastem.kernels.cuda.missing`` (:meth:`_missing_launch`).
         """
-        if any(i.missing for i in inputs_list):
-            return self._accumulate_missing(data, inputs_list, sample_weight)
         cuda = self.cuda
         n, d = data.shape
-        models = [self._launch_inputs(inputs, data.dtype, d) for inputs in inputs_list]
+        launches = [self._missing_launch(inputs, data.dtype, d) if inputs.missing
+                    else self._launch_inputs(inputs, data.dtype, d) for inputs in inputs_list]
         has_w = sample_weight is not None
-        totals = [None] * len(models)
+        totals = [None] * len(launches)
         for start, stop, dev in self._chunks(data):
-            m = stop - start
             w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            for g, mdl in enumerate(models):
-                k, width, threads = mdl["k"], mdl["width"], mdl["threads"]
-                bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
-                n_parts = bounds.shape[0] - 1
-                mass = cuda.to_device(np.zeros((n_parts, k)))
-                first = cuda.to_device(np.zeros((n_parts, k, d)))
-                second = cuda.to_device(np.zeros((n_parts, k, width)))
-                loglik = cuda.to_device(np.zeros(n_parts))
-                mdl["kernel"][n_parts, threads, 0, mdl["shared"]](
-                    dev, w, has_w, int(mdl["layout"]), *mdl["arrays"], cuda.to_device(bounds),
-                    mass, first, second, loglik)
-                chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                              self._reduce(second, (k, width)), mdl["pa"].centres,
-                              float(loglik.copy_to_host().sum()), 0.0)
+            for g, launch in enumerate(launches):
+                chunk = self._chunk_stats(launch, dev, w, has_w, d)
                 totals[g] = chunk if totals[g] is None else totals[g] + chunk
         weight_sum = total_weight(n, sample_weight)
         out = []
-        for mdl, total in zip(models, totals):
-            second = (full_from_lower(total.second, d) if mdl["layout"] is Layout.FULL
+        for launch, total in zip(launches, totals):
+            second = (full_from_lower(total.second, d) if launch["layout"] is Layout.FULL
                       else total.second)
-            pa = mdl["pa"]
+            pa = launch["pa"]
             out.append(Stats(total.mass, total.first, second, total.centres,
                              pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
                              pa.round_off, n))
         return out
+
+    def _chunk_stats(self, launch, dev, w, has_w, d) -> Stats:
+        """One model's statistics of the device rows ``dev`` (a launch of
+        :meth:`_launch_inputs` or :meth:`_missing_launch`), summed over the
+        row parts on the device; centred on ``pa.centres``, the
+        log-likelihood without the shift."""
+        cuda = self.cuda
+        k, width = launch["k"], launch["width"]
+        n_parts, scratch = launch["parts"](dev.shape[0])
+        mass = cuda.to_device(np.zeros((n_parts, k)))
+        first = cuda.to_device(np.zeros((n_parts, k, d)))
+        second = cuda.to_device(np.zeros((n_parts, k, width)))
+        loglik = cuda.to_device(np.zeros(n_parts))
+        launch["kernel"][n_parts, launch["threads"], 0, launch["shared"]](
+            dev, w, has_w, int(launch["layout"]), *launch["arrays"], *scratch, mass, first,
+            second, loglik)
+        return Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
+                     self._reduce(second, (k, width)), launch["pa"].centres,
+                     float(loglik.copy_to_host().sum()), 0.0)
 
     def _missing_launch(self, inputs, data_dtype, d, dtype=None):
         """One model's incomplete-data launch: its PassArrays ``pa`` (the
@@ -280,13 +287,23 @@ class CUDABackend:
 
         pa = for_pass(inputs, data_dtype, dtype or self.dtype)
         dt = pa.means.dtype
-        prec = inputs.precisions() if inputs.layout is Layout.FULL else np.zeros((1, 1, 1))
+        full = inputs.layout is Layout.FULL
+        prec = inputs.precisions() if full else np.zeros((1, 1, 1))
         threads = threads_for(d, dt)
         arrays = (self.cuda.to_device(pa.ref),) + tuple(
             self.cuda.to_device(np.ascontiguousarray(a, dtype=dt))
             for a in (pa.means, pa.factor, prec, pa.log_const))
-        return dict(layout=inputs.layout, pa=pa, kernels=kernels.for_dtype(dt), arrays=arrays,
-                    threads=threads, shared=self.kernels.shared_floats(d, threads) * dt.itemsize)
+        k, width = inputs.n_components, d * d if full else d
+        launch = dict(layout=inputs.layout, pa=pa, k=k, width=width, threads=threads,
+                      kernel=kernels.for_dtype(dt)[0], log_prob=kernels.for_dtype(dt)[1],
+                      arrays=arrays,
+                      shared=self.kernels.shared_floats(d, threads) * dt.itemsize)
+
+        def parts(m):
+            bounds, mis, fs = self._missing_scratch(m, d, launch, k * (width + d + 1))
+            return bounds.shape[0] - 1, (self.cuda.to_device(bounds), mis, fs)
+        launch["parts"] = parts
+        return launch
 
     def _missing_scratch(self, m, d, launch, stats_size):
         """Row parts of ``m`` rows, and the scratch of their threads (of the
@@ -299,47 +316,6 @@ class CUDABackend:
         slots = (bounds.shape[0] - 1) * threads
         return (bounds, self.cuda.device_array((slots, d), dtype=np.int64),
                 self.cuda.device_array((slots, width), dtype=launch["pa"].means.dtype))
-
-    def _accumulate_missing(self, data: CudaData, inputs_list, sample_weight=None) -> list:
-        """The pass of EM for incomplete data (NaN: missing) for several
-        models: the CPU backend's ``accumulate_missing_many`` on the GPU
-        (float32 where the complete data's pass would be), each chunk of rows
-        reaching the GPU once for all of them (each model's statistics those
-        of a pass of its own over the same chunks)."""
-        cuda = self.cuda
-        n, d = data.shape
-        launches = [self._missing_launch(inputs, data.dtype, d) for inputs in inputs_list]
-        has_w = sample_weight is not None
-        totals = [None] * len(launches)
-        for start, stop, dev in self._chunks(data):
-            w = cuda.to_device(sample_weight[start:stop] if has_w else np.zeros(1))
-            for g, (inputs, launch) in enumerate(zip(inputs_list, launches)):
-                k = inputs.n_components
-                width = d * d if inputs.layout is Layout.FULL else d
-                bounds, mis, fs = self._missing_scratch(stop - start, d, launch,
-                                                        k * (width + d + 1))
-                n_parts = bounds.shape[0] - 1
-                mass = cuda.to_device(np.zeros((n_parts, k)))
-                first = cuda.to_device(np.zeros((n_parts, k, d)))
-                second = cuda.to_device(np.zeros((n_parts, k, width)))
-                loglik = cuda.to_device(np.zeros(n_parts))
-                launch["kernels"][0][n_parts, launch["threads"], 0, launch["shared"]](
-                    dev, w, has_w, int(inputs.layout), *launch["arrays"], cuda.to_device(bounds),
-                    mis, fs, mass, first, second, loglik)
-                chunk = Stats(self._reduce(mass, (k,)), self._reduce(first, (k, d)),
-                              self._reduce(second, (k, width)), launch["pa"].centres,
-                              float(loglik.copy_to_host().sum()), 0.0)
-                totals[g] = chunk if totals[g] is None else totals[g] + chunk
-        weight_sum = total_weight(n, sample_weight)
-        out = []
-        for inputs, launch, total in zip(inputs_list, launches, totals):
-            pa = launch["pa"]
-            second = (full_from_lower(total.second, d) if inputs.layout is Layout.FULL
-                      else total.second)
-            out.append(Stats(total.mass, total.first, second, total.centres,
-                             pa.log_likelihood(total.log_likelihood, weight_sum), weight_sum,
-                             pa.round_off, n))
-        return out
 
     def _missing_log_prob_chunks(self, data: CudaData, inputs):
         """:meth:`weighted_log_prob_chunks` of rows with missing values: the
@@ -365,7 +341,7 @@ class CUDABackend:
         m, d = piece.shape
         bounds, mis, fs = self._missing_scratch(m, d, launch, 1)
         out = cuda.device_array((m, inputs.n_components))
-        launch["kernels"][1][bounds.shape[0] - 1, launch["threads"], 0, launch["shared"]](
+        launch["log_prob"][bounds.shape[0] - 1, launch["threads"], 0, launch["shared"]](
             piece, int(inputs.layout), *launch["arrays"], cuda.to_device(bounds), mis, fs, out)
         host = out.copy_to_host()
         if launch["pa"].shift:
@@ -377,12 +353,17 @@ class CUDABackend:
         layout = inputs.layout
         pa = for_pass(inputs, data_dtype, self.dtype)
         threads = threads_for(d, pa.means.dtype)
-        return dict(layout=layout, pa=pa, k=inputs.n_components,
-                    width=d * d if layout is Layout.FULL else d,
+        k, width = inputs.n_components, d * d if layout is Layout.FULL else d
+
+        def parts(m):
+            bounds = cuda_part_bounds(m, threads, k * (width + d + 1))
+            return bounds.shape[0] - 1, (self.cuda.to_device(bounds),)
+        return dict(layout=layout, pa=pa, k=k, width=width,
                     kernel=self.kernels.for_dtype(pa.means.dtype)[0], threads=threads,
                     shared=self.kernels.shared_floats(d, threads) * pa.means.dtype.itemsize,
                     arrays=tuple(self.cuda.to_device(a)
-                                 for a in (pa.ref, pa.means, pa.factor, pa.log_const)))
+                                 for a in (pa.ref, pa.means, pa.factor, pa.log_const)),
+                    parts=parts)
 
     def _reduce(self, parts, shape):
         """Fixed-order sum over the leading axis on the device; host result."""
