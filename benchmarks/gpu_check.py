@@ -66,7 +66,10 @@ HMM_GRID = [(1000, 1000, 8, 8, "diag"), (1000, 1000, 8, 8, "full"), (1, 10_000_0
 TINY_HMM_GRID = [(3, 12, 2, 2, "diag"), (2, 10, 2, 3, "full")]
 #: (n, d, k, covariance type) with 20 % of the values missing; float32 and float64.
 MISSING_GRID = [(1_000_000, 16, 16, "full"), (1_000_000, 16, 16, "diag")]
-TINY_MISSING_GRID = [(64, 3, 2, "full"), (64, 3, 2, "diag")]
+#: (the rehearsal runs the 'full' layout only: both layouts' kernels are
+#: tested under the simulator in tests/cuda, and each configuration costs the
+#: test suite seconds there)
+TINY_MISSING_GRID = [(64, 3, 2, "full")]
 #: Final log-likelihoods must agree to this (relative) across implementations;
 #: float32 compute rounds more.
 AGREEMENT = {"float64": 1e-9, "float32": 1e-4}

@@ -133,8 +133,8 @@ def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
 
 def accumulate_missing_many(X, inputs_list, sample_weight=None, dtype=None) -> list:
     """:func:`accumulate_missing` for several models in one pass over X:
-    windows of rows, each read (and widened, for float32 rows) once while
-    every model's kernel runs on it. Each model keeps the row parts of its
+    windows of rows, each read (and widened, for float32 rows computed in
+    float64) once while every model's kernel runs on it. Each model keeps the row parts of its
     own pass and sums them in the same order, so its :class:`Stats` are the
     bits :func:`accumulate_missing` gives it alone.
 
@@ -187,8 +187,8 @@ class _Window:
 
 class _IncompletePass:
     """One model's incomplete-data pass, run part by part: its row parts and
-    partial statistics, the kernels' arrays (float32 for a diagonal model
-    whose complete-data pass computes in float32, :func:`narrow_missing`)."""
+    partial statistics, the kernels' arrays (float32 for a model whose
+    complete-data pass computes in float32, :func:`narrow_missing`)."""
 
     def __init__(self, X, inputs, dtype):
         n, d = X.shape
