@@ -143,9 +143,14 @@ def test_gpu_check_rehearsal_under_the_simulator(tmp_path):
     hmm = [row for row in report["hmm"] if "results" in row]
     assert {row["covariance_type"] for row in hmm} == {"diag", "full"}
     assert all(row["agree"] and row["results"]["cuda"]["seconds_per_iter"] > 0 for row in hmm)
+    missing = [row for row in report["missing"] if "results" in row]
+    assert {(row["covariance_type"], row["dtype"]) for row in missing} == {
+        ("full", "float32"), ("full", "float64")}
+    assert all(row["agree"] and row["results"]["cuda"]["seconds_per_iter"] > 0
+               for row in missing)
     summary = (tmp_path / "summary.txt").read_text()
     assert "CUDA tests: " in summary and "fastem-cuda" in summary and "ok: True" in summary
-    assert "GaussianHMM diag" in summary
+    assert "GaussianHMM diag" in summary and "incomplete data full" in summary
 
 
 def test_gpu_check_reports_a_spent_budget(tmp_path):
