@@ -453,6 +453,26 @@ def test_imputer_draws_are_the_conditionals_given_the_same_random_numbers(k):
         np.testing.assert_array_equal(drawn[i, o], x[o])
 
 
+def test_imputer_keeps_float32():
+    """float32 X comes back float32, as scikit-learn's imputers keep it: the
+    float64 imputation of the same values, narrowed (draws too, from the same
+    random stream); complete float32 rows come back as they are."""
+    X32 = _with_holes(make_blobs(n=300, d=4, k=2, seed=18)[0], 0.2, seed=19).astype(np.float32)
+    for sample in (False, True):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            imp = GaussianMixtureImputer(2, random_state=0, sample_posterior=sample).fit(X32)
+        imp._draws = np.random.RandomState(7)  # the same stream for both calls
+        narrow = imp.transform(X32)
+        imp._draws = np.random.RandomState(7)
+        wide = imp.transform(X32.astype(np.float64))
+        assert narrow.dtype == np.float32 and wide.dtype == np.float64
+        np.testing.assert_array_equal(narrow, wide.astype(np.float32))
+        assert not np.isnan(narrow).any()
+    complete = np.nan_to_num(X32)
+    assert imp.transform(complete).dtype == np.float32
+
+
 def test_imputer_in_a_pipeline_with_feature_names():
     pd = pytest.importorskip("pandas")
     from sklearn.base import clone

@@ -462,27 +462,36 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
     """X (host rows, NaN missing) with every missing value replaced by its
     conditional expectation under the mixture of ``inputs``, or (``rng``, a
     numpy RandomState) by a draw from the conditional distribution; chunk by
-    chunk, the draws in row order.
+    chunk, the draws in row order. Computed in float64.
 
     Returns
     -------
-    ndarray of shape X.shape, float64
+    ndarray of shape X.shape, float32 for float32 X (as scikit-learn's
+    imputers keep it), else float64
     """
     arrays = missing_arrays(inputs)
     n, d = X.shape
-    out = np.empty((n, d))
+    narrow = X.dtype == np.float32
+    out = np.empty((n, d), np.float32 if narrow else np.float64)
     for start in range(0, n, config.CHUNK_ROWS):
         stop = min(n, start + config.CHUNK_ROWS)
         if rng is None:
             u, eps = np.empty(0), np.empty((0, 0))
         else:
             u, eps = rng.random_sample(stop - start), rng.standard_normal((stop - start, d))
+        chunk = np.empty((stop - start, d)) if narrow else out[start:stop]
         with launch():
             missing.impute(widened(X[start:stop]), *arrays, u, eps, rng is not None,
-                           part_bounds(stop - start, 1), out[start:stop])
-        if np.isnan(out[start:stop]).any():
+                           part_bounds(stop - start, 1), chunk)
+        if np.isnan(chunk).any():
             raise ValueError(
                 "X has rows whose observed values are so far from every component that their "
                 "squared Mahalanobis distances overflow float64, so the missing values cannot be "
                 "imputed from them. Rescale X, or drop those rows.")
+        if narrow:
+            out[start:stop] = chunk
+            if not np.isfinite(out[start:stop]).all():
+                raise ValueError(
+                    "An imputed value of float32 X is beyond float32's range (the mixture "
+                    "extrapolates far from the observed values). Pass X as float64.")
     return out

@@ -51,6 +51,8 @@ class GaussianMixtureImputer(EstimatorBase):
     ----------
     mixture_ : GaussianMixture
         The fitted mixture.
+    n_iter_ : int
+        EM iterations of the fit (the best start's, ``mixture_.n_iter_``).
     n_features_in_ : int
     feature_names_in_ : ndarray of str
         Only when X was a dataframe with string column names.
@@ -89,7 +91,8 @@ class GaussianMixtureImputer(EstimatorBase):
     def __sklearn_tags__(self):
         from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
         return Tags(estimator_type=None, target_tags=TargetTags(required=False),
-                    transformer_tags=TransformerTags(), input_tags=InputTags(allow_nan=True),
+                    transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+                    input_tags=InputTags(allow_nan=True),
                     regressor_tags=None, classifier_tags=None)
 
     def _mixture(self):
@@ -128,6 +131,7 @@ class GaussianMixtureImputer(EstimatorBase):
         """
         mixture = self._mixture().fit(X, sample_weight=sample_weight)
         self.mixture_ = mixture
+        self.n_iter_ = mixture.n_iter_
         self.n_features_in_ = mixture.n_features_in_
         if hasattr(mixture, "feature_names_in_"):
             self.feature_names_in_ = mixture.feature_names_in_
@@ -147,8 +151,10 @@ class GaussianMixtureImputer(EstimatorBase):
 
         Returns
         -------
-        X_filled : ndarray of shape (n_samples, n_features), float64
-            Observed values unchanged. With ``sample_posterior`` every call
+        X_filled : ndarray of shape (n_samples, n_features)
+            float32 for float32 X (as scikit-learn's imputers keep it; the
+            values computed in float64), else float64. Observed values
+            unchanged. With ``sample_posterior`` every call
             draws anew from the imputer's random stream (seeded by
             ``random_state`` at ``fit``).
 
@@ -168,7 +174,7 @@ class GaussianMixtureImputer(EstimatorBase):
         if not isinstance(X, np.ndarray):  # a dask array
             X = np.asarray(X.compute())
         if self._scan_missing(X, backend, fitting=False) is None:
-            return self._wrap(np.array(X, dtype=np.float64), given)
+            return self._wrap(np.array(X, dtype=np.result_type(X.dtype, np.float32)), given)
         from ..backends.cpu import impute_rows
 
         inputs = self.mixture_._kernel_inputs().incomplete()
@@ -242,7 +248,8 @@ class GaussianMixtureImputer(EstimatorBase):
 
         Returns
         -------
-        X_filled : ndarray of shape (n_samples, n_features), float64
+        X_filled : ndarray of shape (n_samples, n_features)
+            float32 for float32 X, else float64 (as :meth:`transform`).
 
         Examples
         --------
