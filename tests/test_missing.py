@@ -471,6 +471,17 @@ def test_imputer_keeps_float32():
         assert not np.isnan(narrow).any()
     complete = np.nan_to_num(X32)
     assert imp.transform(complete).dtype == np.float32
+    # a regression that extrapolates past float32's range: an error, not inf
+    z = np.random.default_rng(3).normal(size=500)
+    steep = np.c_[z, 1e37 * z + 1e35 * np.random.default_rng(4).normal(size=500)]
+    steep[:5, 1] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        imp = GaussianMixtureImputer(random_state=0).fit(steep.astype(np.float32))
+    far = np.array([[100.0, np.nan]])
+    assert imp.transform(far)[0, 1] > 1e39  # float64 holds it
+    with pytest.raises(ValueError, match="beyond float32's range"):
+        imp.transform(far.astype(np.float32))
 
 
 def test_imputer_in_a_pipeline_with_feature_names():
