@@ -348,6 +348,18 @@ def test_memmap_dask_and_save_load_agree(tmp_path, client):
     loaded = GaussianMixture.load(model)
     np.testing.assert_array_equal(loaded.score_samples(X), a.score_samples(X))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(a)).predict(X), a.predict(X))
+    # several models in the shared pass (n_init, model selection) from the memory map
+    from fastem import GaussianMixtureIC
+
+    kw = dict(random_state=0, max_iter=5, tol=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fits = [GaussianMixtureIC(n_components=[1, 2], covariance_type=["full", "diag"],
+                                  **kw).fit(data) for data in (X, np.load(path, mmap_mode="r"))]
+        starts = [GaussianMixture(2, n_init=3, **kw).fit(data)
+                  for data in (X, np.load(path, mmap_mode="r"))]
+    np.testing.assert_array_equal(fits[0].results_["bic"], fits[1].results_["bic"])
+    np.testing.assert_array_equal(starts[0].means_, starts[1].means_)
 
 
 # -- GaussianMixtureImputer ----------------------------------------------------------
