@@ -63,15 +63,16 @@ def split_stats(inputs_list, pas, segments, mass, first, second, loglik, weight_
     return out
 
 
-def missing_arrays(inputs):
+def incomplete_arrays(inputs, pa):
     """``(layout, means, means_t, factor, prec_t, log_const, ref)`` as the
-    float64 incomplete-data kernels take them (``fastem.kernels.cpu.missing``;
-    ``ref`` zeros: rows are not re-centred); for full factors, the means and
-    precisions with the components last (:func:`components_last`)."""
-    d = inputs.means.shape[1]
-    means_t, prec_t = components_last(inputs, inputs.means)
-    return (inputs.layout, inputs.means, means_t, np.ascontiguousarray(inputs.factor), prec_t,
-            np.ascontiguousarray(inputs.log_const), np.zeros(d))
+    incomplete-data kernels (``fastem.kernels.cpu.missing``) take ``inputs``
+    narrowed to PassArrays ``pa`` (float64, or float32 by
+    ``fastem._precision``'s rule, rows centred on ``pa.ref``); for full
+    factors, the means and precisions with the components last
+    (:func:`components_last`)."""
+    means_t, prec_t = components_last(inputs, pa.means)
+    return (inputs.layout, np.ascontiguousarray(pa.means), means_t,
+            np.ascontiguousarray(pa.factor), prec_t, np.ascontiguousarray(pa.log_const), pa.ref)
 
 
 def components_last(inputs, means):
@@ -99,15 +100,10 @@ def widened(rows):
     return kernel_input(np.asarray(rows, dtype=np.float64))
 
 
-def narrow_missing(inputs, data_dtype, requested=None):
-    """The incomplete-data pass in float32 where the complete data's would
-    compute in float32 (``fastem._precision``'s rule), as ``(PassArrays,
-    arrays for the kernels)``; None where it computes in float64."""
-    pa = for_pass(inputs, data_dtype, requested)
-    if pa.means.dtype != np.float32:
-        return None
-    means_t, prec_t = components_last(inputs, pa.means)
-    return pa, (inputs.layout, pa.means, means_t, pa.factor, prec_t, pa.log_const, pa.ref)
+def incomplete_rows(rows, pa):
+    """Host rows as the incomplete-data kernels read them under PassArrays
+    ``pa``: float32 rows as they are for a float32 pass, else widened."""
+    return widened(rows) if pa.means.dtype == np.float64 else kernel_input(rows)
 
 
 def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
@@ -120,8 +116,8 @@ def accumulate_missing(X, inputs, sample_weight=None, dtype=None) -> Stats:
     inputs : KernelInputs
     sample_weight : ndarray of shape (n,) float64, or None
     dtype : the backend's compute dtype (None: the data's): float32 data
-        compute in float32 where the model allows (:func:`narrow_missing`),
-        else in float64
+        compute in float32 where the model allows (``fastem._precision``'s
+        rule, as complete rows), else in float64
 
     Returns
     -------
@@ -159,7 +155,7 @@ def accumulate_missing_many(X, inputs_list, sample_weight=None, dtype=None) -> l
             break
         first = min(pending, key=lambda pp: pp.next_row)
         a = first.next_row
-        rows = _Window(X, a, first.last_row_before(min(n, a + window)))
+        rows = _Window(X, a, first.bounds[first.parts_until(min(n, a + window))])
         for pp in pending:
             if pp.next_row == a or pp.next_row < rows.b:  # (a model with longer parts waits)
                 pp.run(rows, w, has_weights)
@@ -188,19 +184,14 @@ class _Window:
 class _IncompletePass:
     """One model's incomplete-data pass, run part by part: its row parts and
     partial statistics, the kernels' arrays (float32 for a model whose
-    complete-data pass computes in float32, :func:`narrow_missing`)."""
+    complete-data pass computes in float32)."""
 
     def __init__(self, X, inputs, dtype):
         n, d = X.shape
         self.layout, self.d, self.n = inputs.layout, d, n
-        narrow = narrow_missing(inputs, X.dtype, dtype)
-        if narrow is None:
-            self.pa, self.arrays = None, missing_arrays(inputs)
-            self.centres = inputs.means
-        else:
-            self.pa, self.arrays = narrow
-            self.centres = self.pa.centres
-        self.wide = narrow is None and X.dtype != np.float64
+        self.pa = for_pass(inputs, X.dtype, dtype)
+        self.arrays = incomplete_arrays(inputs, self.pa)
+        self.wide = self.pa.means.dtype == np.float64 and X.dtype != np.float64
         self.bounds, self.mass, self.first, self.second = partial_stats(
             n, inputs.n_components, d, inputs.layout)
         self.loglik = np.zeros(self.bounds.shape[0] - 1)
@@ -215,21 +206,20 @@ class _IncompletePass:
     def next_row(self):
         return self.bounds[self.p]
 
-    def last_row_before(self, end):
-        """The end of the last part from the next one that ends by ``end``
-        (the next part's end when that one ends later)."""
+    def parts_until(self, end):
+        """``q``: the parts from the next one to ``q`` (excluded) end by row
+        ``end``; at least the next one."""
         bounds = self.bounds
         q = self.p + 1
         while q < bounds.shape[0] - 1 and bounds[q + 1] <= end:
             q += 1
-        return bounds[q]
+        return q
 
     def run(self, window, w, has_weights):
         """The parts from the next one up to the window's end (at least one)."""
         bounds, p = self.bounds, self.p
-        b = self.last_row_before(window.b)
-        q = int(np.searchsorted(bounds, b))
-        a = bounds[p]
+        q = self.parts_until(window.b)
+        a, b = bounds[p], bounds[q]
         with launch():
             missing.accumulate(window.rows(a, b, self.wide), w[a:b] if has_weights else w,
                                has_weights, *self.arrays, bounds[p:q + 1] - a, self.mass[p:q],
@@ -239,10 +229,7 @@ class _IncompletePass:
     def stats(self, weight_sum) -> Stats:
         mass, first, second = reduce_partial_stats(self.mass, self.first, self.second, self.d,
                                                    self.layout)
-        if self.pa is None:
-            return Stats(mass, first, second, self.centres.copy(), float(self.loglik.sum()),
-                         weight_sum, 0.0, self.n)
-        return Stats(mass, first, second, self.centres,
+        return Stats(mass, first, second, self.pa.centres,
                      self.pa.log_likelihood(self.loglik.sum(), weight_sum), weight_sum,
                      self.pa.round_off, self.n)
 
@@ -407,55 +394,40 @@ class CPUBackend:
         wlp : ndarray of shape (stop - start, k), float64
         """
         n = X.shape[0]
-        k = inputs.n_components
-        if inputs.missing:
-            yield from _missing_log_prob_chunks(X, inputs, self.dtype)
-            return
+        log_prob = _missing_log_prob if inputs.missing else _log_prob
         pa = for_pass(inputs, X.dtype, self.dtype)
         wide = None
         for start in range(0, n, config.CHUNK_ROWS):
             stop = min(n, start + config.CHUNK_ROWS)
-            chunk = kernel_input(X[start:stop])
-            out = _log_prob(chunk, inputs.layout, pa, k)
+            out = log_prob(X[start:stop], inputs, pa)
             if float32_overflowed(out, pa):
                 wide = wide or for_pass(inputs, X.dtype, np.float64)
-                out = _log_prob(chunk, inputs.layout, wide, k)
+                out = log_prob(X[start:stop], inputs, wide)
             yield start, stop, out
 
 
-def _log_prob(chunk, layout, pa, k):
+def _log_prob(rows, inputs, pa):
     """The weighted log-densities (m, k) float64 of host rows under PassArrays ``pa``."""
-    out = np.empty((chunk.shape[0], k))
+    chunk = kernel_input(rows)
+    out = np.empty((chunk.shape[0], inputs.n_components))
     with launch():
-        gaussian.log_prob(chunk, layout, pa.ref, pa.means, pa.factor, pa.log_const,
+        gaussian.log_prob(chunk, inputs.layout, pa.ref, pa.means, pa.factor, pa.log_const,
                           part_bounds(chunk.shape[0], 1), out)
     if pa.shift:
         out += pa.shift
     return out
 
 
-def _missing_log_prob_chunks(X, inputs, dtype=None):
-    """:meth:`CPUBackend.weighted_log_prob_chunks` of rows with missing values:
-    the observed coordinates' weighted marginal log-densities, in the
-    compute dtype of the pass (:func:`narrow_missing`; a float32 chunk that
-    overflowed is computed again in float64)."""
-    narrow = narrow_missing(inputs, X.dtype, dtype)
-    wide = missing_arrays(inputs)
-    n, k = X.shape[0], inputs.n_components
-    for start in range(0, n, config.CHUNK_ROWS):
-        stop = min(n, start + config.CHUNK_ROWS)
-        out = np.empty((stop - start, k))
-        if narrow is not None:
-            with launch():
-                missing.log_prob(kernel_input(X[start:stop]), *narrow[1],
-                                 part_bounds(stop - start, 1), out)
-            out += narrow[0].shift
-            if not float32_overflowed(out, narrow[0]):
-                yield start, stop, out
-                continue
-        with launch():
-            missing.log_prob(widened(X[start:stop]), *wide, part_bounds(stop - start, 1), out)
-        yield start, stop, out
+def _missing_log_prob(rows, inputs, pa):
+    """:func:`_log_prob` of rows with missing values: the observed coordinates'
+    weighted marginal log-densities."""
+    out = np.empty((rows.shape[0], inputs.n_components))
+    with launch():
+        missing.log_prob(incomplete_rows(rows, pa), *incomplete_arrays(inputs, pa),
+                         part_bounds(rows.shape[0], 1), out)
+    if pa.shift:
+        out += pa.shift
+    return out
 
 
 def impute_rows(X, inputs, rng=None) -> np.ndarray:
@@ -469,7 +441,7 @@ def impute_rows(X, inputs, rng=None) -> np.ndarray:
     ndarray of shape X.shape, float32 for float32 X (as scikit-learn's
     imputers keep it), else float64
     """
-    arrays = missing_arrays(inputs)
+    arrays = incomplete_arrays(inputs, for_pass(inputs, np.float64))
     n, d = X.shape
     narrow = X.dtype == np.float32
     out = np.empty((n, d), np.float32 if narrow else np.float64)

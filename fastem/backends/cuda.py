@@ -317,23 +317,6 @@ class CUDABackend:
         return (bounds, self.cuda.device_array((slots, d), dtype=np.int64),
                 self.cuda.device_array((slots, width), dtype=launch["pa"].means.dtype))
 
-    def _missing_log_prob_chunks(self, data: CudaData, inputs):
-        """:meth:`weighted_log_prob_chunks` of rows with missing values: the
-        observed coordinates' weighted marginal log-densities, in the pass's
-        compute dtype (a float32 chunk that lost a row computed again in
-        float64, as on the CPU)."""
-        n, d = data.shape
-        launch = self._missing_launch(inputs, data.dtype, d)
-        wide = None
-        for start, stop, dev in self._chunks(data):
-            for s0 in range(0, stop - start, config.CHUNK_ROWS):
-                s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                host = self._missing_log_prob(dev[s0:s1], inputs, launch)
-                if float32_overflowed(host, launch["pa"]):  # see backends._common
-                    wide = wide or self._missing_launch(inputs, data.dtype, d, np.float64)
-                    host = self._missing_log_prob(dev[s0:s1], inputs, wide)
-                yield start + s0, start + s1, host
-
     def _missing_log_prob(self, piece, inputs, launch):
         """The weighted marginal log-densities (m, k) float64 host array of
         device rows ``piece`` under a :meth:`_missing_launch`."""
@@ -385,23 +368,30 @@ class CUDABackend:
         return map_rows_eager(self, data, inputs, reduce, out_columns, dtype)
 
     def weighted_log_prob_chunks(self, data: CudaData, inputs: KernelInputs):
-        """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk."""
-        if inputs.missing:
-            yield from self._missing_log_prob_chunks(data, inputs)
-            return
+        """Yield ``(start, stop, (m, k) float64 host array)`` chunk by chunk;
+        over incomplete data (``inputs.missing``) the observed coordinates'
+        marginal log-densities. A float32 chunk that lost a row is computed
+        again in float64 (see ``backends._common.float32_overflowed``)."""
         d = data.shape[1]
-        k = inputs.n_components
-        pa = for_pass(inputs, data.dtype, self.dtype)
-        launch = self._log_prob_launch(pa, d)
+
+        def runner(dtype=None):
+            """``(pa, run(device rows))`` in ``dtype`` (None: the backend's rule)."""
+            if inputs.missing:
+                launch = self._missing_launch(inputs, data.dtype, d, dtype)
+                return launch["pa"], lambda piece: self._missing_log_prob(piece, inputs, launch)
+            pa = for_pass(inputs, data.dtype, dtype or self.dtype)
+            run = self._log_prob_launch(pa, d)
+            return pa, lambda piece: run(piece, inputs.layout, inputs.n_components)
+
+        pa, run = runner()
         wide = None
         for start, stop, dev in self._chunks(data):
             for s0 in range(0, stop - start, config.CHUNK_ROWS):
                 s1 = min(stop - start, s0 + config.CHUNK_ROWS)
-                host = launch(dev[s0:s1], inputs.layout, k)
-                if float32_overflowed(host, pa):  # see backends._common
-                    wide = wide or self._log_prob_launch(
-                        for_pass(inputs, data.dtype, np.float64), d)
-                    host = wide(dev[s0:s1], inputs.layout, k)
+                host = run(dev[s0:s1])
+                if float32_overflowed(host, pa):
+                    wide = wide or runner(np.float64)[1]
+                    host = wide(dev[s0:s1])
                 yield start + s0, start + s1, host
 
     def _log_prob_launch(self, pa, d):

@@ -25,7 +25,7 @@ For diagonal precisions the conditional mean is ``mu_m`` (``delta`` is
 ``delta0``) and the conditional variances are the component's own.
 Statistics are centred on the component means (what the M-step's
 ``Stats.centres`` says), computed in float64 or in float32
-(``backends.cpu.narrow_missing``: rows centred on a reference in float64
+(``fastem._precision``'s rule: rows centred on a reference in float64
 first, as the complete data's float32 pass does; sums over a block in the
 compute dtype, over blocks in float64).
 
