@@ -22,6 +22,11 @@ from fastem._model import Params  # noqa: E402
 from fastem.backends.cpu import CPUBackend  # noqa: E402
 from fastem.backends.cuda import CUDABackend  # noqa: E402
 
+if os.environ.get("NUMBA_ENABLE_CUDASIM") == "1":
+    from fastem._cudasim import interleave_threads
+
+    interleave_threads()  # faster, and a race between a block's threads shows
+
 
 @pytest.fixture(autouse=True)
 def small_blocks(monkeypatch):

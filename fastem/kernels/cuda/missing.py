@@ -264,13 +264,23 @@ def _make(ftype):
 def add_conditional(n_tile, layout, d, fs, g0, p, j, second):
     """Add the tile's conditional covariances (each point's scratch slot,
     :func:`conditional_covariance`) to block ``p``'s second moments of
-    component ``j``: whole entries per thread, summed in point order, in
-    float64."""
+    component ``j``: whole entries, summed in point order, in float64.
+
+    Entry ``f`` of ``second`` belongs to the thread that :func:`.gaussian.add_tile`
+    gave it (entry ``1 + d + f`` of that function's numbering), so each
+    entry is read and written by one thread, in program order, with no
+    barrier between the two calls. (Given to thread ``f % T``, as it once
+    was, two threads added to one entry at once, and one of the two sums
+    could be lost: the simulator caught it once its threads switched
+    often enough, ``tests/cuda/conftest.py``.)"""
     tid = cuda.threadIdx.x
     T = cuda.blockDim.x
     C = d * (d + 1) // 2
     n_second = C if layout == FULL else d
-    for f in range(tid, n_second, T):
+    for e in range(tid, 1 + d + n_second, T):
+        if e <= d:  # mass and first moments: no conditional part
+            continue
+        f = e - 1 - d
         acc = 0.0
         for t in range(n_tile):
             acc += float64(fs[g0 + t, C + f])
