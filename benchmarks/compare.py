@@ -463,6 +463,9 @@ def main(argv=None):
     parser.add_argument("--dtypes", default=",".join(DTYPES),
                         help="data dtypes each configuration runs with (comma-separated)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--peak-size", type=int, default=3000,
+                        help="side of the square matrices whose product measures the peak "
+                             "(default %(default)s; the tests pass a small one)")
     parser.add_argument("--json", help="also write the results to this file")
     parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     parser.add_argument("--hmm", action="store_true",
@@ -488,7 +491,7 @@ def main(argv=None):
         configs = [":".join([c.split(":")[0], str(args.n_samples)] + c.split(":")[2:]) for c in configs]
     groups = group_configs(configs, args.dtypes.split(","))
     libs = [lib for lib in args.libs.split(",") if _available(lib)]
-    peak = dgemm_peak()
+    peak = dgemm_peak(args.peak_size)
     cpu = cpu_info()
     print(f"CPU: {cpu['cpu']} ({cpu['cpu_simd']}), {os.cpu_count()} CPUs; dgemm peak in this "
           f"run: {peak:.1f} GFLOP/s; libraries: {', '.join(libs)}")

@@ -182,13 +182,17 @@ def main(argv=None):
     parser.add_argument("--impls", default="fastem-cuda,fastem-cpu,torch")
     parser.add_argument("--device", default="cuda", help="torch device ('cuda' or 'cpu')")
     parser.add_argument("--json")
+    parser.add_argument("--peak-size", type=int, default=4096,
+                        help="side of the square matrices whose product measures the peak "
+                             "(default %(default)s; the tests pass a small one)")
     args = parser.parse_args(argv)
 
     import torch
 
     impls = args.impls.split(",")
     results = {}
-    peaks = {dt: gemm_peak(torch, args.device, getattr(torch, dt)) for dt in args.dtypes.split(",")}
+    peaks = {dt: gemm_peak(torch, args.device, getattr(torch, dt), args.peak_size)
+             for dt in args.dtypes.split(",")}
     name = torch.cuda.get_device_name() if args.device == "cuda" else "CPU"
     print(f"device {name}; measured GEMM peak: "
           + ", ".join(f"{dt} {p / 1e3:.1f} TFLOP/s" for dt, p in peaks.items()))

@@ -163,10 +163,13 @@ def main(argv=None):
     parser.add_argument("--config", action="append", help="type:d:k (default full:16:16, diag:32:64)")
     parser.add_argument("--dtypes", default="float64,float32")
     parser.add_argument("--reps", type=int, default=20000)
+    parser.add_argument("--peak-size", type=int, default=2000,
+                        help="side of the square matrices whose product measures the peak "
+                             "(default %(default)s; the tests pass a small one)")
     args = parser.parse_args(argv)
     set_num_threads(1)
     info = cpu_info()
-    peak = dgemm_peak_one_thread()
+    peak = dgemm_peak_one_thread(args.peak_size)
     print(f"CPU: {info['cpu']} ({info['cpu_simd']}); one thread; dgemm peak on one "
           f"thread in this run: {peak:.1f} GFLOP/s")
     for spec in args.config or ["full:16:16", "diag:32:64"]:

@@ -5,6 +5,14 @@ import os
 # anything imports SciPy (scikit-learn's own test suite runs this way).
 os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
+# pytest-xdist runs one worker per core (-n auto). Libraries that start a
+# thread per core in each worker (PyTorch's and OpenBLAS's OpenMP pools, whose
+# idle threads spin) would put two threads on every core and spend the other
+# worker's time spinning: the linear VAE's test took 54 s in the suite against
+# 9 s alone. fastem's own threads are not OpenMP's and are left as they are.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 

@@ -27,7 +27,7 @@ def _run_compare(tmp_path, libs, configs, iters, runs=1):
     """Run compare.py; returns its JSON results and its stdout."""
     result = tmp_path / "r.json"
     cmd = [sys.executable, str(ROOT / "benchmarks" / "compare.py"), "--iters", str(iters),
-           "--runs", str(runs), "--libs", libs, "--json", str(result)]
+           "--runs", str(runs), "--libs", libs, "--json", str(result), "--peak-size", "400"]
     for spec in configs:
         cmd += ["--config", spec]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
@@ -92,7 +92,8 @@ def test_kernel_roofline_script_runs():
     into their steps, on tiny shapes (one dtype, both families, to keep CI short)."""
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_roofline.py"),
                           "--config", "full:5:3", "--config", "diag:6:3", "--dtypes", "float32",
-                          "--reps", "2"], cwd=ROOT, capture_output=True, text=True)
+                          "--reps", "2", "--peak-size", "300"],
+                         cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "dgemm peak on one thread in this run" in out.stdout
     sections = out.stdout.split("\n\n")[1:]
@@ -111,7 +112,8 @@ def test_gpu_compare_script_on_cpu(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_compare.py"),
                           "--device", "cpu", "--n-samples", "4000", "--features", "3",
                           "--components", "2", "--dtypes", "float64", "--iters", "3",
-                          "--impls", "fastem-cpu,torch", "--json", str(result)],
+                          "--impls", "fastem-cpu,torch", "--json", str(result),
+                          "--peak-size", "300"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     res = json.loads(result.read_text())["results"]
@@ -173,7 +175,8 @@ def test_compare_times_the_variational_model(tmp_path):
     result = tmp_path / "vb.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "compare.py"),
                           "--config", "full:3000:3:3:float64", "--iters", "2",
-                          "--libs", "fastem-vb,sklearn-vb", "--json", str(result)],
+                          "--libs", "fastem-vb,sklearn-vb", "--json", str(result),
+                          "--peak-size", "300"],
                          cwd=ROOT, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(result.read_text())["full:3000:3:3:float64"]
