@@ -12,12 +12,18 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+#: The scripts import this checkout's fastem, as the tests themselves do
+#: (``python -m pytest`` runs in the checkout), rather than a copy of it
+#: installed in site-packages: one copy, one Numba cache, so what the tests
+#: compiled is not compiled again for the copy.
+ENV = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT),
+                                                                os.environ.get("PYTHONPATH")])))
 
 
 def test_asv_check():
     if shutil.which("asv") is None:
         pytest.skip("asv is not installed")
-    out = subprocess.run(["asv", "check", "--python=same"], cwd=ROOT, capture_output=True,
+    out = subprocess.run(["asv", "check", "--python=same"], cwd=ROOT, env=ENV, capture_output=True,
                          text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "No problems found" in out.stdout
@@ -30,7 +36,7 @@ def _run_compare(tmp_path, libs, configs, iters, runs=1):
            "--runs", str(runs), "--libs", libs, "--json", str(result), "--peak-size", "400"]
     for spec in configs:
         cmd += ["--config", spec]
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run(cmd, cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     return json.loads(result.read_text()), out.stdout
 
@@ -81,7 +87,8 @@ def test_compare_mlpack_worker(tmp_path):
 def test_out_of_core_script_runs(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "out_of_core.py"),
                           "--dir", str(tmp_path), "--gigabytes", "0.005", "--n-features", "4",
-                          "--n-components", "2"], cwd=ROOT, capture_output=True, text=True)
+                          "--n-components", "2"], cwd=ROOT, env=ENV, capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "rows/s" in out.stdout and "peak RSS" in out.stdout
     assert not list(tmp_path.glob("*.npy"))  # the data file is removed
@@ -93,7 +100,7 @@ def test_kernel_roofline_script_runs():
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "kernel_roofline.py"),
                           "--config", "full:5:3", "--config", "diag:6:3", "--dtypes", "float32",
                           "--reps", "2", "--peak-size", "300"],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "dgemm peak on one thread in this run" in out.stdout
     sections = out.stdout.split("\n\n")[1:]
@@ -114,7 +121,7 @@ def test_gpu_compare_script_on_cpu(tmp_path):
                           "--components", "2", "--dtypes", "float64", "--iters", "3",
                           "--impls", "fastem-cpu,torch", "--json", str(result),
                           "--peak-size", "300"],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     res = json.loads(result.read_text())["results"]
     for spec, rows in res.items():
@@ -127,7 +134,7 @@ def test_gpu_check_rehearsal_under_the_simulator(tmp_path):
     end under numba's CUDA simulator on its tiny grid (a subset of the CUDA
     tests, to keep CI short; the full tests/cuda suite runs in test_cuda_backend)."""
     pytest.importorskip("numba.cuda")
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env = dict(ENV, NUMBA_ENABLE_CUDASIM="1")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), str(tmp_path),
                           "--tiny", "--tests-k", "fit_on_cuda_equals_cpu or log_prob_matches_cpu"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -158,7 +165,7 @@ def test_gpu_check_rehearsal_under_the_simulator(tmp_path):
 def test_gpu_check_reports_a_spent_budget(tmp_path):
     """Configurations beyond the time budget are listed as skipped, not dropped."""
     pytest.importorskip("numba.cuda")
-    env = dict(os.environ, NUMBA_ENABLE_CUDASIM="1")
+    env = dict(ENV, NUMBA_ENABLE_CUDASIM="1")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), str(tmp_path),
                           "--tiny", "--budget-s", "0", "--tests-k", "log_prob_matches_cpu"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -177,7 +184,7 @@ def test_compare_times_the_variational_model(tmp_path):
                           "--config", "full:3000:3:3:float64", "--iters", "2",
                           "--libs", "fastem-vb,sklearn-vb", "--json", str(result),
                           "--peak-size", "300"],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = json.loads(result.read_text())["full:3000:3:3:float64"]
     assert set(rows) == {"fastem-vb", "sklearn-vb"}
@@ -196,14 +203,14 @@ def test_vae_scripts_run(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_speed.py"),
                           "--n-samples", "3000", "--n-features", "8", "--hidden", "16",
                           "--epochs", "2", "--json", str(result)],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     speed = json.loads(result.read_text())
     assert speed["fastem"]["rows_per_second"] > 0 and speed["plain-pytorch"]["rows_per_second"] > 0
     png, figures = tmp_path / "digits.png", tmp_path / "digits.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "vae_digits.py"),
                           "--epochs", "2", "--out", str(png), "--json", str(figures)],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     import matplotlib.image
 
@@ -219,7 +226,8 @@ def test_sweep_script_runs(tmp_path):
     result = tmp_path / "sweep.json"
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "sweep.py"), "--n-samples",
                           "4000", "--n-features", "3", "--max-k", "3", "--holders", "ram,memmap",
-                          "--json", str(result)], cwd=ROOT, capture_output=True, text=True)
+                          "--json", str(result)], cwd=ROOT, env=ENV, capture_output=True,
+                         text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     res = json.loads(result.read_text())
     for holder in ("ram", "memmap"):
@@ -232,7 +240,7 @@ def test_streaming_script_runs_on_a_memory_map(tmp_path):
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "streaming.py"), "--rows",
                           "20000", "--batch-size", "2000", "--runs", "1", "--memmap",
                           str(tmp_path), "--curve", str(tmp_path / "c.png")],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "(memory map)" in out.stdout and "2 passes" in out.stdout
     assert (tmp_path / "c.png").stat().st_size > 0
@@ -267,7 +275,7 @@ def test_float32_reach_script_measures_the_three_runs():
     computes in float32, and both stay near the float64 fit."""
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "float32_reach.py"),
                           "--n", "20000", "--iters", "2", "--runs", "1"],
-                         cwd=ROOT, capture_output=True, text=True)
+                         cwd=ROOT, env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split("|") for line in out.stdout.splitlines() if line.startswith("| float")]
     assert [r[4].strip() for r in rows] == ["no", "no", "yes (forced)"]
@@ -279,7 +287,7 @@ def test_imputation_table_runs():
     pytest.importorskip("sklearn")
     out = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "imputation.py"), "--seeds",
                           "1", "--fractions", "0.2", "--data", "iris"], cwd=ROOT,
-                         capture_output=True, text=True)
+                         env=ENV, capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line for line in out.stdout.splitlines() if line.startswith("| iris")]
     assert len(rows) == 1
