@@ -59,8 +59,11 @@ def _jobs(dtypes):
     for name in dtypes:  # float32 rows compute their passes in float32
         jobs.append((f"missing values, {name} rows",
                      lambda Xd=X.astype(name): _missing_job(Xd)))
-    if "float64" in dtypes:  # hidden Markov models compute in float64 for every input
-        jobs.append(("hidden Markov models", _hmm_job))
+    for name in dtypes:  # emissions and statistics in the compute dtype, as the mixtures'
+        for rows, compute in _ROW_AND_COMPUTE[name]:
+            label = rows if rows == compute else f"{rows} rows in {compute}"
+            jobs.append((f"hidden Markov models, {label}",
+                         lambda rows=rows, compute=compute: _hmm_job(rows, compute)))
     return jobs
 
 
@@ -80,23 +83,23 @@ def _missing_job(X):
         holes).score_samples(holes)
 
 
-def _hmm_job():
+def _hmm_job(rows, compute):
+    """``GaussianHMM``'s kernels for rows of dtype ``rows`` computing in
+    ``compute`` (the recursions are float64 for every input)."""
     from . import GaussianHMM
 
     rng = np.random.default_rng(0)
-    X = np.r_[rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 4.0]
-    # both implementations run the same kernels; float32 data compute in float32
-    for data in (X, X.astype(np.float32)):
-        for cov in ("diag", "full"):
-            model = GaussianHMM(2, covariance_type=cov, n_iter=2, random_state=0).fit(
-                data, [60, 60])
-            model.decode(data, [60, 60])
-            model.score_samples(data, [60, 60])
-            # a transition below SMALL_TRANSITION sends every sequence to the
-            # exact recursion, whose drivers compile only when data need them
-            model.set_params(init_params="", n_iter=1)
-            model.transmat_ = np.array([[1.0, 1e-30], [0.5, 0.5]])
-            model.fit(data, [60, 60]).score_samples(data, [60, 60])
+    X = np.r_[rng.normal(size=(60, 2)), rng.normal(size=(60, 2)) + 4.0].astype(rows)
+    for cov in ("diag", "full"):  # both implementations run the same kernels
+        model = GaussianHMM(2, covariance_type=cov, n_iter=2, random_state=0,
+                            dtype=np.dtype(compute)).fit(X, [60, 60])
+        model.decode(X, [60, 60])
+        model.score_samples(X, [60, 60])
+        # a transition below SMALL_TRANSITION sends every sequence to the
+        # exact recursion, whose drivers compile only when data need them
+        model.set_params(init_params="", n_iter=1)
+        model.transmat_ = np.array([[1.0, 1e-30], [0.5, 0.5]])
+        model.fit(X, [60, 60]).score_samples(X, [60, 60])
 
 
 def warmup(dtypes=("float64", "float32"), progress=True, client=None):

@@ -216,6 +216,35 @@ def test_warmup_compiles_what_fits_use(tmp_path):
     assert float(out.stdout.split()[-1]) == 0.0, out.stdout
 
 
+@pytest.mark.parametrize("dtypes, wanted", [
+    (("float64",), {("float64", "float64")}),
+    # float32 rows compute in float32, and in float64 when asked or when the
+    # model's scale is beyond float32's reach
+    (("float32",), {("float32", "float32"), ("float32", "float64")}),
+])
+def test_warmup_fits_hidden_markov_models_in_the_dtypes_asked(monkeypatch, dtypes, wanted):
+    """``GaussianHMM``'s kernels are warmed for each dtype asked, in every
+    compute dtype its rows reach, and for no other (once, float32 rows were
+    warmed only with float64's, and float32 HMM kernels compiled for a
+    float64-only warm-up)."""
+    from fastem import GaussianHMM
+    from fastem.warmup import _jobs
+
+    seen = set()
+
+    def fit(self, X, lengths=None):
+        seen.add((str(X.dtype), str(np.dtype(self.dtype))))
+        return self
+
+    monkeypatch.setattr(GaussianHMM, "fit", fit)
+    monkeypatch.setattr(GaussianHMM, "decode", lambda self, X, lengths=None: None)
+    monkeypatch.setattr(GaussianHMM, "score_samples", lambda self, X, lengths=None: None)
+    for label, job in _jobs(dtypes):
+        if label.startswith("hidden Markov models"):
+            job()
+    assert seen == wanted
+
+
 def test_warmup_refuses_unknown_dtypes():
     import fastem
 
