@@ -99,7 +99,9 @@ HMM_LONG_SEQUENCE = 131072
 
 # --- CUDA backend -----------------------------------------------------------
 
-#: Threads per CUDA block (halved until the block's shared memory fits).
+#: Threads per CUDA block: the tile kernels' (halved until the block's shared
+#: memory fits) and the elementwise kernels' (the reduction of row parts, the
+#: finiteness check).
 CUDA_THREADS = 128
 #: Dynamic shared memory per block that the kernels may use.
 CUDA_SHARED_BYTES = 48 * 1024

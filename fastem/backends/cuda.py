@@ -135,7 +135,8 @@ class CUDABackend:
             if not allow_nan:
                 dev = self.as_device_array(X)
                 bad = self.cuda.to_device(np.zeros(1, dtype=np.int64))
-                self.kernels.count_nonfinite[-(-dev.shape[0] // 128), 128](dev, bad)
+                threads = config.CUDA_THREADS
+                self.kernels.count_nonfinite[-(-dev.shape[0] // threads), threads](dev, bad)
                 if bad.copy_to_host()[0]:
                     raise ValueError("X contains NaN or infinity.")
             return X
@@ -352,7 +353,7 @@ class CUDABackend:
         """Fixed-order sum over the leading axis on the device; host result."""
         flat = parts.reshape(parts.shape[0], int(np.prod(shape)))
         out = self.cuda.device_array(flat.shape[1])
-        threads = 128
+        threads = config.CUDA_THREADS
         self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
         return out.copy_to_host().reshape(shape)
 
