@@ -17,10 +17,12 @@ ms between switches, so two things go wrong:
   (``kernels/cuda/missing.add_conditional``) was found, and every CUDA test
   now runs this way.
 
-A short interval exposes a race of the simulator's own: its static
-``cuda.shared.array`` looks up the block's array and creates it if absent
-in two steps, so two threads could each create one and no longer share it.
-:func:`interleave_threads` makes that lookup atomic.
+A short interval makes a race in the simulator's own code likelier: its
+static ``cuda.shared.array`` looks up the block's array and creates it if
+absent in two steps, so two threads switched between the steps would each
+create one and no longer share it. It was not seen (6,000 blocks of 16
+threads at 20 us), but a test failing by that chance would be a flaky one,
+so :func:`interleave_threads` makes the lookup atomic.
 """
 
 import sys
@@ -35,14 +37,15 @@ def interleave_threads():
     shared-array allocation atomic. Call it only in a process that runs the
     simulator (it changes the interpreter's switch interval for the whole
     process); calling it again does nothing more."""
-    from numba.cuda.simulator import kernelapi
-
     sys.setswitchinterval(SWITCH_INTERVAL)
-    shared = kernelapi.FakeCUDAShared
-    if getattr(shared.array, "_fastem_atomic", False):
+    try:  # numba-cuda 0.30's layout; a later one may have moved or fixed it
+        from numba.cuda.simulator.kernelapi import FakeCUDAShared as shared
+        allocate = shared.array
+    except (ImportError, AttributeError):
+        return
+    if getattr(allocate, "_fastem_atomic", False):
         return
     lock = threading.Lock()
-    allocate = shared.array
 
     def array(self, shape, dtype, alignment=None):
         with lock:
