@@ -118,7 +118,10 @@ def run_tests(out: Path, k_expr: str | None, timeout: float) -> dict:
     env = dict(os.environ)
     if not simulated():
         env["FASTEM_TEST_CUDA"] = "1"
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(ROOT / "tests" / "cuda")]
+    # -n 0: one process (not pyproject's -n auto), so that the kernels compile
+    # once, not once per worker, and the workers do not share one GPU
+    cmd = [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider",
+           str(ROOT / "tests" / "cuda")]
     if not simulated():  # PTX for sm_90 needs the real compiler, not the simulator
         cmd.append(str(ROOT / "tests" / "test_cuda_backend.py") + "::test_kernels_compile_to_ptx_for_sm90")
     if k_expr:
