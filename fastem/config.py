@@ -101,7 +101,8 @@ HMM_LONG_SEQUENCE = 131072
 
 #: Threads per CUDA block: the tile kernels' (halved until the block's shared
 #: memory fits) and the elementwise kernels' (the reduction of row parts, the
-#: finiteness check).
+#: finiteness check). The kernels size their static shared memory by its value
+#: when they are imported: it may be lowered later, not raised.
 CUDA_THREADS = 128
 #: Dynamic shared memory per block that the kernels may use.
 CUDA_SHARED_BYTES = 48 * 1024

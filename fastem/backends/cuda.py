@@ -73,11 +73,26 @@ class CudaData:
         return self.shape[0]
 
 
+def block_threads() -> int:
+    """``config.CUDA_THREADS``, checked: at least 1, and at most the block size
+    the kernels were compiled for (read when they were imported: their
+    static shared memory has one slot per thread, and a larger block would
+    write past it, an error on the simulator but silent on a GPU)."""
+    from ..kernels.cuda.gaussian import CUDA_THREADS as compiled
+
+    t = config.CUDA_THREADS
+    if isinstance(t, bool) or not isinstance(t, (int, np.integer)) or not 1 <= t <= compiled:
+        raise ValueError(f"config.CUDA_THREADS must be an int from 1 to {compiled}, the block "
+                         f"size the CUDA kernels were compiled for, got {t!r}; a larger one "
+                         "must be set before fastem's CUDA kernels are first used")
+    return int(t)
+
+
 def threads_for(n_features: int, dtype=np.float64) -> int:
     """Threads per block: CUDA_THREADS, halved until shared memory fits."""
     from ..kernels.cuda.gaussian import shared_bytes
 
-    t = config.CUDA_THREADS
+    t = block_threads()
     while t > 1 and shared_bytes(n_features, t, dtype) > config.CUDA_SHARED_BYTES:
         t //= 2
     return t
@@ -135,7 +150,7 @@ class CUDABackend:
             if not allow_nan:
                 dev = self.as_device_array(X)
                 bad = self.cuda.to_device(np.zeros(1, dtype=np.int64))
-                threads = config.CUDA_THREADS
+                threads = block_threads()
                 self.kernels.count_nonfinite[-(-dev.shape[0] // threads), threads](dev, bad)
                 if bad.copy_to_host()[0]:
                     raise ValueError("X contains NaN or infinity.")
@@ -353,7 +368,7 @@ class CUDABackend:
         """Fixed-order sum over the leading axis on the device; host result."""
         flat = parts.reshape(parts.shape[0], int(np.prod(shape)))
         out = self.cuda.device_array(flat.shape[1])
-        threads = config.CUDA_THREADS
+        threads = block_threads()
         self.kernels.reduce_parts[-(-flat.shape[1] // threads), threads](flat, out)
         return out.copy_to_host().reshape(shape)
 

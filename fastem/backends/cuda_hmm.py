@@ -26,7 +26,7 @@ from .._covariance import Layout
 from .._precision import for_pass
 from ..kernels.cuda import gaussian
 from ..kernels.cuda import hmm as kernels
-from .cuda import CudaData, cuda_part_bounds, threads_for
+from .cuda import CudaData, block_threads, cuda_part_bounds, threads_for
 
 
 class HMMPasses:
@@ -55,7 +55,7 @@ class HMMPasses:
         with np.errstate(divide="ignore"):
             self.log_start = cuda.to_device(np.log(startprob))
             self.log_trans = cuda.to_device(np.log(np.ascontiguousarray(transmat)))
-        self.hmm_threads = kernels.threads_for(self.k, config.CUDA_THREADS)
+        self.hmm_threads = kernels.threads_for(self.k, block_threads())
         self.hmm_shared = kernels.shared_floats(self.k) * 8
         if self.hmm_shared > config.CUDA_SHARED_BYTES:
             raise ValueError(f"n_components={self.k} is too many states for backend='cuda': a "

@@ -17,7 +17,7 @@ if os.environ.get("NUMBA_ENABLE_CUDASIM") != "1" and os.environ.get("FASTEM_TEST
                 allow_module_level=True)
 
 from conftest import COVARIANCE_TYPES, make_blobs  # noqa: E402
-from fastem import GaussianMixture, config  # noqa: E402
+from fastem import GaussianHMM, GaussianMixture, config  # noqa: E402
 from fastem._model import Params  # noqa: E402
 from fastem.backends.cpu import CPUBackend  # noqa: E402
 from fastem.backends.cuda import CUDABackend  # noqa: E402
@@ -77,6 +77,21 @@ def test_accumulate_matches_cpu(covariance_type, dtype, compute, rtol):
         np.testing.assert_allclose(got.centres + got.first / got.mass[:, None],
                                    exact.centres + exact.first / exact.mass[:, None], rtol=1e-6)
         assert got.log_likelihood == pytest.approx(exact.log_likelihood, rel=1e-6)
+
+
+@pytest.mark.parametrize("threads", [0, "many", "twice"])
+def test_a_block_size_beyond_the_compiled_one_is_an_error(monkeypatch, threads):
+    """The kernels' static shared memory is sized by CUDA_THREADS at their
+    import: a larger block set later would write past it (an IndexError
+    here, silent on a GPU), so it is refused, as is a block of no thread."""
+    from fastem.kernels.cuda.gaussian import CUDA_THREADS as compiled
+
+    X, _ = make_blobs(n=40, d=2, k=2, seed=1)
+    monkeypatch.setattr(config, "CUDA_THREADS", 2 * compiled if threads == "twice" else threads)
+    for est in (GaussianMixture(2, backend="cuda", max_iter=1),
+                GaussianHMM(2, backend="cuda", n_iter=1)):
+        with pytest.raises(ValueError, match="CUDA_THREADS must be an int from 1 to"):
+            est.fit(X)
 
 
 def test_float32_kernels_are_float32():
