@@ -8,8 +8,8 @@ that loop holds the interpreter for 5 ms at a time, and a thread runs for 5
 ms between switches, so two things go wrong:
 
 - it is slow: the loop's turns take most of the time, and the CUDA tests
-  ran 3-4x longer than at 20 us (tests/cuda: 210 s against 70 s on one
-  core of a 2-core AMD EPYC Zen 4);
+  ran about 4x longer than at 20 us (tests/cuda in one process: 210 s
+  against 49 s, on a 2-core AMD EPYC Zen 4);
 - it hides races: a thread usually runs from one barrier to the next
   without another thread of its block running in between, so two threads
   writing one value between barriers rarely collide. At 20 us they do:

@@ -56,14 +56,12 @@ def _jobs(dtypes):
                 GaussianMixture(2, max_iter=2, random_state=0, init_params="k-means++",
                                 dtype=np.dtype(compute)).fit(Xd)
             jobs.append((f"model selection {label}", select))
+            # GaussianHMM: emissions and statistics in the compute dtype, as the mixtures'
+            jobs.append((f"hidden Markov models, {label}",
+                         lambda rows=rows, compute=compute: _hmm_job(rows, compute)))
     for name in dtypes:  # float32 rows compute their passes in float32
         jobs.append((f"missing values, {name} rows",
                      lambda Xd=X.astype(name): _missing_job(Xd)))
-    for name in dtypes:  # emissions and statistics in the compute dtype, as the mixtures'
-        for rows, compute in _ROW_AND_COMPUTE[name]:
-            label = rows if rows == compute else f"{rows} rows in {compute}"
-            jobs.append((f"hidden Markov models, {label}",
-                         lambda rows=rows, compute=compute: _hmm_job(rows, compute)))
     return jobs
 
 

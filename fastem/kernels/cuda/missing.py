@@ -28,8 +28,9 @@ import math
 import numpy as np
 from numba import cuda, float32, float64
 
-from ...config import CUDA_THREADS
-from .gaussian import FULL, add_tile, block_total, lower_entry, smem_layout
+# CUDA_THREADS as gaussian.py read it: one block size for the static shared
+# memory of every kernel, the one ``backends.cuda.block_threads`` checks against
+from .gaussian import CUDA_THREADS, FULL, add_tile, block_total, lower_entry, smem_layout
 
 LOG_2PI = math.log(2.0 * math.pi)
 
@@ -272,7 +273,7 @@ def add_conditional(n_tile, layout, d, fs, g0, p, j, second):
     barrier between the two calls. (Given to thread ``f % T``, as it once
     was, two threads added to one entry at once, and one of the two sums
     could be lost: the simulator caught it once its threads switched
-    often enough, ``tests/cuda/conftest.py``.)"""
+    often enough, ``fastem/_cudasim.py``.)"""
     tid = cuda.threadIdx.x
     T = cuda.blockDim.x
     C = d * (d + 1) // 2
