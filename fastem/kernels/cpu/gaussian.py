@@ -512,84 +512,88 @@ def _second_block_buffers(means, paired):
     return np.empty((d, n), dt), np.empty((k, n), dt), np.empty(n, dt)
 
 
-@stack_helper
-def _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, factor, log_const,
-                   segments, first_row, end_row, mass, first, second, loglik, out):
-    """Rows ``first_row:end_row`` of :func:`accumulate_segments` into one
-    part's outputs: ``mass`` (K,), ``first`` (K, d), ``second`` (K, W) and each
-    model's ``sum_i w_i log p(x_i)`` added to ``loglik`` (n_models,). When
-    ``out`` (n, K) has rows, the part's weighted log-densities go to its rows
-    ``first_row:end_row`` instead, and nothing else is computed.
+def _make_segments(layouts):
+    """The pass driver for ``layouts``: every row part ``p`` of
+    :func:`accumulate_segments` into its outputs ``mass[p]`` (K,), ``first[p]``
+    (K, d), ``second[p]`` (K, W), each model's ``sum_i w_i log p(x_i)`` into
+    ``loglik[p]`` (n_models,). When ``out`` (n, K) has rows, the part's
+    weighted log-densities go to its rows instead, and nothing else is computed.
 
     ``layouts``: the Layout of every model (FULL or DIAG), or MIXED, each
-    model's as ``layout[g]`` says; a constant where the drivers inline it, so a
-    driver for one layout compiles only that layout's kernels. A pass with a
+    model's as ``layout[g]`` says; a closure constant, so a driver for one
+    layout compiles only that layout's kernels. A pass with a
     diag model takes its blocks in pairs from the part's start: the E-step
     runs block by block, then one statistics call covers the pair
     (:func:`block_stats_diag`). Each kernel appears once in the loop body, so
-    that it is inlined once."""
-    d = means.shape[1]
-    n_models = segments.shape[0] - 1
-    xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-    paired = layouts != _FULL
-    xt2, logp2, wb2 = _second_block_buffers(means, paired)
-    densities = out.shape[0] > 0
-    if layouts == MIXED:
-        # the diag models' 1/sigma as C-contiguous rows, as a pass of their own
-        # reads them: a column slice of the wider rows compiled the diag
-        # kernel a second time
-        sigma_inv = np.empty((factor.shape[0], d), factor.dtype)
-        for j in range(factor.shape[0]):
-            for a in range(d):
-                sigma_inv[j, a] = factor[j, a]
-    else:
-        sigma_inv = factor
-    for start in range(first_row, end_row, 2 * B if paired else B):
-        two = paired and start + B < end_row
-        for g in range(n_models):
-            a = segments[g]
-            b = segments[g + 1]
-            is_full = layout[g] == _FULL if layouts == MIXED else layouts == _FULL
-            # this model's rows of everything, sliced once (each slice is code to compile)
-            mg, lg, rg, rg2 = means[a:b], log_const[a:b], logp[a:b], logp2[a:b]
-            load = g == 0 or reload[g]  # the block, centred on this model's reference
-            centre = ref[g]
-            for h in range(2 if two else 1):
-                bx = xt2 if h else xt
-                bp = rg2 if h else rg
-                bw = wb2 if h else wb
-                lo = start + h * B
-                hi = min(lo + B, end_row)
-                if load:
-                    load_block(X, lo, hi, w, has_weights, centre, bx, bw)
-                if is_full:
-                    block_log_prob_full(bx, mg, factor[a:b], lg, t, t2, q, bp)
-                else:
-                    block_log_prob_diag(bx, mg, sigma_inv[a:b], lg, q, bp)
-                if densities:
-                    for j in range(b - a):
-                        for i in range(hi - lo):
-                            out[lo + i, a + j] = bp[j, i]
-                    continue
-                loglik[g] += block_responsibilities(bp, bw, mx, s)
-                if is_full:
-                    block_stats_full(bx, mg, bp, sd, sr, mass[a:b], first[a:b], second[a:b])
-            if not is_full and not densities:
-                block_stats_diag(xt, mg, rg, mass[a:b], first[a:b], second[a:b], xt2, rg2, two)
+    that it is inlined once.
 
-
-def _make_segments(layouts):
-    """The pass driver for ``layouts`` (see :func:`_segments_part`)."""
+    The part's code is the driver's own rather than a helper that Numba
+    inlines into each driver: that inlining (Numba's untyped passes over the
+    helper, at every call) was 0.3-0.5 s of the driver's 2 s of compiling,
+    and without it the driver compiles for about 0.15 s less (lowering and
+    LLVM take back part of it), with the same arithmetic, results and speed.
+    """
     def driver(X, w, has_weights, layout, ref, reload, means, factor, log_const, segments, bounds,
-               mass, first, second, loglik, out, counter):
+               mass_parts, first_parts, second_parts, loglik_parts, out, counter):
         n_parts = bounds.shape[0] - 1
         while True:
             p = next_part(counter)
             if p >= n_parts:
                 break
-            _segments_part(X, w, has_weights, layouts, layout, ref, reload, means, factor,
-                           log_const, segments, bounds[p], bounds[p + 1], mass[p], first[p],
-                           second[p], loglik[p], out)
+            first_row = bounds[p]
+            end_row = bounds[p + 1]
+            mass = mass_parts[p]
+            first = first_parts[p]
+            second = second_parts[p]
+            loglik = loglik_parts[p]
+            d = means.shape[1]
+            n_models = segments.shape[0] - 1
+            xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+            paired = layouts != _FULL
+            xt2, logp2, wb2 = _second_block_buffers(means, paired)
+            densities = out.shape[0] > 0
+            if layouts == MIXED:
+                # the diag models' 1/sigma as C-contiguous rows, as a pass of their own
+                # reads them: a column slice of the wider rows compiled the diag
+                # kernel a second time
+                sigma_inv = np.empty((factor.shape[0], d), factor.dtype)
+                for j in range(factor.shape[0]):
+                    for a in range(d):
+                        sigma_inv[j, a] = factor[j, a]
+            else:
+                sigma_inv = factor
+            for start in range(first_row, end_row, 2 * B if paired else B):
+                two = paired and start + B < end_row
+                for g in range(n_models):
+                    a = segments[g]
+                    b = segments[g + 1]
+                    is_full = layout[g] == _FULL if layouts == MIXED else layouts == _FULL
+                    # this model's rows of everything, sliced once (each slice is code to compile)
+                    mg, lg, rg, rg2 = means[a:b], log_const[a:b], logp[a:b], logp2[a:b]
+                    load = g == 0 or reload[g]  # the block, centred on this model's reference
+                    centre = ref[g]
+                    for h in range(2 if two else 1):
+                        bx = xt2 if h else xt
+                        bp = rg2 if h else rg
+                        bw = wb2 if h else wb
+                        lo = start + h * B
+                        hi = min(lo + B, end_row)
+                        if load:
+                            load_block(X, lo, hi, w, has_weights, centre, bx, bw)
+                        if is_full:
+                            block_log_prob_full(bx, mg, factor[a:b], lg, t, t2, q, bp)
+                        else:
+                            block_log_prob_diag(bx, mg, sigma_inv[a:b], lg, q, bp)
+                        if densities:
+                            for j in range(b - a):
+                                for i in range(hi - lo):
+                                    out[lo + i, a + j] = bp[j, i]
+                            continue
+                        loglik[g] += block_responsibilities(bp, bw, mx, s)
+                        if is_full:
+                            block_stats_full(bx, mg, bp, sd, sr, mass[a:b], first[a:b], second[a:b])
+                    if not is_full and not densities:
+                        block_stats_diag(xt, mg, rg, mass[a:b], first[a:b], second[a:b], xt2, rg2, two)
     return _jit_driver(driver)
 
 
