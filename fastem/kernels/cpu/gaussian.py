@@ -536,6 +536,23 @@ def _make_segments(layouts):
     def driver(X, w, has_weights, layout, ref, reload, means, factor, log_const, segments, bounds,
                mass_parts, first_parts, second_parts, loglik_parts, out, counter):
         n_parts = bounds.shape[0] - 1
+        d = means.shape[1]
+        n_models = segments.shape[0] - 1
+        # this thread's scratch, for every part it takes
+        xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
+        paired = layouts != _FULL
+        xt2, logp2, wb2 = _second_block_buffers(means, paired)
+        densities = out.shape[0] > 0
+        if layouts == MIXED:
+            # the diag models' 1/sigma as C-contiguous rows, as a pass of their own
+            # reads them: a column slice of the wider rows compiled the diag
+            # kernel a second time
+            sigma_inv = np.empty((factor.shape[0], d), factor.dtype)
+            for j in range(factor.shape[0]):
+                for a in range(d):
+                    sigma_inv[j, a] = factor[j, a]
+        else:
+            sigma_inv = factor
         while True:
             p = next_part(counter)
             if p >= n_parts:
@@ -546,22 +563,6 @@ def _make_segments(layouts):
             first = first_parts[p]
             second = second_parts[p]
             loglik = loglik_parts[p]
-            d = means.shape[1]
-            n_models = segments.shape[0] - 1
-            xt, sd, sr, logp, wb, t, t2, q, mx, s = _pass_buffers(means)
-            paired = layouts != _FULL
-            xt2, logp2, wb2 = _second_block_buffers(means, paired)
-            densities = out.shape[0] > 0
-            if layouts == MIXED:
-                # the diag models' 1/sigma as C-contiguous rows, as a pass of their own
-                # reads them: a column slice of the wider rows compiled the diag
-                # kernel a second time
-                sigma_inv = np.empty((factor.shape[0], d), factor.dtype)
-                for j in range(factor.shape[0]):
-                    for a in range(d):
-                        sigma_inv[j, a] = factor[j, a]
-            else:
-                sigma_inv = factor
             for start in range(first_row, end_row, 2 * B if paired else B):
                 two = paired and start + B < end_row
                 for g in range(n_models):
